@@ -415,7 +415,12 @@ impl NewAlert {
             });
         }
         for o in &input.observables {
-            check_len("observable value", &o.value, 1, limits::OBSERVABLE_VALUE_MAX)?;
+            check_len(
+                "observable value",
+                &o.value,
+                1,
+                limits::OBSERVABLE_VALUE_MAX,
+            )?;
         }
         let metadata = input
             .metadata
@@ -620,10 +625,19 @@ mod tests {
             ("title", Box::new(|i| i.title = "  ".into())),
             ("title", Box::new(|i| i.title = "x".repeat(513))),
             ("confidence", Box::new(|i| i.confidence_score = Some(1.5))),
-            ("confidence", Box::new(|i| i.confidence_score = Some(f64::NAN))),
-            ("technique", Box::new(|i| i.attack_technique_id = Some("bad".into()))),
+            (
+                "confidence",
+                Box::new(|i| i.confidence_score = Some(f64::NAN)),
+            ),
+            (
+                "technique",
+                Box::new(|i| i.attack_technique_id = Some("bad".into())),
+            ),
             ("alert_id", Box::new(|i| i.alert_id = Some("a b".into()))),
-            ("metadata", Box::new(|i| i.metadata = Some(serde_json::json!([1])))),
+            (
+                "metadata",
+                Box::new(|i| i.metadata = Some(serde_json::json!([1]))),
+            ),
             ("tags", Box::new(|i| i.tags = vec!["t".into(); 65])),
             ("tag", Box::new(|i| i.tags = vec!["a\u{0}b".into()])),
         ];

@@ -1,1 +1,249 @@
+//! Vigil's state: one [`Store`] trait with two implementations chosen by URL.
+//!
+//! * `sqlite://path/to/file.db` (the default, WAL mode, one writer connection and a pool
+//!   of readers) — [`SqliteStore`];
+//! * `postgres://user@host/db` — [`PgStore`].
+//!
+//! Both run the same SQL text (the implementation lives once in `common.rs`, compiled for
+//! each typed pool) and embed their migrations, which [`Store::migrate`] applies.
+//!
+//! ```no_run
+//! # async fn demo() -> vigil_store::Result<()> {
+//! let store = vigil_store::connect("sqlite://vigil-data/vigil.db", 8).await?;
+//! store.migrate().await?;
+//! let org = store.create_org("acme").await?;
+//! # Ok(()) }
+//! ```
 
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use vigil_core::{
+    Action, ActionStatus, Agent, Alert, AlertFilter, AlertHistoryEntry, AlertPage, NewAlert,
+    Organization, Role, User,
+};
+
+mod change;
+mod error;
+mod postgres;
+mod rows;
+mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use change::{AlertChange, FieldChange, apply_change};
+pub use error::{Error, Result};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// A user to create; the password is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub org_id: Uuid,
+    pub username: String,
+    pub email: Option<String>,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    pub email: Option<Option<String>>,
+}
+
+/// Result of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was valid; it is now spent and the new one is stored in the same session.
+    Rotated { user_id: Uuid, session_id: Uuid },
+    /// The token had already been used: the whole session (token family) is now revoked.
+    Reused { session_id: Uuid },
+    /// Unknown, expired, or its session was revoked.
+    Invalid,
+}
+
+/// A new response action.
+#[derive(Debug, Clone)]
+pub struct NewAction {
+    pub alert_id: Option<Uuid>,
+    pub action_type: String,
+    pub parameters: serde_json::Value,
+    pub created_by: Option<String>,
+}
+
+/// Everything Vigil persists. Every method that touches tenant data takes the org id, so a
+/// caller cannot read or change another organization's rows by id alone.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// Applies the embedded migrations that have not run yet.
+    async fn migrate(&self) -> Result<()>;
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// Waits for in-flight queries and closes the connections.
+    async fn close(&self);
+
+    // Organizations
+    async fn create_org(&self, name: &str) -> Result<Organization>;
+    async fn get_org_by_name(&self, name: &str) -> Result<Option<Organization>>;
+    async fn list_orgs(&self) -> Result<Vec<Organization>>;
+
+    // Users
+    async fn count_users(&self) -> Result<u64>;
+    async fn create_user(&self, user: NewUser) -> Result<User>;
+    /// `org = None` looks across organizations (CLI and token validation only).
+    async fn get_user(&self, org: Option<Uuid>, id: Uuid) -> Result<Option<User>>;
+    async fn get_user_by_username(&self, username: &str) -> Result<Option<User>>;
+    /// The user and their password hash, for login.
+    async fn get_credentials(&self, username: &str) -> Result<Option<(User, String)>>;
+    async fn list_users(&self, org: Option<Uuid>) -> Result<Vec<User>>;
+    async fn update_user(&self, org: Option<Uuid>, id: Uuid, update: UserUpdate) -> Result<User>;
+    /// Replaces the password hash and revokes every session of the user.
+    async fn set_password(&self, org: Option<Uuid>, id: Uuid, password_hash: &str) -> Result<()>;
+    async fn record_login(&self, id: Uuid, at: DateTime<Utc>) -> Result<()>;
+
+    // Sessions and refresh tokens (tokens are given as hashes, never in clear)
+    async fn create_session(
+        &self,
+        user_id: Uuid,
+        refresh_hash: &[u8],
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Uuid>;
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &[u8],
+        new_hash: &[u8],
+        new_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshOutcome>;
+    /// Revokes the session the refresh token belongs to; false if the token is unknown.
+    async fn revoke_session_by_token(&self, token_hash: &[u8], now: DateTime<Utc>) -> Result<bool>;
+    async fn revoke_session(&self, session_id: Uuid, now: DateTime<Utc>) -> Result<()>;
+    async fn revoke_user_sessions(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<()>;
+    /// Whether the session exists, is not revoked or expired, and its user is enabled.
+    async fn session_active(&self, session_id: Uuid, now: DateTime<Utc>) -> Result<bool>;
+
+    // Alerts
+    /// Stores a new alert and its `created` history entry. `Error::Conflict` when the
+    /// organization already has an alert with the same `alert_id`.
+    async fn create_alert(&self, org: Uuid, alert: NewAlert, actor: &str) -> Result<Alert>;
+    /// Stores many alerts in large transactions (seeding, imports). Returns the count stored.
+    async fn insert_alerts_bulk(&self, org: Uuid, alerts: Vec<NewAlert>) -> Result<u64>;
+    async fn get_alert(&self, org: Uuid, id: Uuid) -> Result<Option<Alert>>;
+    async fn list_alerts(&self, org: Uuid, filter: &AlertFilter) -> Result<AlertPage>;
+    /// Applies a lifecycle change atomically with its audit entries.
+    /// `Error::NotFound`, or `Error::Transition` when the state machine forbids it.
+    async fn update_alert(
+        &self,
+        org: Uuid,
+        id: Uuid,
+        change: &AlertChange,
+        actor: &str,
+    ) -> Result<Alert>;
+    /// `None` when the alert does not exist in this organization.
+    async fn alert_history(&self, org: Uuid, id: Uuid) -> Result<Option<Vec<AlertHistoryEntry>>>;
+
+    // Agents
+    async fn upsert_agent(&self, agent: &Agent) -> Result<()>;
+    async fn list_agents(&self, org: Uuid) -> Result<Vec<Agent>>;
+
+    // Actions
+    async fn create_action(&self, org: Uuid, action: NewAction) -> Result<Action>;
+    async fn list_actions(&self, org: Uuid, alert: Option<Uuid>) -> Result<Vec<Action>>;
+    async fn finish_action(
+        &self,
+        org: Uuid,
+        id: Uuid,
+        status: ActionStatus,
+        result: serde_json::Value,
+    ) -> Result<Action>;
+}
+
+/// A shared store handle.
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store a URL names: `sqlite://...` or `postgres://...` / `postgresql://...`.
+/// SQLite creates the file and its directory when missing.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DynStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+    } else {
+        Err(Error::Config(format!(
+            "unsupported database URL scheme in '{}': use sqlite://PATH or postgres://...",
+            redact_url(url)
+        )))
+    }
+}
+
+/// Hides the password of a URL such as `postgres://user:secret@host/db`.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+/// Encodes a listing cursor as URL-safe text.
+pub fn encode_cursor(c: &vigil_core::Cursor) -> String {
+    use base64::Engine;
+    let json = serde_json::to_vec(c).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+/// Decodes a cursor made by [`encode_cursor`].
+pub fn decode_cursor(s: &str) -> Result<vigil_core::Cursor> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.as_bytes())
+        .map_err(|_| Error::InvalidInput("cursor is not valid".into()))?;
+    serde_json::from_slice(&bytes).map_err(|_| Error::InvalidInput("cursor is not valid".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            super::redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = vigil_core::Cursor {
+            key: 42,
+            id: uuid::Uuid::new_v4(),
+        };
+        assert_eq!(super::decode_cursor(&super::encode_cursor(&c)).unwrap(), c);
+        assert!(super::decode_cursor("!!").is_err());
+        assert!(super::decode_cursor("e30").is_err()); // "{}"
+    }
+}

@@ -1,0 +1,123 @@
+-- Vigil foundation schema (PostgreSQL). Keep in step with ../sqlite/0001_foundation.sql:
+-- same tables, columns and indexes; only the column types differ.
+CREATE TABLE organizations (
+    id          UUID PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE users (
+    id                  UUID PRIMARY KEY,
+    org_id              UUID NOT NULL REFERENCES organizations(id),
+    username            TEXT NOT NULL UNIQUE,
+    email               TEXT,
+    password_hash       TEXT NOT NULL,
+    role                TEXT NOT NULL CHECK (role IN ('viewer', 'analyst', 'admin')),
+    disabled            BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at          TIMESTAMPTZ NOT NULL,
+    last_login_at       TIMESTAMPTZ
+);
+CREATE INDEX users_org ON users(org_id);
+
+-- A login session; refresh tokens of one session form a rotation family.
+CREATE TABLE sessions (
+    id          UUID PRIMARY KEY,
+    user_id     UUID NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at  TIMESTAMPTZ NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL,
+    revoked_at  TIMESTAMPTZ,
+    revoke_reason TEXT
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+
+CREATE TABLE refresh_tokens (
+    token_hash  BYTEA PRIMARY KEY,
+    session_id  UUID NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    created_at  TIMESTAMPTZ NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL,
+    used_at     TIMESTAMPTZ
+);
+CREATE INDEX refresh_tokens_session ON refresh_tokens(session_id);
+
+CREATE TABLE agents (
+    id          UUID PRIMARY KEY,
+    org_id      UUID NOT NULL REFERENCES organizations(id),
+    hostname    TEXT NOT NULL,
+    ip          TEXT,
+    os          TEXT,
+    version     TEXT,
+    status      TEXT NOT NULL CHECK (status IN ('online', 'offline', 'stale')),
+    last_seen   TIMESTAMPTZ,
+    created_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX agents_org ON agents(org_id, hostname);
+
+CREATE TABLE alerts (
+    id                  UUID PRIMARY KEY,
+    org_id              UUID NOT NULL REFERENCES organizations(id),
+    alert_id            TEXT NOT NULL,
+    title               TEXT NOT NULL,
+    description         TEXT NOT NULL,
+    severity            SMALLINT NOT NULL CHECK (severity BETWEEN 1 AND 4),
+    status              TEXT NOT NULL CHECK (status IN ('open', 'in_progress', 'closed', 'false_positive')),
+    source              TEXT NOT NULL CHECK (source IN ('agent', 'ml_engine', 'user', 'rule', 'intel')),
+    event_type          TEXT NOT NULL,
+    timestamp           TIMESTAMPTZ NOT NULL,
+    created_at          TIMESTAMPTZ NOT NULL,
+    updated_at          TIMESTAMPTZ NOT NULL,
+    metadata            JSONB NOT NULL,
+    attack_technique_id TEXT,
+    confidence_score    DOUBLE PRECISION,
+    agent_id            TEXT,
+    tags                JSONB NOT NULL,
+    observables         JSONB NOT NULL,
+    resolution_notes    TEXT,
+    acknowledged_by     TEXT,
+    acknowledged_at     TIMESTAMPTZ,
+    closed_by           TEXT,
+    closed_at           TIMESTAMPTZ,
+    UNIQUE (org_id, alert_id)
+);
+CREATE INDEX alerts_org_ts ON alerts(org_id, timestamp, id);
+CREATE INDEX alerts_org_created ON alerts(org_id, created_at, id);
+CREATE INDEX alerts_org_updated ON alerts(org_id, updated_at, id);
+CREATE INDEX alerts_org_sev_ts ON alerts(org_id, severity, timestamp, id);
+CREATE INDEX alerts_org_status_ts ON alerts(org_id, status, timestamp, id);
+CREATE INDEX alerts_org_status_sev ON alerts(org_id, status, severity);
+CREATE INDEX alerts_org_source_ts ON alerts(org_id, source, timestamp);
+CREATE INDEX alerts_org_agent_ts ON alerts(org_id, agent_id, timestamp);
+CREATE INDEX alerts_org_technique ON alerts(org_id, attack_technique_id);
+
+CREATE TABLE alert_tags (
+    alert_id    UUID NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+    org_id      UUID NOT NULL,
+    tag         TEXT NOT NULL,
+    PRIMARY KEY (alert_id, tag)
+);
+CREATE INDEX alert_tags_org_tag ON alert_tags(org_id, tag);
+
+CREATE TABLE alert_history (
+    id          BIGSERIAL PRIMARY KEY,
+    alert_id    UUID NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+    org_id      UUID NOT NULL,
+    changed_by  TEXT NOT NULL,
+    changed_at  TIMESTAMPTZ NOT NULL,
+    field       TEXT NOT NULL,
+    old_value   TEXT,
+    new_value   TEXT
+);
+CREATE INDEX alert_history_alert ON alert_history(alert_id, id);
+
+CREATE TABLE actions (
+    id          UUID PRIMARY KEY,
+    org_id      UUID NOT NULL REFERENCES organizations(id),
+    alert_id    UUID REFERENCES alerts(id) ON DELETE SET NULL,
+    action_type TEXT NOT NULL,
+    parameters  JSONB NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')),
+    result      JSONB,
+    created_by  TEXT,
+    created_at  TIMESTAMPTZ NOT NULL,
+    completed_at TIMESTAMPTZ
+);
+CREATE INDEX actions_org_created ON actions(org_id, created_at);

@@ -1,0 +1,39 @@
+//! PostgreSQL backend, for deployments with several server replicas.
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+
+type Db = sqlx::Postgres;
+type StoreImpl = PgStore;
+const BACKEND: Backend = Backend::Postgres;
+const FOR_UPDATE: &str = " FOR UPDATE";
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+fn migrator() -> &'static Migrator {
+    &MIGRATOR
+}
+
+/// PostgreSQL store; reads and writes share one pool.
+#[derive(Clone)]
+pub struct PgStore {
+    read: Pool<Db>,
+    write: Pool<Db>,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Self {
+            read: pool.clone(),
+            write: pool,
+        })
+    }
+}
+
+include!("common.rs");

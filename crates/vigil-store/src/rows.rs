@@ -1,0 +1,204 @@
+//! Row types shared by both backends (`FromRow` is derived generically over the row type)
+//! and their conversion into domain values.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+use vigil_core::{
+    Action, Agent, Alert, AlertHistoryEntry, Observable, Organization, Severity, User,
+};
+
+use crate::Result;
+
+pub const ALERT_COLS: &str = "id, org_id, alert_id, title, description, severity, status, source, \
+    event_type, timestamp, created_at, updated_at, metadata, attack_technique_id, confidence_score, \
+    agent_id, tags, observables, resolution_notes, acknowledged_by, acknowledged_at, closed_by, closed_at";
+
+pub const USER_COLS: &str =
+    "id, org_id, username, email, role, disabled, created_at, last_login_at";
+
+#[derive(sqlx::FromRow)]
+pub struct AlertRow {
+    id: Uuid,
+    org_id: Uuid,
+    alert_id: String,
+    title: String,
+    description: String,
+    severity: i16,
+    status: String,
+    source: String,
+    event_type: String,
+    timestamp: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    metadata: Json<serde_json::Value>,
+    attack_technique_id: Option<String>,
+    confidence_score: Option<f64>,
+    agent_id: Option<String>,
+    tags: Json<Vec<String>>,
+    observables: Json<Vec<Observable>>,
+    resolution_notes: Option<String>,
+    acknowledged_by: Option<String>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    closed_by: Option<String>,
+    closed_at: Option<DateTime<Utc>>,
+}
+
+impl AlertRow {
+    pub fn into_alert(self) -> Result<Alert> {
+        Ok(Alert {
+            id: self.id,
+            alert_id: self.alert_id,
+            org_id: self.org_id,
+            title: self.title,
+            description: self.description,
+            severity: Severity::from_rank(self.severity)?,
+            status: self.status.parse()?,
+            source: self.source.parse()?,
+            event_type: self.event_type,
+            timestamp: self.timestamp,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            metadata: self.metadata.0,
+            attack_technique_id: self.attack_technique_id,
+            confidence_score: self.confidence_score,
+            agent_id: self.agent_id,
+            tags: self.tags.0,
+            observables: self.observables.0,
+            resolution_notes: self.resolution_notes,
+            acknowledged_by: self.acknowledged_by,
+            acknowledged_at: self.acknowledged_at,
+            closed_by: self.closed_by,
+            closed_at: self.closed_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct UserRow {
+    id: Uuid,
+    org_id: Uuid,
+    username: String,
+    email: Option<String>,
+    role: String,
+    disabled: bool,
+    created_at: DateTime<Utc>,
+    last_login_at: Option<DateTime<Utc>>,
+}
+
+impl UserRow {
+    pub fn into_user(self) -> Result<User> {
+        Ok(User {
+            id: self.id,
+            org_id: self.org_id,
+            username: self.username,
+            email: self.email,
+            role: self.role.parse()?,
+            disabled: self.disabled,
+            created_at: self.created_at,
+            last_login_at: self.last_login_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct OrgRow {
+    id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl OrgRow {
+    pub fn into_org(self) -> Organization {
+        Organization {
+            id: self.id,
+            name: self.name,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct HistoryRow {
+    id: i64,
+    alert_id: Uuid,
+    changed_by: String,
+    changed_at: DateTime<Utc>,
+    field: String,
+    old_value: Option<String>,
+    new_value: Option<String>,
+}
+
+impl HistoryRow {
+    pub fn into_entry(self) -> AlertHistoryEntry {
+        AlertHistoryEntry {
+            id: self.id,
+            alert_id: self.alert_id,
+            changed_by: self.changed_by,
+            changed_at: self.changed_at,
+            field: self.field,
+            old_value: self.old_value,
+            new_value: self.new_value,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AgentRow {
+    id: Uuid,
+    org_id: Uuid,
+    hostname: String,
+    ip: Option<String>,
+    os: Option<String>,
+    version: Option<String>,
+    status: String,
+    last_seen: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl AgentRow {
+    pub fn into_agent(self) -> Result<Agent> {
+        Ok(Agent {
+            id: self.id,
+            org_id: self.org_id,
+            hostname: self.hostname,
+            ip: self.ip,
+            os: self.os,
+            version: self.version,
+            status: self.status.parse()?,
+            last_seen: self.last_seen,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ActionRow {
+    id: Uuid,
+    org_id: Uuid,
+    alert_id: Option<Uuid>,
+    action_type: String,
+    parameters: Json<serde_json::Value>,
+    status: String,
+    result: Option<Json<serde_json::Value>>,
+    created_by: Option<String>,
+    created_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+impl ActionRow {
+    pub fn into_action(self) -> Result<Action> {
+        Ok(Action {
+            id: self.id,
+            org_id: self.org_id,
+            alert_id: self.alert_id,
+            action_type: self.action_type,
+            parameters: self.parameters.0,
+            status: self.status.parse()?,
+            result: self.result.map(|j| j.0),
+            created_by: self.created_by,
+            created_at: self.created_at,
+            completed_at: self.completed_at,
+        })
+    }
+}

@@ -1,0 +1,564 @@
+//! Store tests; every test runs against SQLite and PostgreSQL.
+
+use chrono::Duration;
+use uuid::Uuid;
+use vigil_core::*;
+use vigil_store::Error;
+use vigil_store::testing::TestDb;
+use vigil_store::*;
+
+/// Generates `NAME::sqlite` and `NAME::postgres` from `async fn NAME(db: &TestDb)`.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = vigil_store::testing::TestDb::new(vigil_store::Backend::Sqlite).await.unwrap();
+                super::$name(&db).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = vigil_store::testing::TestDb::new(vigil_store::Backend::Postgres).await else { return };
+                super::$name(&db).await;
+            }
+        }
+    )*};
+}
+
+both!(
+    filters_sorting_and_pagination,
+    cursor_pages_cover_everything_once,
+    lifecycle_writes_history,
+    duplicate_alert_id_conflicts_per_org,
+    orgs_are_isolated,
+    refresh_rotation_and_reuse_revokes_family,
+    password_change_and_disable_revoke_sessions,
+    actions_and_agents,
+);
+
+fn new_alert(i: usize, now: chrono::DateTime<chrono::Utc>) -> NewAlert {
+    let sev = Severity::ALL[i % 4];
+    NewAlert::parse(
+        AlertInput {
+            alert_id: Some(format!("A-{i}")),
+            title: format!(
+                "Alert number {i} {}",
+                if i % 5 == 0 {
+                    "SSH brute force"
+                } else {
+                    "port scan"
+                }
+            ),
+            description: if i % 7 == 0 {
+                "100% suspicious_thing".into()
+            } else {
+                String::new()
+            },
+            severity: sev,
+            source: Some(AlertSource::ALL[i % 5]),
+            timestamp: Some(now - Duration::minutes(i as i64)),
+            attack_technique_id: Some(if i % 2 == 0 { "T1110.001" } else { "T1046" }.into()),
+            agent_id: Some(format!("agent-{}", i % 3)),
+            tags: if i % 4 == 0 {
+                vec!["vip".into(), "ssh".into()]
+            } else {
+                vec!["ssh".into()]
+            },
+            ..Default::default()
+        },
+        now,
+    )
+    .unwrap()
+}
+
+async fn seeded(db: &TestDb, n: usize) -> Uuid {
+    let org = db.store.create_org("acme").await.unwrap();
+    let now = vigil_core::now();
+    let alerts: Vec<_> = (0..n).map(|i| new_alert(i, now)).collect();
+    assert_eq!(
+        db.store.insert_alerts_bulk(org.id, alerts).await.unwrap(),
+        n as u64
+    );
+    org.id
+}
+
+fn filter() -> AlertFilter {
+    AlertFilter {
+        limit: 50,
+        descending: true,
+        ..Default::default()
+    }
+}
+
+async fn filters_sorting_and_pagination(db: &TestDb) {
+    let org = seeded(db, 60).await;
+    let s = &db.store;
+    let all = s.list_alerts(org, &filter()).await.unwrap();
+    assert_eq!(all.total, 60);
+    assert_eq!(all.items.len(), 50);
+    // Newest first: A-0 has the latest timestamp.
+    assert_eq!(all.items[0].alert_id, "A-0");
+    assert!(
+        all.items
+            .windows(2)
+            .all(|w| w[0].timestamp >= w[1].timestamp)
+    );
+
+    let f = AlertFilter {
+        severities: vec![Severity::High, Severity::Critical],
+        ..filter()
+    };
+    let p = s.list_alerts(org, &f).await.unwrap();
+    assert_eq!(p.total, 30);
+    assert!(p.items.iter().all(|a| a.severity >= Severity::High));
+
+    let f = AlertFilter {
+        technique: Some(AttackTechniqueId::parse("T1110").unwrap()),
+        ..filter()
+    };
+    assert_eq!(s.list_alerts(org, &f).await.unwrap().total, 30);
+    let f = AlertFilter {
+        tag: Some("vip".into()),
+        ..filter()
+    };
+    assert_eq!(s.list_alerts(org, &f).await.unwrap().total, 15);
+    let f = AlertFilter {
+        text: Some("ssh BRUTE".into()),
+        ..filter()
+    };
+    assert_eq!(s.list_alerts(org, &f).await.unwrap().total, 12);
+    // LIKE metacharacters are literal.
+    let f = AlertFilter {
+        text: Some("100%".into()),
+        ..filter()
+    };
+    assert_eq!(s.list_alerts(org, &f).await.unwrap().total, 9);
+    let f = AlertFilter {
+        text: Some("1_0".into()),
+        ..filter()
+    };
+    assert_eq!(s.list_alerts(org, &f).await.unwrap().total, 0);
+    let f = AlertFilter {
+        agent_id: Some("agent-1".into()),
+        sources: vec![AlertSource::Rule, AlertSource::User],
+        ..filter()
+    };
+    let p = s.list_alerts(org, &f).await.unwrap();
+    assert!(
+        p.total > 0
+            && p.items
+                .iter()
+                .all(|a| a.agent_id.as_deref() == Some("agent-1"))
+    );
+    let now = vigil_core::now();
+    let f = AlertFilter {
+        since: Some(now - Duration::minutes(10) - Duration::seconds(1)),
+        until: Some(now - Duration::minutes(5) + Duration::seconds(1)),
+        ..filter()
+    };
+    let p = s.list_alerts(org, &f).await.unwrap();
+    let ids: Vec<_> = p.items.iter().map(|a| a.alert_id.as_str()).collect();
+    assert_eq!(ids, ["A-5", "A-6", "A-7", "A-8", "A-9", "A-10"]);
+
+    let f = AlertFilter {
+        sort: AlertSortField::Severity,
+        descending: false,
+        limit: 5,
+        skip: 10,
+        ..filter()
+    };
+    let p = s.list_alerts(org, &f).await.unwrap();
+    assert_eq!(p.skip, 10);
+    assert_eq!(p.items.len(), 5);
+    assert!(p.items.iter().all(|a| a.severity == Severity::Low));
+    let f = AlertFilter {
+        statuses: vec![AlertStatus::Closed],
+        ..filter()
+    };
+    assert_eq!(s.list_alerts(org, &f).await.unwrap().total, 0);
+}
+
+async fn cursor_pages_cover_everything_once(db: &TestDb) {
+    let org = seeded(db, 37).await;
+    for sort in [
+        AlertSortField::Timestamp,
+        AlertSortField::Severity,
+        AlertSortField::CreatedAt,
+    ] {
+        for descending in [true, false] {
+            let mut f = AlertFilter {
+                sort,
+                descending,
+                limit: 10,
+                ..Default::default()
+            };
+            let mut seen = Vec::new();
+            loop {
+                let p = db.store.list_alerts(org, &f).await.unwrap();
+                assert_eq!(p.total, 37);
+                seen.extend(p.items.iter().map(|a| a.id));
+                match p.next_cursor {
+                    Some(c) => f.cursor = Some(decode_cursor(&c).unwrap()),
+                    None => break,
+                }
+            }
+            let mut uniq = seen.clone();
+            uniq.sort();
+            uniq.dedup();
+            assert_eq!(
+                (seen.len(), uniq.len()),
+                (37, 37),
+                "{sort:?} desc={descending}"
+            );
+        }
+    }
+}
+
+async fn lifecycle_writes_history(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap();
+    let a = db
+        .store
+        .create_alert(org.id, new_alert(1, vigil_core::now()), "amy")
+        .await
+        .unwrap();
+    let got = db.store.get_alert(org.id, a.id).await.unwrap().unwrap();
+    assert_eq!(got, a, "stored and returned alert differ");
+    let a2 = db
+        .store
+        .update_alert(org.id, a.id, &AlertChange::Acknowledge, "bob")
+        .await
+        .unwrap();
+    assert_eq!(a2.status, AlertStatus::InProgress);
+    let closed = db
+        .store
+        .update_alert(
+            org.id,
+            a.id,
+            &AlertChange::Status {
+                to: AlertStatus::Closed,
+                notes: Some("done".into()),
+            },
+            "bob",
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.closed_by.as_deref(), Some("bob"));
+    assert_eq!(
+        db.store.get_alert(org.id, a.id).await.unwrap().unwrap(),
+        closed
+    );
+    let err = db
+        .store
+        .update_alert(
+            org.id,
+            a.id,
+            &AlertChange::Status {
+                to: AlertStatus::InProgress,
+                notes: None,
+            },
+            "bob",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transition { .. }), "{err:?}");
+    let h = db.store.alert_history(org.id, a.id).await.unwrap().unwrap();
+    let fields: Vec<_> = h
+        .iter()
+        .map(|e| (e.field.as_str(), e.changed_by.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("created", "amy"),
+            ("acknowledged_by", "bob"),
+            ("status", "bob"),
+            ("status", "bob"),
+            ("closed_by", "bob"),
+            ("resolution_notes", "bob")
+        ]
+    );
+    assert_eq!(h[2].old_value.as_deref(), Some("open"));
+    assert_eq!(h[3].new_value.as_deref(), Some("closed"));
+    assert!(matches!(
+        db.store
+            .update_alert(org.id, Uuid::new_v4(), &AlertChange::Acknowledge, "x")
+            .await,
+        Err(Error::NotFound)
+    ));
+}
+
+async fn duplicate_alert_id_conflicts_per_org(db: &TestDb) {
+    let o1 = db.store.create_org("one").await.unwrap();
+    let o2 = db.store.create_org("two").await.unwrap();
+    let now = vigil_core::now();
+    db.store
+        .create_alert(o1.id, new_alert(1, now), "a")
+        .await
+        .unwrap();
+    let e = db
+        .store
+        .create_alert(o1.id, new_alert(1, now), "a")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Conflict(ref m) if m.contains("A-1")),
+        "{e:?}"
+    );
+    // Nothing half-written: still exactly one alert and one history row.
+    let p = db.store.list_alerts(o1.id, &filter()).await.unwrap();
+    assert_eq!(p.total, 1);
+    db.store
+        .create_alert(o2.id, new_alert(1, now), "a")
+        .await
+        .unwrap();
+    assert!(matches!(
+        db.store.create_org("one").await,
+        Err(Error::Conflict(_))
+    ));
+}
+
+async fn orgs_are_isolated(db: &TestDb) {
+    let o1 = db.store.create_org("one").await.unwrap();
+    let o2 = db.store.create_org("two").await.unwrap();
+    let a = db
+        .store
+        .create_alert(o1.id, new_alert(1, vigil_core::now()), "a")
+        .await
+        .unwrap();
+    assert!(db.store.get_alert(o2.id, a.id).await.unwrap().is_none());
+    assert!(db.store.alert_history(o2.id, a.id).await.unwrap().is_none());
+    assert_eq!(
+        db.store.list_alerts(o2.id, &filter()).await.unwrap().total,
+        0
+    );
+    assert!(matches!(
+        db.store
+            .update_alert(o2.id, a.id, &AlertChange::Acknowledge, "x")
+            .await,
+        Err(Error::NotFound)
+    ));
+    let u = db
+        .store
+        .create_user(NewUser {
+            org_id: o1.id,
+            username: "alice".into(),
+            email: None,
+            password_hash: "h".into(),
+            role: Role::Viewer,
+        })
+        .await
+        .unwrap();
+    assert!(
+        db.store
+            .get_user(Some(o2.id), u.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        db.store
+            .update_user(
+                Some(o2.id),
+                u.id,
+                UserUpdate {
+                    role: Some(Role::Admin),
+                    ..Default::default()
+                }
+            )
+            .await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        db.store.set_password(Some(o2.id), u.id, "x").await,
+        Err(Error::NotFound)
+    ));
+    assert_eq!(db.store.list_users(Some(o2.id)).await.unwrap().len(), 0);
+}
+
+async fn user(db: &TestDb) -> User {
+    let o = db.store.create_org("o").await.unwrap();
+    db.store
+        .create_user(NewUser {
+            org_id: o.id,
+            username: "bob".into(),
+            email: Some("b@x".into()),
+            password_hash: "h".into(),
+            role: Role::Analyst,
+        })
+        .await
+        .unwrap()
+}
+
+async fn refresh_rotation_and_reuse_revokes_family(db: &TestDb) {
+    let u = user(db).await;
+    let now = vigil_core::now();
+    let exp = now + Duration::days(1);
+    let sid = db
+        .store
+        .create_session(u.id, b"t1", exp, now)
+        .await
+        .unwrap();
+    assert!(db.store.session_active(sid, now).await.unwrap());
+    assert_eq!(
+        db.store
+            .rotate_refresh_token(b"t1", b"t2", exp, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Rotated {
+            user_id: u.id,
+            session_id: sid
+        }
+    );
+    assert_eq!(
+        db.store
+            .rotate_refresh_token(b"t2", b"t3", exp, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Rotated {
+            user_id: u.id,
+            session_id: sid
+        }
+    );
+    // t1 was spent: presenting it again revokes the family, so t3 dies too.
+    assert_eq!(
+        db.store
+            .rotate_refresh_token(b"t1", b"t4", exp, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Reused { session_id: sid }
+    );
+    assert!(!db.store.session_active(sid, now).await.unwrap());
+    assert_eq!(
+        db.store
+            .rotate_refresh_token(b"t3", b"t5", exp, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+    assert_eq!(
+        db.store
+            .rotate_refresh_token(b"nope", b"t6", exp, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+    // Expired token.
+    let sid2 = db
+        .store
+        .create_session(
+            u.id,
+            b"e1",
+            now - Duration::seconds(1),
+            now - Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert!(!db.store.session_active(sid2, now).await.unwrap());
+    assert_eq!(
+        db.store
+            .rotate_refresh_token(b"e1", b"e2", exp, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
+    // Logout by token.
+    let sid3 = db
+        .store
+        .create_session(u.id, b"l1", exp, now)
+        .await
+        .unwrap();
+    assert!(db.store.revoke_session_by_token(b"l1", now).await.unwrap());
+    assert!(!db.store.session_active(sid3, now).await.unwrap());
+    assert!(!db.store.revoke_session_by_token(b"l1", now).await.unwrap());
+}
+
+async fn password_change_and_disable_revoke_sessions(db: &TestDb) {
+    let u = user(db).await;
+    let now = vigil_core::now();
+    let exp = now + Duration::days(1);
+    let s1 = db.store.create_session(u.id, b"a", exp, now).await.unwrap();
+    db.store.set_password(None, u.id, "new").await.unwrap();
+    assert!(!db.store.session_active(s1, now).await.unwrap());
+    assert_eq!(
+        db.store.get_credentials("bob").await.unwrap().unwrap().1,
+        "new"
+    );
+    let s2 = db.store.create_session(u.id, b"b", exp, now).await.unwrap();
+    let up = db
+        .store
+        .update_user(
+            None,
+            u.id,
+            UserUpdate {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(up.disabled);
+    assert!(!db.store.session_active(s2, now).await.unwrap());
+    assert_eq!(db.store.count_users().await.unwrap(), 1);
+}
+
+async fn actions_and_agents(db: &TestDb) {
+    let o = db.store.create_org("o").await.unwrap();
+    let a = db
+        .store
+        .create_alert(o.id, new_alert(3, vigil_core::now()), "x")
+        .await
+        .unwrap();
+    let act = db
+        .store
+        .create_action(
+            o.id,
+            NewAction {
+                alert_id: Some(a.id),
+                action_type: "block_ip".into(),
+                parameters: serde_json::json!({"ip":"10.0.0.1"}),
+                created_by: Some("x".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let done = db
+        .store
+        .finish_action(
+            o.id,
+            act.id,
+            ActionStatus::Succeeded,
+            serde_json::json!({"ok":true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, ActionStatus::Succeeded);
+    assert!(done.completed_at.is_some());
+    assert_eq!(
+        db.store.list_actions(o.id, Some(a.id)).await.unwrap(),
+        vec![done]
+    );
+    let other = db.store.create_org("p").await.unwrap();
+    assert!(
+        db.store
+            .list_actions(other.id, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let agent = Agent {
+        id: Uuid::new_v4(),
+        org_id: o.id,
+        hostname: "web-1".into(),
+        ip: Some("127.0.0.1".into()),
+        os: Some("linux".into()),
+        version: Some("0.1.0".into()),
+        status: AgentStatus::Online,
+        last_seen: Some(vigil_core::now()),
+        created_at: vigil_core::now(),
+    };
+    db.store.upsert_agent(&agent).await.unwrap();
+    let mut moved = agent.clone();
+    moved.status = AgentStatus::Stale;
+    db.store.upsert_agent(&moved).await.unwrap();
+    assert_eq!(db.store.list_agents(o.id).await.unwrap(), vec![moved]);
+}
