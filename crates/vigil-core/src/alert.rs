@@ -83,6 +83,7 @@ impl Severity {
     }
 }
 
+#[allow(clippy::derivable_impls)] // the enum is declared by a macro
 impl Default for Severity {
     fn default() -> Self {
         Severity::Medium
@@ -621,7 +622,8 @@ mod tests {
     #[test]
     fn new_alert_rejects_bad_fields() {
         let now = crate::now();
-        let cases: Vec<(&str, Box<dyn Fn(&mut AlertInput)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut AlertInput)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("title", Box::new(|i| i.title = "  ".into())),
             ("title", Box::new(|i| i.title = "x".repeat(513))),
             ("confidence", Box::new(|i| i.confidence_score = Some(1.5))),

@@ -15,7 +15,7 @@ use crate::rows::{
     ALERT_COLS, ActionRow, AgentRow, AlertRow, HistoryRow, OrgRow, USER_COLS, UserRow,
 };
 use crate::{
-    AlertChange, Backend, Error, NewAction, NewUser, RefreshOutcome, Result, Store, UserUpdate,
+    AlertChange, Backend, Error, FieldChange, NewAction, NewUser, RefreshOutcome, Result, Store, UserUpdate,
     apply_change, encode_cursor,
 };
 
@@ -117,9 +117,7 @@ async fn insert_history(
     alert: Uuid,
     actor: &str,
     at: DateTime<Utc>,
-    field: &str,
-    old: Option<&str>,
-    new: Option<&str>,
+    change: &FieldChange,
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO alert_history (alert_id, org_id, changed_by, changed_at, field, old_value, new_value) \
@@ -129,9 +127,9 @@ async fn insert_history(
     .bind(org)
     .bind(actor)
     .bind(at)
-    .bind(field)
-    .bind(old)
-    .bind(new)
+    .bind(change.field)
+    .bind(change.old.as_deref())
+    .bind(change.new.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -177,6 +175,14 @@ async fn insert_alert_row(
             .await?;
     }
     Ok(())
+}
+
+fn created_entry() -> FieldChange {
+    FieldChange {
+        field: "created",
+        old: None,
+        new: Some("open".into()),
+    }
 }
 
 fn conflict_alert_id(e: Error, alert_id: &str) -> Error {
@@ -376,6 +382,8 @@ impl Store for StoreImpl {
             .await?
             .ok_or(Error::NotFound)?
             .into_user()?;
+        // Tokens carry the role: a role change ends the user's sessions so it applies now.
+        let role_changed = up.role.is_some_and(|r| r != user.role);
         if let Some(r) = up.role {
             user.role = r;
         }
@@ -392,12 +400,13 @@ impl Store for StoreImpl {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if user.disabled {
+        if user.disabled || role_changed {
             sqlx::query(
-                "UPDATE sessions SET revoked_at = $1, revoke_reason = 'user disabled' \
-                 WHERE user_id = $2 AND revoked_at IS NULL",
+                "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+                 WHERE user_id = $3 AND revoked_at IS NULL",
             )
             .bind(vigil_core::now())
+            .bind(if user.disabled { "user disabled" } else { "role changed" })
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -588,7 +597,7 @@ impl Store for StoreImpl {
         insert_alert_row(&mut tx, org, id, &a, now)
             .await
             .map_err(|e| conflict_alert_id(e, &a.alert_id))?;
-        insert_history(&mut tx, org, id, actor, now, "created", None, Some("open")).await?;
+        insert_history(&mut tx, org, id, actor, now, &created_entry()).await?;
         tx.commit().await?;
         Ok(Alert {
             id,
@@ -627,7 +636,7 @@ impl Store for StoreImpl {
                 insert_alert_row(&mut tx, org, id, a, now)
                     .await
                     .map_err(|e| conflict_alert_id(e, &a.alert_id))?;
-                insert_history(&mut tx, org, id, "system", now, "created", None, Some("open"))
+                insert_history(&mut tx, org, id, "system", now, &created_entry())
                     .await?;
                 n += 1;
             }
@@ -721,7 +730,7 @@ impl Store for StoreImpl {
         .execute(&mut *tx)
         .await?;
         for c in &changes {
-            insert_history(&mut tx, org, id, actor, now, c.field, c.old.as_deref(), c.new.as_deref())
+            insert_history(&mut tx, org, id, actor, now, c)
                 .await?;
         }
         tx.commit().await?;

@@ -47,4 +47,16 @@ impl From<vigil_core::Error> for Error {
     }
 }
 
+impl Error {
+    /// The database could not be reached or the pool is exhausted: worth a retry (503).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            )
+        )
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

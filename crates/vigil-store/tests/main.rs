@@ -43,13 +43,13 @@ fn new_alert(i: usize, now: chrono::DateTime<chrono::Utc>) -> NewAlert {
             alert_id: Some(format!("A-{i}")),
             title: format!(
                 "Alert number {i} {}",
-                if i % 5 == 0 {
+                if i.is_multiple_of(5) {
                     "SSH brute force"
                 } else {
                     "port scan"
                 }
             ),
-            description: if i % 7 == 0 {
+            description: if i.is_multiple_of(7) {
                 "100% suspicious_thing".into()
             } else {
                 String::new()
@@ -57,9 +57,16 @@ fn new_alert(i: usize, now: chrono::DateTime<chrono::Utc>) -> NewAlert {
             severity: sev,
             source: Some(AlertSource::ALL[i % 5]),
             timestamp: Some(now - Duration::minutes(i as i64)),
-            attack_technique_id: Some(if i % 2 == 0 { "T1110.001" } else { "T1046" }.into()),
+            attack_technique_id: Some(
+                if i.is_multiple_of(2) {
+                    "T1110.001"
+                } else {
+                    "T1046"
+                }
+                .into(),
+            ),
             agent_id: Some(format!("agent-{}", i % 3)),
-            tags: if i % 4 == 0 {
+            tags: if i.is_multiple_of(4) {
                 vec!["vip".into(), "ssh".into()]
             } else {
                 vec!["ssh".into()]

@@ -1,1 +1,269 @@
-fn main() {}
+//! `vigil`: the server and its command line. Thin: parses arguments and calls the libraries.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use vigil_core::{Role, Username};
+use vigil_server::config::{Config, Secret};
+use vigil_store::{NewUser, UserUpdate};
+
+mod bench;
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Vigil: self-hosted security monitoring and incident response"
+)]
+struct Cli {
+    /// Configuration file (default: ./vigil.toml when present). Also VIGIL_CONFIG.
+    #[arg(long, global = true, env = "VIGIL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the all-in-one server (API, auth, storage).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Inspect configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Print the version.
+    Version,
+    /// Measure performance.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user; the organization is created when missing. The password is read from
+    /// VIGIL_USER_PASSWORD, or generated and printed once.
+    Create {
+        username: String,
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        #[arg(long, default_value = "default")]
+        org: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List users of all organizations.
+    List,
+    /// Change a user's role; their sessions end so the new role applies at once.
+    SetRole { username: String, role: String },
+    /// Set a new password (VIGIL_USER_PASSWORD or generated) and end the user's sessions.
+    ResetPassword { username: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate the configuration and print it with secrets redacted.
+    Check,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(Config::load(path.map(PathBuf::as_path))?)
+}
+
+async fn open_store(cfg: &Config) -> anyhow::Result<vigil_store::DynStore> {
+    let url = cfg.database_url();
+    let store = vigil_store::connect(&url, cfg.database.max_connections)
+        .await
+        .with_context(|| format!("database {}", vigil_store::redact_url(&url)))?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The password from `VIGIL_USER_PASSWORD`, or a generated one that is printed.
+fn password_from_env() -> anyhow::Result<(String, bool)> {
+    match std::env::var("VIGIL_USER_PASSWORD") {
+        Ok(p) if !p.is_empty() => {
+            vigil_core::validate_password(&p)
+                .map_err(|e| anyhow::anyhow!("VIGIL_USER_PASSWORD: {e}"))?;
+            Ok((p, false))
+        }
+        _ => Ok((vigil_server::auth::random_token(), true)),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Version => {
+            println!("vigil {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Config(ConfigCmd::Check) => {
+            let cfg = load_config(cli.config.as_ref())?;
+            println!("# configuration is valid; effective values (secrets redacted):");
+            print!("{}", cfg.redacted_toml());
+            Ok(())
+        }
+        Command::Migrate => {
+            let cfg = load_config(cli.config.as_ref())?;
+            open_store(&cfg).await?;
+            println!(
+                "migrations applied to {}",
+                vigil_store::redact_url(&cfg.database_url())
+            );
+            Ok(())
+        }
+        Command::Serve => serve(load_config(cli.config.as_ref())?).await,
+        Command::User(cmd) => user(load_config(cli.config.as_ref())?, cmd).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    vigil_server::telemetry::init(&cfg.log);
+    let admin_password = std::env::var("VIGIL_ADMIN_PASSWORD").ok().map(Secret::new);
+    let app = vigil_server::Application::build(cfg, admin_password).await?;
+    if let Some(b) = app.bootstrap() {
+        match &b.generated_password {
+            Some(p) => println!(
+                "\nFirst start: created user '{}' (role admin, org '{}') with password:\n\n    {p}\n\n\
+                 It is shown only this once. Log in and change it (POST /api/v1/auth/password).\n",
+                b.username, b.org
+            ),
+            None => println!(
+                "First start: created user '{}' (role admin, org '{}') with the password from VIGIL_ADMIN_PASSWORD.",
+                b.username, b.org
+            ),
+        }
+    }
+    let addr = app.local_addr()?;
+    tracing::info!(%addr, "listening");
+    println!("Vigil listening on http://{addr} (API docs: http://{addr}/api/v1/docs)");
+    app.run_until_stopped(vigil_server::shutdown_signal()).await
+}
+
+async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
+    let store = open_store(&cfg).await?;
+    let find = |name: String| {
+        let store = store.clone();
+        async move {
+            store
+                .get_user_by_username(&name)
+                .await?
+                .with_context(|| format!("no user named '{name}'"))
+        }
+    };
+    match cmd {
+        UserCmd::Create {
+            username,
+            role,
+            org,
+            email,
+        } => {
+            let username = Username::parse(&username)?;
+            let role: Role = role.parse()?;
+            let org = match store.get_org_by_name(&org).await? {
+                Some(o) => o,
+                None => store.create_org(&org).await?,
+            };
+            let (password, generated) = password_from_env()?;
+            let hash = vigil_server::auth::hash_password(password.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let u = store
+                .create_user(NewUser {
+                    org_id: org.id,
+                    username: username.as_str().into(),
+                    email,
+                    password_hash: hash,
+                    role,
+                })
+                .await?;
+            println!(
+                "created user '{}' (role {}, org '{}', id {})",
+                u.username, u.role, org.name, u.id
+            );
+            if generated {
+                println!("password (shown once): {password}");
+            }
+        }
+        UserCmd::List => {
+            let orgs = store.list_orgs().await?;
+            println!(
+                "{:<24} {:<8} {:<16} {:<8} LAST LOGIN",
+                "USERNAME", "ROLE", "ORG", "STATUS"
+            );
+            for u in store.list_users(None).await? {
+                let org = orgs
+                    .iter()
+                    .find(|o| o.id == u.org_id)
+                    .map_or("?", |o| o.name.as_str());
+                println!(
+                    "{:<24} {:<8} {:<16} {:<8} {}",
+                    u.username,
+                    u.role,
+                    org,
+                    if u.disabled { "disabled" } else { "active" },
+                    u.last_login_at
+                        .map_or("never".to_string(), |t| t.to_rfc3339())
+                );
+            }
+        }
+        UserCmd::SetRole { username, role } => {
+            let role: Role = role.parse()?;
+            let u = find(username).await?;
+            let u = store
+                .update_user(
+                    None,
+                    u.id,
+                    UserUpdate {
+                        role: Some(role),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            println!("'{}' is now {}", u.username, u.role);
+        }
+        UserCmd::ResetPassword { username } => {
+            let u = find(username).await?;
+            let (password, generated) = password_from_env()?;
+            let hash = vigil_server::auth::hash_password(password.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            store.set_password(None, u.id, &hash).await?;
+            println!(
+                "password of '{}' changed; their sessions have ended",
+                u.username
+            );
+            if generated {
+                println!("password (shown once): {password}");
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}

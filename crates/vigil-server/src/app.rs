@@ -1,0 +1,238 @@
+//! Startup and shutdown: `Application::build(config) -> port() -> run_until_stopped()`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use vigil_core::Role;
+use vigil_store::{DynStore, NewUser};
+
+use crate::auth::{JwtKeys, hash_password, load_or_create_jwt_secret, random_token};
+use crate::config::{Config, Secret};
+use crate::middleware::{self, RateLimiter};
+use crate::state::{AppState, Inner};
+
+/// The first administrator, created on first start with an empty database.
+#[derive(Debug, Clone)]
+pub struct BootstrapAdmin {
+    pub org: String,
+    pub username: String,
+    /// Set when the password was generated (shown once, never stored in clear).
+    pub generated_password: Option<String>,
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    bootstrap: Option<BootstrapAdmin>,
+}
+
+impl Application {
+    /// Connects and migrates the store, creates the first admin when there are no users
+    /// (with `admin_password`, or a random one), loads keys and binds the listener.
+    pub async fn build(config: Config, admin_password: Option<Secret>) -> anyhow::Result<Self> {
+        let url = config.database_url();
+        let store = vigil_store::connect(&url, config.database.max_connections)
+            .await
+            .map_err(|e| anyhow::anyhow!("database {}: {e}", vigil_store::redact_url(&url)))?;
+        store.migrate().await?;
+        let bootstrap = bootstrap_admin(&store, admin_password).await?;
+        let secret = load_or_create_jwt_secret(config.auth.jwt_secret.expose(), &config.data_dir)?;
+        let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {}:{}: {e}",
+                    config.server.host,
+                    config.server.port
+                )
+            })?;
+        let rl = &config.rate_limit;
+        let state = AppState::new(Inner {
+            api_limiter: RateLimiter::new(rl.requests_per_second, rl.burst),
+            login_limiter: RateLimiter::new(rl.login_per_minute / 60.0, rl.login_burst),
+            jwt: JwtKeys::new(&secret),
+            metrics: crate::metrics::install(),
+            store,
+            config,
+        });
+        let router = build_router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+            bootstrap,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn store(&self) -> DynStore {
+        self.state.store.clone()
+    }
+
+    /// The admin created at this start, if any.
+    pub fn bootstrap(&self) -> Option<&BootstrapAdmin> {
+        self.bootstrap.as_ref()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (bounded by
+    /// `server.shutdown_grace_secs`) and closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        };
+        let serve = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        let mut stopped = stop_rx.clone();
+        let deadline = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            r = serve => r?,
+            _ = deadline => tracing::warn!("grace period over; dropping remaining connections"),
+        }
+        self.state.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Creates org `default` and user `admin` when the database has no users.
+pub async fn bootstrap_admin(
+    store: &DynStore,
+    password: Option<Secret>,
+) -> anyhow::Result<Option<BootstrapAdmin>> {
+    if store.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let org = match store.get_org_by_name("default").await? {
+        Some(o) => o,
+        None => store.create_org("default").await?,
+    };
+    let (password, generated) = match password.filter(|p| !p.is_empty()) {
+        Some(p) => {
+            vigil_core::validate_password(p.expose())
+                .map_err(|e| anyhow::anyhow!("VIGIL_ADMIN_PASSWORD: {e}"))?;
+            (p.expose().to_string(), None)
+        }
+        None => {
+            let p = random_token();
+            (p.clone(), Some(p))
+        }
+    };
+    let hash = hash_password(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    store
+        .create_user(NewUser {
+            org_id: org.id,
+            username: "admin".into(),
+            email: None,
+            password_hash: hash,
+            role: Role::Admin,
+        })
+        .await?;
+    Ok(Some(BootstrapAdmin {
+        org: org.name,
+        username: "admin".into(),
+        generated_password: generated,
+    }))
+}
+
+fn build_router(state: AppState) -> Router {
+    let cfg = &state.config.server;
+    let request_id = HeaderName::from_static("x-request-id");
+    let mut router = crate::api::routes()
+        .layer(DefaultBodyLimit::max(cfg.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::timeout,
+        ))
+        .layer(axum::middleware::from_fn(middleware::track_metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::rate_limit,
+        ));
+    if !cfg.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = cfg
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([
+                    Method::GET,
+                    Method::POST,
+                    Method::PATCH,
+                    Method::PUT,
+                    Method::DELETE,
+                ])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .allow_credentials(true)
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    let debug = cfg.debug;
+    router
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(move |req: &Request<_>| {
+            let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            if debug {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+            } else {
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+            }
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
