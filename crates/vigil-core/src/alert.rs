@@ -520,6 +520,28 @@ pub struct AlertFilter {
     pub limit: u64,
     /// Keyset position returned by a previous page; when set, `skip` is ignored.
     pub cursor: Option<Cursor>,
+    /// Count every match even beyond [`AlertFilter::count_cap`] (slower on large result sets).
+    pub exact_total: bool,
+}
+
+/// Listings count matches exactly up to this many; beyond it `total` is this lower bound
+/// and `total_is_exact` is false (like Elasticsearch's `track_total_hits`), unless the
+/// caller asks for an exact count.
+pub const TOTAL_COUNT_CAP: u64 = 10_000;
+
+/// The count cap when a text search is part of the filter: text is matched row by row,
+/// so its count stops sooner.
+pub const TEXT_COUNT_CAP: u64 = 1_000;
+
+impl AlertFilter {
+    /// How far listings count matches before reporting a lower bound.
+    pub fn count_cap(&self) -> u64 {
+        if self.text.is_some() {
+            TEXT_COUNT_CAP
+        } else {
+            TOTAL_COUNT_CAP
+        }
+    }
 }
 
 /// Keyset position: the sort key and id of the last row of a page.
@@ -527,6 +549,9 @@ pub struct AlertFilter {
 pub struct Cursor {
     /// Sort key: microseconds since the epoch for time fields, the rank for severity.
     pub key: i64,
+    /// Secondary key (timestamp in microseconds) when sorting by severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
     pub id: Uuid,
 }
 
@@ -534,8 +559,12 @@ pub struct Cursor {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AlertPage {
     pub items: Vec<Alert>,
-    /// Number of alerts matching the filter, ignoring pagination.
+    /// Number of alerts matching the filter, ignoring pagination; a lower bound when
+    /// `total_is_exact` is false.
     pub total: u64,
+    /// False when more alerts match than the count cap (10,000; 1,000 with a text search)
+    /// and `exact_total=true` was not asked for.
+    pub total_is_exact: bool,
     pub skip: u64,
     pub limit: u64,
     /// Pass as `cursor` to get the next page; absent on the last page.

@@ -61,6 +61,9 @@ impl Application {
             api_limiter: RateLimiter::new(rl.requests_per_second, rl.burst),
             login_limiter: RateLimiter::new(rl.login_per_minute / 60.0, rl.login_burst),
             jwt: JwtKeys::new(&secret),
+            sessions: crate::state::SessionCache::new(Duration::from_secs(
+                config.auth.session_cache_secs,
+            )),
             metrics: crate::metrics::install(),
             store,
             config,

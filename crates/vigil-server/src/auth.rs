@@ -263,14 +263,15 @@ impl FromRequestParts<AppState> for AuthUser {
                 ))
             })?;
         let claims = state.jwt.verify(token).map_err(reject)?;
-        let active = state
-            .store
-            .session_active(claims.sid, vigil_core::now())
-            .await
-            .map_err(|e| {
-                use axum::response::IntoResponse;
-                ApiError::from(e).into_response()
-            })?;
+        let active = state.sessions.is_known_active(claims.sid)
+            || state
+                .store
+                .session_active(claims.sid, vigil_core::now())
+                .await
+                .map_err(|e| {
+                    use axum::response::IntoResponse;
+                    ApiError::from(e).into_response()
+                })?;
         if !active {
             return Err(reject(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
@@ -278,6 +279,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 "this session has ended (logged out, revoked or expired); log in again",
             )));
         }
+        state.sessions.remember_active(claims.sid);
         Ok(AuthUser {
             id: claims.sub,
             org_id: claims.org,

@@ -147,6 +147,10 @@ pub struct AuthConfig {
     pub access_token_ttl_secs: u64,
     /// Lifetime of a refresh token (each use rotates it).
     pub refresh_token_ttl_secs: u64,
+    /// How long a successful session check is reused (0: check the database on every
+    /// request). Sessions ended through this server stop at once; ended elsewhere (another
+    /// replica, the CLI) within this many seconds.
+    pub session_cache_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -155,6 +159,7 @@ impl Default for AuthConfig {
             jwt_secret: Secret::default(),
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 7 * 24 * 3600,
+            session_cache_secs: 2,
         }
     }
 }

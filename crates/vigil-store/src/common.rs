@@ -53,11 +53,12 @@ fn like_pattern(text: &str) -> String {
     p
 }
 
-/// Appends the WHERE conditions of a filter (without pagination).
-fn push_filter<'a>(qb: &mut QueryBuilder<'a, Db>, org: Uuid, f: &'a AlertFilter) {
-    qb.push(" WHERE org_id = ").push_bind(org);
+/// Appends the WHERE conditions of a filter (without pagination). With `tag_joined`, the
+/// tag condition is already part of a join on `alert_tags t`.
+fn push_filter<'a>(qb: &mut QueryBuilder<'a, Db>, org: Uuid, f: &'a AlertFilter, tag_joined: bool) {
+    qb.push(" WHERE alerts.org_id = ").push_bind(org);
     if !f.statuses.is_empty() {
-        qb.push(" AND status IN (");
+        qb.push(" AND alerts.status IN (");
         let mut s = qb.separated(", ");
         for st in &f.statuses {
             s.push_bind(st.as_str());
@@ -65,7 +66,7 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Db>, org: Uuid, f: &'a AlertFilter)
         qb.push(")");
     }
     if !f.severities.is_empty() {
-        qb.push(" AND severity IN (");
+        qb.push(" AND alerts.severity IN (");
         let mut s = qb.separated(", ");
         for sv in &f.severities {
             s.push_bind(sv.rank());
@@ -73,7 +74,7 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Db>, org: Uuid, f: &'a AlertFilter)
         qb.push(")");
     }
     if !f.sources.is_empty() {
-        qb.push(" AND source IN (");
+        qb.push(" AND alerts.source IN (");
         let mut s = qb.separated(", ");
         for so in &f.sources {
             s.push_bind(so.as_str());
@@ -81,33 +82,56 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Db>, org: Uuid, f: &'a AlertFilter)
         qb.push(")");
     }
     if let Some(a) = &f.agent_id {
-        qb.push(" AND agent_id = ").push_bind(a.as_str());
+        qb.push(" AND alerts.agent_id = ").push_bind(a.as_str());
     }
     if let Some(t) = &f.technique {
-        qb.push(" AND (attack_technique_id = ")
-            .push_bind(t.as_str())
-            .push(" OR attack_technique_id LIKE ")
-            .push_bind(format!("{}.%", t.as_str()))
-            .push(")");
+        // A parent technique matches its sub-techniques through technique_base.
+        if t.as_str().contains('.') {
+            qb.push(" AND alerts.attack_technique_id = ").push_bind(t.as_str());
+        } else {
+            qb.push(" AND alerts.technique_base = ").push_bind(t.as_str());
+        }
     }
-    if let Some(tag) = &f.tag {
-        qb.push(" AND EXISTS (SELECT 1 FROM alert_tags t WHERE t.alert_id = alerts.id AND t.tag = ")
+    if let Some(tag) = &f.tag
+        && !tag_joined
+    {
+        qb.push(" AND alerts.id IN (SELECT alert_id FROM alert_tags WHERE org_id = ")
+            .push_bind(org)
+            .push(" AND tag = ")
             .push_bind(tag.as_str())
             .push(")");
     }
     if let Some(text) = &f.text {
         let p = like_pattern(text);
-        qb.push(" AND (LOWER(title) LIKE ")
+        qb.push(" AND (LOWER(alerts.title) LIKE ")
             .push_bind(p.clone())
-            .push(" ESCAPE '\\' OR LOWER(description) LIKE ")
+            .push(" ESCAPE '\\' OR LOWER(alerts.description) LIKE ")
             .push_bind(p)
             .push(" ESCAPE '\\')");
     }
+    let ts = if tag_joined { "t.timestamp" } else { "alerts.timestamp" };
     if let Some(s) = f.since {
-        qb.push(" AND timestamp >= ").push_bind(s);
+        qb.push(format!(" AND {ts} >= ")).push_bind(s);
     }
     if let Some(u) = f.until {
-        qb.push(" AND timestamp < ").push_bind(u);
+        qb.push(format!(" AND {ts} < ")).push_bind(u);
+    }
+}
+
+/// `FROM` clause: with a tag filter, alerts are reached through the tag index.
+fn push_from<'a>(qb: &mut QueryBuilder<'a, Db>, org: Uuid, f: &'a AlertFilter) -> bool {
+    match &f.tag {
+        Some(tag) => {
+            qb.push(" FROM alert_tags t JOIN alerts ON alerts.id = t.alert_id AND t.org_id = ")
+                .push_bind(org)
+                .push(" AND t.tag = ")
+                .push_bind(tag.as_str());
+            true
+        }
+        None => {
+            qb.push(" FROM alerts");
+            false
+        }
     }
 }
 
@@ -135,46 +159,202 @@ async fn insert_history(
     Ok(())
 }
 
-async fn insert_alert_row(
-    tx: &mut sqlx::Transaction<'_, Db>,
-    org: Uuid,
-    id: Uuid,
-    a: &NewAlert,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO alerts (id, org_id, alert_id, title, description, severity, status, source, \
-         event_type, timestamp, created_at, updated_at, metadata, attack_technique_id, \
-         confidence_score, agent_id, tags, observables) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $10, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(id)
-    .bind(org)
-    .bind(&a.alert_id)
-    .bind(&a.title)
-    .bind(&a.description)
-    .bind(a.severity.rank())
-    .bind(a.source.as_str())
-    .bind(&a.event_type)
-    .bind(a.timestamp)
-    .bind(now)
-    .bind(Json(&a.metadata))
-    .bind(a.attack_technique_id.as_ref().map(|t| t.as_str()))
-    .bind(a.confidence_score)
-    .bind(a.agent_id.as_deref())
-    .bind(Json(&a.tags))
-    .bind(Json(&a.observables))
-    .execute(&mut **tx)
-    .await?;
-    for tag in &a.tags {
-        sqlx::query("INSERT INTO alert_tags (alert_id, org_id, tag) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(org)
-            .bind(tag)
-            .execute(&mut **tx)
-            .await?;
+/// `FROM ... WHERE ...` of a count. A filter on a tag (and time) alone is counted on the
+/// tag index without touching the alerts table.
+fn push_count_source<'a>(qb: &mut QueryBuilder<'a, Db>, org: Uuid, f: &'a AlertFilter) {
+    let tag_only = f.statuses.is_empty()
+        && f.severities.is_empty()
+        && f.sources.is_empty()
+        && f.agent_id.is_none()
+        && f.technique.is_none()
+        && f.text.is_none();
+    match &f.tag {
+        Some(tag) if tag_only => {
+            qb.push(" FROM alert_tags t WHERE t.org_id = ")
+                .push_bind(org)
+                .push(" AND t.tag = ")
+                .push_bind(tag.as_str());
+            if let Some(s) = f.since {
+                qb.push(" AND t.timestamp >= ").push_bind(s);
+            }
+            if let Some(u) = f.until {
+                qb.push(" AND t.timestamp < ").push_bind(u);
+            }
+        }
+        _ => {
+            let joined = push_from(qb, org, f);
+            push_filter(qb, org, f, joined);
+        }
     }
-    Ok(())
+}
+
+fn technique_base(t: &vigil_core::AttackTechniqueId) -> String {
+    t.as_str().split('.').next().unwrap_or_default().to_string()
+}
+
+/// A new alert waiting to be written.
+pub(crate) struct PendingAlert {
+    pub org: Uuid,
+    pub alert: NewAlert,
+    pub actor: String,
+}
+
+/// Rows per multi-row INSERT (17 parameters each; well under both databases' limits).
+const INSERT_CHUNK: usize = 500;
+
+fn alert_from_new(id: Uuid, org: Uuid, a: NewAlert, now: DateTime<Utc>) -> Alert {
+    Alert {
+        id,
+        alert_id: a.alert_id,
+        org_id: org,
+        title: a.title,
+        description: a.description,
+        severity: a.severity,
+        status: vigil_core::AlertStatus::Open,
+        source: a.source,
+        event_type: a.event_type,
+        timestamp: a.timestamp,
+        created_at: now,
+        updated_at: now,
+        metadata: a.metadata,
+        attack_technique_id: a.attack_technique_id.map(String::from),
+        confidence_score: a.confidence_score,
+        agent_id: a.agent_id,
+        tags: a.tags,
+        observables: a.observables,
+        resolution_notes: None,
+        acknowledged_by: None,
+        acknowledged_at: None,
+        closed_by: None,
+        closed_at: None,
+    }
+}
+
+/// Inserts alerts with their tags and `created` history rows using multi-row statements.
+/// Returns, per input, the stored alert or `Error::Conflict` when its `alert_id` already
+/// exists in its organization (that item writes nothing; the others are unaffected).
+async fn insert_alerts_tx(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    items: Vec<PendingAlert>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<Alert>>> {
+    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
+    let mut inserted = std::collections::HashSet::new();
+    for (chunk, chunk_ids) in items.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
+        let mut q = QueryBuilder::<Db>::new(
+            "INSERT INTO alerts (id, org_id, alert_id, title, description, severity, status, source, \
+             event_type, timestamp, created_at, updated_at, metadata, attack_technique_id, \
+             technique_base, confidence_score, agent_id, tags, observables) ",
+        );
+        q.push_values(chunk.iter().zip(chunk_ids), |mut b, (p, id)| {
+            let a = &p.alert;
+            b.push_bind(*id)
+                .push_bind(p.org)
+                .push_bind(a.alert_id.clone())
+                .push_bind(a.title.clone())
+                .push_bind(a.description.clone())
+                .push_bind(a.severity.rank())
+                .push_bind("open")
+                .push_bind(a.source.as_str())
+                .push_bind(a.event_type.clone())
+                .push_bind(a.timestamp)
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(Json(a.metadata.clone()))
+                .push_bind(a.attack_technique_id.as_ref().map(|t| t.as_str().to_string()))
+                .push_bind(a.attack_technique_id.as_ref().map(technique_base))
+                .push_bind(a.confidence_score)
+                .push_bind(a.agent_id.clone())
+                .push_bind(Json(a.tags.clone()))
+                .push_bind(Json(a.observables.clone()));
+        });
+        q.push(" ON CONFLICT (org_id, alert_id) DO NOTHING RETURNING id");
+        let got: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+        inserted.extend(got);
+    }
+    // Tags and history of the rows that went in.
+    let mut tag_rows = Vec::new();
+    let mut hist_rows = Vec::new();
+    for (p, id) in items.iter().zip(&ids) {
+        if inserted.contains(id) {
+            tag_rows.extend(p.alert.tags.iter().map(|t| (*id, p.org, t.as_str(), p.alert.timestamp)));
+            hist_rows.push((*id, p.org, p.actor.as_str()));
+        }
+    }
+    let created = created_entry();
+    for chunk in tag_rows.chunks(INSERT_CHUNK * 4) {
+        let mut q = QueryBuilder::<Db>::new("INSERT INTO alert_tags (alert_id, org_id, tag, timestamp) ");
+        q.push_values(chunk, |mut b, (id, org, tag, ts)| {
+            b.push_bind(*id).push_bind(*org).push_bind(tag.to_string()).push_bind(*ts);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    for chunk in hist_rows.chunks(INSERT_CHUNK * 2) {
+        let mut q = QueryBuilder::<Db>::new(
+            "INSERT INTO alert_history (alert_id, org_id, changed_by, changed_at, field, old_value, new_value) ",
+        );
+        q.push_values(chunk, |mut b, (id, org, actor)| {
+            b.push_bind(*id)
+                .push_bind(*org)
+                .push_bind(actor.to_string())
+                .push_bind(now)
+                .push_bind(created.field)
+                .push_bind(None::<String>)
+                .push_bind(created.new.clone());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(items
+        .into_iter()
+        .zip(ids)
+        .map(|(p, id)| {
+            if inserted.contains(&id) {
+                Ok(alert_from_new(id, p.org, p.alert, now))
+            } else {
+                Err(Error::Conflict(format!(
+                    "an alert with alert_id '{}' exists",
+                    p.alert.alert_id
+                )))
+            }
+        })
+        .collect())
+}
+
+/// Writes a batch in one transaction; if the transaction itself fails, retries each item
+/// alone so every caller gets its own precise error.
+pub(crate) async fn insert_alerts(pool: &Pool<Db>, items: Vec<PendingAlert>) -> Vec<Result<Alert>> {
+    async fn one_tx(pool: &Pool<Db>, items: Vec<PendingAlert>) -> Result<Vec<Result<Alert>>> {
+        let mut tx = pool.begin().await?;
+        let r = insert_alerts_tx(&mut tx, items, vigil_core::now()).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+    let n = items.len();
+    if n == 1 {
+        return match one_tx(pool, items).await {
+            Ok(r) => r,
+            Err(e) => vec![Err(e)],
+        };
+    }
+    // Keep copies to retry one by one if the batch fails as a whole.
+    let copies: Vec<PendingAlert> = items
+        .iter()
+        .map(|p| PendingAlert { org: p.org, alert: p.alert.clone(), actor: p.actor.clone() })
+        .collect();
+    match one_tx(pool, items).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, batch = n, "alert batch failed; retrying items one by one");
+            let mut out = Vec::with_capacity(n);
+            for p in copies {
+                out.push(match one_tx(pool, vec![p]).await {
+                    Ok(mut r) => r.pop().unwrap_or(Err(Error::NotFound)),
+                    Err(e) => Err(e),
+                });
+            }
+            out
+        }
+    }
 }
 
 fn created_entry() -> FieldChange {
@@ -185,20 +365,13 @@ fn created_entry() -> FieldChange {
     }
 }
 
-fn conflict_alert_id(e: Error, alert_id: &str) -> Error {
-    match e {
-        Error::Conflict(_) => Error::Conflict(format!("an alert with alert_id '{alert_id}' exists")),
-        e => e,
-    }
-}
-
 impl StoreImpl {
     async fn fetch_alert<'e, E>(exec: E, org: Uuid, id: Uuid, lock: bool) -> Result<Option<Alert>>
     where
         E: sqlx::Executor<'e, Database = Db>,
     {
         let sql = format!(
-            "SELECT {ALERT_COLS} FROM alerts WHERE id = $1 AND org_id = $2{}",
+            "SELECT {ALERT_COLS} FROM alerts WHERE alerts.id = $1 AND alerts.org_id = $2{}",
             if lock { FOR_UPDATE } else { "" }
         );
         sqlx::query_as::<_, AlertRow>(&sql)
@@ -223,6 +396,8 @@ impl Store for StoreImpl {
 
     async fn migrate(&self) -> Result<()> {
         migrator().run(self.writer()).await?;
+        // Planner statistics: SQLite has none until they are gathered (cheap when fresh).
+        sqlx::query(OPTIMIZE_SQL).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -238,7 +413,7 @@ impl Store for StoreImpl {
 
     async fn create_org(&self, name: &str) -> Result<Organization> {
         let org = Organization {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             name: name.to_string(),
             created_at: vigil_core::now(),
         };
@@ -285,7 +460,7 @@ impl Store for StoreImpl {
 
     async fn create_user(&self, u: NewUser) -> Result<User> {
         let user = User {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             org_id: u.org_id,
             username: u.username,
             email: u.email,
@@ -457,7 +632,7 @@ impl Store for StoreImpl {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Uuid> {
-        let sid = Uuid::new_v4();
+        let sid = Uuid::now_v7();
         let mut tx = self.writer().begin().await?;
         sqlx::query("INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(sid)
@@ -591,57 +766,27 @@ impl Store for StoreImpl {
     }
 
     async fn create_alert(&self, org: Uuid, a: NewAlert, actor: &str) -> Result<Alert> {
-        let id = Uuid::new_v4();
-        let now = vigil_core::now();
-        let mut tx = self.writer().begin().await?;
-        insert_alert_row(&mut tx, org, id, &a, now)
-            .await
-            .map_err(|e| conflict_alert_id(e, &a.alert_id))?;
-        insert_history(&mut tx, org, id, actor, now, &created_entry()).await?;
-        tx.commit().await?;
-        Ok(Alert {
-            id,
-            alert_id: a.alert_id,
-            org_id: org,
-            title: a.title,
-            description: a.description,
-            severity: a.severity,
-            status: vigil_core::AlertStatus::Open,
-            source: a.source,
-            event_type: a.event_type,
-            timestamp: a.timestamp,
-            created_at: now,
-            updated_at: now,
-            metadata: a.metadata,
-            attack_technique_id: a.attack_technique_id.map(String::from),
-            confidence_score: a.confidence_score,
-            agent_id: a.agent_id,
-            tags: a.tags,
-            observables: a.observables,
-            resolution_notes: None,
-            acknowledged_by: None,
-            acknowledged_at: None,
-            closed_by: None,
-            closed_at: None,
-        })
+        self.create_alert_impl(PendingAlert { org, alert: a, actor: actor.to_string() }).await
     }
 
     async fn insert_alerts_bulk(&self, org: Uuid, alerts: Vec<NewAlert>) -> Result<u64> {
         let mut n = 0u64;
-        for chunk in alerts.chunks(5_000) {
+        let mut it = alerts.into_iter().peekable();
+        while it.peek().is_some() {
+            let batch: Vec<PendingAlert> = it
+                .by_ref()
+                .take(10_000)
+                .map(|alert| PendingAlert { org, alert, actor: "system".into() })
+                .collect();
             let mut tx = self.writer().begin().await?;
-            let now = vigil_core::now();
-            for a in chunk {
-                let id = Uuid::new_v4();
-                insert_alert_row(&mut tx, org, id, a, now)
-                    .await
-                    .map_err(|e| conflict_alert_id(e, &a.alert_id))?;
-                insert_history(&mut tx, org, id, "system", now, &created_entry())
-                    .await?;
+            for r in insert_alerts_tx(&mut tx, batch, vigil_core::now()).await? {
+                r?;
                 n += 1;
             }
             tx.commit().await?;
         }
+        // Fresh planner statistics after large loads.
+        sqlx::query(ANALYZE_SQL).execute(self.writer()).await?;
         Ok(n)
     }
 
@@ -651,24 +796,57 @@ impl Store for StoreImpl {
 
     async fn list_alerts(&self, org: Uuid, f: &AlertFilter) -> Result<AlertPage> {
         let limit = f.limit.clamp(1, MAX_LIMIT);
-        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM alerts");
-        push_filter(&mut count, org, f);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
+        let (total, total_is_exact) = if f.exact_total {
+            let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*)");
+            push_count_source(&mut count, org, f);
+            let n: i64 = count.build_query_scalar().fetch_one(&self.read).await?;
+            (n as u64, true)
+        } else {
+            // Counting stops after the cap: broad filters over millions of rows stay fast.
+            let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM (SELECT 1");
+            push_count_source(&mut count, org, f);
+            let cap = f.count_cap();
+            count.push(" LIMIT ").push_bind(cap as i64 + 1).push(") AS capped");
+            let n = count.build_query_scalar::<i64>().fetch_one(&self.read).await? as u64;
+            if n > cap { (cap, false) } else { (n, true) }
+        };
 
-        let col = sort_column(f.sort);
+        let mut q = QueryBuilder::<Db>::new(format!("SELECT {ALERT_COLS}"));
+        let joined = push_from(&mut q, org, f);
+        push_filter(&mut q, org, f, joined);
+        // With the tag join, time and id come from the tag index (same values, ordered).
+        let (ts, id) = if joined { ("t.timestamp", "t.alert_id") } else { ("alerts.timestamp", "alerts.id") };
+        let col = match f.sort {
+            AlertSortField::Timestamp => ts.to_string(),
+            other => format!("alerts.{}", sort_column(other)),
+        };
         let dir = if f.descending { "DESC" } else { "ASC" };
-        let mut q = QueryBuilder::<Db>::new(format!("SELECT {ALERT_COLS} FROM alerts"));
-        push_filter(&mut q, org, f);
+        let by_severity = f.sort == AlertSortField::Severity;
         if let Some(c) = &f.cursor {
             let cmp = if f.descending { "<" } else { ">" };
+            let bad = || Error::InvalidInput("cursor is not valid".into());
             q.push(format!(" AND ({col} {cmp} "));
-            push_cursor_key(&mut q, f.sort, c)?;
+            push_cursor_key(&mut q, f.sort, c.key)?;
             q.push(format!(" OR ({col} = "));
-            push_cursor_key(&mut q, f.sort, c)?;
-            q.push(format!(" AND id {cmp} ")).push_bind(c.id).push("))");
+            push_cursor_key(&mut q, f.sort, c.key)?;
+            if by_severity {
+                // Severity ties are ordered by timestamp, then id.
+                let t = c.ts.ok_or_else(bad)?;
+                q.push(format!(" AND ({ts} {cmp} "));
+                push_cursor_key(&mut q, AlertSortField::Timestamp, t)?;
+                q.push(format!(" OR ({ts} = "));
+                push_cursor_key(&mut q, AlertSortField::Timestamp, t)?;
+                q.push(format!(" AND {id} {cmp} ")).push_bind(c.id).push("))))");
+            } else {
+                q.push(format!(" AND {id} {cmp} ")).push_bind(c.id).push("))");
+            }
         }
-        q.push(format!(" ORDER BY {col} {dir}, id {dir} LIMIT "))
-            .push_bind(limit as i64);
+        if by_severity {
+            q.push(format!(" ORDER BY {col} {dir}, {ts} {dir}, {id} {dir} LIMIT "));
+        } else {
+            q.push(format!(" ORDER BY {col} {dir}, {id} {dir} LIMIT "));
+        }
+        q.push_bind(limit as i64);
         if f.cursor.is_none() && f.skip > 0 {
             q.push(" OFFSET ").push_bind(f.skip.min(i64::MAX as u64) as i64);
         }
@@ -683,6 +861,7 @@ impl Store for StoreImpl {
             items.last().map(|a| {
                 encode_cursor(&Cursor {
                     key: cursor_key(a, f.sort),
+                    ts: by_severity.then(|| a.timestamp.timestamp_micros()),
                     id: a.id,
                 })
             })
@@ -691,7 +870,8 @@ impl Store for StoreImpl {
         };
         Ok(AlertPage {
             items,
-            total: total as u64,
+            total,
+            total_is_exact,
             skip: if f.cursor.is_some() { 0 } else { f.skip },
             limit,
             next_cursor,
@@ -794,7 +974,7 @@ impl Store for StoreImpl {
 
     async fn create_action(&self, org: Uuid, a: NewAction) -> Result<Action> {
         let action = Action {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             org_id: org,
             alert_id: a.alert_id,
             action_type: a.action_type,
@@ -865,14 +1045,12 @@ impl Store for StoreImpl {
     }
 }
 
-fn push_cursor_key(q: &mut QueryBuilder<'_, Db>, sort: AlertSortField, c: &Cursor) -> Result<()> {
+fn push_cursor_key(q: &mut QueryBuilder<'_, Db>, sort: AlertSortField, key: i64) -> Result<()> {
+    let bad = || Error::InvalidInput("cursor is not valid".into());
     if sort == AlertSortField::Severity {
-        let rank = i16::try_from(c.key).map_err(|_| Error::InvalidInput("cursor is not valid".into()))?;
-        q.push_bind(rank);
+        q.push_bind(i16::try_from(key).map_err(|_| bad())?);
     } else {
-        let t = DateTime::<Utc>::from_timestamp_micros(c.key)
-            .ok_or_else(|| Error::InvalidInput("cursor is not valid".into()))?;
-        q.push_bind(t);
+        q.push_bind(DateTime::<Utc>::from_timestamp_micros(key).ok_or_else(bad)?);
     }
     Ok(())
 }

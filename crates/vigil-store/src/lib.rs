@@ -240,6 +240,7 @@ mod tests {
     fn cursors_round_trip_and_reject_garbage() {
         let c = vigil_core::Cursor {
             key: 42,
+            ts: Some(7),
             id: uuid::Uuid::new_v4(),
         };
         assert_eq!(super::decode_cursor(&super::encode_cursor(&c)).unwrap(), c);

@@ -9,6 +9,9 @@ type Db = sqlx::Postgres;
 type StoreImpl = PgStore;
 const BACKEND: Backend = Backend::Postgres;
 const FOR_UPDATE: &str = " FOR UPDATE";
+const ANALYZE_SQL: &str = "ANALYZE alerts, alert_tags";
+// Autovacuum keeps PostgreSQL's statistics fresh.
+const OPTIMIZE_SQL: &str = "SELECT 1";
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 fn migrator() -> &'static Migrator {
@@ -33,6 +36,15 @@ impl PgStore {
             read: pool.clone(),
             write: pool,
         })
+    }
+}
+
+impl PgStore {
+    async fn create_alert_impl(&self, p: PendingAlert) -> Result<Alert> {
+        insert_alerts(&self.write, vec![p])
+            .await
+            .pop()
+            .unwrap_or(Err(Error::NotFound))
     }
 }
 

@@ -10,9 +10,13 @@ use vigil_core::{
 
 use crate::Result;
 
-pub const ALERT_COLS: &str = "id, org_id, alert_id, title, description, severity, status, source, \
-    event_type, timestamp, created_at, updated_at, metadata, attack_technique_id, confidence_score, \
-    agent_id, tags, observables, resolution_notes, acknowledged_by, acknowledged_at, closed_by, closed_at";
+/// Alert columns, qualified so they stay unambiguous in joins.
+pub const ALERT_COLS: &str = "alerts.id, alerts.org_id, alerts.alert_id, alerts.title, \
+    alerts.description, alerts.severity, alerts.status, alerts.source, alerts.event_type, \
+    alerts.timestamp, alerts.created_at, alerts.updated_at, alerts.metadata, \
+    alerts.attack_technique_id, alerts.confidence_score, alerts.agent_id, alerts.tags, \
+    alerts.observables, alerts.resolution_notes, alerts.acknowledged_by, alerts.acknowledged_at, \
+    alerts.closed_by, alerts.closed_at";
 
 pub const USER_COLS: &str =
     "id, org_id, username, email, role, disabled, created_at, last_login_at";

@@ -11,6 +11,8 @@ type Db = sqlx::Sqlite;
 type StoreImpl = SqliteStore;
 const BACKEND: Backend = Backend::Sqlite;
 const FOR_UPDATE: &str = "";
+const ANALYZE_SQL: &str = "ANALYZE";
+const OPTIMIZE_SQL: &str = "PRAGMA optimize";
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 fn migrator() -> &'static Migrator {
@@ -22,6 +24,48 @@ fn migrator() -> &'static Migrator {
 pub struct SqliteStore {
     read: Pool<Db>,
     write: Pool<Db>,
+    creates: tokio::sync::mpsc::Sender<CreateRequest>,
+}
+
+struct CreateRequest {
+    alert: PendingAlert,
+    reply: tokio::sync::oneshot::Sender<Result<Alert>>,
+}
+
+/// Most alerts one group commit writes.
+const GROUP_COMMIT_MAX: usize = 512;
+
+/// Group commit: SQLite has one writer, so concurrent alert creations are collected and
+/// written in one transaction (each still succeeds or fails on its own). Under no load a
+/// batch is a single alert and nothing waits.
+async fn group_commit(pool: Pool<Db>, mut rx: tokio::sync::mpsc::Receiver<CreateRequest>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let (items, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|r| (r.alert, r.reply)).unzip();
+        let results = insert_alerts(&pool, items).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+impl SqliteStore {
+    async fn create_alert_impl(&self, p: PendingAlert) -> Result<Alert> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.creates
+            .send(CreateRequest { alert: p, reply })
+            .await
+            .map_err(|_| Error::Config("the alert writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Config("the alert writer has stopped".into()))?
+    }
 }
 
 impl SqliteStore {
@@ -51,7 +95,13 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Self { read, write })
+        let (creates, rx) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
+        tokio::spawn(group_commit(write.clone(), rx));
+        Ok(Self {
+            read,
+            write,
+            creates,
+        })
     }
 }
 

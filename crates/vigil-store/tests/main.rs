@@ -34,6 +34,8 @@ both!(
     refresh_rotation_and_reuse_revokes_family,
     password_change_and_disable_revoke_sessions,
     actions_and_agents,
+    count_is_capped_unless_exact,
+    concurrent_creates_each_get_their_own_result,
 );
 
 fn new_alert(i: usize, now: chrono::DateTime<chrono::Utc>) -> NewAlert {
@@ -187,36 +189,56 @@ async fn filters_sorting_and_pagination(db: &TestDb) {
 
 async fn cursor_pages_cover_everything_once(db: &TestDb) {
     let org = seeded(db, 37).await;
-    for sort in [
+    let sorts = [
         AlertSortField::Timestamp,
         AlertSortField::Severity,
         AlertSortField::CreatedAt,
-    ] {
-        for descending in [true, false] {
-            let mut f = AlertFilter {
-                sort,
-                descending,
-                limit: 10,
-                ..Default::default()
-            };
-            let mut seen = Vec::new();
-            loop {
-                let p = db.store.list_alerts(org, &f).await.unwrap();
-                assert_eq!(p.total, 37);
-                seen.extend(p.items.iter().map(|a| a.id));
-                match p.next_cursor {
-                    Some(c) => f.cursor = Some(decode_cursor(&c).unwrap()),
-                    None => break,
+    ];
+    // Every sort, both directions, plain and through the tag join ("ssh" is on every alert).
+    for sort in sorts {
+        for tag in [None, Some("ssh".to_string())] {
+            for descending in [true, false] {
+                let mut f = AlertFilter {
+                    sort,
+                    descending,
+                    limit: 10,
+                    tag: tag.clone(),
+                    ..Default::default()
+                };
+                let mut seen = Vec::new();
+                let mut last_key: Option<(i16, chrono::DateTime<chrono::Utc>)> = None;
+                loop {
+                    let p = db.store.list_alerts(org, &f).await.unwrap();
+                    assert_eq!(p.total, 37);
+                    for a in &p.items {
+                        let key = match sort {
+                            AlertSortField::Severity => (a.severity.rank(), a.timestamp),
+                            AlertSortField::CreatedAt => (0, a.created_at),
+                            _ => (0, a.timestamp),
+                        };
+                        if let Some(prev) = last_key {
+                            assert!(
+                                if descending { prev >= key } else { prev <= key },
+                                "{sort:?} out of order"
+                            );
+                        }
+                        last_key = Some(key);
+                    }
+                    seen.extend(p.items.iter().map(|a| a.id));
+                    match p.next_cursor {
+                        Some(c) => f.cursor = Some(decode_cursor(&c).unwrap()),
+                        None => break,
+                    }
                 }
+                let mut uniq = seen.clone();
+                uniq.sort();
+                uniq.dedup();
+                assert_eq!(
+                    (seen.len(), uniq.len()),
+                    (37, 37),
+                    "{sort:?} desc={descending} tag={tag:?}"
+                );
             }
-            let mut uniq = seen.clone();
-            uniq.sort();
-            uniq.dedup();
-            assert_eq!(
-                (seen.len(), uniq.len()),
-                (37, 37),
-                "{sort:?} desc={descending}"
-            );
         }
     }
 }
@@ -568,4 +590,71 @@ async fn actions_and_agents(db: &TestDb) {
     moved.status = AgentStatus::Stale;
     db.store.upsert_agent(&moved).await.unwrap();
     assert_eq!(db.store.list_agents(o.id).await.unwrap(), vec![moved]);
+}
+
+async fn count_is_capped_unless_exact(db: &TestDb) {
+    let n = TOTAL_COUNT_CAP as usize + 50;
+    let org = seeded(db, n).await;
+    let p = db.store.list_alerts(org, &filter()).await.unwrap();
+    assert_eq!((p.total, p.total_is_exact), (TOTAL_COUNT_CAP, false));
+    let f = AlertFilter {
+        exact_total: true,
+        ..filter()
+    };
+    let p = db.store.list_alerts(org, &f).await.unwrap();
+    assert_eq!((p.total, p.total_is_exact), (n as u64, true));
+    // Small result sets are exact without asking.
+    let f = AlertFilter {
+        agent_id: Some("agent-1".into()),
+        severities: vec![Severity::Low],
+        ..filter()
+    };
+    let p = db.store.list_alerts(org, &f).await.unwrap();
+    assert!(p.total_is_exact && p.total > 0 && p.total < TOTAL_COUNT_CAP);
+}
+
+async fn concurrent_creates_each_get_their_own_result(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap().id;
+    let now = vigil_core::now();
+    let mut tasks = Vec::new();
+    for i in 0..110 {
+        let store = db.store.clone();
+        let mut a = new_alert(i, now);
+        if i >= 100 {
+            a.alert_id = "DUP".into();
+        }
+        tasks.push(tokio::spawn(async move {
+            store.create_alert(org, a, "racer").await
+        }));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(a) => {
+                ok += 1;
+                let stored = db.store.get_alert(org, a.id).await.unwrap().unwrap();
+                assert_eq!(stored, a);
+                let h = db.store.alert_history(org, a.id).await.unwrap().unwrap();
+                assert_eq!(h.len(), 1);
+                assert_eq!(h[0].changed_by, "racer");
+            }
+            Err(Error::Conflict(m)) => {
+                assert!(m.contains("DUP"), "{m}");
+                conflicts += 1;
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (101, 9));
+    let f = AlertFilter {
+        exact_total: true,
+        ..filter()
+    };
+    assert_eq!(db.store.list_alerts(org, &f).await.unwrap().total, 101);
+    let f = AlertFilter {
+        tag: Some("ssh".into()),
+        ..f
+    };
+    assert_eq!(db.store.list_alerts(org, &f).await.unwrap().total, 101);
 }

@@ -68,6 +68,9 @@ struct ListParams {
     limit: Option<u64>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Count all matches exactly; by default counting stops at 10,000 (1,000 with `q`)
+    /// and `total_is_exact` says whether `total` is exact.
+    exact_total: Option<bool>,
 }
 
 fn parse_list<T: std::str::FromStr<Err = vigil_core::Error>>(

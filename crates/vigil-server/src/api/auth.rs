@@ -216,6 +216,7 @@ async fn refresh(
         }
         RefreshOutcome::Reused { session_id } => {
             tracing::warn!(session = %session_id, "refresh token reuse: session revoked");
+            state.sessions.clear();
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "refresh_token_reused",
@@ -238,6 +239,7 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<Stat
         .store
         .revoke_session(user.session_id, vigil_core::now())
         .await?;
+    state.sessions.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -276,5 +278,6 @@ async fn change_password(
         .store
         .set_password(Some(user.org_id), user.id, &new_hash)
         .await?;
+    state.sessions.clear();
     Ok(StatusCode::NO_CONTENT)
 }

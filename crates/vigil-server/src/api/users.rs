@@ -152,6 +152,7 @@ async fn update_user(
             vigil_store::Error::NotFound => ApiError::not_found("user"),
             e => e.into(),
         })?;
+    state.sessions.clear();
     tracing::info!(admin = %user.username, target = %updated.username, "user updated");
     Ok(axum::Json(updated))
 }
@@ -177,5 +178,6 @@ async fn reset_password(
             vigil_store::Error::NotFound => ApiError::not_found("user"),
             e => e.into(),
         })?;
+    state.sessions.clear();
     Ok(StatusCode::NO_CONTENT)
 }

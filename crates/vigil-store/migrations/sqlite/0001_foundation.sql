@@ -67,6 +67,9 @@ CREATE TABLE alerts (
     updated_at          TEXT NOT NULL,
     metadata            TEXT NOT NULL,
     attack_technique_id TEXT,
+    -- The technique without sub-technique (T1059 for T1059.001), so a filter on a parent
+    -- technique is an ordered index range.
+    technique_base      TEXT,
     confidence_score    REAL,
     agent_id            TEXT,
     tags                TEXT NOT NULL,
@@ -84,17 +87,20 @@ CREATE INDEX alerts_org_updated ON alerts(org_id, updated_at, id);
 CREATE INDEX alerts_org_sev_ts ON alerts(org_id, severity, timestamp, id);
 CREATE INDEX alerts_org_status_ts ON alerts(org_id, status, timestamp, id);
 CREATE INDEX alerts_org_status_sev ON alerts(org_id, status, severity);
-CREATE INDEX alerts_org_source_ts ON alerts(org_id, source, timestamp);
-CREATE INDEX alerts_org_agent_ts ON alerts(org_id, agent_id, timestamp);
-CREATE INDEX alerts_org_technique ON alerts(org_id, attack_technique_id);
+CREATE INDEX alerts_org_source_ts ON alerts(org_id, source, timestamp, id);
+CREATE INDEX alerts_org_agent_ts ON alerts(org_id, agent_id, timestamp, id);
+CREATE INDEX alerts_org_technique ON alerts(org_id, attack_technique_id, timestamp, id);
+CREATE INDEX alerts_org_technique_base ON alerts(org_id, technique_base, timestamp, id);
 
 CREATE TABLE alert_tags (
     alert_id    BLOB NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
     org_id      BLOB NOT NULL,
     tag         TEXT NOT NULL,
+    -- Copy of the alert's timestamp: tag listings walk this index in time order.
+    timestamp   TEXT NOT NULL,
     PRIMARY KEY (alert_id, tag)
 );
-CREATE INDEX alert_tags_org_tag ON alert_tags(org_id, tag);
+CREATE INDEX alert_tags_org_tag_ts ON alert_tags(org_id, tag, timestamp, alert_id);
 
 CREATE TABLE alert_history (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
