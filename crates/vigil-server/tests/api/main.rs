@@ -1,0 +1,17 @@
+//! HTTP integration tests: a real server on a free port, over real HTTP, against a fresh
+//! SQLite file and a fresh PostgreSQL database for every test (PostgreSQL halves are skipped
+//! with a message when no server is reachable, unless `CI=true`).
+//!
+//! Run: `cargo test -p vigil-server --test api`.
+
+mod helpers;
+
+mod alerts;
+mod auth;
+mod bad_input;
+mod concurrency;
+mod org_isolation;
+mod rate_limit;
+mod rbac;
+mod system;
+mod users;
