@@ -401,6 +401,11 @@ impl Store for StoreImpl {
         Ok(())
     }
 
+    async fn analyze(&self) -> Result<()> {
+        sqlx::query(ANALYZE_SQL).execute(self.writer()).await?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
@@ -785,8 +790,6 @@ impl Store for StoreImpl {
             }
             tx.commit().await?;
         }
-        // Fresh planner statistics after large loads.
-        sqlx::query(ANALYZE_SQL).execute(self.writer()).await?;
         Ok(n)
     }
 

@@ -98,6 +98,8 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Applies the embedded migrations that have not run yet.
     async fn migrate(&self) -> Result<()>;
+    /// Refreshes the query planner's statistics; call after large loads.
+    async fn analyze(&self) -> Result<()>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
     /// Waits for in-flight queries and closes the connections.
@@ -148,7 +150,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new alert and its `created` history entry. `Error::Conflict` when the
     /// organization already has an alert with the same `alert_id`.
     async fn create_alert(&self, org: Uuid, alert: NewAlert, actor: &str) -> Result<Alert>;
-    /// Stores many alerts in large transactions (seeding, imports). Returns the count stored.
+    /// Stores many alerts in large transactions (seeding, imports). Returns the count stored;
+    /// stops at the first duplicate `alert_id` (earlier transactions stay). Call
+    /// [`Store::analyze`] after a large load.
     async fn insert_alerts_bulk(&self, org: Uuid, alerts: Vec<NewAlert>) -> Result<u64>;
     async fn get_alert(&self, org: Uuid, id: Uuid) -> Result<Option<Alert>>;
     async fn list_alerts(&self, org: Uuid, filter: &AlertFilter) -> Result<AlertPage>;

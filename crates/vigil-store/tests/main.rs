@@ -88,6 +88,7 @@ async fn seeded(db: &TestDb, n: usize) -> Uuid {
         db.store.insert_alerts_bulk(org.id, alerts).await.unwrap(),
         n as u64
     );
+    db.store.analyze().await.unwrap();
     org.id
 }
 

@@ -159,6 +159,7 @@ async fn api(b: ApiBench) -> anyhow::Result<()> {
         i += n;
         pb.set_position(i);
     }
+    store.analyze().await?;
     pb.finish_and_clear();
     let seed_secs = started.elapsed().as_secs_f64();
     println!(
