@@ -263,8 +263,9 @@ impl FromRequestParts<AppState> for AuthUser {
                 ))
             })?;
         let claims = state.jwt.verify(token).map_err(reject)?;
-        let active = state.sessions.is_known_active(claims.sid)
-            || state
+        if !state.sessions.is_known_active(claims.sid) {
+            let generation = state.sessions.generation();
+            let active = state
                 .store
                 .session_active(claims.sid, vigil_core::now())
                 .await
@@ -272,14 +273,15 @@ impl FromRequestParts<AppState> for AuthUser {
                     use axum::response::IntoResponse;
                     ApiError::from(e).into_response()
                 })?;
-        if !active {
-            return Err(reject(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "session_revoked",
-                "this session has ended (logged out, revoked or expired); log in again",
-            )));
+            if !active {
+                return Err(reject(ApiError::new(
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    "session_revoked",
+                    "this session has ended (logged out, revoked or expired); log in again",
+                )));
+            }
+            state.sessions.remember_active(claims.sid, generation);
         }
-        state.sessions.remember_active(claims.sid);
         Ok(AuthUser {
             id: claims.sub,
             org_id: claims.org,

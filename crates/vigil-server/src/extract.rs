@@ -1,6 +1,6 @@
 //! Request extractors whose rejections are JSON [`ApiError`]s instead of axum's plain text.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -8,9 +8,22 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// JSON body. Malformed JSON: 400 `malformed_json`; wrong types or unknown enum values:
-/// 422 `invalid_body`; wrong content type: 415; too large: 413.
+/// JSON body. Not JSON at all: 400 `malformed_json`; valid JSON of the wrong shape (wrong
+/// types, unknown enum values or fields): 422 `invalid_body`; wrong content type: 415;
+/// too large: 413.
 pub struct ApiJson<T>(pub T);
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
@@ -20,38 +33,37 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rej) => Err(json_rejection(rej)),
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ));
         }
-    }
-}
-
-pub fn json_rejection(rej: JsonRejection) -> ApiError {
-    match rej {
-        JsonRejection::JsonDataError(e) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            e.body_text(),
-        ),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "expected Content-Type: application/json",
-        ),
-        JsonRejection::BytesRejection(e) => {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "request body is larger than the configured limit",
-                )
-            } else {
-                ApiError::bad_request("unreadable_body", e.body_text())
-            }
-        }
-        other => ApiError::bad_request("invalid_body", other.body_text()),
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "request body is larger than the configured limit",
+                    )
+                } else {
+                    ApiError::bad_request("unreadable_body", e.body_text())
+                }
+            })?;
+        // Two steps, so "not JSON" and "JSON of the wrong shape" are told apart reliably.
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
+        })?;
+        serde_json::from_value(value).map(ApiJson).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!("invalid body: {e}"),
+            )
+        })
     }
 }
 

@@ -64,14 +64,16 @@ impl RateLimiter {
     }
 }
 
-/// The client address: the socket peer, or the first `X-Forwarded-For` hop when configured.
+/// The client address: the socket peer, or, behind a trusted reverse proxy, the last
+/// `X-Forwarded-For` hop — the address that proxy saw. Earlier hops are whatever the client
+/// chose to send and cannot be trusted (rotating them would evade the rate limits).
 fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
     if state.config.server.trust_forwarded_for
         && let Some(ip) = req
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse().ok())
     {
         return Some(ip);

@@ -28,41 +28,66 @@ pub struct Inner {
 /// processes (replicas, the CLI) are seen within the TTL.
 pub struct SessionCache {
     ttl: std::time::Duration,
-    active_until: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, std::time::Instant>>,
+    inner: std::sync::Mutex<SessionCacheInner>,
+}
+
+#[derive(Default)]
+struct SessionCacheInner {
+    /// Bumped by every `clear`, so a check that started before a revocation cannot put the
+    /// revoked session back.
+    generation: u64,
+    active_until: std::collections::HashMap<uuid::Uuid, std::time::Instant>,
 }
 
 impl SessionCache {
     pub fn new(ttl: std::time::Duration) -> Self {
         Self {
             ttl,
-            active_until: Default::default(),
+            inner: Default::default(),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, SessionCacheInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the session was seen active within the TTL. Hits never extend the entry:
+    /// a session ended elsewhere is noticed at most `ttl` after its last database check.
     pub fn is_known_active(&self, sid: uuid::Uuid) -> bool {
-        let map = self.active_until.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&sid)
+        self.lock()
+            .active_until
+            .get(&sid)
             .is_some_and(|t| *t > std::time::Instant::now())
     }
 
-    pub fn remember_active(&self, sid: uuid::Uuid) {
+    /// The generation to pass to [`SessionCache::remember_active`]; take it before the
+    /// database check.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Records a database check that found the session active, unless the cache was
+    /// cleared since `generation` was read.
+    pub fn remember_active(&self, sid: uuid::Uuid, generation: u64) {
         if self.ttl.is_zero() {
             return;
         }
         let now = std::time::Instant::now();
-        let mut map = self.active_until.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, t| *t > now);
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
         }
-        map.insert(sid, now + self.ttl);
+        if inner.active_until.len() > 100_000 {
+            inner.active_until.retain(|_, t| *t > now);
+        }
+        inner.active_until.insert(sid, now + self.ttl);
     }
 
     /// Forgets everything; called whenever sessions may have ended.
     pub fn clear(&self) {
-        self.active_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.active_until.clear();
     }
 }
 
@@ -76,5 +101,22 @@ impl std::ops::Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_racing_a_clear_is_not_cached() {
+        let c = SessionCache::new(std::time::Duration::from_secs(60));
+        let sid = uuid::Uuid::new_v4();
+        let g = c.generation();
+        c.clear(); // a logout lands while the database check runs
+        c.remember_active(sid, g);
+        assert!(!c.is_known_active(sid));
+        c.remember_active(sid, c.generation());
+        assert!(c.is_known_active(sid));
     }
 }

@@ -182,6 +182,18 @@ pub fn parse_filter(query: Option<&str>) -> ApiResult<AlertFilter> {
                 }
                 f.limit = l;
             }
+            "exact_total" => {
+                f.exact_total = match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "invalid_query",
+                            "exact_total must be true or false",
+                        ));
+                    }
+                }
+            }
             "cursor" => {
                 f.cursor =
                     Some(vigil_store::decode_cursor(v).map_err(|_| {

@@ -25,10 +25,7 @@ both!(
     bulk_status_reports_per_item,
     large_result_sets_count_with_a_cap_and_page_completely,
 );
-both!(
-    #[ignore = "bug: api/alerts.rs parse_filter refuses `exact_total`, which ListParams documents in the OpenAPI document (400 unknown query parameter)"]
-    every_documented_list_parameter_is_accepted
-);
+both!(every_documented_list_parameter_is_accepted);
 
 async fn create_echoes_fields_and_fills_defaults(app: &TestApp) {
     let admin = app.admin().await;

@@ -12,7 +12,7 @@ both!(@backend
     disabled_rate_limit_never_429s,
     forwarded_for_is_used_only_when_trusted,
 );
-both!(@backend #[ignore = "bug: middleware.rs client_ip takes the first (client-supplied) X-Forwarded-For hop, so clients behind a trusted proxy can rotate it to evade rate limits"] spoofed_forwarded_for_cannot_evade_the_login_limit);
+both!(@backend spoofed_forwarded_for_cannot_evade_the_login_limit);
 
 #[track_caller]
 fn assert_rate_limited(r: &crate::helpers::Resp, max_wait: u64) {
