@@ -231,42 +231,50 @@ fn alert_from_new(id: Uuid, org: Uuid, a: NewAlert, now: DateTime<Utc>) -> Alert
 }
 
 /// Inserts alerts with their tags and `created` history rows using multi-row statements.
-/// Returns, per input, the stored alert or `Error::Conflict` when its `alert_id` already
-/// exists in its organization (that item writes nothing; the others are unaffected).
+/// Returns, per input, the new row id, or `None` when its `alert_id` already exists in its
+/// organization (that item writes nothing; the others are unaffected).
 async fn insert_alerts_tx(
     tx: &mut sqlx::Transaction<'_, Db>,
-    items: Vec<PendingAlert>,
+    items: &[PendingAlert],
     now: DateTime<Utc>,
-) -> Result<Vec<Result<Alert>>> {
+) -> Result<Vec<Option<Uuid>>> {
     let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
-    let mut inserted = std::collections::HashSet::new();
-    for (chunk, chunk_ids) in items.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
+    let bases: Vec<Option<String>> = items
+        .iter()
+        .map(|p| p.alert.attack_technique_id.as_ref().map(technique_base))
+        .collect();
+    let mut inserted = std::collections::HashSet::with_capacity(items.len());
+    for ((chunk, chunk_ids), chunk_bases) in items
+        .chunks(INSERT_CHUNK)
+        .zip(ids.chunks(INSERT_CHUNK))
+        .zip(bases.chunks(INSERT_CHUNK))
+    {
         let mut q = QueryBuilder::<Db>::new(
             "INSERT INTO alerts (id, org_id, alert_id, title, description, severity, status, source, \
              event_type, timestamp, created_at, updated_at, metadata, attack_technique_id, \
              technique_base, confidence_score, agent_id, tags, observables) ",
         );
-        q.push_values(chunk.iter().zip(chunk_ids), |mut b, (p, id)| {
+        q.push_values(chunk.iter().zip(chunk_ids).zip(chunk_bases), |mut b, ((p, id), base)| {
             let a = &p.alert;
             b.push_bind(*id)
                 .push_bind(p.org)
-                .push_bind(a.alert_id.clone())
-                .push_bind(a.title.clone())
-                .push_bind(a.description.clone())
+                .push_bind(a.alert_id.as_str())
+                .push_bind(a.title.as_str())
+                .push_bind(a.description.as_str())
                 .push_bind(a.severity.rank())
                 .push_bind("open")
                 .push_bind(a.source.as_str())
-                .push_bind(a.event_type.clone())
+                .push_bind(a.event_type.as_str())
                 .push_bind(a.timestamp)
                 .push_bind(now)
                 .push_bind(now)
-                .push_bind(Json(a.metadata.clone()))
-                .push_bind(a.attack_technique_id.as_ref().map(|t| t.as_str().to_string()))
-                .push_bind(a.attack_technique_id.as_ref().map(technique_base))
+                .push_bind(Json(&a.metadata))
+                .push_bind(a.attack_technique_id.as_ref().map(|t| t.as_str()))
+                .push_bind(base.as_deref())
                 .push_bind(a.confidence_score)
-                .push_bind(a.agent_id.clone())
-                .push_bind(Json(a.tags.clone()))
-                .push_bind(Json(a.observables.clone()));
+                .push_bind(a.agent_id.as_deref())
+                .push_bind(Json(&a.tags))
+                .push_bind(Json(&a.observables));
         });
         q.push(" ON CONFLICT (org_id, alert_id) DO NOTHING RETURNING id");
         let got: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut **tx).await?;
@@ -281,11 +289,10 @@ async fn insert_alerts_tx(
             hist_rows.push((*id, p.org, p.actor.as_str()));
         }
     }
-    let created = created_entry();
     for chunk in tag_rows.chunks(INSERT_CHUNK * 4) {
         let mut q = QueryBuilder::<Db>::new("INSERT INTO alert_tags (alert_id, org_id, tag, timestamp) ");
         q.push_values(chunk, |mut b, (id, org, tag, ts)| {
-            b.push_bind(*id).push_bind(*org).push_bind(tag.to_string()).push_bind(*ts);
+            b.push_bind(*id).push_bind(*org).push_bind(*tag).push_bind(*ts);
         });
         q.build().execute(&mut **tx).await?;
     }
@@ -296,72 +303,50 @@ async fn insert_alerts_tx(
         q.push_values(chunk, |mut b, (id, org, actor)| {
             b.push_bind(*id)
                 .push_bind(*org)
-                .push_bind(actor.to_string())
+                .push_bind(*actor)
                 .push_bind(now)
-                .push_bind(created.field)
-                .push_bind(None::<String>)
-                .push_bind(created.new.clone());
+                .push_bind("created")
+                .push_bind(None::<&str>)
+                .push_bind("open");
         });
         q.build().execute(&mut **tx).await?;
     }
-    Ok(items
-        .into_iter()
-        .zip(ids)
-        .map(|(p, id)| {
-            if inserted.contains(&id) {
-                Ok(alert_from_new(id, p.org, p.alert, now))
-            } else {
-                Err(Error::Conflict(format!(
-                    "an alert with alert_id '{}' exists",
-                    p.alert.alert_id
-                )))
-            }
-        })
-        .collect())
+    Ok(ids.into_iter().map(|id| inserted.contains(&id).then_some(id)).collect())
+}
+
+async fn insert_in_tx(pool: &Pool<Db>, items: &[PendingAlert], now: DateTime<Utc>) -> Result<Vec<Option<Uuid>>> {
+    let mut tx = pool.begin().await?;
+    let r = insert_alerts_tx(&mut tx, items, now).await?;
+    tx.commit().await?;
+    Ok(r)
+}
+
+fn finish(p: PendingAlert, id: Option<Uuid>, now: DateTime<Utc>) -> Result<Alert> {
+    match id {
+        Some(id) => Ok(alert_from_new(id, p.org, p.alert, now)),
+        None => Err(Error::Conflict(format!("an alert with alert_id '{}' exists", p.alert.alert_id))),
+    }
 }
 
 /// Writes a batch in one transaction; if the transaction itself fails, retries each item
 /// alone so every caller gets its own precise error.
 pub(crate) async fn insert_alerts(pool: &Pool<Db>, items: Vec<PendingAlert>) -> Vec<Result<Alert>> {
-    async fn one_tx(pool: &Pool<Db>, items: Vec<PendingAlert>) -> Result<Vec<Result<Alert>>> {
-        let mut tx = pool.begin().await?;
-        let r = insert_alerts_tx(&mut tx, items, vigil_core::now()).await?;
-        tx.commit().await?;
-        Ok(r)
-    }
-    let n = items.len();
-    if n == 1 {
-        return match one_tx(pool, items).await {
-            Ok(r) => r,
-            Err(e) => vec![Err(e)],
-        };
-    }
-    // Keep copies to retry one by one if the batch fails as a whole.
-    let copies: Vec<PendingAlert> = items
-        .iter()
-        .map(|p| PendingAlert { org: p.org, alert: p.alert.clone(), actor: p.actor.clone() })
-        .collect();
-    match one_tx(pool, items).await {
-        Ok(r) => r,
+    let now = vigil_core::now();
+    match insert_in_tx(pool, &items, now).await {
+        Ok(ids) => items.into_iter().zip(ids).map(|(p, id)| finish(p, id, now)).collect(),
+        Err(e) if items.len() == 1 => vec![Err(e)],
         Err(e) => {
-            tracing::warn!(error = %e, batch = n, "alert batch failed; retrying items one by one");
-            let mut out = Vec::with_capacity(n);
-            for p in copies {
-                out.push(match one_tx(pool, vec![p]).await {
-                    Ok(mut r) => r.pop().unwrap_or(Err(Error::NotFound)),
+            tracing::warn!(error = %e, batch = items.len(), "alert batch failed; retrying items one by one");
+            let mut out = Vec::with_capacity(items.len());
+            for p in items {
+                let r = insert_in_tx(pool, std::slice::from_ref(&p), now).await;
+                out.push(match r {
+                    Ok(ids) => finish(p, ids.into_iter().next().flatten(), now),
                     Err(e) => Err(e),
                 });
             }
             out
         }
-    }
-}
-
-fn created_entry() -> FieldChange {
-    FieldChange {
-        field: "created",
-        old: None,
-        new: Some("open".into()),
     }
 }
 
@@ -783,12 +768,13 @@ impl Store for StoreImpl {
                 .take(10_000)
                 .map(|alert| PendingAlert { org, alert, actor: "system".into() })
                 .collect();
-            let mut tx = self.writer().begin().await?;
-            for r in insert_alerts_tx(&mut tx, batch, vigil_core::now()).await? {
-                r?;
+            let ids = insert_in_tx(self.writer(), &batch, vigil_core::now()).await?;
+            for (p, id) in batch.iter().zip(ids) {
+                if id.is_none() {
+                    return Err(Error::Conflict(format!("an alert with alert_id '{}' exists", p.alert.alert_id)));
+                }
                 n += 1;
             }
-            tx.commit().await?;
         }
         Ok(n)
     }

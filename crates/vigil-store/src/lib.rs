@@ -150,9 +150,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new alert and its `created` history entry. `Error::Conflict` when the
     /// organization already has an alert with the same `alert_id`.
     async fn create_alert(&self, org: Uuid, alert: NewAlert, actor: &str) -> Result<Alert>;
-    /// Stores many alerts in large transactions (seeding, imports). Returns the count stored;
-    /// stops at the first duplicate `alert_id` (earlier transactions stay). Call
-    /// [`Store::analyze`] after a large load.
+    /// Stores many alerts in large transactions (seeding, imports) and returns the count.
+    /// An alert whose `alert_id` exists is not stored: the batch holding it is committed
+    /// without it and `Error::Conflict` names it. Call [`Store::analyze`] after a large load.
     async fn insert_alerts_bulk(&self, org: Uuid, alerts: Vec<NewAlert>) -> Result<u64>;
     async fn get_alert(&self, org: Uuid, id: Uuid) -> Result<Option<Alert>>;
     async fn list_alerts(&self, org: Uuid, filter: &AlertFilter) -> Result<AlertPage>;

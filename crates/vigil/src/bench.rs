@@ -71,11 +71,18 @@ const WORDS: &[&str] = &[
     "Privilege escalation",
 ];
 
+/// Alert `i` of `n`: timestamps spread over the last 30 days in arrival order (with up to a
+/// minute of jitter), as a running system records them.
 fn synthetic(
     i: u64,
+    n: u64,
     rng: &mut rand::rngs::StdRng,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<NewAlert> {
+    let span = 30 * 86_400_000_000i64;
+    let step = span / n.max(1) as i64;
+    let at =
+        now - chrono::Duration::microseconds(span - step * i as i64 + rng.gen_range(0..60_000_000));
     let sev = Severity::ALL[rng.gen_range(0..4)];
     let t = rng.gen_range(0..WORDS.len());
     Ok(NewAlert::parse(
@@ -86,7 +93,7 @@ fn synthetic(
             severity: sev,
             source: Some(AlertSource::ALL[rng.gen_range(0..5)]),
             event_type: Some("bench".into()),
-            timestamp: Some(now - chrono::Duration::seconds(rng.gen_range(0..30 * 86_400))),
+            timestamp: Some(at),
             attack_technique_id: Some(
                 [
                     "T1110.001",
@@ -153,7 +160,7 @@ async fn api(b: ApiBench) -> anyhow::Result<()> {
     while i < b.alerts {
         let n = (b.alerts - i).min(20_000);
         let batch = (i..i + n)
-            .map(|k| synthetic(k, &mut rng, now))
+            .map(|k| synthetic(k, b.alerts, &mut rng, now))
             .collect::<anyhow::Result<Vec<_>>>()?;
         store.insert_alerts_bulk(org.id, batch).await?;
         i += n;
