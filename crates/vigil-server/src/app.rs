@@ -10,7 +10,8 @@ use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 use vigil_core::Role;
 use vigil_store::{DynStore, NewUser};
 
@@ -228,14 +229,18 @@ fn build_router(state: AppState) -> Router {
     router
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(move |req: &Request<_>| {
-            let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            if debug {
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
-            } else {
-                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
-            }
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                // Always an INFO span, so anything logged while handling a request (warnings,
+                // internal error ids) carries its request id.
+                .make_span_with(|req: &Request<_>| {
+                    let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %rid)
+                })
+                // One access-log line per request with API_DEBUG; otherwise only at debug level.
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(if debug { Level::INFO } else { Level::DEBUG })),
+        )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
 }

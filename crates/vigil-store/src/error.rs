@@ -21,10 +21,17 @@ pub enum Error {
     Config(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    // Not a `#[source]`: the message already includes it, and chains would print it twice.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::Migrate(e)
+    }
 }
 
 impl From<sqlx::Error> for Error {
