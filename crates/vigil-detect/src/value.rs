@@ -1,0 +1,705 @@
+//! Compiling one field selection (`Field|modifiers: values`) into a matcher.
+//!
+//! Values are Sigma strings: `*` matches any run of characters, `?` exactly one, and `\*`,
+//! `\?`, `\\` stand for the literal characters; a backslash before anything else is itself
+//! literal. Comparisons are case-insensitive unless `cased` is given; `re` follows the regular
+//! expression's own flags (case-sensitive unless `i`).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use aho_corasick::AhoCorasick;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ipnet::IpNet;
+use regex::{Regex, RegexBuilder};
+
+use crate::event::{Event, FieldValue};
+use crate::rule::{FieldSelection, Modifier, SigmaValue};
+use crate::{Error, Result};
+
+/// What `expand` does with a `%placeholder%` that [`CompileOptions::placeholders`] lacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PlaceholderPolicy {
+    /// Compiling the rule fails with [`Error::UnresolvedPlaceholder`] (the default: a rule
+    /// that silently cannot match is worse than one that is reported).
+    #[default]
+    Error,
+    /// The value containing the placeholder never matches; the rest of the rule still works.
+    NoMatch,
+}
+
+/// Settings for compiling rules.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// Values for `expand` placeholders, by name without the `%` signs.
+    pub placeholders: HashMap<String, Vec<String>>,
+    /// What to do with placeholders missing from `placeholders`.
+    pub unresolved_placeholders: PlaceholderPolicy,
+}
+
+/// A piece of a Sigma string; literals are bytes so UTF-16 encodings can flow into base64.
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Lit(Vec<u8>),
+    Many,
+    One,
+}
+
+/// A match inside a literal: its length in bytes, and what may stand in its place.
+type Replacement = (usize, Vec<Vec<u8>>);
+
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Pattern(Vec<Part>);
+
+impl Pattern {
+    fn literal(s: &str) -> Self {
+        let mut p = Pattern::default();
+        p.push_bytes(s.as_bytes());
+        p
+    }
+
+    /// Parses wildcards and escapes as the specification defines them.
+    fn parse(s: &str) -> Self {
+        let mut p = Pattern::default();
+        let mut chars = s.chars().peekable();
+        let mut buf = [0u8; 4];
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => p.0.push(Part::Many),
+                '?' => p.0.push(Part::One),
+                '\\' => match chars.peek() {
+                    Some(&n @ ('*' | '?' | '\\')) => {
+                        chars.next();
+                        p.push_bytes(n.encode_utf8(&mut buf).as_bytes());
+                    }
+                    _ => p.push_bytes(b"\\"),
+                },
+                c => p.push_bytes(c.encode_utf8(&mut buf).as_bytes()),
+            }
+        }
+        p
+    }
+
+    fn push_bytes(&mut self, b: &[u8]) {
+        if let Some(Part::Lit(last)) = self.0.last_mut() {
+            last.extend_from_slice(b);
+        } else if !b.is_empty() {
+            self.0.push(Part::Lit(b.to_vec()));
+        }
+    }
+
+    fn push(&mut self, part: Part) {
+        match part {
+            Part::Lit(b) => self.push_bytes(&b),
+            other => self.0.push(other),
+        }
+    }
+
+    fn has_wildcards(&self) -> bool {
+        self.0.iter().any(|p| !matches!(p, Part::Lit(_)))
+    }
+
+    fn lit_bytes(&self) -> Vec<u8> {
+        self.0
+            .iter()
+            .flat_map(|p| match p {
+                Part::Lit(b) => b.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    fn starts_many(&self) -> bool {
+        self.0.first() == Some(&Part::Many)
+    }
+
+    fn ends_many(&self) -> bool {
+        self.0.last() == Some(&Part::Many)
+    }
+
+    fn map_lits(&self, f: impl Fn(&[u8]) -> Vec<u8>) -> Self {
+        let mut out = Pattern::default();
+        for part in &self.0 {
+            match part {
+                Part::Lit(b) => out.push_bytes(&f(b)),
+                other => out.push(other.clone()),
+            }
+        }
+        out
+    }
+
+    /// Every pattern obtained by replacing, independently, each match of `find` in the
+    /// literals with each of its alternatives (`find` returns the match length and them).
+    fn expand_each(
+        &self,
+        find: &dyn Fn(&[u8], usize) -> Option<Replacement>,
+    ) -> Result<Vec<Pattern>, String> {
+        let mut variants = vec![Pattern::default()];
+        for part in &self.0 {
+            let Part::Lit(bytes) = part else {
+                variants.iter_mut().for_each(|v| v.push(part.clone()));
+                continue;
+            };
+            let mut i = 0;
+            while i < bytes.len() {
+                if let Some((len, alternatives)) = find(bytes, i) {
+                    if variants.len() * alternatives.len() > 4096 {
+                        return Err("value expands to more than 4096 variants".into());
+                    }
+                    variants = variants
+                        .iter()
+                        .flat_map(|v| {
+                            alternatives.iter().map(move |alt| {
+                                let mut v = v.clone();
+                                v.push_bytes(alt);
+                                v
+                            })
+                        })
+                        .collect();
+                    i += len;
+                } else {
+                    variants
+                        .iter_mut()
+                        .for_each(|v| v.push_bytes(&bytes[i..i + 1]));
+                    i += 1;
+                }
+            }
+        }
+        Ok(variants)
+    }
+}
+
+fn utf16(b: &[u8], big_endian: bool) -> Vec<u8> {
+    String::from_utf8_lossy(b)
+        .encode_utf16()
+        .flat_map(|u| {
+            if big_endian {
+                u.to_be_bytes()
+            } else {
+                u.to_le_bytes()
+            }
+        })
+        .collect()
+}
+
+/// The three encodings of `value` at each alignment inside a longer base64 string, trimmed
+/// of the characters that depend on neighbouring bytes (as pySigma's `base64offset`).
+fn base64_offsets(value: &[u8]) -> Vec<Vec<u8>> {
+    const START: [usize; 3] = [0, 2, 3];
+    const END: [usize; 3] = [0, 3, 2]; // characters cut from the end, by (len + i) % 3
+    (0..3)
+        .map(|i| {
+            let mut padded = vec![b' '; i];
+            padded.extend_from_slice(value);
+            let enc = BASE64.encode(&padded).into_bytes();
+            let end = enc.len().saturating_sub(END[(value.len() + i) % 3]);
+            enc.get(START[i]..end).unwrap_or_default().to_vec()
+        })
+        .collect()
+}
+
+const WINDASHES: [&str; 5] = ["-", "/", "\u{2013}", "\u{2014}", "\u{2015}"];
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// A string comparison, with its literal lower-cased unless the comparison is cased.
+#[derive(Debug, Clone)]
+enum StrMatcher {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    Wildcard(Regex),
+}
+
+impl StrMatcher {
+    fn compile(p: &Pattern, cased: bool) -> Result<Self, String> {
+        let text = |b: &[u8]| {
+            let s = String::from_utf8_lossy(b).into_owned();
+            if cased { s } else { s.to_lowercase() }
+        };
+        Ok(match p.0.as_slice() {
+            [] => StrMatcher::Exact(String::new()),
+            [Part::Lit(b)] => StrMatcher::Exact(text(b)),
+            [Part::Many] => StrMatcher::Prefix(String::new()),
+            [Part::Lit(b), Part::Many] => StrMatcher::Prefix(text(b)),
+            [Part::Many, Part::Lit(b)] => StrMatcher::Suffix(text(b)),
+            [Part::Many, Part::Lit(b), Part::Many] => StrMatcher::Contains(text(b)),
+            parts => {
+                let mut re = String::from(if cased { "(?s)^" } else { "(?si)^" });
+                for part in parts {
+                    match part {
+                        Part::Lit(b) => re.push_str(&regex::escape(&String::from_utf8_lossy(b))),
+                        Part::Many => re.push_str(".*"),
+                        Part::One => re.push('.'),
+                    }
+                }
+                re.push('$');
+                StrMatcher::Wildcard(Regex::new(&re).map_err(|e| e.to_string())?)
+            }
+        })
+    }
+
+    /// `s` is already lower-cased when the comparison is not cased.
+    fn is_match(&self, s: &str) -> bool {
+        match self {
+            StrMatcher::Exact(l) => s == l,
+            StrMatcher::Prefix(l) => s.starts_with(l.as_str()),
+            StrMatcher::Suffix(l) => s.ends_with(l.as_str()),
+            StrMatcher::Contains(l) => s.contains(l.as_str()),
+            StrMatcher::Wildcard(re) => re.is_match(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmp {
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefMode {
+    Equals,
+    StartsWith,
+    EndsWith,
+    Contains,
+}
+
+/// One check against one value.
+#[derive(Debug, Clone)]
+enum Check {
+    /// The field is absent or null.
+    Null,
+    Exists(bool),
+    Str(StrMatcher),
+    /// Many plain `contains` literals searched at once.
+    AnyContains(AhoCorasick),
+    Regex(Regex),
+    Cidr(IpNet),
+    Cmp(Cmp, f64),
+    FieldRef(String, RefMode),
+}
+
+/// A compiled field selection.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldMatcher {
+    /// `None`: a keyword search over the whole event.
+    field: Option<String>,
+    /// One group per value in the rule (variants of that value, any of which may match);
+    /// without `all` everything is in a single group.
+    groups: Vec<Vec<Check>>,
+    cased: bool,
+}
+
+/// Text of a value, lower-cased once when needed.
+struct Probe<'a> {
+    raw: &'a str,
+    lower: Option<String>,
+}
+
+impl<'a> Probe<'a> {
+    fn new(raw: &'a str) -> Self {
+        Probe { raw, lower: None }
+    }
+
+    fn text(&mut self, cased: bool) -> &str {
+        if cased {
+            self.raw
+        } else {
+            self.lower.get_or_insert_with(|| self.raw.to_lowercase())
+        }
+    }
+}
+
+impl FieldMatcher {
+    pub(crate) fn compile(
+        rule: &str,
+        sel: &FieldSelection,
+        keyword: bool,
+        opts: &CompileOptions,
+    ) -> Result<Self> {
+        let field_name = match &sel.field {
+            Some(f) => f.clone(),
+            None => "<keywords>".into(),
+        };
+        let invalid = |reason: String| Error::InvalidValue {
+            rule: rule.to_string(),
+            field: field_name.clone(),
+            reason,
+        };
+        let has = |m: Modifier| sel.modifiers.contains(&m);
+        let all = has(Modifier::All);
+        let cased = has(Modifier::Cased);
+        let is_re = has(Modifier::Re);
+        for m in [
+            Modifier::ReIgnoreCase,
+            Modifier::ReMultiLine,
+            Modifier::ReDotAll,
+        ] {
+            if has(m) && !is_re {
+                return Err(invalid(format!("modifier {m:?} needs `re`")));
+            }
+        }
+        let cmp = sel.modifiers.iter().find_map(|m| match m {
+            Modifier::Lt => Some(Cmp::Lt),
+            Modifier::Lte => Some(Cmp::Lte),
+            Modifier::Gt => Some(Cmp::Gt),
+            Modifier::Gte => Some(Cmp::Gte),
+            _ => None,
+        });
+        let mut groups = Vec::with_capacity(sel.values.len());
+        for value in &sel.values {
+            let text = match value {
+                SigmaValue::Null => {
+                    groups.push(vec![Check::Null]);
+                    continue;
+                }
+                v => v.to_string(),
+            };
+            let group = if has(Modifier::Exists) {
+                match value {
+                    SigmaValue::Bool(b) => vec![Check::Exists(*b)],
+                    _ => return Err(invalid("`exists` takes true or false".into())),
+                }
+            } else if has(Modifier::FieldRef) {
+                let mode = if has(Modifier::Contains) {
+                    RefMode::Contains
+                } else if has(Modifier::StartsWith) {
+                    RefMode::StartsWith
+                } else if has(Modifier::EndsWith) {
+                    RefMode::EndsWith
+                } else {
+                    RefMode::Equals
+                };
+                vec![Check::FieldRef(text, mode)]
+            } else if is_re {
+                let re = RegexBuilder::new(&text)
+                    .case_insensitive(has(Modifier::ReIgnoreCase))
+                    .multi_line(has(Modifier::ReMultiLine))
+                    .dot_matches_new_line(has(Modifier::ReDotAll))
+                    .size_limit(64 << 20)
+                    .build()
+                    .map_err(|e| invalid(format!("regular expression not supported: {e}")))?;
+                vec![Check::Regex(re)]
+            } else if has(Modifier::Cidr) {
+                let net = text
+                    .parse::<IpNet>()
+                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| invalid(format!("`{text}` is not a CIDR network")))?;
+                vec![Check::Cidr(net)]
+            } else if let Some(cmp) = cmp {
+                let n: f64 = text
+                    .parse()
+                    .map_err(|_| invalid(format!("`{text}` is not a number")))?;
+                vec![Check::Cmp(cmp, n)]
+            } else {
+                let start = match value {
+                    SigmaValue::String(s) => Pattern::parse(s),
+                    _ => Pattern::literal(&text),
+                };
+                let mut patterns = vec![start];
+                let mut wrapped = false;
+                for m in &sel.modifiers {
+                    patterns = apply(*m, patterns, opts, &mut wrapped).map_err(|e| match e {
+                        Applied::Invalid(reason) => invalid(reason),
+                        Applied::Unresolved(placeholder) => Error::UnresolvedPlaceholder {
+                            rule: rule.to_string(),
+                            field: field_name.clone(),
+                            placeholder,
+                        },
+                    })?;
+                }
+                if keyword && !wrapped {
+                    // Keywords are searched anywhere in the event's text.
+                    patterns = apply(Modifier::Contains, patterns, opts, &mut wrapped)
+                        .map_err(|_| invalid("keyword".into()))?;
+                }
+                patterns
+                    .iter()
+                    .map(|p| StrMatcher::compile(p, cased).map(Check::Str))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(invalid)?
+            };
+            groups.push(group);
+        }
+        if !all {
+            let mut flat: Vec<Check> = groups.into_iter().flatten().collect();
+            optimise_contains(&mut flat);
+            groups = vec![flat];
+        }
+        Ok(FieldMatcher {
+            field: sel.field.clone(),
+            groups,
+            cased,
+        })
+    }
+
+    pub(crate) fn is_match(&self, event: &dyn Event) -> bool {
+        match &self.field {
+            None => self.groups.iter().all(|g| {
+                event.any_keyword(&mut |s| {
+                    let mut probe = Probe::new(s);
+                    g.iter().any(|c| self.check_text(c, &mut probe, event))
+                })
+            }),
+            Some(name) => {
+                let value = event.field(name);
+                self.groups
+                    .iter()
+                    .all(|g| g.iter().any(|c| self.check(c, value.as_ref(), event)))
+            }
+        }
+    }
+
+    fn check(&self, c: &Check, value: Option<&FieldValue<'_>>, event: &dyn Event) -> bool {
+        match (c, value) {
+            (Check::Null, v) => matches!(v, None | Some(FieldValue::Null)),
+            (Check::Exists(want), v) => matches!(v, Some(v) if *v != FieldValue::Null) == *want,
+            (_, None | Some(FieldValue::Null)) => false,
+            (_, Some(FieldValue::List(items))) => {
+                items.iter().any(|i| self.check(c, Some(i), event))
+            }
+            (Check::Cmp(op, n), Some(v)) => v.as_f64().is_some_and(|x| match op {
+                Cmp::Lt => x < *n,
+                Cmp::Lte => x <= *n,
+                Cmp::Gt => x > *n,
+                Cmp::Gte => x >= *n,
+            }),
+            (_, Some(v)) => match v.as_text() {
+                Some(t) => self.check_text(c, &mut Probe::new(&t), event),
+                None => false,
+            },
+        }
+    }
+
+    fn check_text(&self, c: &Check, probe: &mut Probe<'_>, event: &dyn Event) -> bool {
+        match c {
+            Check::Str(m) => m.is_match(probe.text(self.cased)),
+            Check::AnyContains(ac) => ac.is_match(probe.text(self.cased)),
+            Check::Regex(re) => re.is_match(probe.raw),
+            Check::Cidr(net) => probe
+                .raw
+                .trim()
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| net.contains(&ip)),
+            Check::Cmp(..) | Check::Null | Check::Exists(_) => false,
+            Check::FieldRef(other, mode) => {
+                let Some(other) = event.field(other) else {
+                    return false;
+                };
+                let Some(other) = other.as_text() else {
+                    return false;
+                };
+                let other = if self.cased {
+                    other.into_owned()
+                } else {
+                    other.to_lowercase()
+                };
+                let s = probe.text(self.cased);
+                match mode {
+                    RefMode::Equals => s == other,
+                    RefMode::StartsWith => s.starts_with(&other),
+                    RefMode::EndsWith => s.ends_with(&other),
+                    RefMode::Contains => s.contains(&other),
+                }
+            }
+        }
+    }
+}
+
+/// Many `contains` literals in one OR list are searched with one automaton.
+fn optimise_contains(checks: &mut Vec<Check>) {
+    let count = checks
+        .iter()
+        .filter(|c| matches!(c, Check::Str(StrMatcher::Contains(_))))
+        .count();
+    if count < 4 {
+        return;
+    }
+    let mut needles = Vec::with_capacity(count);
+    checks.retain(|c| match c {
+        Check::Str(StrMatcher::Contains(l)) => {
+            needles.push(l.clone());
+            false
+        }
+        _ => true,
+    });
+    match AhoCorasick::new(&needles) {
+        Ok(ac) => checks.push(Check::AnyContains(ac)),
+        Err(_) => checks.extend(
+            needles
+                .into_iter()
+                .map(|n| Check::Str(StrMatcher::Contains(n))),
+        ),
+    }
+}
+
+enum Applied {
+    Invalid(String),
+    Unresolved(String),
+}
+
+/// Applies one transforming modifier to every variant of a value, left to right as written.
+fn apply(
+    m: Modifier,
+    patterns: Vec<Pattern>,
+    opts: &CompileOptions,
+    wrapped: &mut bool,
+) -> Result<Vec<Pattern>, Applied> {
+    let each = |f: &dyn Fn(Pattern) -> Result<Vec<Pattern>, Applied>| {
+        let mut out = Vec::new();
+        for p in patterns.clone() {
+            out.extend(f(p)?);
+        }
+        Ok(out)
+    };
+    let plain = |p: &Pattern, name: &str| {
+        if p.has_wildcards() {
+            Err(Applied::Invalid(format!(
+                "`{name}` cannot encode a value with wildcards"
+            )))
+        } else {
+            Ok(p.lit_bytes())
+        }
+    };
+    match m {
+        Modifier::Contains | Modifier::StartsWith | Modifier::EndsWith => {
+            *wrapped = true;
+            each(&|mut p| {
+                if m != Modifier::StartsWith && !p.starts_many() {
+                    p.0.insert(0, Part::Many);
+                }
+                if m != Modifier::EndsWith && !p.ends_many() {
+                    p.0.push(Part::Many);
+                }
+                Ok(vec![p])
+            })
+        }
+        Modifier::Base64 => each(&|p| {
+            let b = plain(&p, "base64")?;
+            Ok(vec![Pattern::literal(&BASE64.encode(b))])
+        }),
+        Modifier::Base64Offset => each(&|p| {
+            let b = plain(&p, "base64offset")?;
+            Ok(base64_offsets(&b)
+                .into_iter()
+                .map(|v| {
+                    let mut p = Pattern::default();
+                    p.push_bytes(&v);
+                    p
+                })
+                .collect())
+        }),
+        Modifier::Utf16Le => each(&|p| Ok(vec![p.map_lits(|b| utf16(b, false))])),
+        Modifier::Utf16Be => each(&|p| Ok(vec![p.map_lits(|b| utf16(b, true))])),
+        Modifier::Utf16 => each(&|p| {
+            let mut out = Pattern::default();
+            out.push_bytes(&[0xFF, 0xFE]);
+            for part in p.map_lits(|b| utf16(b, false)).0 {
+                out.push(part);
+            }
+            Ok(vec![out])
+        }),
+        Modifier::Windash => each(&|p| {
+            p.expand_each(&|b, i| {
+                let prev_word = i > 0 && is_word_byte(b[i - 1]);
+                let next_word = b.get(i + 1).is_some_and(|n| is_word_byte(*n));
+                ((b[i] == b'-' || b[i] == b'/') && !prev_word && next_word)
+                    .then(|| (1, WINDASHES.iter().map(|d| d.as_bytes().to_vec()).collect()))
+            })
+            .map_err(Applied::Invalid)
+        }),
+        Modifier::Expand => each(&|p| {
+            let missing = std::cell::RefCell::new(None::<String>);
+            let variants = p
+                .expand_each(&|b, i| {
+                    if b[i] != b'%' {
+                        return None;
+                    }
+                    let end = b[i + 1..].iter().position(|c| *c == b'%')?;
+                    let name = String::from_utf8_lossy(&b[i + 1..i + 1 + end]).into_owned();
+                    if name.is_empty() || name.contains(char::is_whitespace) {
+                        return None;
+                    }
+                    match opts.placeholders.get(&name) {
+                        Some(values) => Some((
+                            end + 2,
+                            values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+                        )),
+                        None => {
+                            missing.borrow_mut().get_or_insert(name);
+                            Some((end + 2, Vec::new()))
+                        }
+                    }
+                })
+                .map_err(Applied::Invalid)?;
+            match missing.into_inner() {
+                Some(name) if opts.unresolved_placeholders == PlaceholderPolicy::Error => {
+                    Err(Applied::Unresolved(name))
+                }
+                _ => Ok(variants),
+            }
+        }),
+        // Flags and kinds handled by the caller.
+        Modifier::All
+        | Modifier::Cased
+        | Modifier::Re
+        | Modifier::ReIgnoreCase
+        | Modifier::ReMultiLine
+        | Modifier::ReDotAll
+        | Modifier::Cidr
+        | Modifier::Exists
+        | Modifier::FieldRef
+        | Modifier::Lt
+        | Modifier::Lte
+        | Modifier::Gt
+        | Modifier::Gte => Ok(patterns),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_follow_the_specification() {
+        let p = Pattern::parse(r"a\*b\?c\\d\e*?");
+        assert_eq!(
+            p.0,
+            vec![Part::Lit(br"a*b?c\d\e".to_vec()), Part::Many, Part::One]
+        );
+        assert_eq!(
+            Pattern::parse(r"\\*").0,
+            vec![Part::Lit(b"\\".to_vec()), Part::Many]
+        );
+        assert_eq!(Pattern::parse("x\\").0, vec![Part::Lit(b"x\\".to_vec())]);
+    }
+
+    #[test]
+    fn base64offset_matches_pysigma() {
+        // pySigma: base64offset('/bin/bash') == ['L2Jpbi9iYXNo', '9iaW4vYmFza', 'vYmluL2Jhc2']
+        let got: Vec<String> = base64_offsets(b"/bin/bash")
+            .into_iter()
+            .map(|v| String::from_utf8(v).unwrap())
+            .collect();
+        assert_eq!(got, ["L2Jpbi9iYXNo", "9iaW4vYmFza", "vYmluL2Jhc2"]);
+    }
+
+    #[test]
+    fn windash_replaces_only_option_dashes() {
+        let p = Pattern::parse(" -foo a-b");
+        let find = |b: &[u8], i: usize| {
+            let prev_word = i > 0 && is_word_byte(b[i - 1]);
+            let next_word = b.get(i + 1).is_some_and(|n| is_word_byte(*n));
+            ((b[i] == b'-') && !prev_word && next_word).then(|| (1, vec![b"/".to_vec()]))
+        };
+        let v = p.expand_each(&find).unwrap();
+        assert_eq!(v, vec![Pattern::literal(" /foo a-b")]);
+    }
+}
