@@ -202,6 +202,22 @@ pub(crate) struct PendingAlert {
 /// Rows per multi-row INSERT (17 parameters each; well under both databases' limits).
 const INSERT_CHUNK: usize = 500;
 
+/// Splits `len` rows into chunks whose sizes come from a small fixed set, so multi-row
+/// statements have few distinct SQL texts and stay in the prepared-statement cache
+/// (a batch of 37 is 16 + 16 + 4 + 1, not a one-off 37-row statement).
+fn fixed_chunks(len: usize) -> Vec<std::ops::Range<usize>> {
+    const SIZES: [usize; 5] = [INSERT_CHUNK, 64, 16, 4, 1];
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < len {
+        let left = len - start;
+        let size = SIZES.iter().copied().find(|s| *s <= left).unwrap_or(1);
+        out.push(start..start + size);
+        start += size;
+    }
+    out
+}
+
 fn alert_from_new(id: Uuid, org: Uuid, a: NewAlert, now: DateTime<Utc>) -> Alert {
     Alert {
         id,
@@ -244,11 +260,8 @@ async fn insert_alerts_tx(
         .map(|p| p.alert.attack_technique_id.as_ref().map(technique_base))
         .collect();
     let mut inserted = std::collections::HashSet::with_capacity(items.len());
-    for ((chunk, chunk_ids), chunk_bases) in items
-        .chunks(INSERT_CHUNK)
-        .zip(ids.chunks(INSERT_CHUNK))
-        .zip(bases.chunks(INSERT_CHUNK))
-    {
+    for r in fixed_chunks(items.len()) {
+        let (chunk, chunk_ids, chunk_bases) = (&items[r.clone()], &ids[r.clone()], &bases[r]);
         let mut q = QueryBuilder::<Db>::new(
             "INSERT INTO alerts (id, org_id, alert_id, title, description, severity, status, source, \
              event_type, timestamp, created_at, updated_at, metadata, attack_technique_id, \
@@ -289,14 +302,16 @@ async fn insert_alerts_tx(
             hist_rows.push((*id, p.org, p.actor.as_str()));
         }
     }
-    for chunk in tag_rows.chunks(INSERT_CHUNK * 4) {
+    for r in fixed_chunks(tag_rows.len()) {
+        let chunk = &tag_rows[r];
         let mut q = QueryBuilder::<Db>::new("INSERT INTO alert_tags (alert_id, org_id, tag, timestamp) ");
         q.push_values(chunk, |mut b, (id, org, tag, ts)| {
             b.push_bind(*id).push_bind(*org).push_bind(*tag).push_bind(*ts);
         });
         q.build().execute(&mut **tx).await?;
     }
-    for chunk in hist_rows.chunks(INSERT_CHUNK * 2) {
+    for r in fixed_chunks(hist_rows.len()) {
+        let chunk = &hist_rows[r];
         let mut q = QueryBuilder::<Db>::new(
             "INSERT INTO alert_history (alert_id, org_id, changed_by, changed_at, field, old_value, new_value) ",
         );
@@ -1042,4 +1057,22 @@ fn push_cursor_key(q: &mut QueryBuilder<'_, Db>, sort: AlertSortField, key: i64)
         q.push_bind(DateTime::<Utc>::from_timestamp_micros(key).ok_or_else(bad)?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    #[test]
+    fn fixed_chunks_cover_every_row_with_few_sizes() {
+        for len in 0..1200 {
+            let chunks = super::fixed_chunks(len);
+            let mut next = 0;
+            for c in &chunks {
+                assert_eq!(c.start, next);
+                assert!([500, 64, 16, 4, 1].contains(&c.len()));
+                next = c.end;
+            }
+            assert_eq!(next, len);
+        }
+        assert_eq!(super::fixed_chunks(37).iter().map(|c| c.len()).collect::<Vec<_>>(), [16, 16, 4, 1]);
+    }
 }
