@@ -53,8 +53,9 @@ pub trait Event {
 
 /// JSON events. Field names are looked up as a whole key first, then as a dotted path
 /// (`process.parent.name`). Windows events shaped `{"Event":{"System":{..},"EventData":{..}}}`
-/// (as converted from EVTX) are looked up in `EventData` (or `UserData`'s single child), then
-/// in `System`; System values written as `{"#text": ..}` read as their text, and an attribute
+/// (as converted from EVTX) are looked up in `EventData` (where `SourceName` also finds a
+/// `"Source Name"` key, as Windows Defender writes them), then `UserData`'s single child, then
+/// `System`; System values written as `{"#text": ..}` read as their text, and an attribute
 /// is reached as `Element_Attribute` (`Provider_Name` is `Provider.#attributes.Name`).
 impl Event for Json {
     fn field(&self, name: &str) -> Option<FieldValue<'_>> {
@@ -90,8 +91,18 @@ fn windows_event(v: &Json) -> Option<&Json> {
 }
 
 fn windows_field<'a>(event: &'a Json, name: &str) -> Option<FieldValue<'a>> {
-    if let Some(v) = event.get("EventData").and_then(|d| d.get(name)) {
-        return Some(to_field_value(v));
+    if let Some(Json::Object(data)) = event.get("EventData") {
+        if let Some(v) = data.get(name) {
+            return Some(to_field_value(v));
+        }
+        // Some providers (Windows Defender) name their data with spaces ("Source Name");
+        // Sigma rules write those names without them ("SourceName").
+        let unspaced = data
+            .iter()
+            .find(|(k, _)| k.contains(' ') && k.chars().filter(|c| *c != ' ').eq(name.chars()));
+        if let Some((_, v)) = unspaced {
+            return Some(to_field_value(v));
+        }
     }
     if let Some(Json::Object(user)) = event.get("UserData") {
         // UserData wraps its fields in one provider-specific element.
@@ -160,7 +171,7 @@ mod tests {
                 "Channel": "Security",
                 "Computer": "host"
             },
-            "EventData": {"NewProcessName": "C:\\x.exe", "Computer": "data wins"}
+            "EventData": {"NewProcessName": "C:\\x.exe", "Computer": "data wins", "Source Name": "RTP"}
         }});
         assert_eq!(e.field("EventID"), Some(FieldValue::Str("4688".into())));
         assert_eq!(e.field("Channel"), Some(FieldValue::Str("Security".into())));
@@ -174,6 +185,7 @@ mod tests {
                 "Microsoft-Windows-Security-Auditing".into()
             ))
         );
+        assert_eq!(e.field("SourceName"), Some(FieldValue::Str("RTP".into())));
         assert_eq!(e.field("Missing"), None);
         assert!(e.any_keyword(&mut |s| s == "C:\\x.exe"));
         assert!(!e.any_keyword(&mut |s| s == "Security"));
