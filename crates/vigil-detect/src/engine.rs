@@ -144,6 +144,17 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Rejections grouped by [`Error::kind`], most frequent first.
+    pub fn rejection_reasons(&self) -> Vec<(String, Vec<&Error>)> {
+        let mut groups: std::collections::BTreeMap<String, Vec<&Error>> = Default::default();
+        for e in &self.errors {
+            groups.entry(e.kind()).or_default().push(e);
+        }
+        let mut groups: Vec<_> = groups.into_iter().collect();
+        groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+        groups
+    }
+
     /// The loaded rules as a [`Ruleset`].
     pub fn into_ruleset(self) -> Ruleset {
         Ruleset::new(self.rules)

@@ -283,6 +283,8 @@ enum Check {
     Regex(Regex),
     Cidr(IpNet),
     Cmp(Cmp, f64),
+    /// Numeric equality with numeric event values (next to the text comparison).
+    NumEq(f64),
     FieldRef(String, RefMode),
 }
 
@@ -420,11 +422,22 @@ impl FieldMatcher {
                     patterns = apply(Modifier::Contains, patterns, opts, &mut wrapped)
                         .map_err(|_| invalid("keyword".into()))?;
                 }
-                patterns
+                let mut checks = patterns
                     .iter()
                     .map(|p| StrMatcher::compile(p, cased).map(Check::Str))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(invalid)?
+                    .map_err(invalid)?;
+                // `1.0` in a rule equals the JSON number `1`, which reads as the text "1".
+                let plain = sel
+                    .modifiers
+                    .iter()
+                    .all(|m| matches!(m, Modifier::All | Modifier::Cased));
+                if let (SigmaValue::Number(n), true, false) = (value, plain, keyword)
+                    && let Ok(n) = n.parse::<f64>()
+                {
+                    checks.push(Check::NumEq(n));
+                }
+                checks
             };
             groups.push(group);
         }
@@ -465,6 +478,11 @@ impl FieldMatcher {
             (_, Some(FieldValue::List(items))) => {
                 items.iter().any(|i| self.check(c, Some(i), event))
             }
+            (Check::NumEq(n), Some(v)) => match v {
+                FieldValue::Int(i) => *i as f64 == *n,
+                FieldValue::Float(f) => f == n,
+                _ => false,
+            },
             (Check::Cmp(op, n), Some(v)) => v.as_f64().is_some_and(|x| match op {
                 Cmp::Lt => x < *n,
                 Cmp::Lte => x <= *n,
@@ -488,7 +506,7 @@ impl FieldMatcher {
                 .trim()
                 .parse::<IpAddr>()
                 .is_ok_and(|ip| net.contains(&ip)),
-            Check::Cmp(..) | Check::Null | Check::Exists(_) => false,
+            Check::Cmp(..) | Check::NumEq(_) | Check::Null | Check::Exists(_) => false,
             Check::FieldRef(other, mode) => {
                 let Some(other) = event.field(other) else {
                     return false;

@@ -1,6 +1,7 @@
 //! vigil-detect integration tests: one binary, one module per area.
 
 mod conditions;
+mod loading;
 mod modifiers;
 mod shared_data;
 

@@ -59,6 +59,12 @@ fn numbers_match_numbers_and_numeric_strings() {
         &[json!({"EventID": 4688}), json!({"EventID": "4688"})],
         &[json!({"EventID": 4689}), json!({"EventID": "46880"})],
     );
+    let r = rule("    sel:\n        Version: 1.0\n    condition: sel\n");
+    check(
+        &r,
+        &[json!({"Version": 1}), json!({"Version": "1.0"})],
+        &[json!({"Version": 1.5})],
+    );
     let r = rule("    sel:\n        EventID: '4688'\n    condition: sel\n");
     check(&r, &[json!({"EventID": 4688})], &[json!({"EventID": 1})]);
     let r = rule("    sel:\n        Enabled: true\n    condition: sel\n");
