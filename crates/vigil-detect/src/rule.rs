@@ -474,6 +474,10 @@ fn parse_map(rule: &str, name: &str, map: serde_yaml::Mapping) -> Result<Vec<Fie
                 })?]
             }
         };
+        // The specification forbids `all` on a single value (some backends cannot express it).
+        if modifiers.contains(&Modifier::All) && values.len() < 2 {
+            return Err(fail(format!("field `{key}`: `all` needs a list of values")));
+        }
         selections.push(FieldSelection {
             field,
             modifiers,

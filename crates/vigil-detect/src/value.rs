@@ -27,6 +27,8 @@ pub enum PlaceholderPolicy {
     Error,
     /// The value containing the placeholder never matches; the rest of the rule still works.
     NoMatch,
+    /// The placeholder becomes a `*` wildcard (the specification's "last resort").
+    Wildcard,
 }
 
 /// Settings for compiling rules.
@@ -558,6 +560,45 @@ fn optimise_contains(checks: &mut Vec<Check>) {
     }
 }
 
+/// `expand` with unknown placeholders as `*`: known ones still expand to their values.
+fn wildcard_placeholders(p: &Pattern, opts: &CompileOptions) -> Vec<Pattern> {
+    let mut out = Pattern::default();
+    for part in &p.0 {
+        let Part::Lit(b) = part else {
+            out.push(part.clone());
+            continue;
+        };
+        let mut i = 0;
+        while i < b.len() {
+            let close = (b[i] == b'%')
+                .then(|| b[i + 1..].iter().position(|c| *c == b'%'))
+                .flatten();
+            match close {
+                Some(end) if end > 0 => {
+                    let name = String::from_utf8_lossy(&b[i + 1..i + 1 + end]);
+                    if opts.placeholders.contains_key(name.as_ref()) {
+                        out.push_bytes(&b[i..i + end + 2]);
+                    } else {
+                        out.push(Part::Many);
+                    }
+                    i += end + 2;
+                }
+                _ => {
+                    out.push_bytes(&b[i..i + 1]);
+                    i += 1;
+                }
+            }
+        }
+    }
+    // Expand the known placeholders that remain.
+    let known = CompileOptions {
+        placeholders: opts.placeholders.clone(),
+        unresolved_placeholders: PlaceholderPolicy::NoMatch,
+    };
+    let mut wrapped = false;
+    apply(Modifier::Expand, vec![out], &known, &mut wrapped).unwrap_or_default()
+}
+
 enum Applied {
     Invalid(String),
     Unresolved(String),
@@ -660,6 +701,9 @@ fn apply(
             match missing.into_inner() {
                 Some(name) if opts.unresolved_placeholders == PlaceholderPolicy::Error => {
                     Err(Applied::Unresolved(name))
+                }
+                Some(_) if opts.unresolved_placeholders == PlaceholderPolicy::Wildcard => {
+                    Ok(wildcard_placeholders(&p, opts))
                 }
                 _ => Ok(variants),
             }

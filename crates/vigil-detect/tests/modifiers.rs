@@ -103,6 +103,12 @@ fn lists_of_values_are_or_and_all_makes_them_and() {
         &[json!({"a": "bar-foo"})],
         &[json!({"a": "foo"}), json!({"a": "bar"})],
     );
+    // The specification forbids `all` on a single value.
+    let err = try_rule("    sel:\n        a|contains|all: foo\n    condition: sel\n").unwrap_err();
+    assert!(
+        err.to_string().contains("`all` needs a list of values"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -372,6 +378,19 @@ fn expand_resolves_placeholders_and_rejects_unknown_ones_by_default() {
     )
     .unwrap();
     check(&r, &[json!({"b": 1})], &[json!({"a": "%dc%"})]);
+
+    opts.placeholders.insert("share".into(), vec!["c$".into()]);
+    opts.unresolved_placeholders = PlaceholderPolicy::Wildcard;
+    let r = try_rule_with(
+        "    sel:\n        a|expand: '%dc%\\%share%'\n    condition: sel\n",
+        &opts,
+    )
+    .unwrap();
+    check(
+        &r,
+        &[json!({"a": "anything\\C$"})],
+        &[json!({"a": "anything\\d$"})],
+    );
 }
 
 #[test]
