@@ -171,6 +171,36 @@ impl Modifier {
         "cased",
     ];
 
+    /// The modifier's name as written in rules (the canonical one for aliases).
+    pub fn name(self) -> &'static str {
+        use Modifier::*;
+        match self {
+            Contains => "contains",
+            StartsWith => "startswith",
+            EndsWith => "endswith",
+            All => "all",
+            Re => "re",
+            ReIgnoreCase => "i",
+            ReMultiLine => "m",
+            ReDotAll => "s",
+            Cidr => "cidr",
+            Base64 => "base64",
+            Base64Offset => "base64offset",
+            Utf16Le => "utf16le",
+            Utf16Be => "utf16be",
+            Utf16 => "utf16",
+            Windash => "windash",
+            Exists => "exists",
+            FieldRef => "fieldref",
+            Expand => "expand",
+            Lt => "lt",
+            Lte => "lte",
+            Gt => "gt",
+            Gte => "gte",
+            Cased => "cased",
+        }
+    }
+
     /// Parses one modifier name; `None` when unsupported.
     pub fn parse(name: &str) -> Option<Self> {
         use Modifier::*;

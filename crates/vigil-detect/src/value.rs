@@ -341,15 +341,7 @@ impl FieldMatcher {
         let all = has(Modifier::All);
         let cased = has(Modifier::Cased);
         let is_re = has(Modifier::Re);
-        for m in [
-            Modifier::ReIgnoreCase,
-            Modifier::ReMultiLine,
-            Modifier::ReDotAll,
-        ] {
-            if has(m) && !is_re {
-                return Err(invalid(format!("modifier {m:?} needs `re`")));
-            }
-        }
+        check_combination(&sel.modifiers).map_err(&invalid)?;
         let cmp = sel.modifiers.iter().find_map(|m| match m {
             Modifier::Lt => Some(Cmp::Lt),
             Modifier::Lte => Some(Cmp::Lte),
@@ -530,6 +522,50 @@ impl FieldMatcher {
                 }
             }
         }
+    }
+}
+
+/// Rejects modifiers that cannot work together (`re|contains`, `cidr|base64`, `i` without
+/// `re` ...) instead of silently ignoring some of them.
+fn check_combination(mods: &[Modifier]) -> Result<(), String> {
+    use Modifier::*;
+    let kinds: Vec<Modifier> = mods
+        .iter()
+        .copied()
+        .filter(|m| matches!(m, Re | Cidr | Exists | FieldRef | Lt | Lte | Gt | Gte))
+        .collect();
+    let allowed: &[Modifier] = match kinds.as_slice() {
+        [] => {
+            return match mods
+                .iter()
+                .find(|m| matches!(m, ReIgnoreCase | ReMultiLine | ReDotAll))
+            {
+                Some(m) => Err(format!("modifier `{}` needs `re`", m.name())),
+                None => Ok(()),
+            };
+        }
+        [Re] => &[ReIgnoreCase, ReMultiLine, ReDotAll, All],
+        [FieldRef] => &[Contains, StartsWith, EndsWith, All, Cased],
+        [Exists] => &[],
+        [_] => &[All],
+        [a, b, ..] => {
+            return Err(format!(
+                "modifiers `{}` and `{}` cannot be combined",
+                a.name(),
+                b.name()
+            ));
+        }
+    };
+    match mods
+        .iter()
+        .find(|m| **m != kinds[0] && !allowed.contains(m))
+    {
+        Some(m) => Err(format!(
+            "modifier `{}` cannot be combined with `{}`",
+            m.name(),
+            kinds[0].name()
+        )),
+        None => Ok(()),
     }
 }
 

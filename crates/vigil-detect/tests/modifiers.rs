@@ -194,6 +194,24 @@ fn re_sub_modifiers_need_re_and_bad_patterns_are_errors() {
 }
 
 #[test]
+fn modifiers_that_cannot_work_together_are_errors() {
+    for (mods, reason) in [
+        ("re|contains", "`contains` cannot be combined with `re`"),
+        ("cidr|base64", "`base64` cannot be combined with `cidr`"),
+        ("exists|all", "`all` cannot be combined with `exists`"),
+        ("gt|lt", "`gt` and `lt` cannot be combined"),
+        ("contains|s", "`s` needs `re`"),
+    ] {
+        let err = try_rule(&format!(
+            "    sel:\n        a|{mods}:\n            - 1\n            - 2\n    condition: sel\n"
+        ))
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidValue { .. }), "{mods}: {err}");
+        assert!(err.to_string().contains(reason), "{mods}: {err}");
+    }
+}
+
+#[test]
 fn cidr_matches_v4_and_v6_networks() {
     let r = rule(
         "    sel:\n        ip|cidr:\n            - '10.0.0.0/8'\n            - 'fe80::/10'\n    condition: sel\n",
