@@ -27,8 +27,28 @@
 //! # Ok::<(), vigil_detect::Error>(())
 //! ```
 //!
-//! Logsource mapping (pipelines) is not done here: a rule's fields are looked up in the event
-//! as written.
+//! # What is supported
+//!
+//! - Rules: `title`, `id`, `status`, `level`, `description`, `author`, `tags`, `logsource`,
+//!   `detection`, `falsepositives`, `references` (other keys are ignored, as the specification
+//!   allows). Searches may be maps (AND), lists of maps (OR), value lists / keyword lists (OR),
+//!   with `null` values; `condition` may be a list (any of them).
+//! - Modifiers: see [`Modifier::SUPPORTED`]; anything else is an [`Error::UnsupportedModifier`]
+//!   naming the rule and the modifier, and combinations that cannot work together
+//!   (`re|contains`) are errors too.
+//! - Conditions: `and`, `or`, `not`, parentheses, `1 of x*`, `all of x*`, `N of ...`,
+//!   `1 of them`, `all of them` (them leaves out identifiers starting with `_`).
+//! - Strings compare case-insensitively unless `cased`; `*`, `?` and the escapes `\*`, `\?`,
+//!   `\\` follow the specification. Keywords match anywhere in the event's text.
+//! - `expand` placeholders come from [`CompileOptions::placeholders`]; an unknown one is an error
+//!   by default ([`PlaceholderPolicy`]).
+//!
+//! # What is not
+//!
+//! - Logsource mapping (pipelines): a rule's fields are looked up in the event as written.
+//! - Correlation and filter rules, aggregations (`| count() ...`), `near`.
+//! - Regular expression features Rust's `regex` lacks (look-around, back-references): such
+//!   rules are rejected with the regex error.
 
 mod condition;
 mod engine;
