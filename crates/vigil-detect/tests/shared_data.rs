@@ -167,6 +167,21 @@ fn sigmahq_regression_events_fire_their_rules() {
             .regression_tests_info
             .iter()
             .find_map(|t| t.match_count);
+        // Evaluate every rule on every event, as a real engine would, then look for ours.
+        let matched: Vec<&str> = events
+            .iter()
+            .flat_map(|event| {
+                evaluations += rules.len();
+                rules
+                    .iter()
+                    .filter(|r| r.is_match(event))
+                    .collect::<Vec<_>>()
+            })
+            .map(|r| {
+                *fired.entry(r.rule().name()).or_default() += 1;
+                r.rule().id.as_deref().unwrap_or_default()
+            })
+            .collect();
         let mut ok = !events.is_empty();
         for meta in &info.rule_metadata {
             let label = format!("{} ({})", meta.title, meta.id);
@@ -184,15 +199,7 @@ fn sigmahq_regression_events_fire_their_rules() {
                 ok = false;
                 continue;
             }
-            // Evaluate every rule on every event, as a real engine would, then look for ours.
-            let mut hits = 0;
-            for event in &events {
-                evaluations += rules.len();
-                for r in rules.iter().filter(|r| r.is_match(event)) {
-                    hits += usize::from(r.rule().id.as_deref() == Some(meta.id.as_str()));
-                    *fired.entry(r.rule().name()).or_default() += 1;
-                }
-            }
+            let hits = matched.iter().filter(|id| **id == meta.id).count();
             let good = match expected_count {
                 Some(n) => hits == n,
                 None => hits > 0,
