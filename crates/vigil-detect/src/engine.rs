@@ -195,8 +195,17 @@ impl Index {
     fn candidates(&self, event: &dyn Event) -> Vec<usize> {
         let mut found = Vec::new();
         for shape in &self.shapes {
-            let values: Vec<Vec<String>> =
-                shape.fields.iter().map(|f| field_texts(event, f)).collect();
+            let mut values: Vec<Vec<String>> = Vec::with_capacity(shape.fields.len());
+            for field in &shape.fields {
+                let texts = field_texts(event, field);
+                if texts.is_empty() {
+                    break; // the event lacks a field every entry of this shape needs
+                }
+                values.push(texts);
+            }
+            if values.len() < shape.fields.len() {
+                continue;
+            }
             for key in product(&values) {
                 if let Some(targets) = shape.table.get(&key) {
                     found.extend_from_slice(targets);

@@ -44,7 +44,41 @@
 //! - Unknown keys, entries without `logsource`, nested values in conditions and empty lists are
 //!   errors ([`crate::Error::Pipeline`] naming the file and the entry).
 //!
-//! The built-in pipelines ([`Pipeline::BUILTIN`]) are shipped in `pipelines/*.yml`.
+//! The built-in pipelines ([`Pipeline::BUILTIN`]) are shipped in `pipelines/*.yml`:
+//! `windows.yml` (Windows event log channels, Sysmon categories by EventID, Security audit
+//! alternatives), `linux.yml` (auditd, syslog/auth, the agent's process/file/network sensors),
+//! `network.yml` (the agent's flows, DNS and HTTP) and `vigil.yml` (Vigil's normalized schema).
+//!
+//! ```
+//! use vigil_detect::{CompileOptions, CompiledRule, Pipeline, PipelineSet, Ruleset};
+//!
+//! let rule = CompiledRule::from_yaml(
+//!     r#"
+//! title: Whoami
+//! logsource: {product: windows, category: process_creation}
+//! detection:
+//!     selection:
+//!         Image|endswith: '\whoami.exe'
+//!     condition: selection
+//! "#,
+//!     &CompileOptions::default(),
+//! )?;
+//! let pipelines = PipelineSet::new(vec![Pipeline::builtin("windows")?]);
+//! let ruleset = Ruleset::with_pipelines(vec![rule], &pipelines);
+//! // Security 4688 calls the image `NewProcessName`: the pipeline renames it.
+//! let security = serde_json::json!({"Event": {
+//!     "System": {"Channel": "Security", "EventID": 4688},
+//!     "EventData": {"NewProcessName": "C:\\Windows\\System32\\whoami.exe"}
+//! }});
+//! assert_eq!(ruleset.matches(&security).count(), 1);
+//! // A file creation with the same data is not a process creation: the rule is not evaluated.
+//! let file = serde_json::json!({"Event": {
+//!     "System": {"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 11},
+//!     "EventData": {"Image": "C:\\Windows\\System32\\whoami.exe"}
+//! }});
+//! assert_eq!(ruleset.candidate_count(&file), 0);
+//! # Ok::<(), vigil_detect::Error>(())
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
