@@ -193,7 +193,10 @@ impl Pipeline {
             pipeline: origin.to_string(),
             reason,
         };
-        let raw: RawPipeline = serde_yaml::from_str(text).map_err(|e| fail(e.to_string()))?;
+        // Through a `Value` first: it rejects duplicate keys, which maps would silently merge.
+        let raw: RawPipeline = serde_yaml::from_str::<Yaml>(text)
+            .and_then(serde_yaml::from_value)
+            .map_err(|e| fail(e.to_string()))?;
         if raw.name.trim().is_empty() {
             return Err(fail("`name` must not be empty".into()));
         }

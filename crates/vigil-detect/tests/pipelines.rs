@@ -236,6 +236,10 @@ fn bad_pipelines_name_the_file_and_the_problem() {
             "name: x\nlogsources:\n  a: {logsource: {product: windows, categry: x}}",
             "unknown field `categry`",
         ),
+        (
+            "name: x\nlogsources:\n  a: {logsource: {product: windows}}\n  a: {logsource: {product: linux}}",
+            "duplicate entry",
+        ),
     ];
     for (text, want) in cases {
         let err = Pipeline::from_yaml("mine.yml", text).unwrap_err();
@@ -256,4 +260,48 @@ fn bad_pipelines_name_the_file_and_the_problem() {
     );
     let missing = Pipeline::from_file(&dir.join("missing.yml")).unwrap_err();
     assert!(matches!(missing, Error::Io { .. }), "{missing}");
+}
+
+#[test]
+fn linux_and_network_pipelines_map_agent_events() {
+    let set = PipelineSet::builtin().unwrap();
+    let rules = vec![
+        compile(
+            "Curl to pastebin",
+            "{product: linux, category: process_creation}",
+            "    sel:\n        Image|endswith: '/curl'\n        CommandLine|contains: 'pastebin'\n    condition: sel\n",
+        ),
+        compile(
+            "Auditd ptrace",
+            "{product: linux, service: auditd}",
+            "    sel:\n        type: SYSCALL\n        syscall: ptrace\n    condition: sel\n",
+        ),
+        compile(
+            "Telnet flow",
+            "{category: firewall}",
+            "    sel:\n        dst_port: 23\n    condition: sel\n",
+        ),
+        compile(
+            "DNS TXT",
+            "{category: dns}",
+            "    sel:\n        record_type: TXT\n        query|endswith: '.evil.example'\n    condition: sel\n",
+        ),
+    ];
+    let ruleset = Ruleset::with_pipelines(rules, &set);
+    let exec = json!({"event": {"dataset": "process"},
+                      "process": {"executable": "/usr/bin/curl",
+                                  "command_line": "curl https://pastebin.com/raw/x"}});
+    assert_eq!(names(&ruleset, &exec), ["Curl to pastebin"]);
+    let audit = json!({"event": {"dataset": "auditd"}, "type": "SYSCALL", "syscall": "ptrace"});
+    assert_eq!(names(&ruleset, &audit), ["Auditd ptrace"]);
+    let flow = json!({"event": {"dataset": "network.flow"},
+                      "source": {"ip": "10.0.0.2", "port": 50000},
+                      "destination": {"ip": "10.0.0.1", "port": 23}});
+    assert_eq!(names(&ruleset, &flow), ["Telnet flow"]);
+    assert_eq!(ruleset.candidate_count(&flow), 1);
+    let dns = json!({"event": {"dataset": "network.dns"},
+                     "dns": {"question": {"name": "x.evil.example", "type": "TXT"}}});
+    assert_eq!(names(&ruleset, &dns), ["DNS TXT"]);
+    // An event no pipeline entry recognises is given to no rule at all.
+    assert_eq!(ruleset.candidate_count(&json!({"message": "hello"})), 0);
 }
