@@ -1,9 +1,12 @@
 //! Rules compiled once, evaluated many times; loading a directory of rules.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::condition::{self, Cond};
 use crate::event::Event;
+use crate::pipeline::{PipelineSet, Renamed, Renames, field_texts};
 use crate::rule::{FieldSelection, Search, SigmaRule};
 use crate::value::{CompileOptions, FieldMatcher};
 use crate::{Error, Result};
@@ -114,23 +117,212 @@ impl CompiledRule {
 }
 
 /// A set of compiled rules evaluated together.
+///
+/// Built with [`Ruleset::new`], every rule is evaluated against every event with field names
+/// as written. Built with [`Ruleset::with_pipelines`], rules are indexed by the event
+/// conditions their logsource needs (for Windows: `Channel` and `EventID`), and an event is
+/// only given to the rules whose conditions it meets, found by hash lookups on its own field
+/// values, never by scanning all rules.
 #[derive(Debug, Clone, Default)]
 pub struct Ruleset {
     rules: Vec<CompiledRule>,
+    index: Option<Index>,
+}
+
+/// Rules by the logsource conditions they need.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    /// One table per set of condition fields (`[Channel, EventID]`, `[event.dataset]` ...).
+    shapes: Vec<Shape>,
+    /// (rule, field renames) pairs the tables point to.
+    targets: Vec<Target>,
+    /// Rules no pipeline entry applies to: never evaluated.
+    unmapped: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Shape {
+    fields: Vec<String>,
+    /// Lower-cased values of `fields`, in order -> targets.
+    table: HashMap<Vec<String>, Vec<usize>>,
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    rule: usize,
+    renames: Arc<Renames>,
+}
+
+impl Index {
+    fn build(rules: &[CompiledRule], pipelines: &PipelineSet) -> Self {
+        let mut index = Index::default();
+        for (rule, compiled) in rules.iter().enumerate() {
+            let alternatives = pipelines.alternatives(&compiled.rule.logsource);
+            if alternatives.is_empty() {
+                index.unmapped.push(rule);
+            }
+            for alt in alternatives {
+                let target = index.targets.len();
+                index.targets.push(Target {
+                    rule,
+                    renames: alt.renames,
+                });
+                let fields: Vec<String> = alt.conditions.iter().map(|(f, _)| f.clone()).collect();
+                let shape = match index.shapes.iter().position(|s| s.fields == fields) {
+                    Some(i) => i,
+                    None => {
+                        index.shapes.push(Shape {
+                            fields,
+                            table: HashMap::new(),
+                        });
+                        index.shapes.len() - 1
+                    }
+                };
+                let shape = &mut index.shapes[shape];
+                let values: Vec<Vec<String>> = alt.conditions.into_iter().map(|(_, v)| v).collect();
+                for key in product(&values) {
+                    let slot = shape.table.entry(key).or_default();
+                    if slot.last() != Some(&target) {
+                        slot.push(target);
+                    }
+                }
+            }
+        }
+        index
+    }
+
+    /// The targets whose conditions the event meets, sorted by rule.
+    fn candidates(&self, event: &dyn Event) -> Vec<usize> {
+        let mut found = Vec::new();
+        for shape in &self.shapes {
+            let mut values: Vec<Vec<String>> = Vec::with_capacity(shape.fields.len());
+            for field in &shape.fields {
+                let texts = field_texts(event, field);
+                if texts.is_empty() {
+                    break; // the event lacks a field every entry of this shape needs
+                }
+                values.push(texts);
+            }
+            if values.len() < shape.fields.len() {
+                continue;
+            }
+            for key in product(&values) {
+                if let Some(targets) = shape.table.get(&key) {
+                    found.extend_from_slice(targets);
+                }
+            }
+        }
+        found.sort_unstable_by_key(|&t| (self.targets[t].rule, t));
+        found.dedup();
+        found
+    }
+}
+
+/// Every combination taking one value from each list (one empty combination for no lists).
+fn product(lists: &[Vec<String>]) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::with_capacity(lists.len())];
+    for list in lists {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                list.iter().map(move |v| {
+                    let mut key = prefix.clone();
+                    key.push(v.clone());
+                    key
+                })
+            })
+            .collect();
+    }
+    out
 }
 
 impl Ruleset {
+    /// Every rule is evaluated against every event, fields looked up as written.
     pub fn new(rules: Vec<CompiledRule>) -> Self {
-        Ruleset { rules }
+        Ruleset { rules, index: None }
+    }
+
+    /// Rules are evaluated only against events their logsource stands for in `pipelines`,
+    /// with the field names of the matching alternative. Rules no pipeline maps are never
+    /// evaluated; [`Ruleset::unmapped`] lists them.
+    pub fn with_pipelines(rules: Vec<CompiledRule>, pipelines: &PipelineSet) -> Self {
+        let index = Index::build(&rules, pipelines);
+        Ruleset {
+            rules,
+            index: Some(index),
+        }
     }
 
     pub fn rules(&self) -> &[CompiledRule] {
         &self.rules
     }
 
-    /// The rules the event matches, in ruleset order.
+    /// Whether the ruleset was built with pipelines.
+    pub fn has_pipelines(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// Rules that no pipeline entry applies to, so never evaluated (none without pipelines).
+    pub fn unmapped(&self) -> impl Iterator<Item = &CompiledRule> {
+        self.index
+            .iter()
+            .flat_map(|i| &i.unmapped)
+            .map(|&r| &self.rules[r])
+    }
+
+    /// How many rules would be evaluated against the event (all of them without pipelines).
+    pub fn candidate_count(&self, event: &dyn Event) -> usize {
+        match &self.index {
+            None => self.rules.len(),
+            Some(index) => {
+                let mut rules: Vec<usize> = index
+                    .candidates(event)
+                    .into_iter()
+                    .map(|t| index.targets[t].rule)
+                    .collect();
+                rules.dedup();
+                rules.len()
+            }
+        }
+    }
+
+    /// The rules the event matches, in ruleset order, each once.
     pub fn matches<'a>(&'a self, event: &'a dyn Event) -> impl Iterator<Item = &'a CompiledRule> {
-        self.rules.iter().filter(move |r| r.is_match(event))
+        let (all, indexed) = match &self.index {
+            None => (
+                Some(self.rules.iter().filter(move |r| r.is_match(event))),
+                None,
+            ),
+            Some(index) => (None, Some(self.indexed_matches(index, event).into_iter())),
+        };
+        all.into_iter()
+            .flatten()
+            .chain(indexed.into_iter().flatten())
+    }
+
+    fn indexed_matches<'a>(&'a self, index: &Index, event: &dyn Event) -> Vec<&'a CompiledRule> {
+        let mut out: Vec<&CompiledRule> = Vec::new();
+        let mut last_matched = None;
+        for t in index.candidates(event) {
+            let target = &index.targets[t];
+            if last_matched == Some(target.rule) {
+                continue; // another alternative of this rule matched already
+            }
+            let rule = &self.rules[target.rule];
+            let hit = if target.renames.is_empty() {
+                rule.is_match(event)
+            } else {
+                rule.is_match(&Renamed {
+                    event,
+                    renames: &target.renames,
+                })
+            };
+            if hit {
+                last_matched = Some(target.rule);
+                out.push(rule);
+            }
+        }
+        out
     }
 }
 
@@ -158,6 +350,11 @@ impl LoadReport {
     /// The loaded rules as a [`Ruleset`].
     pub fn into_ruleset(self) -> Ruleset {
         Ruleset::new(self.rules)
+    }
+
+    /// The loaded rules as a [`Ruleset`] mapped through `pipelines` ([`Ruleset::with_pipelines`]).
+    pub fn into_ruleset_with(self, pipelines: &PipelineSet) -> Ruleset {
+        Ruleset::with_pipelines(self.rules, pipelines)
     }
 }
 

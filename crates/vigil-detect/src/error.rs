@@ -50,6 +50,9 @@ pub enum Error {
         field: String,
         placeholder: String,
     },
+    /// A processing pipeline is invalid; `pipeline` is its file (or the name it was given).
+    #[error("pipeline {pipeline}: {reason}")]
+    Pipeline { pipeline: String, reason: String },
     /// Another error, with the file it came from.
     #[error("{}: {source}", path.display())]
     InFile {
@@ -92,6 +95,7 @@ impl Error {
                 reason.lines().next().unwrap_or_default().to_string()
             }
             Error::UnresolvedPlaceholder { .. } => "unresolved placeholder".into(),
+            Error::Pipeline { .. } => "invalid pipeline".into(),
             Error::InFile { .. } => unreachable!("root() strips InFile"),
         }
     }

@@ -43,9 +43,14 @@
 //! - `expand` placeholders come from [`CompileOptions::placeholders`]; an unknown one is an error
 //!   by default ([`PlaceholderPolicy`]).
 //!
+//! - Logsource mapping through processing pipelines ([`PipelineSet`], format in
+//!   [`pipeline`]): [`Ruleset::with_pipelines`] evaluates a rule only against
+//!   events its logsource stands for, with the field names those events use. Built in:
+//!   Windows event logs, Linux (auditd, syslog, agent), network (agent flows, DNS, HTTP) and
+//!   Vigil's normalized schema. Without pipelines, fields are looked up as written.
+//!
 //! # What is not
 //!
-//! - Logsource mapping (pipelines): a rule's fields are looked up in the event as written.
 //! - Correlation and filter rules, aggregations (`| count() ...`), `near`.
 //! - Regular expression features Rust's `regex` lacks (look-around, back-references): such
 //!   rules are rejected with the regex error.
@@ -54,12 +59,14 @@ mod condition;
 mod engine;
 mod error;
 mod event;
+pub mod pipeline;
 mod rule;
 mod value;
 
 pub use engine::{CompiledRule, LoadReport, Ruleset, load_dir};
 pub use error::{Error, Result};
 pub use event::{Event, FieldValue};
+pub use pipeline::{Pipeline, PipelineSet};
 pub use rule::{
     Detection, FieldSelection, Level, LogSource, Modifier, Search, SigmaRule, SigmaValue, Status,
 };

@@ -3,6 +3,7 @@
 mod conditions;
 mod loading;
 mod modifiers;
+mod pipelines;
 mod shared_data;
 
 use serde_json::Value;

@@ -7,12 +7,19 @@ use std::time::Instant;
 
 use serde::Deserialize;
 use serde_json::Value;
-use vigil_detect::{CompileOptions, CompiledRule, LoadReport, load_dir};
+use vigil_detect::Event as _;
+use vigil_detect::{
+    CompileOptions, CompiledRule, LoadReport, Pipeline, PipelineSet, Ruleset, load_dir,
+};
 
 /// Rules rejected today; lower it when support grows, never raise it.
 const MAX_REJECTED: usize = 2;
 /// Regression cases passing today; raise it when support grows, never lower it.
 const MIN_REGRESSION_PASSING: usize = 117;
+/// The same with the Windows pipeline instead of a product filter; raise it, never lower it.
+const MIN_REGRESSION_PASSING_WITH_PIPELINE: usize = 117;
+/// Windows rules whose logsource the Windows pipeline does not map; lower it, never raise it.
+const MAX_UNMAPPED_WINDOWS: usize = 3;
 
 const RULE_DIRS: [&str; 3] = ["rules", "rules-emerging-threats", "rules-threat-hunting"];
 
@@ -126,31 +133,37 @@ fn case_events(case_dir: &Path) -> Vec<Value> {
     events
 }
 
-#[test]
-fn sigmahq_regression_events_fire_their_rules() {
-    let Some(sigma) = sigma_dir() else { return };
-    let report = load_all(&sigma);
-    // No logsource mapping here: Windows events are only given to Windows (or product-less) rules.
-    let rules: Vec<&CompiledRule> = report
-        .rules
-        .iter()
-        .filter(|r| {
-            r.rule()
-                .logsource
-                .product
-                .as_deref()
-                .is_none_or(|p| p.eq_ignore_ascii_case("windows"))
-        })
-        .collect();
+/// What one pass over the regression cases found.
+struct Regression {
+    cases: usize,
+    passed: usize,
+    events: usize,
+    /// Rule evaluations over all events (the candidate rules, with pipelines).
+    evaluations: usize,
+}
+
+/// Runs every regression case through `ruleset` (every rule on every event, as a real engine
+/// would), prints what failed and the noisiest rules, and counts.
+fn run_regression(sigma: &Path, report: &LoadReport, ruleset: &Ruleset, label: &str) -> Regression {
     let mut infos = Vec::new();
     info_files(&sigma.join("regression_data"), &mut infos);
     infos.sort();
     assert!(!infos.is_empty(), "no regression cases found");
 
+    let unmapped: Vec<&str> = ruleset
+        .unmapped()
+        .filter_map(|r| r.rule().id.as_deref())
+        .collect();
     let started = Instant::now();
-    let mut evaluations = 0usize;
-    let mut passed = 0;
+    let mut result = Regression {
+        cases: infos.len(),
+        passed: 0,
+        events: 0,
+        evaluations: 0,
+    };
     let mut fired: BTreeMap<String, usize> = BTreeMap::new();
+    // (Channel, EventID) -> (events, rule evaluations).
+    let mut by_source: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     let mut failures: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for info_path in &infos {
         let text = std::fs::read_to_string(info_path).unwrap_or_else(|e| panic!("{e}"));
@@ -158,7 +171,7 @@ fn sigmahq_regression_events_fire_their_rules() {
             serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", info_path.display()));
         let case_dir = info_path.parent().unwrap_or(Path::new("."));
         let case = case_dir
-            .strip_prefix(&sigma)
+            .strip_prefix(sigma)
             .unwrap_or(case_dir)
             .display()
             .to_string();
@@ -167,15 +180,24 @@ fn sigmahq_regression_events_fire_their_rules() {
             .regression_tests_info
             .iter()
             .find_map(|t| t.match_count);
-        // Evaluate every rule on every event, as a real engine would, then look for ours.
+        result.events += events.len();
         let matched: Vec<&str> = events
             .iter()
             .flat_map(|event| {
-                evaluations += rules.len();
-                rules
-                    .iter()
-                    .filter(|r| r.is_match(event))
-                    .collect::<Vec<_>>()
+                let candidates = ruleset.candidate_count(event);
+                result.evaluations += candidates;
+                let text = |f: &str| {
+                    event
+                        .field(f)
+                        .and_then(|v| v.as_text().map(|t| t.into_owned()))
+                        .unwrap_or_default()
+                };
+                let slot = by_source
+                    .entry((text("Channel"), text("EventID")))
+                    .or_default();
+                slot.0 += 1;
+                slot.1 += candidates;
+                ruleset.matches(event).collect::<Vec<_>>()
             })
             .map(|r| {
                 *fired.entry(r.rule().name()).or_default() += 1;
@@ -186,12 +208,16 @@ fn sigmahq_regression_events_fire_their_rules() {
         for meta in &info.rule_metadata {
             let label = format!("{} ({})", meta.title, meta.id);
             let has_id = |r: &&CompiledRule| r.rule().id.as_deref() == Some(meta.id.as_str());
-            if !rules.iter().any(has_id) {
-                let why = if report.rules.iter().any(|r| has_id(&r)) {
-                    "not a windows rule"
-                } else {
-                    "rule not loaded"
-                };
+            let why = if !report.rules.iter().any(|r| has_id(&r)) {
+                Some("rule not loaded")
+            } else if !ruleset.rules().iter().any(|r| has_id(&r)) {
+                Some("not a windows rule")
+            } else if unmapped.contains(&meta.id.as_str()) {
+                Some("no pipeline maps its logsource")
+            } else {
+                None
+            };
+            if let Some(why) = why {
                 failures
                     .entry(label)
                     .or_default()
@@ -213,28 +239,118 @@ fn sigmahq_regression_events_fire_their_rules() {
                 ok = false;
             }
         }
-        passed += usize::from(ok);
+        result.passed += usize::from(ok);
     }
     println!(
-        "evaluated {evaluations} rule/event pairs in {:?} (unoptimised build)",
+        "[{label}] evaluated {} rule/event pairs ({:.1} rules per event on average) in {:?} \
+         (unoptimised build)",
+        result.evaluations,
+        result.evaluations as f64 / result.events.max(1) as f64,
         started.elapsed()
     );
-    println!("regression: {passed}/{} cases pass", infos.len());
+    for ((channel, id), (events, evaluations)) in &by_source {
+        println!(
+            "  {:7.1} rules per event for {events:3} events of {channel} {id}",
+            *evaluations as f64 / *events as f64
+        );
+    }
+    println!(
+        "[{label}] regression: {}/{} cases pass",
+        result.passed, result.cases
+    );
     for (rule, cases) in &failures {
         println!("  FAIL {rule}");
         for c in cases {
             println!("       {c}");
         }
     }
-    // Without logsource mapping some cross-talk is expected; a rule firing everywhere is a bug.
+    // Some cross-talk between cases is expected; a rule firing everywhere is a bug.
     let mut noisy: Vec<_> = fired.into_iter().collect();
     noisy.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    println!("rules firing on the most regression events:");
+    println!("[{label}] rules firing on the most regression events:");
     for (rule, n) in noisy.iter().take(10) {
         println!("  {n:4} {rule}");
     }
+    result
+}
+
+#[test]
+fn sigmahq_regression_events_fire_their_rules() {
+    let Some(sigma) = sigma_dir() else { return };
+    let report = load_all(&sigma);
+    // No logsource mapping here: Windows events are only given to Windows (or product-less) rules.
+    let rules: Vec<CompiledRule> = report
+        .rules
+        .iter()
+        .filter(|r| {
+            r.rule()
+                .logsource
+                .product
+                .as_deref()
+                .is_none_or(|p| p.eq_ignore_ascii_case("windows"))
+        })
+        .cloned()
+        .collect();
+    let result = run_regression(&sigma, report, &Ruleset::new(rules), "product filter");
     assert!(
-        passed >= MIN_REGRESSION_PASSING,
-        "{passed} regression cases pass, at least {MIN_REGRESSION_PASSING} expected"
+        result.passed >= MIN_REGRESSION_PASSING,
+        "{} regression cases pass, at least {MIN_REGRESSION_PASSING} expected",
+        result.passed
+    );
+}
+
+#[test]
+fn sigmahq_regression_events_fire_their_rules_with_the_windows_pipeline() {
+    let Some(sigma) = sigma_dir() else { return };
+    let report = load_all(&sigma);
+    let windows = Pipeline::builtin("windows").unwrap_or_else(|e| panic!("{e}"));
+    // The whole pack: the pipeline, not a product filter, decides which rules see an event.
+    let ruleset = Ruleset::with_pipelines(report.rules.clone(), &PipelineSet::new(vec![windows]));
+    let unmapped = ruleset.unmapped().count();
+    println!(
+        "[windows pipeline] {} of {} rules have no Windows logsource mapping (never evaluated)",
+        unmapped,
+        ruleset.rules().len()
+    );
+    // Windows rules whose logsource the pipeline does not know, by logsource.
+    let mut unmapped_windows: BTreeMap<String, usize> = BTreeMap::new();
+    for rule in ruleset.unmapped() {
+        let ls = &rule.rule().logsource;
+        if ls
+            .product
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case("windows"))
+        {
+            let key = format!(
+                "category {:?}, service {:?}",
+                ls.category.as_deref().unwrap_or("-"),
+                ls.service.as_deref().unwrap_or("-")
+            );
+            *unmapped_windows.entry(key).or_default() += 1;
+        }
+    }
+    for (logsource, n) in &unmapped_windows {
+        println!("  {n:4} windows rules unmapped: {logsource}");
+    }
+    let unmapped_windows: usize = unmapped_windows.values().sum();
+    assert!(
+        unmapped_windows <= MAX_UNMAPPED_WINDOWS,
+        "{unmapped_windows} Windows rules have no mapping, at most {MAX_UNMAPPED_WINDOWS} expected"
+    );
+    let result = run_regression(&sigma, report, &ruleset, "windows pipeline");
+    assert!(
+        result.passed >= MIN_REGRESSION_PASSING_WITH_PIPELINE,
+        "{} regression cases pass with the Windows pipeline, at least \
+         {MIN_REGRESSION_PASSING_WITH_PIPELINE} expected",
+        result.passed
+    );
+    // Every rule the Windows pipeline maps used to be evaluated on every event; now only the
+    // candidates for the event's channel and EventID are.
+    let mapped = ruleset.rules().len() - unmapped;
+    assert!(
+        result.evaluations * 2 < result.events * mapped,
+        "{} evaluations for {} events: the index does not narrow the {mapped} mapped rules",
+        result.evaluations,
+        result.events
     );
 }
