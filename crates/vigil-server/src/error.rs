@@ -94,6 +94,13 @@ impl ApiError {
             format!("internal error (id {id})"),
         )
     }
+    /// Maps a store error, naming `what` was not found (instead of a generic "resource").
+    pub fn from_store(what: &'static str) -> impl FnOnce(vigil_store::Error) -> ApiError {
+        move |e| match e {
+            vigil_store::Error::NotFound => ApiError::not_found(what),
+            e => e.into(),
+        }
+    }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }

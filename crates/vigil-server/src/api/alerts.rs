@@ -357,10 +357,7 @@ async fn change(
         .store
         .update_alert(user.org_id, id, &change, &user.username)
         .await
-        .map_err(|e| match e {
-            vigil_store::Error::NotFound => ApiError::not_found("alert"),
-            e => e.into(),
-        })?;
+        .map_err(ApiError::from_store("alert"))?;
     Ok(axum::Json(a))
 }
 

@@ -148,10 +148,7 @@ async fn update_user(
             },
         )
         .await
-        .map_err(|e| match e {
-            vigil_store::Error::NotFound => ApiError::not_found("user"),
-            e => e.into(),
-        })?;
+        .map_err(ApiError::from_store("user"))?;
     state.sessions.clear();
     tracing::info!(admin = %user.username, target = %updated.username, "user updated");
     Ok(axum::Json(updated))
@@ -174,10 +171,7 @@ async fn reset_password(
         .store
         .set_password(Some(user.org_id), id, &hash)
         .await
-        .map_err(|e| match e {
-            vigil_store::Error::NotFound => ApiError::not_found("user"),
-            e => e.into(),
-        })?;
+        .map_err(ApiError::from_store("user"))?;
     state.sessions.clear();
     Ok(StatusCode::NO_CONTENT)
 }
