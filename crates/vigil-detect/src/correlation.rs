@@ -550,6 +550,30 @@ impl CorrelationEngine {
         })
     }
 
+    /// Makes each rule that has both an `id` and a `name` known by either, so
+    /// [`CorrelationEngine::process`] may be given either whichever the correlation used.
+    pub fn with_rule_names(mut self, rules: &[crate::CompiledRule]) -> Self {
+        for r in rules {
+            let (Some(id), Some(name)) = (&r.rule().id, &r.rule().name) else {
+                continue;
+            };
+            let mut both: Vec<(usize, usize)> = [id, name]
+                .iter()
+                .filter_map(|k| self.by_ref.get(k.as_str()))
+                .flatten()
+                .copied()
+                .collect();
+            if both.is_empty() {
+                continue;
+            }
+            both.sort_unstable();
+            both.dedup();
+            self.by_ref.insert(id.clone(), both.clone());
+            self.by_ref.insert(name.clone(), both);
+        }
+        self
+    }
+
     /// Caps the number of groups kept (at least 1); the least recently updated group is
     /// evicted past it.
     pub fn with_max_groups(mut self, n: usize) -> Self {
@@ -599,7 +623,8 @@ impl CorrelationEngine {
     }
 
     /// Feeds one event: its time (milliseconds), the ids or names of the base rules it
-    /// matched (unknown ones are ignored) and the event itself for `group-by` and `field`
+    /// matched, as the correlations refer to them (see [`CorrelationEngine::with_rule_names`];
+    /// unknown ones are ignored) and the event itself for `group-by` and `field`
     /// values. Returns the correlations this event completed.
     pub fn process(
         &mut self,

@@ -370,8 +370,10 @@ impl LoadReport {
     }
 
     /// A [`CorrelationEngine`] for the loaded correlation rules.
+    /// Base rules are known to it by both their `id` and `name`, whichever the
+    /// correlations refer to them by.
     pub fn correlation_engine(&self) -> Result<CorrelationEngine> {
-        CorrelationEngine::new(self.correlations.clone())
+        Ok(CorrelationEngine::new(self.correlations.clone())?.with_rule_names(&self.rules))
     }
 
     /// The loaded rules as a [`Ruleset`].
@@ -494,22 +496,29 @@ fn link_correlations(report: &mut LoadReport, correlations: Vec<(PathBuf, Correl
         known.extend(r.rule.id.as_deref());
         known.extend(r.rule.name.as_deref());
     }
+    let mut chained: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (_, c) in &correlations {
-        known.extend(c.id.as_deref());
-        known.extend(c.name.as_deref());
+        chained.extend(c.id.as_deref());
+        chained.extend(c.name.as_deref());
     }
     let mut errors = Vec::new();
     let mut good = Vec::new();
     for (path, c) in &correlations {
-        match c.rules.iter().find(|r| !known.contains(r.as_str())) {
-            Some(missing) => errors.push(
-                Error::InvalidRule {
-                    rule: c.display_name(),
-                    reason: format!("unknown referenced rule `{missing}`"),
-                }
-                .in_file(path),
-            ),
-            None => good.push(c.clone()),
+        let fail = |reason: String| {
+            Error::InvalidRule {
+                rule: c.display_name(),
+                reason,
+            }
+            .in_file(path)
+        };
+        if let Some(other) = c.rules.iter().find(|r| chained.contains(r.as_str())) {
+            errors.push(fail(format!(
+                "refers to correlation `{other}`: chained correlations are not supported"
+            )));
+        } else if let Some(missing) = c.rules.iter().find(|r| !known.contains(r.as_str())) {
+            errors.push(fail(format!("unknown referenced rule `{missing}`")));
+        } else {
+            good.push(c.clone());
         }
     }
     report.errors.extend(errors);
