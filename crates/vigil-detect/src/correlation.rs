@@ -152,7 +152,9 @@ pub struct CorrelationRule {
     pub condition: CountCondition,
     /// `condition.field` of a `value_count` correlation.
     pub field: Option<String>,
-    /// alias -> (referenced rule name or id -> field name in that rule's events).
+    /// alias -> (referenced rule -> field name in that rule's events). The rule is named as
+    /// in `rules` (the specification uses names; an alias naming a rule `rules` does not
+    /// list, as written, is an error).
     pub aliases: BTreeMap<String, BTreeMap<String, String>>,
     /// `generate: true`: the referenced rules should also alert on their own.
     pub generate: bool,
@@ -626,6 +628,10 @@ impl CorrelationEngine {
     /// matched, as the correlations refer to them (see [`CorrelationEngine::with_rule_names`];
     /// unknown ones are ignored) and the event itself for `group-by` and `field`
     /// values. Returns the correlations this event completed.
+    ///
+    /// Every call counts as one event for [`Contribution::index`], so calling it for every
+    /// event (with no matched rules for most) makes indices the events' positions in the
+    /// stream; events with no referenced rule among `matched` cost a hash lookup per rule.
     pub fn process(
         &mut self,
         time: i64,

@@ -29,7 +29,7 @@
 //!
 //! # What is supported
 //!
-//! - Rules: `title`, `id`, `status`, `level`, `description`, `author`, `tags`, `logsource`,
+//! - Rules: `title`, `id`, `name`, `status`, `level`, `description`, `author`, `tags`, `logsource`,
 //!   `detection`, `falsepositives`, `references` (other keys are ignored, as the specification
 //!   allows). Searches may be maps (AND), lists of maps (OR), value lists / keyword lists (OR),
 //!   with `null` values; `condition` may be a list (any of them).
