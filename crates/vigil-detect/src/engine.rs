@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::condition::{self, Cond};
+use crate::correlation::{CorrelationEngine, CorrelationRule, is_correlation};
 use crate::event::Event;
+use crate::filter::{FilterRule, is_filter};
 use crate::pipeline::{PipelineSet, Renamed, Renames, field_texts};
 use crate::rule::{FieldSelection, Search, SigmaRule};
 use crate::value::{CompileOptions, FieldMatcher};
@@ -34,6 +36,8 @@ pub struct CompiledRule {
     rule: SigmaRule,
     searches: Vec<CompiledSearch>,
     condition: Cond,
+    /// Filter rules attached to this rule: a match of any of them suppresses the rule's.
+    filters: Vec<Arc<FilterRule>>,
 }
 
 impl CompiledRule {
@@ -94,6 +98,7 @@ impl CompiledRule {
             rule,
             searches,
             condition,
+            filters: Vec::new(),
         })
     }
 
@@ -107,12 +112,25 @@ impl CompiledRule {
         &self.rule
     }
 
-    /// Whether the event matches the rule's condition.
+    /// Whether the event matches the rule's condition and none of its filters.
     pub fn is_match(&self, event: &dyn Event) -> bool {
         // Each search is evaluated at most once per event, however often the condition names it.
         let mut seen: Vec<Option<bool>> = vec![None; self.searches.len()];
         self.condition
             .eval(&mut |i| *seen[i].get_or_insert_with(|| self.searches[i].is_match(event)))
+            && !self.filters.iter().any(|f| f.is_match(event))
+    }
+
+    /// Attaches a filter rule: from now on a match of the filter suppresses this rule's.
+    /// The caller decides whether the filter applies ([`FilterRule::applies_to`]);
+    /// [`load_dir`] attaches each filter to the rules it names.
+    pub fn add_filter(&mut self, filter: Arc<FilterRule>) {
+        self.filters.push(filter);
+    }
+
+    /// The filters attached to this rule.
+    pub fn filters(&self) -> &[Arc<FilterRule>] {
+        &self.filters
     }
 }
 
@@ -331,8 +349,12 @@ impl Ruleset {
 pub struct LoadReport {
     /// Rules that parsed and compiled, in path order.
     pub rules: Vec<CompiledRule>,
-    /// One error per rejected file, each naming the file ([`Error::InFile`]).
+    /// One error per rejected rule document, each naming the file ([`Error::InFile`]).
     pub errors: Vec<Error>,
+    /// Correlation rules whose references all resolved, in path order.
+    pub correlations: Vec<CorrelationRule>,
+    /// Filter rules, in path order; each is already attached to the rules it names.
+    pub filters: Vec<Arc<FilterRule>>,
 }
 
 impl LoadReport {
@@ -347,6 +369,13 @@ impl LoadReport {
         groups
     }
 
+    /// A [`CorrelationEngine`] for the loaded correlation rules.
+    /// Base rules are known to it by both their `id` and `name`, whichever the
+    /// correlations refer to them by.
+    pub fn correlation_engine(&self) -> Result<CorrelationEngine> {
+        Ok(CorrelationEngine::new(self.correlations.clone())?.with_rule_names(&self.rules))
+    }
+
     /// The loaded rules as a [`Ruleset`].
     pub fn into_ruleset(self) -> Ruleset {
         Ruleset::new(self.rules)
@@ -358,22 +387,142 @@ impl LoadReport {
     }
 }
 
-/// Loads every `*.yml` / `*.yaml` file under `dir` (recursively, in path order). Bad rules are
-/// reported in [`LoadReport::errors`] and skipped; only an unreadable `dir` itself fails.
+/// Loads every `*.yml` / `*.yaml` file under `dir` (recursively, in path order). A file may
+/// hold several YAML documents separated by `---` (a base rule and its correlation, for
+/// example); each is a detection rule, a correlation rule (`correlation:`) or a filter rule
+/// (`filter:`). Bad documents are reported in [`LoadReport::errors`] and skipped; only an
+/// unreadable `dir` itself fails.
+///
+/// Once every file is read, filters are attached to the rules they name and correlations are
+/// checked: a reference to a rule (by `id` or `name`) that was not loaded is an error naming
+/// the correlation or filter and the reference, and drops the correlation (a filter still
+/// applies to the rules it found).
 pub fn load_dir(dir: &Path, opts: &CompileOptions) -> Result<LoadReport> {
     let mut files = Vec::new();
     collect(dir, &mut files, true)?;
     files.sort();
     let mut report = LoadReport::default();
+    let mut correlations: Vec<(PathBuf, CorrelationRule)> = Vec::new();
+    let mut filters: Vec<(PathBuf, FilterRule)> = Vec::new();
     for path in files {
-        match SigmaRule::from_file(&path)
-            .and_then(|r| CompiledRule::compile(r, opts).map_err(|e| e.in_file(&path)))
-        {
-            Ok(rule) => report.rules.push(rule),
-            Err(e) => report.errors.push(e),
+        let docs = match read_documents(&path) {
+            Ok(docs) => docs,
+            Err(e) => {
+                report.errors.push(e.in_file(&path));
+                continue;
+            }
+        };
+        for doc in docs {
+            if is_correlation(&doc) {
+                match CorrelationRule::from_value(doc) {
+                    Ok(c) => correlations.push((path.clone(), c)),
+                    Err(e) => report.errors.push(e.in_file(&path)),
+                }
+            } else if is_filter(&doc) {
+                match FilterRule::from_value(doc, opts) {
+                    Ok(f) => filters.push((path.clone(), f)),
+                    Err(e) => report.errors.push(e.in_file(&path)),
+                }
+            } else {
+                match SigmaRule::from_value(doc).and_then(|r| CompiledRule::compile(r, opts)) {
+                    Ok(rule) => report.rules.push(rule),
+                    Err(e) => report.errors.push(e.in_file(&path)),
+                }
+            }
         }
     }
+    link_filters(&mut report, filters);
+    link_correlations(&mut report, correlations);
     Ok(report)
+}
+
+/// The non-empty YAML documents of a file.
+fn read_documents(path: &Path) -> Result<Vec<serde_yaml::Value>> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(doc)?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn link_filters(report: &mut LoadReport, filters: Vec<(PathBuf, FilterRule)>) {
+    for (path, filter) in filters {
+        let filter = Arc::new(filter);
+        let fail = |reason: String| {
+            Error::InvalidRule {
+                rule: format!("filter {}", filter.display_name()),
+                reason,
+            }
+            .in_file(&path)
+        };
+        for reference in &filter.rules {
+            let mut found = false;
+            for rule in report.rules.iter_mut() {
+                let r = &rule.rule;
+                if r.id.as_ref() != Some(reference) && r.name.as_ref() != Some(reference) {
+                    continue;
+                }
+                found = true;
+                if filter.logsource_fits(&r.logsource) {
+                    rule.add_filter(filter.clone());
+                } else {
+                    let name = r.name();
+                    report.errors.push(fail(format!(
+                        "logsource does not fit rule {name}, not applied to it"
+                    )));
+                }
+            }
+            if !found {
+                report
+                    .errors
+                    .push(fail(format!("unknown referenced rule `{reference}`")));
+            }
+        }
+        report.filters.push(filter);
+    }
+}
+
+fn link_correlations(report: &mut LoadReport, correlations: Vec<(PathBuf, CorrelationRule)>) {
+    let mut known: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for r in &report.rules {
+        known.extend(r.rule.id.as_deref());
+        known.extend(r.rule.name.as_deref());
+    }
+    let mut chained: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for (_, c) in &correlations {
+        chained.extend(c.id.as_deref());
+        chained.extend(c.name.as_deref());
+    }
+    let mut errors = Vec::new();
+    let mut good = Vec::new();
+    for (path, c) in &correlations {
+        let fail = |reason: String| {
+            Error::InvalidRule {
+                rule: c.display_name(),
+                reason,
+            }
+            .in_file(path)
+        };
+        if let Some(other) = c.rules.iter().find(|r| chained.contains(r.as_str())) {
+            errors.push(fail(format!(
+                "refers to correlation `{other}`: chained correlations are not supported"
+            )));
+        } else if let Some(missing) = c.rules.iter().find(|r| !known.contains(r.as_str())) {
+            errors.push(fail(format!("unknown referenced rule `{missing}`")));
+        } else {
+            good.push(c.clone());
+        }
+    }
+    report.errors.extend(errors);
+    report.correlations.extend(good);
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>, top: bool) -> Result<()> {

@@ -29,7 +29,7 @@
 //!
 //! # What is supported
 //!
-//! - Rules: `title`, `id`, `status`, `level`, `description`, `author`, `tags`, `logsource`,
+//! - Rules: `title`, `id`, `name`, `status`, `level`, `description`, `author`, `tags`, `logsource`,
 //!   `detection`, `falsepositives`, `references` (other keys are ignored, as the specification
 //!   allows). Searches may be maps (AND), lists of maps (OR), value lists / keyword lists (OR),
 //!   with `null` values; `condition` may be a list (any of them).
@@ -49,23 +49,39 @@
 //!   Windows event logs, Linux (auditd, syslog, agent), network (agent flows, DNS, HTTP) and
 //!   Vigil's normalized schema. Without pipelines, fields are looked up as written.
 //!
+//! - Correlation rules ([`CorrelationRule`]: `event_count`, `value_count`, `temporal`,
+//!   `temporal_ordered`, `group-by`, `aliases`, `generate`) evaluated over a stream by
+//!   [`CorrelationEngine`] (event time passed in by the caller; windows, ordering and memory
+//!   bounds in [`correlation`]). Filter rules ([`FilterRule`]) suppress the rules they name.
+//!   [`load_dir`] loads all three kinds, also from multi-document files, and resolves
+//!   references by `id` or `name`.
+//!
 //! # What is not
 //!
-//! - Correlation and filter rules, aggregations (`| count() ...`), `near`.
+//! - Chained correlations (a correlation referring to another), correlation conditions with
+//!   only `lt`/`lte` (they need windows to close), the old aggregations (`| count() ...`),
+//!   `near`.
 //! - Regular expression features Rust's `regex` lacks (look-around, back-references): such
 //!   rules are rejected with the regex error.
 
 mod condition;
+pub mod correlation;
 mod engine;
 mod error;
 mod event;
+mod filter;
 pub mod pipeline;
 mod rule;
 mod value;
 
+pub use correlation::{
+    Contribution, CorrelationEngine, CorrelationMatch, CorrelationRule, CorrelationType,
+    CountCondition, Timespan,
+};
 pub use engine::{CompiledRule, LoadReport, Ruleset, load_dir};
 pub use error::{Error, Result};
 pub use event::{Event, FieldValue};
+pub use filter::FilterRule;
 pub use pipeline::{Pipeline, PipelineSet};
 pub use rule::{
     Detection, FieldSelection, Level, LogSource, Modifier, Search, SigmaRule, SigmaValue, Status,

@@ -14,6 +14,8 @@ pub struct SigmaRule {
     pub title: String,
     /// The rule's UUID, as written.
     pub id: Option<String>,
+    /// `name:`, the human-readable handle correlation and filter rules may refer to it by.
+    pub name: Option<String>,
     pub status: Option<Status>,
     pub level: Option<Level>,
     pub description: Option<String>,
@@ -239,6 +241,7 @@ impl Modifier {
 struct RawRule {
     title: Option<Yaml>,
     id: Option<Yaml>,
+    name: Option<Yaml>,
     status: Option<Yaml>,
     level: Option<Yaml>,
     description: Option<String>,
@@ -273,7 +276,15 @@ impl SigmaRule {
 
     /// Parses one rule from YAML text.
     pub fn from_yaml(text: &str) -> Result<Self> {
-        let raw: RawRule = serde_yaml::from_str(text)?;
+        Self::from_raw(serde_yaml::from_str(text)?)
+    }
+
+    /// Parses one rule from an already parsed YAML document (one of a multi-document file).
+    pub fn from_value(value: Yaml) -> Result<Self> {
+        Self::from_raw(serde_yaml::from_value(value)?)
+    }
+
+    fn from_raw(raw: RawRule) -> Result<Self> {
         let title = match raw.title {
             Some(Yaml::String(t)) if !t.trim().is_empty() => t,
             Some(_) => {
@@ -296,11 +307,20 @@ impl SigmaRule {
             reason,
         };
         if raw.correlation.is_some() {
-            return Err(fail("correlation rules are not supported".into()));
+            return Err(fail(
+                "a correlation rule is not a detection rule (see `CorrelationRule`)".into(),
+            ));
         }
         if raw.filter.is_some() {
-            return Err(fail("filter rules are not supported".into()));
+            return Err(fail(
+                "a filter rule is not a detection rule (see `FilterRule`)".into(),
+            ));
         }
+        let rule_handle = match raw.name {
+            None | Some(Yaml::Null) => None,
+            Some(Yaml::String(n)) if !n.trim().is_empty() => Some(n),
+            Some(_) => return Err(fail("`name` must be a non-empty string".into())),
+        };
         let status = optional_enum::<Status>(raw.status, "status").map_err(&fail)?;
         let level = optional_enum::<Level>(raw.level, "level").map_err(&fail)?;
         let logsource = raw
@@ -314,6 +334,7 @@ impl SigmaRule {
         Ok(SigmaRule {
             title,
             id,
+            name: rule_handle,
             status,
             level,
             description: raw.description,
@@ -377,7 +398,7 @@ fn scalar_text(v: &Yaml) -> Option<String> {
     }
 }
 
-fn parse_detection(rule: &str, map: serde_yaml::Mapping) -> Result<Detection> {
+pub(crate) fn parse_detection(rule: &str, map: serde_yaml::Mapping) -> Result<Detection> {
     let fail = |reason: String| Error::InvalidRule {
         rule: rule.to_string(),
         reason,

@@ -89,3 +89,140 @@ fn load_dir_fails_only_for_an_unreadable_directory() {
     .unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
 }
+
+const BASE_AND_CORRELATION: &str = "title: Failed login
+id: 22222222-2222-4222-8222-222222222222
+name: failed_login
+logsource: {product: test}
+detection:
+    sel:
+        Outcome: failure
+    condition: sel
+---
+title: Many failed logins
+id: 33333333-3333-4333-8333-333333333333
+level: high
+correlation:
+    type: event_count
+    rules:
+        - failed_login
+    group-by:
+        - User
+    timespan: 5m
+    condition:
+        gte: 2
+";
+
+const ADMIN_FILTER: &str = "title: Not for admins
+logsource: {product: test}
+filter:
+    rules: [22222222-2222-4222-8222-222222222222]
+    sel:
+        User|startswith: adm_
+    condition: sel
+";
+
+#[test]
+fn load_dir_reads_multi_document_files_with_correlations_and_filters() {
+    let dir = TempDir::new("correlation");
+    std::fs::write(dir.0.join("mr_failed_logins.yml"), BASE_AND_CORRELATION).unwrap();
+    std::fs::write(dir.0.join("nested/mf_admins.yml"), ADMIN_FILTER).unwrap();
+    let report = load_dir(&dir.0, &CompileOptions::default()).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.rules.len(), 1);
+    assert_eq!(report.correlations.len(), 1);
+    assert_eq!(report.filters.len(), 1);
+    assert_eq!(report.rules[0].filters().len(), 1);
+
+    let mut engine = report.correlation_engine().unwrap();
+    let ruleset = report.into_ruleset();
+    let mut fired = Vec::new();
+    for (i, (user, outcome)) in [
+        ("bob", "failure"),
+        ("adm_eve", "failure"), // filtered: neither a rule match nor counted
+        ("adm_eve", "failure"),
+        ("bob", "success"),
+        ("eve", "failure"),
+        ("bob", "failure"), // bob's second failure
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let event = json!({"User": user, "Outcome": outcome});
+        let matched: Vec<_> = ruleset.matches(&event).collect();
+        fired.extend(engine.process_rules(i as i64 * 1000, &matched, &event));
+    }
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].title, "Many failed logins");
+    assert_eq!(
+        fired[0].group,
+        [("User".to_string(), Some("bob".to_string()))]
+    );
+    let indices: Vec<u64> = fired[0].events.iter().map(|c| c.index).collect();
+    assert_eq!(indices, [0, 5]);
+    // Referred to by name, known by id too.
+    assert!(engine.is_correlation_only("22222222-2222-4222-8222-222222222222"));
+}
+
+#[test]
+fn load_dir_reports_bad_correlations_and_filters_and_keeps_the_rest() {
+    let dir = TempDir::new("correlation-errors");
+    std::fs::write(dir.0.join("base.yml"), BASE_AND_CORRELATION).unwrap();
+    std::fs::write(
+        dir.0.join("unknown_ref.yml"),
+        BASE_AND_CORRELATION
+            .split("---\n")
+            .nth(1)
+            .unwrap()
+            .replace("Many failed logins", "Unknown ref")
+            .replace("333333333333", "444444444444")
+            .replace("- failed_login", "- no_such_rule"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.0.join("bad_timespan.yml"),
+        BASE_AND_CORRELATION.replace("timespan: 5m", "timespan: 5 min"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.0.join("no_field.yml"),
+        BASE_AND_CORRELATION
+            .replace("event_count", "value_count")
+            .replace("id: 2222", "id: 5555")
+            .replace("name: failed_login", "name: failed_login_2"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.0.join("nested/filter_unknown.yml"),
+        ADMIN_FILTER.replace("22222222-2222-4222-8222-222222222222", "nope"),
+    )
+    .unwrap();
+    let report = load_dir(&dir.0, &CompileOptions::default()).unwrap();
+    let texts: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+    for (file, what) in [
+        (
+            "unknown_ref.yml",
+            "`Unknown ref` (33333333-3333-4333-8333-444444444444): unknown referenced rule `no_such_rule`",
+        ),
+        ("bad_timespan.yml", "bad timespan `5 min`"),
+        (
+            "no_field.yml",
+            "value_count correlation needs `condition.field`",
+        ),
+        (
+            "filter_unknown.yml",
+            "filter `Not for admins`: unknown referenced rule `nope`",
+        ),
+    ] {
+        let text = texts
+            .iter()
+            .find(|t| t.contains(file))
+            .unwrap_or_else(|| panic!("no error for {file}: {texts:?}"));
+        assert!(text.contains(what), "{text} should say {what}");
+    }
+    assert_eq!(report.errors.len(), 4, "{texts:?}");
+    // The base rules of the multi-document files still load, and the good correlation.
+    assert_eq!(report.rules.len(), 3);
+    assert_eq!(report.correlations.len(), 1);
+    assert_eq!(report.filters.len(), 1);
+}

@@ -1,6 +1,8 @@
 //! vigil-detect integration tests: one binary, one module per area.
 
 mod conditions;
+mod correlation;
+mod filters;
 mod loading;
 mod modifiers;
 mod pipelines;
