@@ -252,7 +252,7 @@ fn every_builtin_rule_loads_and_is_mapped() {
         documents,
         "every document is a rule, a correlation or a filter"
     );
-    assert!(report.rules.len() >= 7, "{} rules", report.rules.len());
+    assert!(report.rules.len() >= 25, "{} rules", report.rules.len());
     let ruleset = report.into_ruleset_with(&PipelineSet::builtin().unwrap());
     let unmapped: Vec<String> = ruleset.unmapped().map(|r| r.rule().name()).collect();
     assert!(unmapped.is_empty(), "no pipeline maps {unmapped:?}");
