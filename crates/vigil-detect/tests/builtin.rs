@@ -287,3 +287,90 @@ fn builtin_pack_is_organised_by_platform() {
         );
     }
 }
+
+/// The SigmaHQ regression events (Windows EVTX as JSON, from the shared test data), or `None`
+/// (after saying so) when the data is absent outside CI.
+fn regression_events() -> Option<Vec<(String, Json)>> {
+    let base = std::env::var_os("VIGIL_SHARED_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+        });
+    let dir = base.join("sigma/regression_data");
+    if !dir.is_dir() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("shared data not found at {} (CI=true)", dir.display());
+        }
+        println!("skipped: shared data not found at {}", dir.display());
+        return None;
+    }
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&dir, &mut files);
+    files.sort();
+    let mut events = Vec::new();
+    for path in files {
+        let case = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(&path).expect("readable regression event");
+        for value in serde_json::Deserializer::from_str(&text).into_iter::<Json>() {
+            events.push((case.clone(), value.expect("regression events are JSON")));
+        }
+    }
+    Some(events)
+}
+
+/// Where the built-in pack should fire on SigmaHQ's regression events: (our rule's title,
+/// prefix of the regression case's directory). Each pair must fire at least once; any other
+/// hit is a false positive on events written for unrelated rules.
+const EXPECTED_ON_REGRESSION: &[(&str, &str)] = &[(
+    "Certutil Downloading a File",
+    "proc_creation_win_certutil_download",
+)];
+
+#[test]
+fn builtin_pack_on_sigmahq_regression_events_fires_only_where_expected() {
+    let Some(events) = regression_events() else {
+        return;
+    };
+    let pack = pack();
+    let mut unexpected = Vec::new();
+    let mut seen = vec![false; EXPECTED_ON_REGRESSION.len()];
+    for (case, event) in &events {
+        for rule in pack.ruleset.matches(event) {
+            let title = rule.rule().title.as_str();
+            match EXPECTED_ON_REGRESSION
+                .iter()
+                .position(|(t, prefix)| *t == title && case.starts_with(prefix))
+            {
+                Some(i) => seen[i] = true,
+                None => unexpected.push(format!("{title} on {case}: {event}")),
+            }
+        }
+    }
+    assert!(
+        unexpected.is_empty(),
+        "{} events, unexpected hits:\n{}",
+        events.len(),
+        unexpected.join("\n")
+    );
+    let missed: Vec<_> = EXPECTED_ON_REGRESSION
+        .iter()
+        .zip(&seen)
+        .filter(|(_, seen)| !**seen)
+        .map(|(pair, _)| pair)
+        .collect();
+    assert!(missed.is_empty(), "expected hits missing: {missed:?}");
+}
