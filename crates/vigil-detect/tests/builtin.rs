@@ -374,3 +374,24 @@ fn builtin_pack_on_sigmahq_regression_events_fires_only_where_expected() {
         .collect();
     assert!(missed.is_empty(), "expected hits missing: {missed:?}");
 }
+
+#[test]
+fn builtin_pack_loads_the_same_from_its_directory() {
+    // `vigil hunt --rules crates/vigil-detect/rules` must see what the binary embeds.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let from_dir = vigil_detect::load_dir(&dir, &vigil_detect::CompileOptions::default())
+        .expect("rules/ is readable");
+    let embedded = builtin_rules();
+    let ids = |r: &vigil_detect::LoadReport| {
+        let mut ids: Vec<Option<String>> = r
+            .rules
+            .iter()
+            .map(|c| c.rule().id.clone())
+            .chain(r.correlations.iter().map(|c| c.id.clone()))
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert!(from_dir.errors.is_empty(), "{:?}", from_dir.errors);
+    assert_eq!(ids(&from_dir), ids(&embedded));
+}
