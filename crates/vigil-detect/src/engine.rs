@@ -401,50 +401,72 @@ pub fn load_dir(dir: &Path, opts: &CompileOptions) -> Result<LoadReport> {
     let mut files = Vec::new();
     collect(dir, &mut files, true)?;
     files.sort();
+    let mut unreadable = Vec::new();
+    let mut sources = Vec::with_capacity(files.len());
+    for path in files {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => sources.push((path, text)),
+            Err(source) => unreadable.push(
+                Error::Io {
+                    path: path.clone(),
+                    source,
+                }
+                .in_file(&path),
+            ),
+        }
+    }
+    let mut report = load_sources(sources.iter().map(|(p, t)| (p.as_path(), t.as_str())), opts);
+    report.errors.splice(0..0, unreadable);
+    Ok(report)
+}
+
+/// [`load_dir`] for rule files already in memory, as `(path, YAML text)` in the order given:
+/// the built-in pack ([`crate::builtin_rules`]) is loaded this way, without a filesystem.
+/// Errors name the given path.
+pub fn load_sources<'a>(
+    sources: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    opts: &CompileOptions,
+) -> LoadReport {
     let mut report = LoadReport::default();
     let mut correlations: Vec<(PathBuf, CorrelationRule)> = Vec::new();
     let mut filters: Vec<(PathBuf, FilterRule)> = Vec::new();
-    for path in files {
-        let docs = match read_documents(&path) {
+    for (path, text) in sources {
+        let docs = match documents(text) {
             Ok(docs) => docs,
             Err(e) => {
-                report.errors.push(e.in_file(&path));
+                report.errors.push(e.in_file(path));
                 continue;
             }
         };
         for doc in docs {
             if is_correlation(&doc) {
                 match CorrelationRule::from_value(doc) {
-                    Ok(c) => correlations.push((path.clone(), c)),
-                    Err(e) => report.errors.push(e.in_file(&path)),
+                    Ok(c) => correlations.push((path.to_path_buf(), c)),
+                    Err(e) => report.errors.push(e.in_file(path)),
                 }
             } else if is_filter(&doc) {
                 match FilterRule::from_value(doc, opts) {
-                    Ok(f) => filters.push((path.clone(), f)),
-                    Err(e) => report.errors.push(e.in_file(&path)),
+                    Ok(f) => filters.push((path.to_path_buf(), f)),
+                    Err(e) => report.errors.push(e.in_file(path)),
                 }
             } else {
                 match SigmaRule::from_value(doc).and_then(|r| CompiledRule::compile(r, opts)) {
                     Ok(rule) => report.rules.push(rule),
-                    Err(e) => report.errors.push(e.in_file(&path)),
+                    Err(e) => report.errors.push(e.in_file(path)),
                 }
             }
         }
     }
     link_filters(&mut report, filters);
     link_correlations(&mut report, correlations);
-    Ok(report)
+    report
 }
 
-/// The non-empty YAML documents of a file.
-fn read_documents(path: &Path) -> Result<Vec<serde_yaml::Value>> {
+/// The non-empty YAML documents of a file's text.
+fn documents(text: &str) -> Result<Vec<serde_yaml::Value>> {
     use serde::Deserialize;
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
     let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
+    for doc in serde_yaml::Deserializer::from_str(text) {
         let value = serde_yaml::Value::deserialize(doc)?;
         if !value.is_null() {
             docs.push(value);

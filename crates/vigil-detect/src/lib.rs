@@ -54,7 +54,11 @@
 //!   [`CorrelationEngine`] (event time passed in by the caller; windows, ordering and memory
 //!   bounds in [`correlation`]). Filter rules ([`FilterRule`]) suppress the rules they name.
 //!   [`load_dir`] loads all three kinds, also from multi-document files, and resolves
-//!   references by `id` or `name`.
+//!   references by `id` or `name`; [`load_sources`] does the same for files in memory.
+//!
+//! - A built-in rule pack ([`builtin_rules`], files in [`BUILTIN_RULE_FILES`]): Vigil's own
+//!   rules for Linux (SSH brute force, sudo, persistence, reverse shells ...), the network
+//!   sensor (scans, DNS, web attacks) and Windows classics, each with its own test events.
 //!
 //! # What is not
 //!
@@ -64,6 +68,7 @@
 //! - Regular expression features Rust's `regex` lacks (look-around, back-references): such
 //!   rules are rejected with the regex error.
 
+mod builtin;
 mod condition;
 pub mod correlation;
 mod engine;
@@ -74,11 +79,12 @@ pub mod pipeline;
 mod rule;
 mod value;
 
+pub use builtin::{BUILTIN_RULE_FILES, builtin_rules};
 pub use correlation::{
     Contribution, CorrelationEngine, CorrelationMatch, CorrelationRule, CorrelationType,
     CountCondition, Timespan,
 };
-pub use engine::{CompiledRule, LoadReport, Ruleset, load_dir};
+pub use engine::{CompiledRule, LoadReport, Ruleset, load_dir, load_sources};
 pub use error::{Error, Result};
 pub use event::{Event, FieldValue};
 pub use filter::FilterRule;

@@ -1,5 +1,6 @@
 //! vigil-detect integration tests: one binary, one module per area.
 
+mod builtin;
 mod conditions;
 mod correlation;
 mod filters;
