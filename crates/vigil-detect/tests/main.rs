@@ -1,8 +1,10 @@
 //! vigil-detect integration tests: one binary, one module per area.
 
 mod conditions;
+mod differential;
 mod loading;
 mod modifiers;
+mod rsigma_event;
 mod shared_data;
 
 use serde_json::Value;

@@ -14,10 +14,10 @@ const MAX_REJECTED: usize = 2;
 /// Regression cases passing today; raise it when support grows, never lower it.
 const MIN_REGRESSION_PASSING: usize = 117;
 
-const RULE_DIRS: [&str; 3] = ["rules", "rules-emerging-threats", "rules-threat-hunting"];
+pub const RULE_DIRS: [&str; 3] = ["rules", "rules-emerging-threats", "rules-threat-hunting"];
 
 /// `$VIGIL_SHARED_DATA/sigma`, or `None` (after saying so) when absent outside CI.
-fn sigma_dir() -> Option<PathBuf> {
+pub fn sigma_dir() -> Option<PathBuf> {
     let base = std::env::var_os("VIGIL_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
@@ -92,7 +92,7 @@ struct TestInfo {
     match_count: Option<usize>,
 }
 
-fn info_files(dir: &Path, out: &mut Vec<PathBuf>) {
+pub fn info_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -107,7 +107,7 @@ fn info_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Every JSON value in the case's `.json` file (some hold several events back to back).
-fn case_events(case_dir: &Path) -> Vec<Value> {
+pub fn case_events(case_dir: &Path) -> Vec<Value> {
     let mut events = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(case_dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
