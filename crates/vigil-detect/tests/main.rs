@@ -3,10 +3,12 @@
 mod builtin;
 mod conditions;
 mod correlation;
+mod differential;
 mod filters;
 mod loading;
 mod modifiers;
 mod pipelines;
+mod rsigma_event;
 mod shared_data;
 
 use serde_json::Value;

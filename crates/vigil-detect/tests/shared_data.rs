@@ -21,10 +21,10 @@ const MIN_REGRESSION_PASSING_WITH_PIPELINE: usize = 117;
 /// Windows rules whose logsource the Windows pipeline does not map; lower it, never raise it.
 const MAX_UNMAPPED_WINDOWS: usize = 3;
 
-const RULE_DIRS: [&str; 3] = ["rules", "rules-emerging-threats", "rules-threat-hunting"];
+pub const RULE_DIRS: [&str; 3] = ["rules", "rules-emerging-threats", "rules-threat-hunting"];
 
 /// `$VIGIL_SHARED_DATA/sigma`, or `None` (after saying so) when absent outside CI.
-fn sigma_dir() -> Option<PathBuf> {
+pub fn sigma_dir() -> Option<PathBuf> {
     let base = std::env::var_os("VIGIL_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
@@ -111,7 +111,7 @@ struct TestInfo {
     match_count: Option<usize>,
 }
 
-fn info_files(dir: &Path, out: &mut Vec<PathBuf>) {
+pub fn info_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -126,7 +126,7 @@ fn info_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Every JSON value in the case's `.json` file (some hold several events back to back).
-fn case_events(case_dir: &Path) -> Vec<Value> {
+pub fn case_events(case_dir: &Path) -> Vec<Value> {
     let mut events = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(case_dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
