@@ -29,7 +29,7 @@ pub fn truncate(text: &str, width: usize) -> String {
 pub fn write_table(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
-        "{:<27} {:<13} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} DETAILS",
+        "{:<28} {:<13} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} DETAILS",
         "TIME", "LEVEL", "RULE", "RULE ID", "FILE:RECORD"
     )?;
     for hit in &hunt.hits {
@@ -50,8 +50,8 @@ pub fn write_table(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
             .join(" ");
         writeln!(
             out,
-            "{:<27} {:<13} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} {}",
-            truncate(hit.time.as_deref().unwrap_or("-"), 27),
+            "{:<28} {:<13} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} {}",
+            truncate(hit.time.as_deref().unwrap_or("-"), 28),
             level_name(hit.level()),
             truncate(&rule.title, TITLE_WIDTH),
             rule.id.as_deref().unwrap_or("-"),

@@ -72,7 +72,17 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         PipelineChoice::All => "all",
     };
     let pipelines = vigil_hunt::pipelines(pipeline)?;
-    let loaded = vigil_hunt::load_rules(&args.rules, &CompileOptions::default())?;
+    let tty = std::io::stderr().is_terminal();
+    let spinner = if tty {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    spinner.set_message("loading rules");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let loaded = vigil_hunt::load_rules(&args.rules, &CompileOptions::default());
+    spinner.finish_and_clear();
+    let loaded = loaded?;
     let mut counts = RuleCounts {
         loaded: loaded.rules.len(),
         rejected: loaded.errors.len(),
@@ -92,14 +102,14 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         anyhow::bail!("no input files");
     }
 
-    let bar = if std::io::stderr().is_terminal() {
+    let bar = if tty {
         ProgressBar::new(0)
     } else {
         ProgressBar::hidden()
     };
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} [{bar:40}] {bytes}/{total_bytes} ({binary_bytes_per_sec}, eta {eta}) {msg}",
+            "{spinner} [{bar:30}] {bytes}/{total_bytes} ({binary_bytes_per_sec}, eta {eta}) {wide_msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
@@ -115,7 +125,17 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
             bar.set_length(bytes);
         }
         Progress::FileStarted { path } => {
-            bar.set_message(format!("{}/{total} {}", done + 1, path.display()));
+            // The end of the path: a message wider than the terminal breaks the bar.
+            let path = path.display().to_string();
+            let tail: String = path
+                .chars()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            bar.set_message(format!("{}/{total} {tail}", done + 1));
         }
         Progress::FileDone { bytes, .. } => {
             done += 1;
