@@ -66,7 +66,7 @@ pub enum Error {
     NoRules { dirs: String },
     /// A rule directory that cannot be read, or a pipeline name that is neither a built-in
     /// pipeline nor `all`.
-    #[error("{0}")]
+    #[error(transparent)]
     Detect(#[from] vigil_detect::Error),
 }
 

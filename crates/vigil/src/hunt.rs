@@ -71,7 +71,9 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         PipelineChoice::Vigil => "vigil",
         PipelineChoice::All => "all",
     };
-    let pipelines = vigil_hunt::pipelines(pipeline)?;
+    // These errors already name their cause; `{:#}` would repeat it.
+    let flat = |e: vigil_hunt::Error| anyhow::anyhow!("{e}");
+    let pipelines = vigil_hunt::pipelines(pipeline).map_err(flat)?;
     let tty = std::io::stderr().is_terminal();
     let spinner = if tty {
         ProgressBar::new_spinner()
@@ -82,7 +84,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
     let loaded = vigil_hunt::load_rules(&args.rules, &CompileOptions::default());
     spinner.finish_and_clear();
-    let loaded = loaded?;
+    let loaded = loaded.map_err(flat)?;
     let mut counts = RuleCounts {
         loaded: loaded.rules.len(),
         rejected: loaded.errors.len(),
