@@ -31,7 +31,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub details: Option<serde_json::Value>,
+    /// Boxed: a `Value` is large when serde_json's `preserve_order` is on (the EVTX parser of
+    /// vigil-hunt turns it on workspace-wide), and every handler returns this error.
+    pub details: Option<Box<serde_json::Value>>,
     pub retry_after: Option<u64>,
 }
 
@@ -46,7 +48,7 @@ impl ApiError {
         }
     }
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -112,7 +114,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
-                details: self.details,
+                details: self.details.map(|d| *d),
             },
         };
         let mut resp = (self.status, Json(body)).into_response();

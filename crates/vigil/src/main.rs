@@ -9,6 +9,7 @@ use vigil_server::config::{Config, Secret};
 use vigil_store::{NewUser, UserUpdate};
 
 mod bench;
+mod hunt;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +42,8 @@ enum Command {
     /// Measure performance.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Hunt offline: run Sigma rules over EVTX, JSON, JSON lines and text log files.
+    Hunt(hunt::HuntArgs),
 }
 
 #[derive(Subcommand)]
@@ -140,6 +143,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(load_config(cli.config.as_ref())?).await,
         Command::User(cmd) => user(load_config(cli.config.as_ref())?, cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
+        // Synchronous, and alone on the runtime: blocking it holds up nothing.
+        Command::Hunt(args) => hunt::run(args),
     }
 }
 

@@ -145,3 +145,133 @@ fn user_lifecycle_from_the_command_line() {
     assert!(vigil(&d.0, &["migrate"], &[]).status.success());
     assert!(d.0.join("vigil-data/vigil.db").exists());
 }
+
+#[test]
+fn hunt_prints_a_table_and_json_lines_and_skips_bad_input() {
+    let d = tmp();
+    let rules = d.0.join("rules");
+    let logs = d.0.join("logs");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        rules.join("whoami.yml"),
+        "title: Whoami Run\nid: 0b4a7c1e-0000-4000-8000-000000000001\nlevel: high\n\
+         logsource: {product: windows, category: process_creation}\n\
+         detection:\n  sel:\n    Image|endswith: '\\whoami.exe'\n  condition: sel\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("ssh.yml"),
+        "title: SSH Failure\nid: 0b4a7c1e-0000-4000-8000-000000000002\nlevel: low\n\
+         logsource: {product: linux, service: sshd}\n\
+         detection:\n  kw: ['Failed password']\n  condition: kw\n",
+    )
+    .unwrap();
+    std::fs::write(rules.join("broken.yml"), "title: [").unwrap();
+    let event = |time: &str, image: &str| {
+        serde_json::json!({"Event": {
+            "System": {"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+                       "Computer": "ws1", "TimeCreated": {"#attributes": {"SystemTime": time}}},
+            "EventData": {"Image": image, "CommandLine": format!("{image} /all")}
+        }})
+    };
+    std::fs::write(
+        logs.join("b.json"),
+        serde_json::to_string(&vec![
+            event("2024-05-02T10:00:00Z", "C:\\Windows\\System32\\whoami.exe"),
+            event("2024-05-02T11:00:00Z", "C:\\Windows\\notepad.exe"),
+        ])
+        .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        logs.join("a.jsonl"),
+        format!(
+            "{}\nnot json\n",
+            event("2024-05-01T09:00:00Z", "C:\\Tools\\WHOAMI.EXE")
+        ),
+    )
+    .unwrap();
+
+    let args = ["hunt", "--rules", "rules", "--pipeline", "windows", "logs"];
+    let o = vigil(&d.0, &args, &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("2024-")).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(rows[0].starts_with("2024-05-01T09:00:00Z"), "{out}");
+    assert!(rows[0].contains("Whoami Run"), "{out}");
+    assert!(rows[0].contains("a.jsonl:1"), "{out}");
+    assert!(rows[0].contains("high"), "{out}");
+    assert!(
+        rows[0].contains("0b4a7c1e-0000-4000-8000-000000000001"),
+        "{out}"
+    );
+    assert!(rows[0].contains("Computer=ws1"), "{out}");
+    assert!(
+        rows[0].contains("CommandLine=C:\\Tools\\WHOAMI.EXE /all"),
+        "{out}"
+    );
+    assert!(rows[1].contains("b.json:1"), "{out}");
+    assert!(out.contains("files: 2"), "{out}");
+    assert!(out.contains("events: 3, matches: 2"), "{out}");
+    assert!(out.contains("by level: high 2"), "{out}");
+    assert!(out.contains("2 loaded, 1 rejected"), "{out}");
+    assert!(err.contains("a.jsonl:2"), "{err}");
+    assert!(
+        err.contains("broken.yml") || err.contains("rules rejected"),
+        "{err}"
+    );
+
+    // JSON lines, one per match, with the whole event; nothing but them on stdout.
+    let o = vigil(&d.0, &[&args[..], &["--json"]].concat(), &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let hits: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(hits.len(), 2, "{out}");
+    assert_eq!(hits[0]["rule"]["title"], "Whoami Run");
+    assert_eq!(hits[0]["level"], "high");
+    assert_eq!(hits[0]["record"], 1);
+    assert_eq!(
+        hits[1]["event"]["Event"]["EventData"]["Image"],
+        "C:\\Windows\\System32\\whoami.exe"
+    );
+    assert!(err.contains("matches: 2"), "{err}");
+
+    // Text lines with keyword rules, and the level filter.
+    std::fs::write(
+        logs.join("auth.log"),
+        "May  1 09:00:00 web1 sshd[42]: Failed password for root from 10.0.0.5\n",
+    )
+    .unwrap();
+    let o = vigil(
+        &d.0,
+        &["hunt", "-r", "rules", "--json", "logs/auth.log"],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("SSH Failure"), "{out}");
+    let o = vigil(
+        &d.0,
+        &["hunt", "-r", "rules", "--min-level", "medium", "logs"],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        !out.contains("SSH Failure") && out.contains("matches: 2"),
+        "{out}"
+    );
+
+    // Usage errors: no rules, no inputs.
+    let o = vigil(&d.0, &["hunt", "-r", "logs", "logs"], &[]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("no rules loaded"), "{}", text(&o).1);
+    let o = vigil(&d.0, &["hunt", "-r", "rules", "nothing/*.evtx"], &[]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("no input files"), "{}", text(&o).1);
+}

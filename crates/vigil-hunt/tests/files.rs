@@ -1,0 +1,179 @@
+//! Inputs of every kind, and bad files and lines reported and skipped.
+
+use std::path::{Path, PathBuf};
+
+use vigil_detect::{CompileOptions, CompiledRule, Level, Ruleset};
+use vigil_hunt::{Error, Hunter, Progress};
+
+fn rule(yaml: &str) -> CompiledRule {
+    CompiledRule::from_yaml(yaml, &CompileOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ruleset() -> Ruleset {
+    Ruleset::new(vec![
+        rule(
+            "title: Whoami\nid: 11111111-1111-1111-1111-111111111111\nlevel: medium\n\
+             logsource: {product: windows, category: process_creation}\n\
+             detection: {sel: {Image|endswith: '\\whoami.exe'}, condition: sel}",
+        ),
+        rule(
+            "title: Failed password\nlevel: low\nlogsource: {product: linux}\n\
+             detection: {kw: ['Failed password'], condition: kw}",
+        ),
+    ])
+}
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("vigil-hunt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, content: &[u8]) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn whoami(time: &str) -> String {
+    format!(
+        r##"{{"Event":{{"System":{{"EventID":1,"Computer":"pc1","TimeCreated":{{"#attributes":{{"SystemTime":"{time}"}}}}}},"EventData":{{"Image":"C:\\Windows\\System32\\whoami.exe","CommandLine":"whoami /all"}}}}}}"##
+    )
+}
+
+#[test]
+fn every_input_kind_is_read_and_hits_sort_by_time() {
+    let dir = TempDir::new("kinds");
+    dir.write("one.json", whoami("2024-01-03T00:00:00Z").as_bytes());
+    dir.write(
+        "many.json",
+        format!(
+            "[{}, {}]",
+            whoami("2024-01-02T00:00:00Z"),
+            r#"{"Image": "C:\\notepad.exe"}"#
+        )
+        .as_bytes(),
+    );
+    dir.write(
+        "lines.jsonl",
+        format!("{}\n\n{}\n", whoami("2024-01-01T00:00:00Z"), "{}").as_bytes(),
+    );
+    dir.write(
+        "auth.log",
+        b"Jan 1 sshd: Accepted password\nJan 1 sshd: Failed password for root\n",
+    );
+    let ruleset = ruleset();
+    let mut planned = None;
+    let mut done = 0;
+    let hunt = Hunter::new(&ruleset).hunt(std::slice::from_ref(&dir.0), |p| match p {
+        Progress::Planned { files, .. } => planned = Some(files),
+        Progress::FileDone { .. } => done += 1,
+        Progress::FileStarted { .. } => {}
+    });
+    assert!(hunt.errors.is_empty(), "{:?}", hunt.errors);
+    assert_eq!((planned, done, hunt.files), (Some(4), 4, 4));
+    assert_eq!(hunt.events, 7);
+    let got: Vec<(Option<&str>, String)> = hunt
+        .hits
+        .iter()
+        .map(|h| (h.time.as_deref(), h.location.to_string()))
+        .collect();
+    let at = |name: &str, record: u64| format!("{}:{record}", dir.0.join(name).display());
+    assert_eq!(
+        got,
+        vec![
+            (Some("2024-01-01T00:00:00Z"), at("lines.jsonl", 1)),
+            (Some("2024-01-02T00:00:00Z"), at("many.json", 1)),
+            (Some("2024-01-03T00:00:00Z"), at("one.json", 1)),
+            (None, at("auth.log", 2)),
+        ]
+    );
+    let first = &hunt.hits[0];
+    assert_eq!(
+        first.key_fields(),
+        vec![
+            ("Computer", "pc1".to_string()),
+            ("EventID", "1".to_string()),
+            ("Image", "C:\\Windows\\System32\\whoami.exe".to_string()),
+            ("CommandLine", "whoami /all".to_string()),
+        ]
+    );
+    let json = first.to_json();
+    assert_eq!(json["level"], "medium");
+    assert_eq!(json["rule"]["id"], "11111111-1111-1111-1111-111111111111");
+    assert_eq!(
+        json["event"]["Event"]["EventData"]["CommandLine"],
+        "whoami /all"
+    );
+    assert_eq!(hunt.by_level(), vec![(Level::Medium, 3), (Level::Low, 1)]);
+    assert_eq!(hunt.top_rules(1)[0].2, 3);
+}
+
+#[test]
+fn min_level_drops_lower_hits() {
+    let dir = TempDir::new("level");
+    dir.write("auth.log", b"Failed password\n");
+    dir.write("a.json", whoami("2024-01-01T00:00:00Z").as_bytes());
+    let ruleset = ruleset();
+    let hunt = Hunter::new(&ruleset)
+        .min_level(Level::Medium)
+        .hunt(std::slice::from_ref(&dir.0), |_| {});
+    assert_eq!(hunt.hits.len(), 1);
+    assert_eq!(hunt.hits[0].rule.rule().title, "Whoami");
+    assert_eq!(hunt.events, 2);
+}
+
+#[test]
+fn bad_files_and_lines_are_reported_and_skipped() {
+    let dir = TempDir::new("bad");
+    dir.write(
+        "events.jsonl",
+        format!("{}\n{{not json\n{}\n", whoami("t1"), whoami("t2")).as_bytes(),
+    );
+    dir.write("broken.json", b"{\"a\": ");
+    dir.write("fake.evtx", b"this is not an event log");
+    dir.write("auth.log", b"Failed password\n");
+    let missing = dir.0.join("missing.json");
+    let pattern = dir.0.join("*.nothing");
+    let ruleset = ruleset();
+    let hunt = Hunter::new(&ruleset).hunt(&[dir.0.clone(), missing, pattern], |_| {});
+    assert_eq!(hunt.hits.len(), 3, "the good lines and files still count");
+    let errors: Vec<String> = hunt.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(has("missing.json: no such file"), "{errors:#?}");
+    assert!(has("*.nothing: no such file"), "{errors:#?}");
+    assert!(has("events.jsonl:2: key must be a string"), "{errors:#?}");
+    assert!(has("broken.json:1: EOF"), "{errors:#?}");
+    assert!(has("fake.evtx: not a readable EVTX file"), "{errors:#?}");
+    assert!(
+        hunt.errors
+            .iter()
+            .any(|e| matches!(e, Error::Parse { line: Some(2), .. }))
+    );
+}
+
+#[test]
+fn glob_patterns_pick_files_of_one_directory() {
+    let dir = TempDir::new("glob");
+    dir.write("a.json", whoami("t").as_bytes());
+    dir.write("b.json", whoami("t").as_bytes());
+    dir.write("c.log", b"Failed password\n");
+    let ruleset = ruleset();
+    let hunt = Hunter::new(&ruleset).hunt(&[dir.0.join("*.json")], |_| {});
+    assert_eq!((hunt.files, hunt.hits.len()), (2, 2));
+    assert!(hunt.errors.is_empty());
+    let _: &Path = &hunt.hits[0].location.path;
+}

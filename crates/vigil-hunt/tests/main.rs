@@ -1,0 +1,4 @@
+//! Integration tests of `vigil-hunt`: one test binary, one module per concern.
+
+mod files;
+mod shared_data;
