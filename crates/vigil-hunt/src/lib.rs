@@ -176,9 +176,14 @@ pub fn pipelines(choice: &str) -> Result<PipelineSet> {
     })
 }
 
-/// Loads the rules of every directory (bad rules land in [`LoadReport::errors`]); fails only
+/// Loads the rules of every directory (bad rules land in [`LoadReport::errors`]), or the
+/// built-in pack when no directory is given; fails only
 /// when a directory cannot be read at all or no rule loads.
 pub fn load_rules(dirs: &[PathBuf], opts: &CompileOptions) -> Result<LoadReport> {
+    if dirs.is_empty() {
+        // No directories given: Vigil's built-in pack, embedded in the binary.
+        return Ok(vigil_detect::builtin_rules());
+    }
     let mut all = LoadReport::default();
     for dir in dirs {
         let report = vigil_detect::load_dir(dir, opts)?;

@@ -14,8 +14,8 @@ use vigil_hunt::{Hunter, Progress};
 #[derive(Args)]
 pub struct HuntArgs {
     /// Directory of Sigma rules (searched recursively); repeat for several, e.g. a SigmaHQ
-    /// checkout's rules/ and rules-emerging-threats/.
-    #[arg(long = "rules", short = 'r', value_name = "DIR", required = true)]
+    /// checkout's rules/ and rules-emerging-threats/. Default: Vigil's built-in rule pack.
+    #[arg(long = "rules", short = 'r', value_name = "DIR")]
     rules: Vec<PathBuf>,
     /// Processing pipelines mapping rule logsources to events: one built-in, or all of them.
     #[arg(long, value_enum, default_value_t = PipelineChoice::All)]

