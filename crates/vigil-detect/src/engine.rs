@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::condition::{self, Cond};
 use crate::correlation::{CorrelationEngine, CorrelationRule, is_correlation};
-use crate::event::Event;
+use crate::event::{Event, Prepared};
 use crate::filter::{FilterRule, is_filter};
 use crate::pipeline::{PipelineSet, Renamed, Renames, field_texts};
 use crate::rule::{FieldSelection, Search, SigmaRule};
@@ -22,7 +22,7 @@ enum CompiledSearch {
 }
 
 impl CompiledSearch {
-    fn is_match(&self, event: &dyn Event) -> bool {
+    fn is_match(&self, event: &Prepared<'_>) -> bool {
         match self {
             CompiledSearch::All(fields) => fields.iter().all(|f| f.is_match(event)),
             CompiledSearch::Any(maps) => maps.iter().any(|m| m.iter().all(|f| f.is_match(event))),
@@ -114,11 +114,30 @@ impl CompiledRule {
 
     /// Whether the event matches the rule's condition and none of its filters.
     pub fn is_match(&self, event: &dyn Event) -> bool {
+        self.is_match_prepared(&Prepared::new(event))
+    }
+
+    /// [`CompiledRule::is_match`] against an event prepared once for many rules.
+    pub(crate) fn is_match_prepared(&self, event: &Prepared<'_>) -> bool {
         // Each search is evaluated at most once per event, however often the condition names it.
-        let mut seen: Vec<Option<bool>> = vec![None; self.searches.len()];
-        self.condition
-            .eval(&mut |i| *seen[i].get_or_insert_with(|| self.searches[i].is_match(event)))
-            && !self.filters.iter().any(|f| f.is_match(event))
+        let hit = if self.searches.len() <= 64 {
+            let (mut done, mut found) = (0u64, 0u64);
+            self.condition.eval(&mut |i| {
+                let bit = 1u64 << i;
+                if done & bit == 0 {
+                    done |= bit;
+                    if self.searches[i].is_match(event) {
+                        found |= bit;
+                    }
+                }
+                found & bit != 0
+            })
+        } else {
+            let mut seen: Vec<Option<bool>> = vec![None; self.searches.len()];
+            self.condition
+                .eval(&mut |i| *seen[i].get_or_insert_with(|| self.searches[i].is_match(event)))
+        };
+        hit && !self.filters.iter().any(|f| f.is_match_prepared(event))
     }
 
     /// Attaches a filter rule: from now on a match of the filter suppresses this rule's.
@@ -306,34 +325,58 @@ impl Ruleset {
 
     /// The rules the event matches, in ruleset order, each once.
     pub fn matches<'a>(&'a self, event: &'a dyn Event) -> impl Iterator<Item = &'a CompiledRule> {
-        let (all, indexed) = match &self.index {
-            None => (
-                Some(self.rules.iter().filter(move |r| r.is_match(event))),
-                None,
-            ),
-            Some(index) => (None, Some(self.indexed_matches(index, event).into_iter())),
+        let prepared = Prepared::new(event);
+        let found: Vec<&CompiledRule> = match &self.index {
+            None => self
+                .rules
+                .iter()
+                .filter(|r| r.is_match_prepared(&prepared))
+                .collect(),
+            Some(index) => self.indexed_matches(index, &prepared),
         };
-        all.into_iter()
-            .flatten()
-            .chain(indexed.into_iter().flatten())
+        found.into_iter()
     }
 
-    fn indexed_matches<'a>(&'a self, index: &Index, event: &dyn Event) -> Vec<&'a CompiledRule> {
+    fn indexed_matches<'a>(&'a self, index: &Index, event: &Prepared<'_>) -> Vec<&'a CompiledRule> {
+        let candidates = index.candidates(event);
+        // One prepared view per distinct set of renames among the candidates.
+        let mut renamed: Vec<Renamed<'_>> = Vec::new();
+        for &t in &candidates {
+            let renames = &index.targets[t].renames;
+            if !renames.is_empty()
+                && !renamed
+                    .iter()
+                    .any(|r| std::ptr::eq(r.renames, renames.as_ref()))
+            {
+                renamed.push(Renamed {
+                    event,
+                    renames: renames.as_ref(),
+                });
+            }
+        }
+        let views: Vec<Prepared<'_>> = renamed.iter().map(|r| Prepared::new(r)).collect();
         let mut out: Vec<&CompiledRule> = Vec::new();
         let mut last_matched = None;
-        for t in index.candidates(event) {
+        for t in candidates {
             let target = &index.targets[t];
             if last_matched == Some(target.rule) {
                 continue; // another alternative of this rule matched already
             }
             let rule = &self.rules[target.rule];
             let hit = if target.renames.is_empty() {
-                rule.is_match(event)
+                rule.is_match_prepared(event)
             } else {
-                rule.is_match(&Renamed {
-                    event,
-                    renames: &target.renames,
-                })
+                let view = renamed
+                    .iter()
+                    .position(|r| std::ptr::eq(r.renames, target.renames.as_ref()))
+                    .map(|i| &views[i]);
+                match view {
+                    Some(view) => rule.is_match_prepared(view),
+                    None => rule.is_match(&Renamed {
+                        event,
+                        renames: &target.renames,
+                    }),
+                }
             };
             if hit {
                 last_matched = Some(target.rule);

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
 
-use crate::event::{Event, FieldValue};
+use crate::event::{Event, FieldValue, Leaf, Prepared, Slot, field_id};
 use crate::rule::{FieldSelection, Modifier, SigmaValue};
 use crate::{Error, Result};
 
@@ -280,7 +280,7 @@ enum Check {
     Null,
     Exists(bool),
     Str(StrMatcher),
-    /// Many plain `contains` literals searched at once.
+    /// Many plain `contains` literals searched at once (and the literals).
     AnyContains(AhoCorasick),
     Regex(Regex),
     Cidr(IpNet),
@@ -299,25 +299,29 @@ pub(crate) struct FieldMatcher {
     /// without `all` everything is in a single group.
     groups: Vec<Vec<Check>>,
     cased: bool,
+    /// [`field_id`] of `field`.
+    field_id: usize,
 }
 
-/// Text of a value, lower-cased once when needed.
+/// Text of a value and its lower-cased form (computed once per event and field).
 struct Probe<'a> {
     raw: &'a str,
-    lower: Option<String>,
+    lower: &'a str,
 }
 
-impl<'a> Probe<'a> {
-    fn new(raw: &'a str) -> Self {
-        Probe { raw, lower: None }
+impl Probe<'_> {
+    fn text(&self, cased: bool) -> &str {
+        if cased { self.raw } else { self.lower }
     }
+}
 
-    fn text(&mut self, cased: bool) -> &str {
-        if cased {
-            self.raw
-        } else {
-            self.lower.get_or_insert_with(|| self.raw.to_lowercase())
-        }
+impl Check {
+    /// Whether the check reads the lower-cased text (regular expressions and networks do not).
+    fn needs_lower(&self) -> bool {
+        matches!(
+            self,
+            Check::Str(_) | Check::AnyContains(..) | Check::FieldRef(..)
+        )
     }
 }
 
@@ -441,56 +445,92 @@ impl FieldMatcher {
             groups = vec![flat];
         }
         Ok(FieldMatcher {
+            field_id: sel.field.as_deref().map(field_id).unwrap_or(usize::MAX),
             field: sel.field.clone(),
             groups,
             cased,
         })
     }
 
-    pub(crate) fn is_match(&self, event: &dyn Event) -> bool {
+    pub(crate) fn is_match(&self, event: &Prepared<'_>) -> bool {
         match &self.field {
-            None => self.groups.iter().all(|g| {
-                event.any_keyword(&mut |s| {
-                    let mut probe = Probe::new(s);
-                    g.iter().any(|c| self.check_text(c, &mut probe, event))
+            None => {
+                let texts = event.keywords();
+                self.groups.iter().all(|g| {
+                    texts.iter().any(|t| {
+                        let probe = Probe {
+                            raw: &t.raw,
+                            lower: &t.lower,
+                        };
+                        g.iter().any(|c| self.check_text(c, &probe, event))
+                    })
                 })
-            }),
-            Some(name) => {
-                let value = event.field(name);
+            }
+            Some(name) if event.cached(self.field_id) => {
+                let slot = event.slot(self.field_id, name);
                 self.groups
                     .iter()
-                    .all(|g| g.iter().any(|c| self.check(c, value.as_ref(), event)))
+                    .all(|g| g.iter().any(|c| self.check_slot(c, slot, event)))
+            }
+            Some(name) => {
+                // Compiled after the event was prepared: looked up here.
+                let slot = event.field(name).map(Slot::new);
+                self.groups
+                    .iter()
+                    .all(|g| g.iter().any(|c| self.check_slot(c, slot.as_ref(), event)))
             }
         }
     }
 
-    fn check(&self, c: &Check, value: Option<&FieldValue<'_>>, event: &dyn Event) -> bool {
-        match (c, value) {
-            (Check::Null, v) => matches!(v, None | Some(FieldValue::Null)),
-            (Check::Exists(want), v) => matches!(v, Some(v) if *v != FieldValue::Null) == *want,
-            (_, None | Some(FieldValue::Null)) => false,
-            (_, Some(FieldValue::List(items))) => {
-                items.iter().any(|i| self.check(c, Some(i), event))
+    fn check_slot(&self, c: &Check, slot: Option<&Slot<'_>>, event: &dyn Event) -> bool {
+        match (c, slot) {
+            (Check::Null, v) => matches!(
+                v,
+                None | Some(Slot {
+                    value: FieldValue::Null,
+                    ..
+                })
+            ),
+            (Check::Exists(want), v) => {
+                matches!(v, Some(v) if v.value != FieldValue::Null) == *want
             }
-            (Check::NumEq(n), Some(v)) => match v {
+            (_, None) => false,
+            (_, Some(slot)) => slot
+                .leaves
+                .iter()
+                .any(|leaf| self.check_leaf(c, leaf, event)),
+        }
+    }
+
+    fn check_leaf(&self, c: &Check, leaf: &Leaf<'_>, event: &dyn Event) -> bool {
+        match c {
+            Check::NumEq(n) => match &leaf.value {
                 FieldValue::Int(i) => *i as f64 == *n,
                 FieldValue::Float(f) => f == n,
                 _ => false,
             },
-            (Check::Cmp(op, n), Some(v)) => v.as_f64().is_some_and(|x| match op {
+            Check::Cmp(op, n) => leaf.value.as_f64().is_some_and(|x| match op {
                 Cmp::Lt => x < *n,
                 Cmp::Lte => x <= *n,
                 Cmp::Gt => x > *n,
                 Cmp::Gte => x >= *n,
             }),
-            (_, Some(v)) => match v.as_text() {
-                Some(t) => self.check_text(c, &mut Probe::new(&t), event),
+            Check::Null | Check::Exists(_) => false,
+            _ => match &leaf.text {
+                Some(raw) => {
+                    let lower = if self.cased || !c.needs_lower() {
+                        raw
+                    } else {
+                        leaf.lower()
+                    };
+                    self.check_text(c, &Probe { raw, lower }, event)
+                }
                 None => false,
             },
         }
     }
 
-    fn check_text(&self, c: &Check, probe: &mut Probe<'_>, event: &dyn Event) -> bool {
+    fn check_text(&self, c: &Check, probe: &Probe<'_>, event: &dyn Event) -> bool {
         match c {
             Check::Str(m) => m.is_match(probe.text(self.cased)),
             Check::AnyContains(ac) => ac.is_match(probe.text(self.cased)),
