@@ -41,7 +41,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, black_box};
 use serde_json::{Value, json};
-use vigil_detect::{CompileOptions, CompiledRule, Ruleset};
+use vigil_detect::{CompileOptions, CompiledRule, PipelineSet, Ruleset};
 
 #[path = "../tests/rsigma_event.rs"]
 mod rsigma_event;
@@ -95,14 +95,22 @@ fn rule_texts(sigma: &Path) -> Vec<String> {
         .collect()
 }
 
-fn load_vigil(texts: &[String]) -> Ruleset {
+fn compile_vigil(texts: &[String]) -> Vec<CompiledRule> {
     let opts = CompileOptions::default();
-    Ruleset::new(
-        texts
-            .iter()
-            .filter_map(|t| CompiledRule::from_yaml(t, &opts).ok())
-            .collect(),
-    )
+    texts
+        .iter()
+        .filter_map(|t| CompiledRule::from_yaml(t, &opts).ok())
+        .collect()
+}
+
+fn load_vigil(texts: &[String]) -> Ruleset {
+    Ruleset::new(compile_vigil(texts))
+}
+
+/// Our engine with the built-in logsource pipelines (`vigil_pipelines` in the groups).
+fn load_vigil_pipelines(texts: &[String]) -> Ruleset {
+    let pipelines = PipelineSet::builtin().expect("built-in pipelines parse");
+    Ruleset::with_pipelines(compile_vigil(texts), &pipelines)
 }
 
 fn load_rsigma(texts: &[String]) -> rsigma_eval::Engine {
@@ -457,6 +465,7 @@ fn main() {
     let texts = rule_texts(&sigma);
     let vigil = load_vigil(&texts);
     let rsigma = load_rsigma(&texts);
+    let vigil_pipelines = load_vigil_pipelines(&texts);
     println!(
         "{} rule files; rules loaded: vigil {}, rsigma-eval {}",
         texts.len(),
@@ -478,9 +487,13 @@ fn main() {
         let started = Instant::now();
         let rsigma_matches = run_rsigma(&rsigma, events);
         let rsigma_pass = started.elapsed();
+        let started = Instant::now();
+        let pipelines_matches = run_vigil(&vigil_pipelines, events);
+        let pipelines_pass = started.elapsed();
         println!(
-            "{name}: {} events; matches: vigil {vigil_matches}, rsigma-eval {rsigma_matches}; \
-             one pass: vigil {vigil_pass:.2?}, rsigma-eval {rsigma_pass:.2?}",
+            "{name}: {} events; matches: vigil {vigil_matches}, rsigma-eval {rsigma_matches}, \
+             vigil with pipelines {pipelines_matches}; one pass: vigil {vigil_pass:.2?}, \
+             rsigma-eval {rsigma_pass:.2?}, vigil with pipelines {pipelines_pass:.2?}",
             events.len(),
         );
         print_top_matches(&vigil, events);
@@ -489,6 +502,9 @@ fn main() {
         group.sample_size(10);
         group.throughput(Throughput::Elements(events.len() as u64));
         group.bench_function("vigil", |b| b.iter(|| run_vigil(&vigil, black_box(events))));
+        group.bench_function("vigil_pipelines", |b| {
+            b.iter(|| run_vigil(&vigil_pipelines, black_box(events)))
+        });
         group.bench_function("rsigma_eval", |b| {
             b.iter(|| run_rsigma(&rsigma, black_box(events)))
         });
