@@ -30,6 +30,149 @@ impl CompiledSearch {
     }
 }
 
+/// Field -> lower-cased literals: a rule can only match when one of them occurs in its field.
+type Required<'r> = Vec<(usize, &'r str, Vec<String>)>;
+
+impl CompiledSearch {
+    fn required(&self) -> Option<Required<'_>> {
+        match self {
+            CompiledSearch::All(fields) => fields
+                .iter()
+                .filter_map(|f| f.required_literals().map(|r| vec![r]))
+                .min_by_key(|r| r[0].2.len()),
+            CompiledSearch::Any(maps) => union(maps.iter().map(|m| {
+                m.iter()
+                    .filter_map(|f| f.required_literals().map(|r| vec![r]))
+                    .min_by_key(|r| r[0].2.len())
+            })),
+        }
+    }
+}
+
+/// Every one of `items` must be provable; their requirements are then alternatives.
+fn union<'r>(items: impl Iterator<Item = Option<Required<'r>>>) -> Option<Required<'r>> {
+    let mut out = Vec::new();
+    for item in items {
+        out.extend(item?);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// What the condition requires: `None` when no literal is required on every path to a match.
+fn cond_required<'r>(cond: &Cond, searches: &'r [CompiledSearch]) -> Option<Required<'r>> {
+    let total = |r: &Required<'_>| r.iter().map(|(_, _, l)| l.len()).sum::<usize>();
+    match cond {
+        Cond::Search(i) => searches[*i].required(),
+        Cond::Not(_) => None,
+        Cond::And(cs) => cs
+            .iter()
+            .filter_map(|c| cond_required(c, searches))
+            .min_by_key(total),
+        Cond::All(ids) => ids
+            .iter()
+            .filter_map(|i| searches[*i].required())
+            .min_by_key(total),
+        Cond::Or(cs) => union(cs.iter().map(|c| cond_required(c, searches))),
+        Cond::AtLeast(n, ids) if *n >= 1 => union(ids.iter().map(|i| searches[*i].required())),
+        Cond::AtLeast(..) => None,
+    }
+}
+
+/// Rules skipped unless one of their required literals occurs in the event: one automaton per
+/// field over the literals rules require there, run once per event.
+#[derive(Debug, Clone, Default)]
+struct Prefilter {
+    fields: Vec<PrefilterField>,
+    /// Whether each rule is gated (has required literals); other rules are always evaluated.
+    gated: Vec<bool>,
+}
+
+#[derive(Debug, Clone)]
+struct PrefilterField {
+    id: usize,
+    name: String,
+    automaton: aho_corasick::AhoCorasick,
+    /// Per literal: the rules requiring it.
+    rules: Vec<Vec<u32>>,
+}
+
+impl Prefilter {
+    fn build(rules: &[CompiledRule]) -> Self {
+        let mut by_field: Vec<(usize, String, HashMap<String, Vec<u32>>)> = Vec::new();
+        let mut gated = vec![false; rules.len()];
+        for (r, rule) in rules.iter().enumerate() {
+            let Some(required) = cond_required(&rule.condition, &rule.searches) else {
+                continue;
+            };
+            gated[r] = true;
+            for (id, name, lits) in required {
+                let slot = match by_field.iter().position(|(i, _, _)| *i == id) {
+                    Some(i) => i,
+                    None => {
+                        by_field.push((id, name.to_string(), HashMap::new()));
+                        by_field.len() - 1
+                    }
+                };
+                for lit in lits {
+                    let list = by_field[slot].2.entry(lit).or_default();
+                    if list.last() != Some(&(r as u32)) {
+                        list.push(r as u32);
+                    }
+                }
+            }
+        }
+        let mut fields = Vec::with_capacity(by_field.len());
+        for (id, name, lits) in by_field {
+            let (patterns, rule_lists): (Vec<String>, Vec<Vec<u32>>) = lits.into_iter().unzip();
+            match aho_corasick::AhoCorasick::new(&patterns) {
+                Ok(automaton) => fields.push(PrefilterField {
+                    id,
+                    name,
+                    automaton,
+                    rules: rule_lists,
+                }),
+                Err(_) => {
+                    // Cannot search these: their rules are always evaluated.
+                    for r in rule_lists.into_iter().flatten() {
+                        gated[r as usize] = false;
+                    }
+                }
+            }
+        }
+        Prefilter { fields, gated }
+    }
+
+    /// Per rule: whether it must be evaluated against the event.
+    fn candidates(&self, event: &Prepared<'_>) -> Vec<bool> {
+        let mut possible: Vec<bool> = self.gated.iter().map(|g| !g).collect();
+        for field in &self.fields {
+            if !event.cached(field.id) {
+                // Not looked up through the cache: evaluate its rules.
+                field
+                    .rules
+                    .iter()
+                    .flatten()
+                    .for_each(|&r| possible[r as usize] = true);
+                continue;
+            }
+            let Some(slot) = event.slot(field.id, &field.name) else {
+                continue;
+            };
+            for leaf in &slot.leaves {
+                if leaf.text.is_none() {
+                    continue;
+                }
+                for m in field.automaton.find_overlapping_iter(leaf.lower()) {
+                    for &r in &field.rules[m.pattern().as_usize()] {
+                        possible[r as usize] = true;
+                    }
+                }
+            }
+        }
+        possible
+    }
+}
+
 /// A Sigma rule compiled into matchers.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
@@ -164,6 +307,7 @@ impl CompiledRule {
 pub struct Ruleset {
     rules: Vec<CompiledRule>,
     index: Option<Index>,
+    prefilter: Prefilter,
 }
 
 /// Rules by the logsource conditions they need.
@@ -276,7 +420,12 @@ fn product(lists: &[Vec<String>]) -> Vec<Vec<String>> {
 impl Ruleset {
     /// Every rule is evaluated against every event, fields looked up as written.
     pub fn new(rules: Vec<CompiledRule>) -> Self {
-        Ruleset { rules, index: None }
+        let prefilter = Prefilter::build(&rules);
+        Ruleset {
+            rules,
+            index: None,
+            prefilter,
+        }
     }
 
     /// Rules are evaluated only against events their logsource stands for in `pipelines`,
@@ -284,9 +433,11 @@ impl Ruleset {
     /// evaluated; [`Ruleset::unmapped`] lists them.
     pub fn with_pipelines(rules: Vec<CompiledRule>, pipelines: &PipelineSet) -> Self {
         let index = Index::build(&rules, pipelines);
+        let prefilter = Prefilter::build(&rules);
         Ruleset {
             rules,
             index: Some(index),
+            prefilter,
         }
     }
 
@@ -327,11 +478,15 @@ impl Ruleset {
     pub fn matches<'a>(&'a self, event: &'a dyn Event) -> impl Iterator<Item = &'a CompiledRule> {
         let prepared = Prepared::new(event);
         let found: Vec<&CompiledRule> = match &self.index {
-            None => self
-                .rules
-                .iter()
-                .filter(|r| r.is_match_prepared(&prepared))
-                .collect(),
+            None => {
+                let possible = self.prefilter.candidates(&prepared);
+                self.rules
+                    .iter()
+                    .zip(possible)
+                    .filter(|(r, possible)| *possible && r.is_match_prepared(&prepared))
+                    .map(|(r, _)| r)
+                    .collect()
+            }
             Some(index) => self.indexed_matches(index, &prepared),
         };
         found.into_iter()
@@ -339,6 +494,7 @@ impl Ruleset {
 
     fn indexed_matches<'a>(&'a self, index: &Index, event: &Prepared<'_>) -> Vec<&'a CompiledRule> {
         let candidates = index.candidates(event);
+        let possible = self.prefilter.candidates(event);
         // One prepared view per distinct set of renames among the candidates.
         let mut renamed: Vec<Renamed<'_>> = Vec::new();
         for &t in &candidates {
@@ -364,7 +520,8 @@ impl Ruleset {
             }
             let rule = &self.rules[target.rule];
             let hit = if target.renames.is_empty() {
-                rule.is_match_prepared(event)
+                // The prefilter looked at the event as the rule names its fields.
+                possible[target.rule] && rule.is_match_prepared(event)
             } else {
                 let view = renamed
                     .iter()

@@ -281,7 +281,7 @@ enum Check {
     Exists(bool),
     Str(StrMatcher),
     /// Many plain `contains` literals searched at once (and the literals).
-    AnyContains(AhoCorasick),
+    AnyContains(AhoCorasick, Vec<String>),
     Regex(Regex),
     Cidr(IpNet),
     Cmp(Cmp, f64),
@@ -482,6 +482,39 @@ impl FieldMatcher {
         }
     }
 
+    /// The field and lower-cased literals of which at least one occurs in the field's
+    /// lower-cased text whenever this selection matches; `None` when none can be proven
+    /// (keywords, cased comparisons, regular expressions, wildcards, ...).
+    pub(crate) fn required_literals(&self) -> Option<(usize, &str, Vec<String>)> {
+        let name = self.field.as_deref()?;
+        if self.cased {
+            return None;
+        }
+        let group = self.groups.iter().find_map(|g| {
+            let mut lits = Vec::new();
+            for c in g {
+                match c {
+                    Check::Str(
+                        StrMatcher::Exact(l)
+                        | StrMatcher::Prefix(l)
+                        | StrMatcher::Suffix(l)
+                        | StrMatcher::Contains(l),
+                    ) if !l.is_empty() => lits.push(l.clone()),
+                    Check::AnyContains(_, needles) if needles.iter().all(|n| !n.is_empty()) => {
+                        lits.extend(needles.iter().cloned())
+                    }
+                    // An integer equals only numbers written as that integer.
+                    Check::NumEq(n) if n.fract() == 0.0 && n.abs() < 1e15 => {
+                        lits.push(format!("{}", *n as i64))
+                    }
+                    _ => return None,
+                }
+            }
+            (!lits.is_empty()).then_some(lits)
+        })?;
+        Some((self.field_id, name, group))
+    }
+
     fn check_slot(&self, c: &Check, slot: Option<&Slot<'_>>, event: &dyn Event) -> bool {
         match (c, slot) {
             (Check::Null, v) => matches!(
@@ -533,7 +566,7 @@ impl FieldMatcher {
     fn check_text(&self, c: &Check, probe: &Probe<'_>, event: &dyn Event) -> bool {
         match c {
             Check::Str(m) => m.is_match(probe.text(self.cased)),
-            Check::AnyContains(ac) => ac.is_match(probe.text(self.cased)),
+            Check::AnyContains(ac, _) => ac.is_match(probe.text(self.cased)),
             Check::Regex(re) => re.is_match(probe.raw),
             Check::Cidr(net) => probe
                 .raw
@@ -626,8 +659,8 @@ fn optimise_contains(checks: &mut Vec<Check>) {
         }
         _ => true,
     });
-    match AhoCorasick::new(&needles) {
-        Ok(ac) => checks.push(Check::AnyContains(ac)),
+    match AhoCorasick::new(needles.clone()) {
+        Ok(ac) => checks.push(Check::AnyContains(ac, needles)),
         Err(_) => checks.extend(
             needles
                 .into_iter()
