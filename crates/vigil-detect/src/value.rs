@@ -214,7 +214,9 @@ enum StrMatcher {
     Prefix(String),
     Suffix(String),
     Contains(String),
-    Wildcard(Regex),
+    /// With the longest literal piece (lower-cased) that every match contains, when one is
+    /// safe to search for in lower-cased text (see [`safe_literal`]).
+    Wildcard(Regex, Option<String>),
 }
 
 impl StrMatcher {
@@ -240,7 +242,14 @@ impl StrMatcher {
                     }
                 }
                 re.push('$');
-                StrMatcher::Wildcard(Regex::new(&re).map_err(|e| e.to_string())?)
+                let literal = parts
+                    .iter()
+                    .filter_map(|part| match part {
+                        Part::Lit(b) => safe_literal(b),
+                        _ => None,
+                    })
+                    .max_by_key(|l| l.len());
+                StrMatcher::Wildcard(Regex::new(&re).map_err(|e| e.to_string())?, literal)
             }
         })
     }
@@ -252,7 +261,7 @@ impl StrMatcher {
             StrMatcher::Prefix(l) => s.starts_with(l.as_str()),
             StrMatcher::Suffix(l) => s.ends_with(l.as_str()),
             StrMatcher::Contains(l) => s.contains(l.as_str()),
-            StrMatcher::Wildcard(re) => re.is_match(s),
+            StrMatcher::Wildcard(re, _) => re.is_match(s),
         }
     }
 }
@@ -500,6 +509,7 @@ impl FieldMatcher {
                         | StrMatcher::Suffix(l)
                         | StrMatcher::Contains(l),
                     ) if !l.is_empty() => lits.push(l.clone()),
+                    Check::Str(StrMatcher::Wildcard(_, Some(l))) => lits.push(l.clone()),
                     Check::AnyContains(_, needles) if needles.iter().all(|n| !n.is_empty()) => {
                         lits.extend(needles.iter().cloned())
                     }
@@ -596,6 +606,14 @@ impl FieldMatcher {
             }
         }
     }
+}
+
+/// A wildcard pattern's literal piece as it must occur in the lower-cased text the
+/// case-insensitive pattern matches: only ASCII without the letters whose case folding reaches
+/// beyond ASCII (`k` Kelvin sign, `s` long s, `i` for safety), so lower-casing it is exact.
+fn safe_literal(b: &[u8]) -> Option<String> {
+    let safe = |c: &u8| c.is_ascii() && !matches!(c.to_ascii_lowercase(), b'k' | b's' | b'i');
+    (!b.is_empty() && b.iter().all(safe)).then(|| String::from_utf8_lossy(b).to_ascii_lowercase())
 }
 
 /// Rejects modifiers that cannot work together (`re|contains`, `cidr|base64`, `i` without
