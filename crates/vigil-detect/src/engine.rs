@@ -39,14 +39,22 @@ impl CompiledSearch {
             CompiledSearch::All(fields) => fields
                 .iter()
                 .filter_map(|f| f.required_literals().map(|r| vec![r]))
-                .min_by_key(|r| r[0].2.len()),
+                .min_by_key(selectivity),
             CompiledSearch::Any(maps) => union(maps.iter().map(|m| {
                 m.iter()
                     .filter_map(|f| f.required_literals().map(|r| vec![r]))
-                    .min_by_key(|r| r[0].2.len())
+                    .min_by_key(selectivity)
             })),
         }
     }
+}
+
+/// Which of several requirements to keep (smallest first): the one whose shortest literal is
+/// longest (short literals occur everywhere), then the one with fewer literals.
+fn selectivity(r: &Required<'_>) -> (std::cmp::Reverse<usize>, usize) {
+    let lits = r.iter().flat_map(|(_, _, l)| l);
+    let shortest = lits.clone().map(String::len).min().unwrap_or(0);
+    (std::cmp::Reverse(shortest), lits.count())
 }
 
 /// Every one of `items` must be provable; their requirements are then alternatives.
@@ -60,18 +68,17 @@ fn union<'r>(items: impl Iterator<Item = Option<Required<'r>>>) -> Option<Requir
 
 /// What the condition requires: `None` when no literal is required on every path to a match.
 fn cond_required<'r>(cond: &Cond, searches: &'r [CompiledSearch]) -> Option<Required<'r>> {
-    let total = |r: &Required<'_>| r.iter().map(|(_, _, l)| l.len()).sum::<usize>();
     match cond {
         Cond::Search(i) => searches[*i].required(),
         Cond::Not(_) => None,
         Cond::And(cs) => cs
             .iter()
             .filter_map(|c| cond_required(c, searches))
-            .min_by_key(total),
+            .min_by_key(selectivity),
         Cond::All(ids) => ids
             .iter()
             .filter_map(|i| searches[*i].required())
-            .min_by_key(total),
+            .min_by_key(selectivity),
         Cond::Or(cs) => union(cs.iter().map(|c| cond_required(c, searches))),
         Cond::AtLeast(n, ids) if *n >= 1 => union(ids.iter().map(|i| searches[*i].required())),
         Cond::AtLeast(..) => None,
