@@ -34,7 +34,19 @@
 //! on the regression events, 591 on the mix). In the mix no Windows process_creation rule fires:
 //! all 591 matches come from 4 rules of other logsources (zeek/rdp, raw_access_thread,
 //! network_connection, cisco/aaa) that logsource routing would not evaluate on these events.
-//! Ours evaluates every rule on every event; rsigma-eval skips most of them through its index.
+//! Ours evaluated every rule on every event; rsigma-eval skips most of them through its index.
+//!
+//! After the detect-perf branch (prepared event view, literal prefilter), same machine, same
+//! day, noisy (the other core compiling); medians of one run, rsigma-eval in the same run:
+//!
+//! | workload        | vigil          | vigil_pipelines | rsigma-eval    | vigil / rsigma |
+//! |-----------------|----------------|-----------------|----------------|----------------|
+//! | regression_json | 4,621 events/s | 10,063 events/s | 4,147 events/s | ~1.1x (2.4x)   |
+//! | benign_mix      | 3,518 events/s | 11,696 events/s | 4,123 events/s | ~0.85x (2.8x)  |
+//!
+//! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
+//! only the rules whose logsource the event stands for, so it matches fewer (215 on the
+//! regression events, none in the mix) and is not the same workload as the other two.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
