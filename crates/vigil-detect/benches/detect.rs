@@ -34,14 +34,26 @@
 //! on the regression events, 591 on the mix). In the mix no Windows process_creation rule fires:
 //! all 591 matches come from 4 rules of other logsources (zeek/rdp, raw_access_thread,
 //! network_connection, cisco/aaa) that logsource routing would not evaluate on these events.
-//! Ours evaluates every rule on every event; rsigma-eval skips most of them through its index.
+//! Ours evaluated every rule on every event; rsigma-eval skips most of them through its index.
+//!
+//! After the detect-perf branch (prepared event view, literal prefilter), same machine, same
+//! day, noisy (the other core compiling); medians of one run, rsigma-eval in the same run:
+//!
+//! | workload        | vigil          | vigil_pipelines | rsigma-eval    | vigil / rsigma |
+//! |-----------------|----------------|-----------------|----------------|----------------|
+//! | regression_json | 4,621 events/s | 10,063 events/s | 4,147 events/s | ~1.1x (2.4x)   |
+//! | benign_mix      | 3,518 events/s | 11,696 events/s | 4,123 events/s | ~0.85x (2.8x)  |
+//!
+//! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
+//! only the rules whose logsource the event stands for, so it matches fewer (215 on the
+//! regression events, none in the mix) and is not the same workload as the other two.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, black_box};
 use serde_json::{Value, json};
-use vigil_detect::{CompileOptions, CompiledRule, Ruleset};
+use vigil_detect::{CompileOptions, CompiledRule, PipelineSet, Ruleset};
 
 #[path = "../tests/rsigma_event.rs"]
 mod rsigma_event;
@@ -95,14 +107,22 @@ fn rule_texts(sigma: &Path) -> Vec<String> {
         .collect()
 }
 
-fn load_vigil(texts: &[String]) -> Ruleset {
+fn compile_vigil(texts: &[String]) -> Vec<CompiledRule> {
     let opts = CompileOptions::default();
-    Ruleset::new(
-        texts
-            .iter()
-            .filter_map(|t| CompiledRule::from_yaml(t, &opts).ok())
-            .collect(),
-    )
+    texts
+        .iter()
+        .filter_map(|t| CompiledRule::from_yaml(t, &opts).ok())
+        .collect()
+}
+
+fn load_vigil(texts: &[String]) -> Ruleset {
+    Ruleset::new(compile_vigil(texts))
+}
+
+/// Our engine with the built-in logsource pipelines (`vigil_pipelines` in the groups).
+fn load_vigil_pipelines(texts: &[String]) -> Ruleset {
+    let pipelines = PipelineSet::builtin().expect("built-in pipelines parse");
+    Ruleset::with_pipelines(compile_vigil(texts), &pipelines)
 }
 
 fn load_rsigma(texts: &[String]) -> rsigma_eval::Engine {
@@ -457,6 +477,7 @@ fn main() {
     let texts = rule_texts(&sigma);
     let vigil = load_vigil(&texts);
     let rsigma = load_rsigma(&texts);
+    let vigil_pipelines = load_vigil_pipelines(&texts);
     println!(
         "{} rule files; rules loaded: vigil {}, rsigma-eval {}",
         texts.len(),
@@ -478,9 +499,13 @@ fn main() {
         let started = Instant::now();
         let rsigma_matches = run_rsigma(&rsigma, events);
         let rsigma_pass = started.elapsed();
+        let started = Instant::now();
+        let pipelines_matches = run_vigil(&vigil_pipelines, events);
+        let pipelines_pass = started.elapsed();
         println!(
-            "{name}: {} events; matches: vigil {vigil_matches}, rsigma-eval {rsigma_matches}; \
-             one pass: vigil {vigil_pass:.2?}, rsigma-eval {rsigma_pass:.2?}",
+            "{name}: {} events; matches: vigil {vigil_matches}, rsigma-eval {rsigma_matches}, \
+             vigil with pipelines {pipelines_matches}; one pass: vigil {vigil_pass:.2?}, \
+             rsigma-eval {rsigma_pass:.2?}, vigil with pipelines {pipelines_pass:.2?}",
             events.len(),
         );
         print_top_matches(&vigil, events);
@@ -489,6 +514,9 @@ fn main() {
         group.sample_size(10);
         group.throughput(Throughput::Elements(events.len() as u64));
         group.bench_function("vigil", |b| b.iter(|| run_vigil(&vigil, black_box(events))));
+        group.bench_function("vigil_pipelines", |b| {
+            b.iter(|| run_vigil(&vigil_pipelines, black_box(events)))
+        });
         group.bench_function("rsigma_eval", |b| {
             b.iter(|| run_rsigma(&rsigma, black_box(events)))
         });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::condition::{self, Cond};
 use crate::correlation::{CorrelationEngine, CorrelationRule, is_correlation};
-use crate::event::Event;
+use crate::event::{Event, Prepared};
 use crate::filter::{FilterRule, is_filter};
 use crate::pipeline::{PipelineSet, Renamed, Renames, field_texts};
 use crate::rule::{FieldSelection, Search, SigmaRule};
@@ -22,11 +22,161 @@ enum CompiledSearch {
 }
 
 impl CompiledSearch {
-    fn is_match(&self, event: &dyn Event) -> bool {
+    fn is_match(&self, event: &Prepared<'_>) -> bool {
         match self {
             CompiledSearch::All(fields) => fields.iter().all(|f| f.is_match(event)),
             CompiledSearch::Any(maps) => maps.iter().any(|m| m.iter().all(|f| f.is_match(event))),
         }
+    }
+}
+
+/// Field -> lower-cased literals: a rule can only match when one of them occurs in its field.
+type Required<'r> = Vec<(usize, &'r str, Vec<String>)>;
+
+impl CompiledSearch {
+    fn required(&self) -> Option<Required<'_>> {
+        match self {
+            CompiledSearch::All(fields) => fields
+                .iter()
+                .filter_map(|f| f.required_literals().map(|r| vec![r]))
+                .min_by_key(selectivity),
+            CompiledSearch::Any(maps) => union(maps.iter().map(|m| {
+                m.iter()
+                    .filter_map(|f| f.required_literals().map(|r| vec![r]))
+                    .min_by_key(selectivity)
+            })),
+        }
+    }
+}
+
+/// Which of several requirements to keep (smallest first): the one whose shortest literal is
+/// longest (short literals occur everywhere), then the one with fewer literals.
+fn selectivity(r: &Required<'_>) -> (std::cmp::Reverse<usize>, usize) {
+    let lits = r.iter().flat_map(|(_, _, l)| l);
+    let shortest = lits.clone().map(String::len).min().unwrap_or(0);
+    (std::cmp::Reverse(shortest), lits.count())
+}
+
+/// Every one of `items` must be provable; their requirements are then alternatives.
+fn union<'r>(items: impl Iterator<Item = Option<Required<'r>>>) -> Option<Required<'r>> {
+    let mut out = Vec::new();
+    for item in items {
+        out.extend(item?);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// What the condition requires: `None` when no literal is required on every path to a match.
+fn cond_required<'r>(cond: &Cond, searches: &'r [CompiledSearch]) -> Option<Required<'r>> {
+    match cond {
+        Cond::Search(i) => searches[*i].required(),
+        Cond::Not(_) => None,
+        Cond::And(cs) => cs
+            .iter()
+            .filter_map(|c| cond_required(c, searches))
+            .min_by_key(selectivity),
+        Cond::All(ids) => ids
+            .iter()
+            .filter_map(|i| searches[*i].required())
+            .min_by_key(selectivity),
+        Cond::Or(cs) => union(cs.iter().map(|c| cond_required(c, searches))),
+        Cond::AtLeast(n, ids) if *n >= 1 => union(ids.iter().map(|i| searches[*i].required())),
+        Cond::AtLeast(..) => None,
+    }
+}
+
+/// Rules skipped unless one of their required literals occurs in the event: one automaton per
+/// field over the literals rules require there, run once per event.
+#[derive(Debug, Clone, Default)]
+struct Prefilter {
+    fields: Vec<PrefilterField>,
+    /// Whether each rule is gated (has required literals); other rules are always evaluated.
+    gated: Vec<bool>,
+}
+
+#[derive(Debug, Clone)]
+struct PrefilterField {
+    id: usize,
+    name: String,
+    automaton: aho_corasick::AhoCorasick,
+    /// Per literal: the rules requiring it.
+    rules: Vec<Vec<u32>>,
+}
+
+impl Prefilter {
+    fn build(rules: &[CompiledRule]) -> Self {
+        let mut by_field: Vec<(usize, String, HashMap<String, Vec<u32>>)> = Vec::new();
+        let mut gated = vec![false; rules.len()];
+        for (r, rule) in rules.iter().enumerate() {
+            let Some(required) = cond_required(&rule.condition, &rule.searches) else {
+                continue;
+            };
+            gated[r] = true;
+            for (id, name, lits) in required {
+                let slot = match by_field.iter().position(|(i, _, _)| *i == id) {
+                    Some(i) => i,
+                    None => {
+                        by_field.push((id, name.to_string(), HashMap::new()));
+                        by_field.len() - 1
+                    }
+                };
+                for lit in lits {
+                    let list = by_field[slot].2.entry(lit).or_default();
+                    if list.last() != Some(&(r as u32)) {
+                        list.push(r as u32);
+                    }
+                }
+            }
+        }
+        let mut fields = Vec::with_capacity(by_field.len());
+        for (id, name, lits) in by_field {
+            let (patterns, rule_lists): (Vec<String>, Vec<Vec<u32>>) = lits.into_iter().unzip();
+            match aho_corasick::AhoCorasick::new(&patterns) {
+                Ok(automaton) => fields.push(PrefilterField {
+                    id,
+                    name,
+                    automaton,
+                    rules: rule_lists,
+                }),
+                Err(_) => {
+                    // Cannot search these: their rules are always evaluated.
+                    for r in rule_lists.into_iter().flatten() {
+                        gated[r as usize] = false;
+                    }
+                }
+            }
+        }
+        Prefilter { fields, gated }
+    }
+
+    /// Per rule: whether it must be evaluated against the event.
+    fn candidates(&self, event: &Prepared<'_>) -> Vec<bool> {
+        let mut possible: Vec<bool> = self.gated.iter().map(|g| !g).collect();
+        for field in &self.fields {
+            if !event.cached(field.id) {
+                // Not looked up through the cache: evaluate its rules.
+                field
+                    .rules
+                    .iter()
+                    .flatten()
+                    .for_each(|&r| possible[r as usize] = true);
+                continue;
+            }
+            let Some(slot) = event.slot(field.id, &field.name) else {
+                continue;
+            };
+            for leaf in &slot.leaves {
+                if leaf.text.is_none() {
+                    continue;
+                }
+                for m in field.automaton.find_overlapping_iter(leaf.lower()) {
+                    for &r in &field.rules[m.pattern().as_usize()] {
+                        possible[r as usize] = true;
+                    }
+                }
+            }
+        }
+        possible
     }
 }
 
@@ -114,11 +264,30 @@ impl CompiledRule {
 
     /// Whether the event matches the rule's condition and none of its filters.
     pub fn is_match(&self, event: &dyn Event) -> bool {
+        self.is_match_prepared(&Prepared::new(event))
+    }
+
+    /// [`CompiledRule::is_match`] against an event prepared once for many rules.
+    pub(crate) fn is_match_prepared(&self, event: &Prepared<'_>) -> bool {
         // Each search is evaluated at most once per event, however often the condition names it.
-        let mut seen: Vec<Option<bool>> = vec![None; self.searches.len()];
-        self.condition
-            .eval(&mut |i| *seen[i].get_or_insert_with(|| self.searches[i].is_match(event)))
-            && !self.filters.iter().any(|f| f.is_match(event))
+        let hit = if self.searches.len() <= 64 {
+            let (mut done, mut found) = (0u64, 0u64);
+            self.condition.eval(&mut |i| {
+                let bit = 1u64 << i;
+                if done & bit == 0 {
+                    done |= bit;
+                    if self.searches[i].is_match(event) {
+                        found |= bit;
+                    }
+                }
+                found & bit != 0
+            })
+        } else {
+            let mut seen: Vec<Option<bool>> = vec![None; self.searches.len()];
+            self.condition
+                .eval(&mut |i| *seen[i].get_or_insert_with(|| self.searches[i].is_match(event)))
+        };
+        hit && !self.filters.iter().any(|f| f.is_match_prepared(event))
     }
 
     /// Attaches a filter rule: from now on a match of the filter suppresses this rule's.
@@ -145,6 +314,7 @@ impl CompiledRule {
 pub struct Ruleset {
     rules: Vec<CompiledRule>,
     index: Option<Index>,
+    prefilter: Prefilter,
 }
 
 /// Rules by the logsource conditions they need.
@@ -257,7 +427,12 @@ fn product(lists: &[Vec<String>]) -> Vec<Vec<String>> {
 impl Ruleset {
     /// Every rule is evaluated against every event, fields looked up as written.
     pub fn new(rules: Vec<CompiledRule>) -> Self {
-        Ruleset { rules, index: None }
+        let prefilter = Prefilter::build(&rules);
+        Ruleset {
+            rules,
+            index: None,
+            prefilter,
+        }
     }
 
     /// Rules are evaluated only against events their logsource stands for in `pipelines`,
@@ -265,9 +440,11 @@ impl Ruleset {
     /// evaluated; [`Ruleset::unmapped`] lists them.
     pub fn with_pipelines(rules: Vec<CompiledRule>, pipelines: &PipelineSet) -> Self {
         let index = Index::build(&rules, pipelines);
+        let prefilter = Prefilter::build(&rules);
         Ruleset {
             rules,
             index: Some(index),
+            prefilter,
         }
     }
 
@@ -306,34 +483,64 @@ impl Ruleset {
 
     /// The rules the event matches, in ruleset order, each once.
     pub fn matches<'a>(&'a self, event: &'a dyn Event) -> impl Iterator<Item = &'a CompiledRule> {
-        let (all, indexed) = match &self.index {
-            None => (
-                Some(self.rules.iter().filter(move |r| r.is_match(event))),
-                None,
-            ),
-            Some(index) => (None, Some(self.indexed_matches(index, event).into_iter())),
+        let prepared = Prepared::new(event);
+        let found: Vec<&CompiledRule> = match &self.index {
+            None => {
+                let possible = self.prefilter.candidates(&prepared);
+                self.rules
+                    .iter()
+                    .zip(possible)
+                    .filter(|(r, possible)| *possible && r.is_match_prepared(&prepared))
+                    .map(|(r, _)| r)
+                    .collect()
+            }
+            Some(index) => self.indexed_matches(index, &prepared),
         };
-        all.into_iter()
-            .flatten()
-            .chain(indexed.into_iter().flatten())
+        found.into_iter()
     }
 
-    fn indexed_matches<'a>(&'a self, index: &Index, event: &dyn Event) -> Vec<&'a CompiledRule> {
+    fn indexed_matches<'a>(&'a self, index: &Index, event: &Prepared<'_>) -> Vec<&'a CompiledRule> {
+        let candidates = index.candidates(event);
+        let possible = self.prefilter.candidates(event);
+        // One prepared view per distinct set of renames among the candidates.
+        let mut renamed: Vec<Renamed<'_>> = Vec::new();
+        for &t in &candidates {
+            let renames = &index.targets[t].renames;
+            if !renames.is_empty()
+                && !renamed
+                    .iter()
+                    .any(|r| std::ptr::eq(r.renames, renames.as_ref()))
+            {
+                renamed.push(Renamed {
+                    event,
+                    renames: renames.as_ref(),
+                });
+            }
+        }
+        let views: Vec<Prepared<'_>> = renamed.iter().map(|r| Prepared::new(r)).collect();
         let mut out: Vec<&CompiledRule> = Vec::new();
         let mut last_matched = None;
-        for t in index.candidates(event) {
+        for t in candidates {
             let target = &index.targets[t];
             if last_matched == Some(target.rule) {
                 continue; // another alternative of this rule matched already
             }
             let rule = &self.rules[target.rule];
             let hit = if target.renames.is_empty() {
-                rule.is_match(event)
+                // The prefilter looked at the event as the rule names its fields.
+                possible[target.rule] && rule.is_match_prepared(event)
             } else {
-                rule.is_match(&Renamed {
-                    event,
-                    renames: &target.renames,
-                })
+                let view = renamed
+                    .iter()
+                    .position(|r| std::ptr::eq(r.renames, target.renames.as_ref()))
+                    .map(|i| &views[i]);
+                match view {
+                    Some(view) => rule.is_match_prepared(view),
+                    None => rule.is_match(&Renamed {
+                        event,
+                        renames: &target.renames,
+                    }),
+                }
             };
             if hit {
                 last_matched = Some(target.rule);

@@ -1,6 +1,10 @@
 //! What the engine needs from an event, and the implementation for JSON documents.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use serde_json::Value as Json;
 
@@ -49,6 +53,12 @@ pub trait Event {
     /// Calls `f` with each string a keyword search (a search without field names) looks at,
     /// stopping and returning `true` as soon as `f` does.
     fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool;
+
+    /// The JSON document behind the event, when it is one: lets the engine flatten a Windows
+    /// event's fields once per evaluation instead of searching them on every lookup.
+    fn as_json(&self) -> Option<&Json> {
+        None
+    }
 }
 
 /// JSON events. Field names are looked up as a whole key first, then as a dotted path
@@ -58,6 +68,10 @@ pub trait Event {
 /// `System`; System values written as `{"#text": ..}` read as their text, and an attribute
 /// is reached as `Element_Attribute` (`Provider_Name` is `Provider.#attributes.Name`).
 impl Event for Json {
+    fn as_json(&self) -> Option<&Json> {
+        Some(self)
+    }
+
     fn field(&self, name: &str) -> Option<FieldValue<'_>> {
         if let Some(v) = windows_event(self).and_then(|event| windows_field(event, name)) {
             return Some(v);
@@ -155,6 +169,193 @@ fn to_field_value(v: &Json) -> FieldValue<'_> {
             None => FieldValue::Str(Cow::Owned(v.to_string())),
         },
     }
+}
+
+/// Field names interned process-wide, so a prepared event caches lookups in a flat table.
+static FIELD_IDS: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default::default);
+static FIELD_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// The id of a field name (the same name always gets the same id).
+pub(crate) fn field_id(name: &str) -> usize {
+    let mut ids = FIELD_IDS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&id) = ids.get(name) {
+        return id;
+    }
+    let id = ids.len();
+    ids.insert(name.to_string(), id);
+    FIELD_COUNT.store(id + 1, Ordering::Release);
+    id
+}
+
+/// One scalar of a field's value (lists flattened, nulls left out), with its text and the
+/// lower-cased text computed once.
+pub(crate) struct Leaf<'a> {
+    pub(crate) value: FieldValue<'a>,
+    pub(crate) text: Option<Cow<'a, str>>,
+    lower: OnceCell<String>,
+}
+
+impl Leaf<'_> {
+    /// The text lower-cased (computed on first use). Only for leaves with text.
+    pub(crate) fn lower(&self) -> &str {
+        self.lower
+            .get_or_init(|| self.text.as_deref().unwrap_or_default().to_lowercase())
+    }
+}
+
+/// A field's value as looked up once for an event.
+pub(crate) struct Slot<'a> {
+    pub(crate) value: FieldValue<'a>,
+    pub(crate) leaves: Vec<Leaf<'a>>,
+}
+
+impl<'a> Slot<'a> {
+    pub(crate) fn new(value: FieldValue<'a>) -> Self {
+        fn flatten<'a>(v: &FieldValue<'a>, out: &mut Vec<Leaf<'a>>) {
+            let text = match v {
+                FieldValue::List(items) => return items.iter().for_each(|i| flatten(i, out)),
+                FieldValue::Null => return,
+                FieldValue::Str(Cow::Borrowed(s)) => Cow::Borrowed(*s),
+                v => match v.as_text() {
+                    Some(t) => Cow::Owned(t.into_owned()),
+                    None => return,
+                },
+            };
+            out.push(Leaf {
+                value: v.clone(),
+                text: Some(text),
+                lower: OnceCell::new(),
+            });
+        }
+        let mut leaves = Vec::new();
+        flatten(&value, &mut leaves);
+        Slot { value, leaves }
+    }
+}
+
+/// Keyword strings of an event with their lower-cased form.
+pub(crate) struct KeywordText {
+    pub(crate) raw: String,
+    pub(crate) lower: String,
+}
+
+/// An event prepared for evaluating many rules: Windows events are flattened once into a map
+/// (with the same precedence as [`Event::field`]), and every field a rule asks for is looked
+/// up once and kept, with its lower-cased text, for the other rules.
+pub(crate) struct Prepared<'a> {
+    inner: &'a dyn Event,
+    root: Option<&'a Json>,
+    flat: Option<HashMap<Cow<'a, str>, &'a Json>>,
+    slots: Vec<OnceCell<Option<Box<Slot<'a>>>>>,
+    keywords: OnceCell<Vec<KeywordText>>,
+}
+
+impl<'a> Prepared<'a> {
+    pub(crate) fn new(inner: &'a dyn Event) -> Self {
+        let root = inner.as_json();
+        let flat = root.and_then(windows_event).map(flatten_windows);
+        let n = FIELD_COUNT.load(Ordering::Acquire);
+        Prepared {
+            inner,
+            root,
+            flat,
+            slots: (0..n).map(|_| OnceCell::new()).collect(),
+            keywords: OnceCell::new(),
+        }
+    }
+
+    /// The field with id `id` (named `name`), looked up once per event.
+    pub(crate) fn slot(&self, id: usize, name: &str) -> Option<&Slot<'a>> {
+        match self.slots.get(id) {
+            Some(cell) => cell
+                .get_or_init(|| self.lookup(name).map(|v| Box::new(Slot::new(v))))
+                .as_deref(),
+            // A field compiled after the event was prepared: not cached.
+            None => None,
+        }
+    }
+
+    /// Whether `id` is beyond the cache (the caller then looks the field up itself).
+    pub(crate) fn cached(&self, id: usize) -> bool {
+        id < self.slots.len()
+    }
+
+    fn lookup(&self, name: &str) -> Option<FieldValue<'a>> {
+        match (&self.flat, self.root) {
+            (Some(flat), Some(root)) => match flat.get(name) {
+                Some(v) => Some(to_field_value(v)),
+                None => lookup(root, name).map(to_field_value),
+            },
+            (_, Some(root)) => root.field(name),
+            _ => self.inner.field(name),
+        }
+    }
+
+    /// The strings a keyword search looks at, collected once.
+    pub(crate) fn keywords(&self) -> &[KeywordText] {
+        self.keywords.get_or_init(|| {
+            let mut out = Vec::new();
+            self.inner.any_keyword(&mut |s| {
+                out.push(KeywordText {
+                    raw: s.to_string(),
+                    lower: s.to_lowercase(),
+                });
+                false
+            });
+            out
+        })
+    }
+}
+
+impl Event for Prepared<'_> {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        self.lookup(name)
+    }
+
+    fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.inner.any_keyword(f)
+    }
+}
+
+/// Every name [`windows_field`] resolves, with its value, inserted in precedence order.
+fn flatten_windows(event: &Json) -> HashMap<Cow<'_, str>, &Json> {
+    let mut map: HashMap<Cow<'_, str>, &Json> = HashMap::with_capacity(48);
+    if let Some(Json::Object(data)) = event.get("EventData") {
+        for (k, v) in data {
+            map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
+        }
+        for (k, v) in data {
+            if k.contains(' ') {
+                map.entry(Cow::Owned(k.replace(' ', ""))).or_insert(v);
+            }
+        }
+    }
+    if let Some(Json::Object(user)) = event.get("UserData") {
+        for inner in user.values() {
+            if let Json::Object(fields) = inner {
+                for (k, v) in fields {
+                    map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
+                }
+            }
+        }
+    }
+    if let Some(Json::Object(system)) = event.get("System") {
+        for (k, v) in system {
+            map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
+        }
+        for (element, v) in system {
+            if element.contains('_') {
+                continue; // `Element_Attribute` names split at the first `_`
+            }
+            if let Some(Json::Object(attributes)) = v.get("#attributes") {
+                for (attribute, a) in attributes {
+                    map.entry(Cow::Owned(format!("{element}_{attribute}")))
+                        .or_insert(a);
+                }
+            }
+        }
+    }
+    map
 }
 
 #[cfg(test)]

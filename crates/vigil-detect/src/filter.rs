@@ -117,6 +117,10 @@ impl FilterRule {
         self.matcher.is_match(event)
     }
 
+    pub(crate) fn is_match_prepared(&self, event: &crate::event::Prepared<'_>) -> bool {
+        self.matcher.is_match_prepared(event)
+    }
+
     /// Whether this filter names `rule` (by id or `name`).
     pub fn applies_to(&self, rule: &SigmaRule) -> bool {
         self.rules.iter().any(|r| {

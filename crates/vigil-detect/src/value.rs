@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
 
-use crate::event::{Event, FieldValue};
+use crate::event::{Event, FieldValue, Leaf, Prepared, Slot, field_id};
 use crate::rule::{FieldSelection, Modifier, SigmaValue};
 use crate::{Error, Result};
 
@@ -214,7 +214,9 @@ enum StrMatcher {
     Prefix(String),
     Suffix(String),
     Contains(String),
-    Wildcard(Regex),
+    /// With the longest literal piece (lower-cased) that every match contains, when one is
+    /// safe to search for in lower-cased text (see [`safe_literal`]).
+    Wildcard(Regex, Option<String>),
 }
 
 impl StrMatcher {
@@ -240,7 +242,14 @@ impl StrMatcher {
                     }
                 }
                 re.push('$');
-                StrMatcher::Wildcard(Regex::new(&re).map_err(|e| e.to_string())?)
+                let literal = parts
+                    .iter()
+                    .filter_map(|part| match part {
+                        Part::Lit(b) => safe_literal(b),
+                        _ => None,
+                    })
+                    .max_by_key(|l| l.len());
+                StrMatcher::Wildcard(Regex::new(&re).map_err(|e| e.to_string())?, literal)
             }
         })
     }
@@ -252,7 +261,7 @@ impl StrMatcher {
             StrMatcher::Prefix(l) => s.starts_with(l.as_str()),
             StrMatcher::Suffix(l) => s.ends_with(l.as_str()),
             StrMatcher::Contains(l) => s.contains(l.as_str()),
-            StrMatcher::Wildcard(re) => re.is_match(s),
+            StrMatcher::Wildcard(re, _) => re.is_match(s),
         }
     }
 }
@@ -280,8 +289,8 @@ enum Check {
     Null,
     Exists(bool),
     Str(StrMatcher),
-    /// Many plain `contains` literals searched at once.
-    AnyContains(AhoCorasick),
+    /// Many plain `contains` literals searched at once (and the literals).
+    AnyContains(AhoCorasick, Vec<String>),
     Regex(Regex),
     Cidr(IpNet),
     Cmp(Cmp, f64),
@@ -299,25 +308,29 @@ pub(crate) struct FieldMatcher {
     /// without `all` everything is in a single group.
     groups: Vec<Vec<Check>>,
     cased: bool,
+    /// [`field_id`] of `field`.
+    field_id: usize,
 }
 
-/// Text of a value, lower-cased once when needed.
+/// Text of a value and its lower-cased form (computed once per event and field).
 struct Probe<'a> {
     raw: &'a str,
-    lower: Option<String>,
+    lower: &'a str,
 }
 
-impl<'a> Probe<'a> {
-    fn new(raw: &'a str) -> Self {
-        Probe { raw, lower: None }
+impl Probe<'_> {
+    fn text(&self, cased: bool) -> &str {
+        if cased { self.raw } else { self.lower }
     }
+}
 
-    fn text(&mut self, cased: bool) -> &str {
-        if cased {
-            self.raw
-        } else {
-            self.lower.get_or_insert_with(|| self.raw.to_lowercase())
-        }
+impl Check {
+    /// Whether the check reads the lower-cased text (regular expressions and networks do not).
+    fn needs_lower(&self) -> bool {
+        matches!(
+            self,
+            Check::Str(_) | Check::AnyContains(..) | Check::FieldRef(..)
+        )
     }
 }
 
@@ -441,59 +454,129 @@ impl FieldMatcher {
             groups = vec![flat];
         }
         Ok(FieldMatcher {
+            field_id: sel.field.as_deref().map(field_id).unwrap_or(usize::MAX),
             field: sel.field.clone(),
             groups,
             cased,
         })
     }
 
-    pub(crate) fn is_match(&self, event: &dyn Event) -> bool {
+    pub(crate) fn is_match(&self, event: &Prepared<'_>) -> bool {
         match &self.field {
-            None => self.groups.iter().all(|g| {
-                event.any_keyword(&mut |s| {
-                    let mut probe = Probe::new(s);
-                    g.iter().any(|c| self.check_text(c, &mut probe, event))
+            None => {
+                let texts = event.keywords();
+                self.groups.iter().all(|g| {
+                    texts.iter().any(|t| {
+                        let probe = Probe {
+                            raw: &t.raw,
+                            lower: &t.lower,
+                        };
+                        g.iter().any(|c| self.check_text(c, &probe, event))
+                    })
                 })
-            }),
-            Some(name) => {
-                let value = event.field(name);
+            }
+            Some(name) if event.cached(self.field_id) => {
+                let slot = event.slot(self.field_id, name);
                 self.groups
                     .iter()
-                    .all(|g| g.iter().any(|c| self.check(c, value.as_ref(), event)))
+                    .all(|g| g.iter().any(|c| self.check_slot(c, slot, event)))
+            }
+            Some(name) => {
+                // Compiled after the event was prepared: looked up here.
+                let slot = event.field(name).map(Slot::new);
+                self.groups
+                    .iter()
+                    .all(|g| g.iter().any(|c| self.check_slot(c, slot.as_ref(), event)))
             }
         }
     }
 
-    fn check(&self, c: &Check, value: Option<&FieldValue<'_>>, event: &dyn Event) -> bool {
-        match (c, value) {
-            (Check::Null, v) => matches!(v, None | Some(FieldValue::Null)),
-            (Check::Exists(want), v) => matches!(v, Some(v) if *v != FieldValue::Null) == *want,
-            (_, None | Some(FieldValue::Null)) => false,
-            (_, Some(FieldValue::List(items))) => {
-                items.iter().any(|i| self.check(c, Some(i), event))
+    /// The field and lower-cased literals of which at least one occurs in the field's
+    /// lower-cased text whenever this selection matches; `None` when none can be proven
+    /// (keywords, cased comparisons, regular expressions, wildcards, ...).
+    pub(crate) fn required_literals(&self) -> Option<(usize, &str, Vec<String>)> {
+        let name = self.field.as_deref()?;
+        if self.cased {
+            return None;
+        }
+        let group = self.groups.iter().find_map(|g| {
+            let mut lits = Vec::new();
+            for c in g {
+                match c {
+                    Check::Str(
+                        StrMatcher::Exact(l)
+                        | StrMatcher::Prefix(l)
+                        | StrMatcher::Suffix(l)
+                        | StrMatcher::Contains(l),
+                    ) if !l.is_empty() => lits.push(l.clone()),
+                    Check::Str(StrMatcher::Wildcard(_, Some(l))) => lits.push(l.clone()),
+                    Check::AnyContains(_, needles) if needles.iter().all(|n| !n.is_empty()) => {
+                        lits.extend(needles.iter().cloned())
+                    }
+                    // An integer equals only numbers written as that integer.
+                    Check::NumEq(n) if n.fract() == 0.0 && n.abs() < 1e15 => {
+                        lits.push(format!("{}", *n as i64))
+                    }
+                    _ => return None,
+                }
             }
-            (Check::NumEq(n), Some(v)) => match v {
+            (!lits.is_empty()).then_some(lits)
+        })?;
+        Some((self.field_id, name, group))
+    }
+
+    fn check_slot(&self, c: &Check, slot: Option<&Slot<'_>>, event: &dyn Event) -> bool {
+        match (c, slot) {
+            (Check::Null, v) => matches!(
+                v,
+                None | Some(Slot {
+                    value: FieldValue::Null,
+                    ..
+                })
+            ),
+            (Check::Exists(want), v) => {
+                matches!(v, Some(v) if v.value != FieldValue::Null) == *want
+            }
+            (_, None) => false,
+            (_, Some(slot)) => slot
+                .leaves
+                .iter()
+                .any(|leaf| self.check_leaf(c, leaf, event)),
+        }
+    }
+
+    fn check_leaf(&self, c: &Check, leaf: &Leaf<'_>, event: &dyn Event) -> bool {
+        match c {
+            Check::NumEq(n) => match &leaf.value {
                 FieldValue::Int(i) => *i as f64 == *n,
                 FieldValue::Float(f) => f == n,
                 _ => false,
             },
-            (Check::Cmp(op, n), Some(v)) => v.as_f64().is_some_and(|x| match op {
+            Check::Cmp(op, n) => leaf.value.as_f64().is_some_and(|x| match op {
                 Cmp::Lt => x < *n,
                 Cmp::Lte => x <= *n,
                 Cmp::Gt => x > *n,
                 Cmp::Gte => x >= *n,
             }),
-            (_, Some(v)) => match v.as_text() {
-                Some(t) => self.check_text(c, &mut Probe::new(&t), event),
+            Check::Null | Check::Exists(_) => false,
+            _ => match &leaf.text {
+                Some(raw) => {
+                    let lower = if self.cased || !c.needs_lower() {
+                        raw
+                    } else {
+                        leaf.lower()
+                    };
+                    self.check_text(c, &Probe { raw, lower }, event)
+                }
                 None => false,
             },
         }
     }
 
-    fn check_text(&self, c: &Check, probe: &mut Probe<'_>, event: &dyn Event) -> bool {
+    fn check_text(&self, c: &Check, probe: &Probe<'_>, event: &dyn Event) -> bool {
         match c {
             Check::Str(m) => m.is_match(probe.text(self.cased)),
-            Check::AnyContains(ac) => ac.is_match(probe.text(self.cased)),
+            Check::AnyContains(ac, _) => ac.is_match(probe.text(self.cased)),
             Check::Regex(re) => re.is_match(probe.raw),
             Check::Cidr(net) => probe
                 .raw
@@ -523,6 +606,14 @@ impl FieldMatcher {
             }
         }
     }
+}
+
+/// A wildcard pattern's literal piece as it must occur in the lower-cased text the
+/// case-insensitive pattern matches: only ASCII without the letters whose case folding reaches
+/// beyond ASCII (`k` Kelvin sign, `s` long s, `i` for safety), so lower-casing it is exact.
+fn safe_literal(b: &[u8]) -> Option<String> {
+    let safe = |c: &u8| c.is_ascii() && !matches!(c.to_ascii_lowercase(), b'k' | b's' | b'i');
+    (!b.is_empty() && b.iter().all(safe)).then(|| String::from_utf8_lossy(b).to_ascii_lowercase())
 }
 
 /// Rejects modifiers that cannot work together (`re|contains`, `cidr|base64`, `i` without
@@ -586,8 +677,8 @@ fn optimise_contains(checks: &mut Vec<Check>) {
         }
         _ => true,
     });
-    match AhoCorasick::new(&needles) {
-        Ok(ac) => checks.push(Check::AnyContains(ac)),
+    match AhoCorasick::new(needles.clone()) {
+        Ok(ac) => checks.push(Check::AnyContains(ac, needles)),
         Err(_) => checks.extend(
             needles
                 .into_iter()
