@@ -86,6 +86,8 @@ CREATE INDEX alerts_org_created ON alerts(org_id, created_at, id);
 CREATE INDEX alerts_org_updated ON alerts(org_id, updated_at, id);
 CREATE INDEX alerts_org_sev_ts ON alerts(org_id, severity, timestamp, id);
 CREATE INDEX alerts_org_status_ts ON alerts(org_id, status, timestamp, id);
+-- Counts of status + severity filters (the most common dashboard query) stay index-only.
+CREATE INDEX alerts_org_status_sev ON alerts(org_id, status, severity);
 CREATE INDEX alerts_org_source_ts ON alerts(org_id, source, timestamp, id);
 CREATE INDEX alerts_org_agent_ts ON alerts(org_id, agent_id, timestamp, id);
 CREATE INDEX alerts_org_technique ON alerts(org_id, attack_technique_id, timestamp, id);
