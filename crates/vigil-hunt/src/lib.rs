@@ -187,8 +187,11 @@ pub fn load_rules(dirs: &[PathBuf], opts: &CompileOptions) -> Result<LoadReport>
     let mut all = LoadReport::default();
     for dir in dirs {
         let report = vigil_detect::load_dir(dir, opts)?;
+        // Keep the whole report: correlations and filters too, not only detection rules.
         all.rules.extend(report.rules);
         all.errors.extend(report.errors);
+        all.correlations.extend(report.correlations);
+        all.filters.extend(report.filters);
     }
     if all.rules.is_empty() {
         return Err(Error::NoRules {

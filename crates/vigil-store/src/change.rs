@@ -41,6 +41,15 @@ fn set<T: ToString + PartialEq>(
     }
 }
 
+/// The state machine's refusal, listing what `from` may move to.
+fn refused(from: AlertStatus, to: AlertStatus) -> Error {
+    Error::Transition {
+        from,
+        to,
+        allowed: from.allowed_transitions(),
+    }
+}
+
 /// Applies `change` to `alert` in place and returns the audited field changes (empty when
 /// nothing changed, e.g. acknowledging twice).
 pub fn apply_change(
@@ -55,11 +64,7 @@ pub fn apply_change(
         AlertChange::Status { to, notes } => (*to, notes.clone()),
         AlertChange::Acknowledge => {
             if from.is_terminal() {
-                return Err(Error::Transition {
-                    from,
-                    to: AlertStatus::InProgress,
-                    allowed: from.allowed_transitions(),
-                });
+                return Err(refused(from, AlertStatus::InProgress));
             }
             if alert.acknowledged_by.is_none() {
                 set(
@@ -80,11 +85,7 @@ pub fn apply_change(
     };
     if to != from {
         if !from.can_transition_to(to) {
-            return Err(Error::Transition {
-                from,
-                to,
-                allowed: from.allowed_transitions(),
-            });
+            return Err(refused(from, to));
         }
         changes.push(FieldChange {
             field: "status",
@@ -115,11 +116,7 @@ pub fn apply_change(
             alert.acknowledged_at = Some(now);
         }
     } else if matches!(change, AlertChange::Status { .. }) {
-        return Err(Error::Transition {
-            from,
-            to,
-            allowed: from.allowed_transitions(),
-        });
+        return Err(refused(from, to));
     }
     if let Some(n) = notes {
         set(
