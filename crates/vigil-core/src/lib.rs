@@ -14,6 +14,7 @@
 
 mod alert;
 mod error;
+pub mod event;
 mod user;
 
 pub use alert::*;
