@@ -247,6 +247,16 @@ pub struct Alert {
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub closed_by: Option<String>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Detections folded into this alert by deduplication (1 for an alert raised once).
+    #[serde(default = "one")]
+    pub event_count: i64,
+    /// Time of the latest detection folded into this alert, when deduplication updated it.
+    #[serde(default)]
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+fn one() -> i64 {
+    1
 }
 
 /// Unvalidated input for a new alert (the body of `POST /alerts`).

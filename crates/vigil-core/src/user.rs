@@ -118,6 +118,63 @@ pub struct Agent {
     pub status: AgentStatus,
     pub last_seen: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// When an admin revoked the agent's credential; a revoked agent cannot send.
+    #[serde(default)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The latest metrics snapshot from a heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub last_metrics: Option<serde_json::Value>,
+}
+
+impl AgentStatus {
+    /// Seconds without a heartbeat after which an agent is no longer online.
+    pub const ONLINE_SECS: i64 = 120;
+    /// Seconds without a heartbeat after which an agent counts as offline.
+    pub const STALE_SECS: i64 = 900;
+
+    /// The status an agent last heard from at `last_seen` has at `now`.
+    pub fn from_last_seen(last_seen: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+        match last_seen.map(|t| (now - t).num_seconds()) {
+            Some(s) if s <= Self::ONLINE_SECS => AgentStatus::Online,
+            Some(s) if s <= Self::STALE_SECS => AgentStatus::Stale,
+            _ => AgentStatus::Offline,
+        }
+    }
+}
+
+/// A one-time enrollment token (the secret itself is shown once and stored hashed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EnrollmentToken {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub description: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub agent_id: Option<Uuid>,
+}
+
+string_enum!(
+    /// What an API key may do.
+    ApiScope, "API key scope", {
+        /// Send events: `/api/v1/ingest/events`, `/loki/api/v1/push`.
+        Ingest = "ingest",
+    }
+);
+
+/// An API key for machines (log shippers); the secret is shown once and stored hashed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub scopes: Vec<ApiScope>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 string_enum!(

@@ -163,6 +163,8 @@ mod tests {
             acknowledged_at: None,
             closed_by: None,
             closed_at: None,
+            event_count: 1,
+            last_seen: None,
         }
     }
 

@@ -8,15 +8,17 @@ use sqlx::{Pool, QueryBuilder};
 use uuid::Uuid;
 use vigil_core::{
     Action, ActionStatus, Agent, Alert, AlertFilter, AlertHistoryEntry, AlertPage, AlertSortField,
-    Cursor, NewAlert, Organization, User,
+    ApiKey, Cursor, EnrollmentToken, NewAlert, Organization, User,
 };
 
 use crate::rows::{
-    ALERT_COLS, ActionRow, AgentRow, AlertRow, HistoryRow, OrgRow, USER_COLS, UserRow,
+    AGENT_COLS, ALERT_COLS, API_KEY_COLS, ActionRow, AgentRow, AlertRow, ApiKeyRow, ENROLLMENT_COLS,
+    EnrollmentRow, HistoryRow, OrgRow, USER_COLS, UserRow,
 };
 use crate::{
-    AlertChange, Backend, Error, FieldChange, NewAction, NewUser, RefreshOutcome, Result, Store, UserUpdate,
-    apply_change, encode_cursor,
+    AlertChange, Backend, Detection, DetectionOutcome, Error, EventStore, FieldChange, HeartbeatUpdate,
+    NewAction, NewAgentRegistration, NewApiKey, NewEnrollmentToken, NewUser, RefreshOutcome, Result,
+    Store, UserUpdate, apply_change, encode_cursor,
 };
 
 /// Largest page a listing returns.
@@ -243,6 +245,8 @@ fn alert_from_new(id: Uuid, org: Uuid, a: NewAlert, now: DateTime<Utc>) -> Alert
         acknowledged_at: None,
         closed_by: None,
         closed_at: None,
+        event_count: 1,
+        last_seen: None,
     }
 }
 
@@ -386,7 +390,22 @@ impl StoreImpl {
     fn writer(&self) -> &Pool<Db> {
         &self.write
     }
+
+    /// Reads an agent through the writer, so a row just written is seen.
+    async fn get_agent_writer(&self, org: Uuid, id: Uuid) -> Result<Option<Agent>> {
+        sqlx::query_as::<_, AgentRow>(&format!(
+            "SELECT {AGENT_COLS} FROM agents WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(self.writer())
+        .await?
+        .map(AgentRow::into_agent)
+        .transpose()
+    }
 }
+
+include!("common_events.rs");
 
 #[async_trait::async_trait]
 impl Store for StoreImpl {
@@ -964,16 +983,277 @@ impl Store for StoreImpl {
     }
 
     async fn list_agents(&self, org: Uuid) -> Result<Vec<Agent>> {
-        sqlx::query_as::<_, AgentRow>(
-            "SELECT id, org_id, hostname, ip, os, version, status, last_seen, created_at \
-             FROM agents WHERE org_id = $1 ORDER BY hostname, id",
-        )
+        sqlx::query_as::<_, AgentRow>(&format!(
+            "SELECT {AGENT_COLS} FROM agents WHERE org_id = $1 ORDER BY hostname, id"
+        ))
         .bind(org)
         .fetch_all(&self.read)
         .await?
         .into_iter()
         .map(AgentRow::into_agent)
         .collect()
+    }
+
+    async fn get_agent(&self, org: Uuid, id: Uuid) -> Result<Option<Agent>> {
+        sqlx::query_as::<_, AgentRow>(&format!(
+            "SELECT {AGENT_COLS} FROM agents WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        .map(AgentRow::into_agent)
+        .transpose()
+    }
+
+    async fn create_enrollment_token(&self, t: NewEnrollmentToken) -> Result<EnrollmentToken> {
+        let token = EnrollmentToken {
+            id: Uuid::now_v7(),
+            org_id: t.org_id,
+            description: t.description,
+            created_by: t.created_by,
+            created_at: vigil_core::now(),
+            expires_at: vigil_core::truncate_micros(t.expires_at),
+            used_at: None,
+            agent_id: None,
+        };
+        sqlx::query(
+            "INSERT INTO enrollment_tokens (id, org_id, token_hash, description, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token.id)
+        .bind(token.org_id)
+        .bind(&t.token_hash)
+        .bind(token.description.as_deref())
+        .bind(&token.created_by)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(self.writer())
+        .await?;
+        Ok(token)
+    }
+
+    async fn list_enrollment_tokens(&self, org: Uuid) -> Result<Vec<EnrollmentToken>> {
+        Ok(sqlx::query_as::<_, EnrollmentRow>(&format!(
+            "SELECT {ENROLLMENT_COLS} FROM enrollment_tokens WHERE org_id = $1 ORDER BY created_at DESC, id"
+        ))
+        .bind(org)
+        .fetch_all(&self.read)
+        .await?
+        .into_iter()
+        .map(EnrollmentToken::from)
+        .collect())
+    }
+
+    async fn register_agent(
+        &self,
+        token_hash: &[u8],
+        reg: NewAgentRegistration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Agent>> {
+        let now = vigil_core::truncate_micros(now);
+        let id = Uuid::now_v7();
+        let mut tx = self.writer().begin().await?;
+        let org: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE enrollment_tokens SET used_at = $1, agent_id = $2 \
+             WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1 RETURNING org_id",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(org) = org else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO agents (id, org_id, hostname, ip, os, version, status, last_seen, created_at, credential_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'online', $7, $7, $8)",
+        )
+        .bind(id)
+        .bind(org)
+        .bind(&reg.hostname)
+        .bind(reg.ip.as_deref())
+        .bind(reg.os.as_deref())
+        .bind(reg.version.as_deref())
+        .bind(now)
+        .bind(&reg.credential_hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.get_agent_writer(org, id).await
+    }
+
+    async fn agent_by_credential(&self, credential_hash: &[u8]) -> Result<Option<Agent>> {
+        sqlx::query_as::<_, AgentRow>(&format!(
+            "SELECT {AGENT_COLS} FROM agents WHERE credential_hash = $1 AND revoked_at IS NULL"
+        ))
+        .bind(credential_hash)
+        .fetch_optional(&self.read)
+        .await?
+        .map(AgentRow::into_agent)
+        .transpose()
+    }
+
+    async fn record_heartbeat(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        u: HeartbeatUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE agents SET last_seen = $1, status = 'online', \
+             hostname = COALESCE($2, hostname), os = COALESCE($3, os), version = COALESCE($4, version), \
+             ip = COALESCE($5, ip), last_metrics = COALESCE($6, last_metrics) \
+             WHERE org_id = $7 AND id = $8 AND revoked_at IS NULL",
+        )
+        .bind(vigil_core::truncate_micros(now))
+        .bind(u.hostname.as_deref())
+        .bind(u.os.as_deref())
+        .bind(u.version.as_deref())
+        .bind(u.ip.as_deref())
+        .bind(u.metrics.as_ref().map(Json))
+        .bind(org)
+        .bind(agent)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn revoke_agent(&self, org: Uuid, agent: Uuid, now: DateTime<Utc>) -> Result<Agent> {
+        sqlx::query(
+            "UPDATE agents SET revoked_at = COALESCE(revoked_at, $1), status = 'offline' WHERE org_id = $2 AND id = $3",
+        )
+        .bind(vigil_core::truncate_micros(now))
+        .bind(org)
+        .bind(agent)
+        .execute(self.writer())
+        .await?;
+        self.get_agent_writer(org, agent).await?.ok_or(Error::NotFound)
+    }
+
+    async fn create_api_key(&self, k: NewApiKey) -> Result<ApiKey> {
+        let key = ApiKey {
+            id: Uuid::now_v7(),
+            org_id: k.org_id,
+            name: k.name,
+            scopes: k.scopes,
+            created_by: k.created_by,
+            created_at: vigil_core::now(),
+            revoked_at: None,
+            last_used_at: None,
+        };
+        let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO api_keys (id, org_id, name, key_hash, scopes, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(key.id)
+        .bind(key.org_id)
+        .bind(&key.name)
+        .bind(&k.key_hash)
+        .bind(scopes.join(","))
+        .bind(&key.created_by)
+        .bind(key.created_at)
+        .execute(self.writer())
+        .await?;
+        Ok(key)
+    }
+
+    async fn list_api_keys(&self, org: Uuid) -> Result<Vec<ApiKey>> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "SELECT {API_KEY_COLS} FROM api_keys WHERE org_id = $1 ORDER BY created_at DESC, id"
+        ))
+        .bind(org)
+        .fetch_all(&self.read)
+        .await?
+        .into_iter()
+        .map(ApiKeyRow::into_key)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, org: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<ApiKey> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE org_id = $2 AND id = $3 \
+             RETURNING {API_KEY_COLS}"
+        ))
+        .bind(vigil_core::truncate_micros(now))
+        .bind(org)
+        .bind(id)
+        .fetch_optional(self.writer())
+        .await?
+        .ok_or(Error::NotFound)?
+        .into_key()
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> Result<Option<ApiKey>> {
+        sqlx::query_as::<_, ApiKeyRow>(&format!(
+            "SELECT {API_KEY_COLS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+        ))
+        .bind(key_hash)
+        .fetch_optional(&self.read)
+        .await?
+        .map(ApiKeyRow::into_key)
+        .transpose()
+    }
+
+    async fn record_detections(
+        &self,
+        org: Uuid,
+        detections: Vec<Detection>,
+        window: chrono::Duration,
+    ) -> Result<Vec<DetectionOutcome>> {
+        let now = vigil_core::now();
+        let mut tx = self.writer().begin().await?;
+        let mut out = Vec::with_capacity(detections.len());
+        for d in detections {
+            let seen = vigil_core::truncate_micros(d.seen);
+            if let Some(key) = &d.dedup_key {
+                let folded: Option<Uuid> = sqlx::query_scalar(
+                    "UPDATE alerts SET event_count = event_count + 1, updated_at = $1, \
+                     last_seen = CASE WHEN last_seen IS NULL OR last_seen < $2 THEN $2 ELSE last_seen END \
+                     WHERE id = (SELECT id FROM alerts WHERE org_id = $3 AND dedup_key = $4 \
+                        AND status IN ('open', 'in_progress') AND created_at >= $5 \
+                        ORDER BY created_at DESC LIMIT 1) RETURNING id",
+                )
+                .bind(now)
+                .bind(seen)
+                .bind(org)
+                .bind(key)
+                .bind(now - window)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(id) = folded {
+                    out.push(DetectionOutcome::Folded(id));
+                    continue;
+                }
+            }
+            let pending = PendingAlert { org, alert: d.alert, actor: "detection".into() };
+            let ids = insert_alerts_tx(&mut tx, std::slice::from_ref(&pending), now).await?;
+            let Some(id) = ids.into_iter().next().flatten() else {
+                return Err(Error::Conflict(format!(
+                    "alert id '{}' already exists",
+                    pending.alert.alert_id
+                )));
+            };
+            sqlx::query("UPDATE alerts SET dedup_key = $1, last_seen = $2 WHERE id = $3")
+                .bind(d.dedup_key.as_deref())
+                .bind(seen)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            out.push(DetectionOutcome::Created(id));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    fn event_store(&self) -> std::sync::Arc<dyn EventStore> {
+        std::sync::Arc::new(self.clone())
     }
 
     async fn create_action(&self, org: Uuid, a: NewAction) -> Result<Action> {

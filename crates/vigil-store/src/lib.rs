@@ -20,12 +20,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use vigil_core::{
-    Action, ActionStatus, Agent, Alert, AlertFilter, AlertHistoryEntry, AlertPage, NewAlert,
-    Organization, Role, User,
+    Action, ActionStatus, Agent, Alert, AlertFilter, AlertHistoryEntry, AlertPage, ApiKey,
+    ApiScope, EnrollmentToken, NewAlert, Organization, Role, User,
 };
 
 mod change;
 mod error;
+mod events;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -34,6 +35,7 @@ pub mod testing;
 
 pub use change::{AlertChange, FieldChange, apply_change};
 pub use error::{Error, Result};
+pub use events::{AppendOutcome, EventFilter, EventPage, EventStore, NewEvent, StoredEvent};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -89,6 +91,63 @@ pub struct NewAction {
     pub action_type: String,
     pub parameters: serde_json::Value,
     pub created_by: Option<String>,
+}
+
+/// A new enrollment token; the secret is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewEnrollmentToken {
+    pub org_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub description: Option<String>,
+    pub created_by: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An agent registering with an enrollment token; the credential is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewAgentRegistration {
+    pub hostname: String,
+    pub os: Option<String>,
+    pub version: Option<String>,
+    pub ip: Option<String>,
+    pub credential_hash: Vec<u8>,
+}
+
+/// A heartbeat to record.
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatUpdate {
+    pub hostname: Option<String>,
+    pub os: Option<String>,
+    pub version: Option<String>,
+    pub ip: Option<String>,
+    pub metrics: Option<serde_json::Value>,
+}
+
+/// A new API key; the secret is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub org_id: Uuid,
+    pub name: String,
+    pub key_hash: Vec<u8>,
+    pub scopes: Vec<ApiScope>,
+    pub created_by: String,
+}
+
+/// An alert the detection pipeline wants raised. With a `dedup_key`, an open or
+/// in-progress alert with the same key created within the window absorbs it instead
+/// (its `event_count` grows and `last_seen` moves).
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub alert: NewAlert,
+    pub dedup_key: Option<String>,
+    pub seen: DateTime<Utc>,
+}
+
+/// What became of a [`Detection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectionOutcome {
+    Created(Uuid),
+    Folded(Uuid),
 }
 
 /// Everything Vigil persists. Every method that touches tenant data takes the org id, so a
@@ -171,6 +230,47 @@ pub trait Store: Send + Sync + 'static {
     // Agents
     async fn upsert_agent(&self, agent: &Agent) -> Result<()>;
     async fn list_agents(&self, org: Uuid) -> Result<Vec<Agent>>;
+    async fn get_agent(&self, org: Uuid, id: Uuid) -> Result<Option<Agent>>;
+    async fn create_enrollment_token(&self, token: NewEnrollmentToken) -> Result<EnrollmentToken>;
+    async fn list_enrollment_tokens(&self, org: Uuid) -> Result<Vec<EnrollmentToken>>;
+    /// Spends an unused, unexpired enrollment token and creates the agent in the token's
+    /// organization, atomically. `None` when the token is unknown, spent or expired.
+    async fn register_agent(
+        &self,
+        token_hash: &[u8],
+        registration: NewAgentRegistration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Agent>>;
+    /// The agent a credential belongs to, unless revoked.
+    async fn agent_by_credential(&self, credential_hash: &[u8]) -> Result<Option<Agent>>;
+    async fn record_heartbeat(
+        &self,
+        org: Uuid,
+        agent: Uuid,
+        update: HeartbeatUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Revokes an agent's credential. `NotFound` when not in this organization.
+    async fn revoke_agent(&self, org: Uuid, agent: Uuid, now: DateTime<Utc>) -> Result<Agent>;
+
+    // API keys
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
+    async fn list_api_keys(&self, org: Uuid) -> Result<Vec<ApiKey>>;
+    async fn revoke_api_key(&self, org: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<ApiKey>;
+    /// The key a secret belongs to, unless revoked.
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> Result<Option<ApiKey>>;
+
+    // Detections
+    /// Raises or folds each detection (see [`Detection`]) in one transaction.
+    async fn record_detections(
+        &self,
+        org: Uuid,
+        detections: Vec<Detection>,
+        window: chrono::Duration,
+    ) -> Result<Vec<DetectionOutcome>>;
+
+    /// The event store kept in the same database.
+    fn event_store(&self) -> Arc<dyn EventStore>;
 
     // Actions
     async fn create_action(&self, org: Uuid, action: NewAction) -> Result<Action>;

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 use vigil_core::{
-    Action, Agent, Alert, AlertHistoryEntry, Observable, Organization, Severity, User,
+    Action, Agent, AgentStatus, Alert, AlertHistoryEntry, ApiKey, ApiScope, EnrollmentToken,
+    Observable, Organization, Severity, User,
 };
 
 use crate::Result;
@@ -16,7 +17,7 @@ pub const ALERT_COLS: &str = "alerts.id, alerts.org_id, alerts.alert_id, alerts.
     alerts.timestamp, alerts.created_at, alerts.updated_at, alerts.metadata, \
     alerts.attack_technique_id, alerts.confidence_score, alerts.agent_id, alerts.tags, \
     alerts.observables, alerts.resolution_notes, alerts.acknowledged_by, alerts.acknowledged_at, \
-    alerts.closed_by, alerts.closed_at";
+    alerts.closed_by, alerts.closed_at, alerts.event_count, alerts.last_seen";
 
 pub const USER_COLS: &str =
     "id, org_id, username, email, role, disabled, created_at, last_login_at";
@@ -46,6 +47,8 @@ pub struct AlertRow {
     acknowledged_at: Option<DateTime<Utc>>,
     closed_by: Option<String>,
     closed_at: Option<DateTime<Utc>>,
+    event_count: i64,
+    last_seen: Option<DateTime<Utc>>,
 }
 
 impl AlertRow {
@@ -74,6 +77,8 @@ impl AlertRow {
             acknowledged_at: self.acknowledged_at,
             closed_by: self.closed_by,
             closed_at: self.closed_at,
+            event_count: self.event_count,
+            last_seen: self.last_seen,
         })
     }
 }
@@ -155,13 +160,23 @@ pub struct AgentRow {
     ip: Option<String>,
     os: Option<String>,
     version: Option<String>,
-    status: String,
     last_seen: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    last_metrics: Option<Json<serde_json::Value>>,
 }
 
+pub const AGENT_COLS: &str =
+    "id, org_id, hostname, ip, os, version, last_seen, created_at, revoked_at, last_metrics";
+
 impl AgentRow {
+    /// The status is derived from the last heartbeat at read time.
     pub fn into_agent(self) -> Result<Agent> {
+        let status = if self.revoked_at.is_some() {
+            AgentStatus::Offline
+        } else {
+            AgentStatus::from_last_seen(self.last_seen, Utc::now())
+        };
         Ok(Agent {
             id: self.id,
             org_id: self.org_id,
@@ -169,10 +184,107 @@ impl AgentRow {
             ip: self.ip,
             os: self.os,
             version: self.version,
-            status: self.status.parse()?,
+            status,
             last_seen: self.last_seen,
             created_at: self.created_at,
+            revoked_at: self.revoked_at,
+            last_metrics: self.last_metrics.map(|j| j.0),
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct EnrollmentRow {
+    id: Uuid,
+    org_id: Uuid,
+    description: Option<String>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    agent_id: Option<Uuid>,
+}
+
+pub const ENROLLMENT_COLS: &str =
+    "id, org_id, description, created_by, created_at, expires_at, used_at, agent_id";
+
+impl From<EnrollmentRow> for EnrollmentToken {
+    fn from(r: EnrollmentRow) -> Self {
+        EnrollmentToken {
+            id: r.id,
+            org_id: r.org_id,
+            description: r.description,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+            agent_id: r.agent_id,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ApiKeyRow {
+    id: Uuid,
+    org_id: Uuid,
+    name: String,
+    scopes: String,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+pub const API_KEY_COLS: &str =
+    "id, org_id, name, scopes, created_by, created_at, revoked_at, last_used_at";
+
+impl ApiKeyRow {
+    pub fn into_key(self) -> Result<ApiKey> {
+        let scopes = self
+            .scopes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<ApiScope>())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(ApiKey {
+            id: self.id,
+            org_id: self.org_id,
+            name: self.name,
+            scopes,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+            last_used_at: self.last_used_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct EventRow {
+    id: Uuid,
+    timestamp: DateTime<Utc>,
+    ingested_at: DateTime<Utc>,
+    host: Option<String>,
+    dataset: Option<String>,
+    channel: String,
+    message: Option<String>,
+    doc: Json<serde_json::Value>,
+}
+
+pub const EVENT_COLS: &str = "id, timestamp, ingested_at, host, dataset, channel, message, doc";
+
+impl From<EventRow> for crate::StoredEvent {
+    fn from(r: EventRow) -> Self {
+        crate::StoredEvent {
+            id: r.id,
+            timestamp: r.timestamp,
+            ingested_at: r.ingested_at,
+            host: r.host,
+            dataset: r.dataset,
+            channel: r.channel,
+            message: r.message,
+            doc: r.doc.0,
+        }
     }
 }
 

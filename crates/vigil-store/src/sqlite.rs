@@ -109,3 +109,18 @@ impl SqliteStore {
 }
 
 include!("common.rs");
+
+/// `doc`'s field at a dotted path as text (numbers as written), for equality filters.
+/// The path is bound, never spliced into the SQL.
+fn push_json_text(qb: &mut QueryBuilder<'_, Db>, path: &str) {
+    let json_path = format!(
+        "$.{}",
+        path.split('.')
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(".")
+    );
+    qb.push("CAST(json_extract(doc, ")
+        .push_bind(json_path)
+        .push(") AS TEXT)");
+}

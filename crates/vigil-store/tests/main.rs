@@ -36,6 +36,11 @@ both!(
     actions_and_agents,
     count_is_capped_unless_exact,
     concurrent_creates_each_get_their_own_result,
+    enrollment_tokens_are_one_time_and_expire,
+    agent_credentials_heartbeats_and_revocation,
+    api_keys_by_hash_and_revocation,
+    event_batches_are_stored_once_and_queryable,
+    detections_fold_into_open_alerts_within_window,
 );
 
 fn new_alert(i: usize, now: chrono::DateTime<chrono::Utc>) -> NewAlert {
@@ -585,10 +590,12 @@ async fn actions_and_agents(db: &TestDb) {
         status: AgentStatus::Online,
         last_seen: Some(vigil_core::now()),
         created_at: vigil_core::now(),
+        revoked_at: None,
+        last_metrics: None,
     };
     db.store.upsert_agent(&agent).await.unwrap();
     let mut moved = agent.clone();
-    moved.status = AgentStatus::Stale;
+    moved.hostname = "web-2".into();
     db.store.upsert_agent(&moved).await.unwrap();
     assert_eq!(db.store.list_agents(o.id).await.unwrap(), vec![moved]);
 }
@@ -658,4 +665,442 @@ async fn concurrent_creates_each_get_their_own_result(db: &TestDb) {
         ..f
     };
     assert_eq!(db.store.list_alerts(org, &f).await.unwrap().total, 101);
+}
+
+fn token(org: Uuid, hash: &[u8], expires_in: Duration) -> NewEnrollmentToken {
+    NewEnrollmentToken {
+        org_id: org,
+        token_hash: hash.to_vec(),
+        description: Some("rack 4".into()),
+        created_by: "admin".into(),
+        expires_at: vigil_core::now() + expires_in,
+    }
+}
+
+fn registration(host: &str, cred: &[u8]) -> NewAgentRegistration {
+    NewAgentRegistration {
+        hostname: host.into(),
+        os: Some("linux".into()),
+        version: Some("0.1.0".into()),
+        ip: None,
+        credential_hash: cred.to_vec(),
+    }
+}
+
+async fn enrollment_tokens_are_one_time_and_expire(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap().id;
+    let t = db
+        .store
+        .create_enrollment_token(token(org, b"tok-1", Duration::hours(1)))
+        .await
+        .unwrap();
+    db.store
+        .create_enrollment_token(token(org, b"tok-old", Duration::seconds(-1)))
+        .await
+        .unwrap();
+    let now = vigil_core::now();
+    let agent = db
+        .store
+        .register_agent(b"tok-1", registration("web-1", b"cred-1"), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((agent.org_id, agent.hostname.as_str()), (org, "web-1"));
+    assert_eq!(agent.status, AgentStatus::Online);
+    // Spent, expired and unknown tokens register nothing.
+    for hash in [&b"tok-1"[..], b"tok-old", b"nope"] {
+        assert!(
+            db.store
+                .register_agent(hash, registration("x", b"cred-x"), now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    let listed = db.store.list_enrollment_tokens(org).await.unwrap();
+    let used = listed.iter().find(|x| x.id == t.id).unwrap();
+    assert_eq!(used.agent_id, Some(agent.id));
+    assert!(used.used_at.is_some());
+    assert_eq!(db.store.list_agents(org).await.unwrap().len(), 1);
+    let other = db.store.create_org("p").await.unwrap().id;
+    assert!(
+        db.store
+            .list_enrollment_tokens(other)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn agent_credentials_heartbeats_and_revocation(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap().id;
+    db.store
+        .create_enrollment_token(token(org, b"t", Duration::hours(1)))
+        .await
+        .unwrap();
+    let a = db
+        .store
+        .register_agent(b"t", registration("h", b"cred"), vigil_core::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        db.store
+            .agent_by_credential(b"cred")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        a.id
+    );
+    assert!(
+        db.store
+            .agent_by_credential(b"other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let metrics = serde_json::json!({"cpu": {"total": 12.5}});
+    let hb = HeartbeatUpdate {
+        version: Some("0.2.0".into()),
+        metrics: Some(metrics.clone()),
+        ..Default::default()
+    };
+    db.store
+        .record_heartbeat(org, a.id, hb, vigil_core::now())
+        .await
+        .unwrap();
+    let got = db.store.get_agent(org, a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.version.as_deref(), got.last_metrics),
+        (Some("0.2.0"), Some(metrics))
+    );
+    assert_eq!(
+        got.os.as_deref(),
+        Some("linux"),
+        "a heartbeat without os keeps the old one"
+    );
+    // Another org sees nothing and cannot touch it.
+    let other = db.store.create_org("p").await.unwrap().id;
+    assert!(db.store.get_agent(other, a.id).await.unwrap().is_none());
+    assert!(matches!(
+        db.store.revoke_agent(other, a.id, vigil_core::now()).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        db.store
+            .record_heartbeat(other, a.id, HeartbeatUpdate::default(), vigil_core::now())
+            .await,
+        Err(Error::NotFound)
+    ));
+    let revoked = db
+        .store
+        .revoke_agent(org, a.id, vigil_core::now())
+        .await
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(revoked.status, AgentStatus::Offline);
+    assert!(
+        db.store
+            .agent_by_credential(b"cred")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An old heartbeat makes an agent stale, an older one offline.
+    assert_eq!(
+        AgentStatus::from_last_seen(
+            Some(vigil_core::now() - Duration::minutes(5)),
+            vigil_core::now()
+        ),
+        AgentStatus::Stale
+    );
+    assert_eq!(
+        AgentStatus::from_last_seen(
+            Some(vigil_core::now() - Duration::hours(1)),
+            vigil_core::now()
+        ),
+        AgentStatus::Offline
+    );
+}
+
+async fn api_keys_by_hash_and_revocation(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap().id;
+    let k = db
+        .store
+        .create_api_key(NewApiKey {
+            org_id: org,
+            name: "promtail".into(),
+            key_hash: b"k1".to_vec(),
+            scopes: vec![ApiScope::Ingest],
+            created_by: "admin".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.api_key_by_hash(b"k1").await.unwrap(),
+        Some(k.clone())
+    );
+    assert_eq!(db.store.list_api_keys(org).await.unwrap(), vec![k.clone()]);
+    let other = db.store.create_org("p").await.unwrap().id;
+    assert!(matches!(
+        db.store
+            .revoke_api_key(other, k.id, vigil_core::now())
+            .await,
+        Err(Error::NotFound)
+    ));
+    let r = db
+        .store
+        .revoke_api_key(org, k.id, vigil_core::now())
+        .await
+        .unwrap();
+    assert!(r.revoked_at.is_some());
+    assert!(db.store.api_key_by_hash(b"k1").await.unwrap().is_none());
+}
+
+fn event(i: usize, t0: chrono::DateTime<chrono::Utc>) -> NewEvent {
+    let host = format!("host-{}", i % 3);
+    let msg = format!("Failed password for user{i} from 10.0.0.{i} port 22");
+    NewEvent {
+        timestamp: t0 + Duration::seconds(i as i64),
+        host: Some(host.clone()),
+        dataset: Some(if i % 2 == 0 { "auth" } else { "syslog" }.into()),
+        message: Some(msg.clone()),
+        doc: serde_json::json!({
+            "@timestamp": vigil_core::event::format_timestamp(t0 + Duration::seconds(i as i64)),
+            "message": msg, "host": {"name": host}, "source": {"ip": format!("10.0.0.{i}"), "port": 22 + i}
+        }),
+    }
+}
+
+async fn event_batches_are_stored_once_and_queryable(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap().id;
+    let events = db.store.event_store();
+    let t0 = vigil_core::now() - Duration::hours(1);
+    let batch = Uuid::now_v7();
+    let all: Vec<NewEvent> = (0..30).map(|i| event(i, t0)).collect();
+    let out = events
+        .append_events(org, Some(batch), "agent", all.clone(), vigil_core::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        AppendOutcome {
+            stored: 30,
+            duplicate: false
+        }
+    );
+    assert!(events.batch_seen(org, batch).await.unwrap());
+    let again = events
+        .append_events(org, Some(batch), "agent", all.clone(), vigil_core::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        AppendOutcome {
+            stored: 0,
+            duplicate: true
+        }
+    );
+    // The same batch id in another org is another batch.
+    let other = db.store.create_org("p").await.unwrap().id;
+    assert!(!events.batch_seen(other, batch).await.unwrap());
+
+    let f = EventFilter {
+        limit: 1000,
+        ..Default::default()
+    };
+    let page = events.query_events(org, &f).await.unwrap();
+    assert_eq!(page.items.len(), 30);
+    assert!(
+        page.items
+            .windows(2)
+            .all(|w| w[0].timestamp >= w[1].timestamp),
+        "newest first"
+    );
+    assert!(
+        events
+            .query_events(other, &f)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    let q = |f: EventFilter| {
+        let events = events.clone();
+        async move {
+            events
+                .query_events(org, &EventFilter { limit: 1000, ..f })
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    assert_eq!(
+        q(EventFilter {
+            host: Some("host-1".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        10
+    );
+    assert_eq!(
+        q(EventFilter {
+            dataset: Some("auth".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        15
+    );
+    assert_eq!(
+        q(EventFilter {
+            text: Some("USER17 FROM".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    let by_ip = q(EventFilter {
+        fields: vec![("source.ip".into(), "10.0.0.7".into())],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_ip.len(), 1);
+    assert_eq!(by_ip[0].doc["source"]["port"], 29);
+    let by_port = q(EventFilter {
+        fields: vec![("source.port".into(), "29".into())],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_port.len(), 1, "numbers compare as written");
+    let ranged = q(EventFilter {
+        from: Some(t0 + Duration::seconds(10)),
+        to: Some(t0 + Duration::seconds(20)),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ranged.len(), 10);
+    let bad = events
+        .query_events(
+            org,
+            &EventFilter {
+                fields: vec![("a'b".into(), "x".into())],
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(bad, Err(Error::InvalidInput(_))));
+
+    // Cursor pages cover everything once.
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = None;
+    loop {
+        let p = events
+            .query_events(
+                org,
+                &EventFilter {
+                    limit: 7,
+                    cursor: cursor.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        for e in &p.items {
+            assert!(seen.insert(e.id));
+        }
+        match p.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 30);
+
+    // Retention.
+    assert_eq!(
+        events
+            .purge_events(vigil_core::now() - Duration::days(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        events
+            .purge_events(vigil_core::now() + Duration::seconds(1))
+            .await
+            .unwrap(),
+        30
+    );
+    assert!(!events.batch_seen(org, batch).await.unwrap());
+}
+
+async fn detections_fold_into_open_alerts_within_window(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap().id;
+    let now = vigil_core::now();
+    let det = |i: usize, key: Option<&str>| Detection {
+        alert: new_alert(i, now),
+        dedup_key: key.map(String::from),
+        seen: now + Duration::seconds(i as i64),
+    };
+    let out = db
+        .store
+        .record_detections(
+            org,
+            vec![
+                det(1, Some("r1|h1")),
+                det(2, Some("r1|h1")),
+                det(3, Some("r1|h2")),
+                det(4, None),
+            ],
+            Duration::minutes(10),
+        )
+        .await
+        .unwrap();
+    let DetectionOutcome::Created(first) = out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(out[1], DetectionOutcome::Folded(first));
+    assert!(matches!(out[2], DetectionOutcome::Created(_)));
+    assert!(matches!(out[3], DetectionOutcome::Created(_)));
+    let a = db.store.get_alert(org, first).await.unwrap().unwrap();
+    assert_eq!(a.event_count, 2);
+    assert_eq!(
+        a.last_seen,
+        Some(vigil_core::truncate_micros(now + Duration::seconds(2)))
+    );
+    // A closed alert no longer absorbs: the next detection raises a new one.
+    let close = AlertChange::Status {
+        to: AlertStatus::Closed,
+        notes: None,
+    };
+    db.store
+        .update_alert(org, first, &close, "analyst")
+        .await
+        .unwrap();
+    let out = db
+        .store
+        .record_detections(org, vec![det(5, Some("r1|h1"))], Duration::minutes(10))
+        .await
+        .unwrap();
+    assert!(matches!(out[0], DetectionOutcome::Created(id) if id != first));
+    // Outside the window nothing folds either.
+    let out = db
+        .store
+        .record_detections(org, vec![det(6, Some("r1|h2"))], Duration::zero())
+        .await
+        .unwrap();
+    assert!(matches!(out[0], DetectionOutcome::Created(_)));
+    // Another org's alerts never absorb.
+    let other = db.store.create_org("p").await.unwrap().id;
+    let out = db
+        .store
+        .record_detections(other, vec![det(7, Some("r1|h1"))], Duration::minutes(10))
+        .await
+        .unwrap();
+    assert!(matches!(out[0], DetectionOutcome::Created(_)));
 }

@@ -1,0 +1,153 @@
+// `EventStore` for both SQL backends; included by `common.rs`. The one backend-specific
+// piece, reading a field out of the JSON document, is `push_json_text` in each backend file.
+
+/// Event columns per row in a multi-row INSERT.
+const EVENT_CHUNKS: [usize; 5] = [500, 64, 16, 4, 1];
+
+fn event_chunks(len: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < len {
+        let left = len - start;
+        let size = EVENT_CHUNKS.iter().copied().find(|s| *s <= left).unwrap_or(1);
+        out.push(start..start + size);
+        start += size;
+    }
+    out
+}
+
+#[async_trait::async_trait]
+impl EventStore for StoreImpl {
+    async fn append_events(
+        &self,
+        org: Uuid,
+        batch: Option<Uuid>,
+        channel: &str,
+        events: Vec<crate::NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<crate::AppendOutcome> {
+        let now = vigil_core::truncate_micros(now);
+        let mut tx = self.writer().begin().await?;
+        if let Some(batch) = batch {
+            let fresh: Option<Uuid> = sqlx::query_scalar(
+                "INSERT INTO ingest_batches (org_id, batch_id, received_at, event_count) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING batch_id",
+            )
+            .bind(org)
+            .bind(batch)
+            .bind(now)
+            .bind(i64::try_from(events.len()).unwrap_or(i64::MAX))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if fresh.is_none() {
+                return Ok(crate::AppendOutcome { stored: 0, duplicate: true });
+            }
+        }
+        for r in event_chunks(events.len()) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO events (id, org_id, timestamp, ingested_at, host, dataset, channel, message, doc) ",
+            );
+            q.push_values(&events[r], |mut b, e| {
+                b.push_bind(Uuid::now_v7())
+                    .push_bind(org)
+                    .push_bind(vigil_core::truncate_micros(e.timestamp))
+                    .push_bind(now)
+                    .push_bind(e.host.as_deref())
+                    .push_bind(e.dataset.as_deref())
+                    .push_bind(channel)
+                    .push_bind(e.message.as_deref())
+                    .push_bind(Json(&e.doc));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(crate::AppendOutcome { stored: events.len(), duplicate: false })
+    }
+
+    async fn batch_seen(&self, org: Uuid, batch: Uuid) -> Result<bool> {
+        let found: Option<Uuid> = sqlx::query_scalar(
+            "SELECT batch_id FROM ingest_batches WHERE org_id = $1 AND batch_id = $2",
+        )
+        .bind(org)
+        .bind(batch)
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn query_events(&self, org: Uuid, f: &crate::EventFilter) -> Result<crate::EventPage> {
+        let limit = f.limit.clamp(1, MAX_LIMIT);
+        let cursor = f.cursor.as_deref().map(crate::decode_cursor).transpose()?;
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {} FROM events", crate::rows::EVENT_COLS));
+        qb.push(" WHERE org_id = ").push_bind(org);
+        if let Some(from) = f.from {
+            qb.push(" AND timestamp >= ").push_bind(from);
+        }
+        if let Some(to) = f.to {
+            qb.push(" AND timestamp < ").push_bind(to);
+        }
+        if let Some(host) = &f.host {
+            qb.push(" AND host = ").push_bind(host.as_str());
+        }
+        if let Some(dataset) = &f.dataset {
+            qb.push(" AND dataset = ").push_bind(dataset.as_str());
+        }
+        if let Some(text) = &f.text {
+            qb.push(" AND LOWER(message) LIKE ")
+                .push_bind(like_pattern(text))
+                .push(" ESCAPE '\\'");
+        }
+        for (path, value) in &f.fields {
+            if !crate::events::valid_field_path(path) {
+                return Err(Error::InvalidInput(format!("'{path}' is not a field path")));
+            }
+            qb.push(" AND ");
+            push_json_text(&mut qb, path);
+            qb.push(" = ").push_bind(value.as_str());
+        }
+        if let Some(c) = &cursor {
+            let ts = DateTime::<Utc>::from_timestamp_micros(c.key)
+                .ok_or_else(|| Error::InvalidInput("cursor is not valid".into()))?;
+            qb.push(" AND (timestamp < ")
+                .push_bind(ts)
+                .push(" OR (timestamp = ")
+                .push_bind(ts)
+                .push(" AND id < ")
+                .push_bind(c.id)
+                .push("))");
+        }
+        qb.push(" ORDER BY timestamp DESC, id DESC LIMIT ")
+            .push_bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
+        let mut rows: Vec<crate::StoredEvent> = qb
+            .build_query_as::<crate::rows::EventRow>()
+            .fetch_all(&self.read)
+            .await?
+            .into_iter()
+            .map(crate::StoredEvent::from)
+            .collect();
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = match rows.last() {
+            Some(last) if more => Some(encode_cursor(&Cursor {
+                key: last.timestamp.timestamp_micros(),
+                ts: None,
+                id: last.id,
+            })),
+            _ => None,
+        };
+        Ok(crate::EventPage { items: rows, next_cursor })
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64> {
+        let gone = sqlx::query("DELETE FROM events WHERE ingested_at < $1")
+            .bind(before)
+            .execute(self.writer())
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM ingest_batches WHERE received_at < $1")
+            .bind(before)
+            .execute(self.writer())
+            .await?;
+        Ok(gone)
+    }
+}
