@@ -48,11 +48,11 @@ impl PgStore {
     }
 }
 
-include!("common.rs");
-
 /// `doc`'s field at a dotted path as text (numbers as written), for equality filters.
 /// The path is bound, never spliced into the SQL.
 fn push_json_text(qb: &mut QueryBuilder<'_, Db>, path: &str) {
     let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
     qb.push("(doc #>> ").push_bind(parts).push(")");
 }
+
+include!("common.rs");

@@ -108,8 +108,6 @@ impl SqliteStore {
     }
 }
 
-include!("common.rs");
-
 /// `doc`'s field at a dotted path as text (numbers as written), for equality filters.
 /// The path is bound, never spliced into the SQL.
 fn push_json_text(qb: &mut QueryBuilder<'_, Db>, path: &str) {
@@ -124,3 +122,5 @@ fn push_json_text(qb: &mut QueryBuilder<'_, Db>, path: &str) {
         .push_bind(json_path)
         .push(") AS TEXT)");
 }
+
+include!("common.rs");

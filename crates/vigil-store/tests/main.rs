@@ -864,7 +864,14 @@ fn event(i: usize, t0: chrono::DateTime<chrono::Utc>) -> NewEvent {
     NewEvent {
         timestamp: t0 + Duration::seconds(i as i64),
         host: Some(host.clone()),
-        dataset: Some(if i % 2 == 0 { "auth" } else { "syslog" }.into()),
+        dataset: Some(
+            if i.is_multiple_of(2) {
+                "auth"
+            } else {
+                "syslog"
+            }
+            .into(),
+        ),
         message: Some(msg.clone()),
         doc: serde_json::json!({
             "@timestamp": vigil_core::event::format_timestamp(t0 + Duration::seconds(i as i64)),
