@@ -35,6 +35,8 @@ pub struct Application {
     router: Router,
     state: AppState,
     bootstrap: Option<BootstrapAdmin>,
+    /// Tasks that live as long as the server (pipeline, retention, listeners).
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -57,8 +59,30 @@ impl Application {
                     config.server.port
                 )
             })?;
+        let rules = std::sync::Arc::new(
+            crate::ingest::detect::Rules::load(&config.ingest.rule_dirs)?,
+        );
+        let events = store.event_store();
+        let (pipeline, pipeline_done) = crate::ingest::Pipeline::start(
+            store.clone(),
+            events.clone(),
+            rules,
+            crate::ingest::PipelineConfig {
+                queue_capacity: config.ingest.queue_capacity,
+                dedup: config.ingest.dedup,
+                dedup_window: chrono::Duration::seconds(
+                    i64::try_from(config.ingest.dedup_window_secs).unwrap_or(i64::MAX / 1000),
+                ),
+            },
+        );
+        let retention = tokio::spawn(purge_old_events(
+            events.clone(),
+            config.ingest.retention_days,
+        ));
         let rl = &config.rate_limit;
         let state = AppState::new(Inner {
+            events,
+            pipeline,
             api_limiter: RateLimiter::new(rl.requests_per_second, rl.burst),
             login_limiter: RateLimiter::new(rl.login_per_minute / 60.0, rl.login_burst),
             jwt: JwtKeys::new(&secret),
@@ -75,6 +99,7 @@ impl Application {
             router,
             state,
             bootstrap,
+            background: vec![pipeline_done, retention],
         })
     }
 
@@ -123,9 +148,26 @@ impl Application {
             r = serve => r?,
             _ = deadline => tracing::warn!("grace period over; dropping remaining connections"),
         }
+        for task in &self.background {
+            task.abort();
+        }
         self.state.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Deletes events older than the retention period, hourly.
+async fn purge_old_events(events: std::sync::Arc<dyn vigil_store::EventStore>, days: u32) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = vigil_core::now() - chrono::Duration::days(i64::from(days));
+        match events.purge_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, days, "old events purged"),
+            Err(e) => tracing::warn!(error = %e, "event retention failed"),
+        }
     }
 }
 

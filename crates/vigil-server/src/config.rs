@@ -45,6 +45,72 @@ impl Serialize for Secret {
     }
 }
 
+/// Event ingestion, detection and event retention.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Batches waiting for detection before ingest answers 503.
+    pub queue_capacity: usize,
+    /// Most events in one batch (`/ingest/events`, one Loki push).
+    pub max_batch_events: usize,
+    /// Fold a repeated detection (same rule and key) into the open alert.
+    pub dedup: bool,
+    /// How long an open alert absorbs repeats, seconds.
+    pub dedup_window_secs: u64,
+    /// Days events are kept for investigation.
+    pub retention_days: u32,
+    /// Extra Sigma rule directories, loaded after the built-in pack.
+    pub rule_dirs: Vec<PathBuf>,
+    /// Run the agent inside `vigil serve`, watching this host.
+    pub local_agent: bool,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 256,
+            max_batch_events: 10_000,
+            dedup: true,
+            dedup_window_secs: 600,
+            retention_days: 7,
+            rule_dirs: Vec::new(),
+            local_agent: true,
+        }
+    }
+}
+
+/// Syslog listeners (RFC 3164 and 5424), off unless an address is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogConfig {
+    /// UDP address, e.g. `0.0.0.0:5514`.
+    pub udp: Option<String>,
+    /// TCP address (octet-counting or newline framing).
+    pub tcp: Option<String>,
+    /// TLS address (RFC 5425), with `tls_cert` and `tls_key` (PEM files).
+    pub tls: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Organization that receives syslog events (default: the first one).
+    pub org: Option<String>,
+    /// Longest accepted message, bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        Self {
+            udp: None,
+            tcp: None,
+            tls: None,
+            tls_cert: None,
+            tls_key: None,
+            org: None,
+            max_message_bytes: 64 * 1024,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -60,6 +126,8 @@ pub struct Config {
     pub loki: LokiConfig,
     pub thehive: TheHiveConfig,
     pub cortex: CortexConfig,
+    pub ingest: IngestConfig,
+    pub syslog: SyslogConfig,
 }
 
 impl Default for Config {
@@ -75,6 +143,8 @@ impl Default for Config {
             loki: LokiConfig::default(),
             thehive: TheHiveConfig::default(),
             cortex: CortexConfig::default(),
+            ingest: IngestConfig::default(),
+            syslog: SyslogConfig::default(),
         }
     }
 }

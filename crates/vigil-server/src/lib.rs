@@ -18,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod ingest;
 pub mod metrics;
 pub mod middleware;
 pub mod state;

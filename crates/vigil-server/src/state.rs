@@ -16,6 +16,10 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub store: DynStore,
+    /// Where normalized events are kept (the same database by default).
+    pub events: std::sync::Arc<dyn vigil_store::EventStore>,
+    /// The ingestion pipeline (detection, storage, alerts).
+    pub pipeline: crate::ingest::Pipeline,
     pub jwt: JwtKeys,
     pub metrics: PrometheusHandle,
     pub api_limiter: RateLimiter,

@@ -35,7 +35,10 @@ pub mod testing;
 
 pub use change::{AlertChange, FieldChange, apply_change};
 pub use error::{Error, Result};
-pub use events::{AppendOutcome, EventFilter, EventPage, EventStore, NewEvent, StoredEvent};
+pub use events::{
+    AppendOutcome, EventFilter, EventPage, EventStore, NewEvent, StoredEvent,
+    valid_field_path as events_valid_field_path,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

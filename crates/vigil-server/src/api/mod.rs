@@ -11,14 +11,16 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
-use vigil_core::{Agent, Role};
 
-use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::ApiError;
 use crate::state::AppState;
 
+pub mod agents;
 pub mod alerts;
 pub mod auth;
+pub mod events;
+pub mod ingest;
+pub mod keys;
 pub mod users;
 
 #[derive(OpenApi)]
@@ -31,7 +33,10 @@ pub mod users;
         (name = "alerts", description = "Alerts and their lifecycle"),
         (name = "auth", description = "Login, tokens, sessions"),
         (name = "users", description = "User management (admin)"),
-        (name = "agents", description = "Monitored hosts"),
+        (name = "agents", description = "Monitored hosts: enrollment, registration, heartbeats"),
+        (name = "ingest", description = "Sending events (agents, API keys)"),
+        (name = "events", description = "Recent normalized events"),
+        (name = "api-keys", description = "API keys for machines (admin)"),
         (name = "system", description = "Health, readiness, metrics"),
     )
 )]
@@ -59,7 +64,12 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(alerts::router())
         .merge(auth::router())
         .merge(users::router())
-        .routes(routes!(list_agents))
+        .merge(agents::router())
+        .merge(keys::router())
+        .merge(events::router())
+        .merge(
+            ingest::router().layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)),
+        )
         .routes(routes!(health))
         .routes(routes!(ready))
         .split_for_parts();
@@ -158,13 +168,3 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Agents of your organization.
-#[utoipa::path(get, path = "/agents", tag = "agents", security(("bearer" = [])),
-    responses((status = 200, body = [Agent]), (status = 401, body = ErrorBody)))]
-async fn list_agents(
-    State(state): State<AppState>,
-    user: AuthUser,
-) -> ApiResult<axum::Json<Vec<Agent>>> {
-    user.require(Role::Viewer)?;
-    Ok(axum::Json(state.store.list_agents(user.org_id).await?))
-}

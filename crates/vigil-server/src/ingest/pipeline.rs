@@ -1,0 +1,213 @@
+//! The ingestion pipeline: normalized events in, stored events and alerts out.
+//!
+//! Two stages joined by a short channel, so detection of one batch overlaps with storing
+//! the previous one:
+//!
+//! ```text
+//! submit ─► [queue: bounded] ─► detect (blocking thread; correlations per org, in order)
+//!                                  └─► [4] ─► store events (+ batch id, one transaction)
+//!                                               └─► raise or fold alerts ─► reply
+//! ```
+//!
+//! The queue is the back-pressure point: `try_submit` fails at once when it is full (HTTP
+//! ingest answers 503 with Retry-After), `submit` waits (syslog over TCP then stops reading).
+//! Nothing is dropped silently: every refusal is counted and answered.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Duration;
+use serde_json::Value as Json;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+use vigil_core::event::{self, fields};
+use vigil_store::{AppendOutcome, Detection, DetectionOutcome, DynStore, EventStore, NewEvent};
+
+use super::detect::{Correlations, Rules};
+use crate::metrics::{ALERT_PROCESSING_DURATION, ALERTS_CREATED, SECURITY_EVENTS};
+
+/// Pipeline settings.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Batches waiting for detection before submitters are refused.
+    pub queue_capacity: usize,
+    /// Fold repeated detections (same rule and key) into the open alert.
+    pub dedup: bool,
+    pub dedup_window: Duration,
+}
+
+/// What a job's sender learns.
+pub type JobResult = Result<AppendOutcome, String>;
+
+/// A batch of normalized events of one organization.
+pub struct Job {
+    pub org: Uuid,
+    pub batch: Option<Uuid>,
+    /// How the events arrived (`agent`, `api`, `loki`, `syslog`, `local`): metrics label
+    /// and the stored events' channel.
+    pub channel: &'static str,
+    pub events: Vec<Json>,
+    pub reply: Option<oneshot::Sender<JobResult>>,
+}
+
+/// The queue was full.
+pub struct Overloaded(pub Job);
+
+/// Handle to the running pipeline; cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    tx: mpsc::Sender<Job>,
+}
+
+struct Detected {
+    job: Job,
+    detections: Vec<Detection>,
+    started: Instant,
+}
+
+impl Pipeline {
+    /// Starts both stages; they end when every `Pipeline` clone is dropped and the queue
+    /// has drained.
+    pub fn start(
+        store: DynStore,
+        events: Arc<dyn EventStore>,
+        rules: Arc<Rules>,
+        config: PipelineConfig,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (dtx, drx) = mpsc::channel(4);
+        let detect = tokio::spawn(detect_stage(rx, dtx, rules));
+        let store_task = tokio::spawn(store_stage(drx, store, events, config));
+        let done = tokio::spawn(async move {
+            let _ = detect.await;
+            let _ = store_task.await;
+        });
+        (Self { tx }, done)
+    }
+
+    /// Queues a job, or gives it back at once when the queue is full.
+    pub fn try_submit(&self, job: Job) -> Result<(), Overloaded> {
+        let n = job.events.len() as u64;
+        let channel = job.channel;
+        match self.tx.try_send(job) {
+            Ok(()) => {
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "received").increment(n);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "refused").increment(n);
+                Err(Overloaded(job))
+            }
+        }
+    }
+
+    /// Queues a job, waiting for room.
+    pub async fn submit(&self, job: Job) -> Result<(), Overloaded> {
+        let n = job.events.len() as u64;
+        let channel = job.channel;
+        match self.tx.send(job).await {
+            Ok(()) => {
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "received").increment(n);
+                Ok(())
+            }
+            Err(mpsc::error::SendError(job)) => Err(Overloaded(job)),
+        }
+    }
+}
+
+async fn detect_stage(mut rx: mpsc::Receiver<Job>, out: mpsc::Sender<Detected>, rules: Arc<Rules>) {
+    let mut state = Some(Correlations::default());
+    while let Some(job) = rx.recv().await {
+        let started = Instant::now();
+        let rules = rules.clone();
+        let mut corr = state.take().unwrap_or_default();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut detections = Vec::new();
+            for doc in &job.events {
+                detections.extend(corr.detect(&rules, job.org, doc));
+            }
+            (corr, job, detections)
+        })
+        .await;
+        match joined {
+            Ok((corr, job, detections)) => {
+                state = Some(corr);
+                if out.send(Detected { job, detections, started }).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                // A panic in a rule must not stop ingestion; the job's sender gets an error
+                // (and will retry), correlation state starts over.
+                tracing::error!(error = %e, "detection failed");
+            }
+        }
+    }
+}
+
+fn new_event(doc: Json) -> NewEvent {
+    let text = |p: &str| event::get_str(&doc, p).map(|s| s.chars().take(4096).collect::<String>());
+    NewEvent {
+        timestamp: event::timestamp(&doc).unwrap_or_else(vigil_core::now),
+        host: text(fields::HOST_NAME),
+        dataset: text(fields::DATASET),
+        message: text(fields::MESSAGE).or_else(|| text(fields::ORIGINAL)),
+        doc,
+    }
+}
+
+async fn store_stage(
+    mut rx: mpsc::Receiver<Detected>,
+    store: DynStore,
+    events: Arc<dyn EventStore>,
+    config: PipelineConfig,
+) {
+    while let Some(Detected { job, mut detections, started }) = rx.recv().await {
+        let Job { org, batch, channel, events: docs, reply } = job;
+        let n = docs.len() as u64;
+        let docs: Vec<NewEvent> = docs.into_iter().map(new_event).collect();
+        let result = match events.append_events(org, batch, channel, docs, vigil_core::now()).await {
+            Ok(outcome) if outcome.duplicate => {
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "duplicate").increment(n);
+                Ok(outcome)
+            }
+            Ok(outcome) => {
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "stored").increment(n);
+                if !config.dedup {
+                    for d in &mut detections {
+                        d.dedup_key = None;
+                    }
+                }
+                if !detections.is_empty() {
+                    let raised: Vec<(String, String)> = detections
+                        .iter()
+                        .map(|d| (d.alert.source.as_str().to_owned(), d.alert.severity.as_str().to_owned()))
+                        .collect();
+                    match store.record_detections(org, detections, config.dedup_window).await {
+                        Ok(outcomes) => {
+                            metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "alerted")
+                                .increment(outcomes.len() as u64);
+                            for (o, (source, severity)) in outcomes.iter().zip(raised) {
+                                if matches!(o, DetectionOutcome::Created(_)) {
+                                    metrics::counter!(ALERTS_CREATED, "source" => source, "severity" => severity)
+                                        .increment(1);
+                                }
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, %org, "alerts could not be stored"),
+                    }
+                    metrics::histogram!(ALERT_PROCESSING_DURATION).record(started.elapsed().as_secs_f64());
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "failed").increment(n);
+                tracing::error!(error = %e, %org, "events could not be stored");
+                Err("events could not be stored".to_owned())
+            }
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+}
