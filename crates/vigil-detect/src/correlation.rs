@@ -142,6 +142,8 @@ pub struct CorrelationRule {
     pub name: Option<String>,
     pub level: Option<Level>,
     pub description: Option<String>,
+    /// `tags:` (ATT&CK techniques and tactics), as written.
+    pub tags: Vec<String>,
     pub kind: CorrelationType,
     /// Referenced rules, by `id` or `name`, as written.
     pub rules: Vec<String>,
@@ -208,6 +210,15 @@ impl CorrelationRule {
             .get("description")
             .and_then(|v| v.as_str())
             .map(String::from);
+        let tags = doc
+            .get("tags")
+            .and_then(|v| v.as_sequence())
+            .map(|seq| {
+                seq.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
         // The specification lists `generate` beside `level`; pySigma reads it inside
         // `correlation`. Either place is accepted.
         let generate = match doc
@@ -385,6 +396,7 @@ impl CorrelationRule {
             name,
             level,
             description,
+            tags,
             kind,
             rules,
             group_by,

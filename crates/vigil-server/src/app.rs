@@ -59,9 +59,9 @@ impl Application {
                     config.server.port
                 )
             })?;
-        let rules = std::sync::Arc::new(
-            crate::ingest::detect::Rules::load(&config.ingest.rule_dirs)?,
-        );
+        let rules = std::sync::Arc::new(crate::ingest::detect::Rules::load(
+            &config.ingest.rule_dirs,
+        )?);
         let events = store.event_store();
         let (pipeline, pipeline_done) = crate::ingest::Pipeline::start(
             store.clone(),

@@ -64,8 +64,13 @@ pub async fn issue_enrollment_token(
             "expires_in_hours must be between 1 and {MAX_TOKEN_HOURS}"
         )));
     }
-    if description.as_ref().is_some_and(|d| d.chars().count() > 200) {
-        return Err(ApiError::validation("description is longer than 200 characters"));
+    if description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 200)
+    {
+        return Err(ApiError::validation(
+            "description is longer than 200 characters",
+        ));
     }
     let secret = new_secret(ENROLLMENT_PREFIX);
     let token = store
@@ -97,20 +102,37 @@ async fn create_token(
         &user.username,
     )
     .await?;
-    Ok((StatusCode::CREATED, axum::Json(CreatedToken { token, id: t.id, expires_at: t.expires_at })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedToken {
+            token,
+            id: t.id,
+            expires_at: t.expires_at,
+        }),
+    ))
 }
 
 /// Enrollment tokens of your organization, used or not (admin); never the secrets.
 #[utoipa::path(get, path = "/agents/enrollment-tokens", tag = "agents", security(("bearer" = [])),
     responses((status = 200, body = [EnrollmentToken]), (status = 403, body = ErrorBody)))]
-async fn list_tokens(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Json<Vec<EnrollmentToken>>> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<axum::Json<Vec<EnrollmentToken>>> {
     user.require(Role::Admin)?;
-    Ok(axum::Json(state.store.list_enrollment_tokens(user.org_id).await?))
+    Ok(axum::Json(
+        state.store.list_enrollment_tokens(user.org_id).await?,
+    ))
 }
 
 fn check_text(name: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
-    if value.as_ref().is_some_and(|v| v.chars().count() > max || v.chars().any(char::is_control)) {
-        return Err(ApiError::validation(format!("{name} must be at most {max} printable characters")));
+    if value
+        .as_ref()
+        .is_some_and(|v| v.chars().count() > max || v.chars().any(char::is_control))
+    {
+        return Err(ApiError::validation(format!(
+            "{name} must be at most {max} printable characters"
+        )));
     }
     Ok(())
 }
@@ -126,7 +148,9 @@ async fn register_agent(
 ) -> ApiResult<(StatusCode, axum::Json<RegisterAgentResponse>)> {
     let host = req.hostname.trim().to_owned();
     if host.is_empty() || host.chars().count() > 255 || host.chars().any(char::is_control) {
-        return Err(ApiError::validation("hostname must be 1 to 255 printable characters"));
+        return Err(ApiError::validation(
+            "hostname must be 1 to 255 printable characters",
+        ));
     }
     check_text("os", &req.os, 200)?;
     check_text("version", &req.version, 64)?;
@@ -147,12 +171,20 @@ async fn register_agent(
         )
         .await?
         .ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "enrollment token is unknown, already used or expired")
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "enrollment token is unknown, already used or expired",
+            )
         })?;
     tracing::info!(agent = %agent.id, host = %agent.hostname, "agent registered");
     Ok((
         StatusCode::CREATED,
-        axum::Json(RegisterAgentResponse { agent_id: agent.id, org_id: agent.org_id, credential }),
+        axum::Json(RegisterAgentResponse {
+            agent_id: agent.id,
+            org_id: agent.org_id,
+            credential,
+        }),
     ))
 }
 
@@ -167,7 +199,11 @@ async fn heartbeat(
     check_text("os", &hb.os, 200)?;
     check_text("version", &hb.version, 64)?;
     check_text("hostname", &hb.hostname, 255)?;
-    if hb.metrics.as_ref().is_some_and(|m| serde_json::to_vec(m).map_or(true, |v| v.len() > 256 * 1024)) {
+    if hb
+        .metrics
+        .as_ref()
+        .is_some_and(|m| serde_json::to_vec(m).map_or(true, |v| v.len() > 256 * 1024))
+    {
         return Err(ApiError::validation("metrics are larger than 256 KiB"));
     }
     state
@@ -175,7 +211,13 @@ async fn heartbeat(
         .record_heartbeat(
             agent.org_id,
             agent.id,
-            HeartbeatUpdate { hostname: hb.hostname, os: hb.os, version: hb.version, ip: None, metrics: hb.metrics },
+            HeartbeatUpdate {
+                hostname: hb.hostname,
+                os: hb.os,
+                version: hb.version,
+                ip: None,
+                metrics: hb.metrics,
+            },
             vigil_core::now(),
         )
         .await
@@ -187,7 +229,10 @@ async fn heartbeat(
 /// (online: within 2 minutes, stale: within 15, else offline).
 #[utoipa::path(get, path = "/agents", tag = "agents", security(("bearer" = [])),
     responses((status = 200, body = [Agent]), (status = 401, body = ErrorBody)))]
-async fn list_agents(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Json<Vec<Agent>>> {
+async fn list_agents(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<axum::Json<Vec<Agent>>> {
     user.require(Role::Viewer)?;
     let mut agents = state.store.list_agents(user.org_id).await?;
     for a in &mut agents {
@@ -199,15 +244,28 @@ async fn list_agents(State(state): State<AppState>, user: AuthUser) -> ApiResult
 /// One agent, with its latest metrics.
 #[utoipa::path(get, path = "/agents/{id}", tag = "agents", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Agent), (status = 404, body = ErrorBody)))]
-async fn get_agent(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<axum::Json<Agent>> {
+async fn get_agent(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<axum::Json<Agent>> {
     user.require(Role::Viewer)?;
-    state.store.get_agent(user.org_id, id).await?.map(axum::Json).ok_or_else(|| ApiError::not_found("agent"))
+    state
+        .store
+        .get_agent(user.org_id, id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("agent"))
 }
 
 /// Revoke an agent's credential (admin): it can no longer send or heartbeat.
 #[utoipa::path(post, path = "/agents/{id}/revoke", tag = "agents", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Agent), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn revoke_agent(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<axum::Json<Agent>> {
+async fn revoke_agent(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<axum::Json<Agent>> {
     user.require(Role::Admin)?;
     let agent = state
         .store

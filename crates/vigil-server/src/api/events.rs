@@ -41,13 +41,21 @@ struct EventParams {
 fn time(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(v)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ApiError::bad_request("invalid_query", format!("{name} must be an RFC 3339 time, got '{v}'")))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("{name} must be an RFC 3339 time, got '{v}'"),
+            )
+        })
 }
 
 fn parse(q: Option<&str>) -> Result<EventFilter, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q.unwrap_or(""))
         .map_err(|e| ApiError::bad_request("invalid_query", format!("query string: {e}")))?;
-    let mut f = EventFilter { limit: 100, ..Default::default() };
+    let mut f = EventFilter {
+        limit: 100,
+        ..Default::default()
+    };
     for (k, v) in pairs {
         match k.as_str() {
             "from" => f.from = Some(time("from", &v)?),
@@ -58,10 +66,16 @@ fn parse(q: Option<&str>) -> Result<EventFilter, ApiError> {
             "q" => {}
             "field" => {
                 let (path, value) = v.split_once(':').ok_or_else(|| {
-                    ApiError::bad_request("invalid_query", format!("field must be 'path:value', got '{v}'"))
+                    ApiError::bad_request(
+                        "invalid_query",
+                        format!("field must be 'path:value', got '{v}'"),
+                    )
                 })?;
                 if !vigil_store::events_valid_field_path(path) {
-                    return Err(ApiError::bad_request("invalid_query", format!("'{path}' is not a field path")));
+                    return Err(ApiError::bad_request(
+                        "invalid_query",
+                        format!("'{path}' is not a field path"),
+                    ));
                 }
                 f.fields.push((path.to_owned(), value.to_owned()));
             }
@@ -70,16 +84,24 @@ fn parse(q: Option<&str>) -> Result<EventFilter, ApiError> {
                     .parse()
                     .ok()
                     .filter(|l| (1..=1000).contains(l))
-                    .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be 1 to 1000"))?
+                    .ok_or_else(|| {
+                        ApiError::bad_request("invalid_query", "limit must be 1 to 1000")
+                    })?
             }
             "cursor" => f.cursor = Some(v),
             other => {
-                return Err(ApiError::bad_request("invalid_query", format!("unknown query parameter '{other}'")));
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("unknown query parameter '{other}'"),
+                ));
             }
         }
     }
     if f.fields.len() > 10 {
-        return Err(ApiError::bad_request("invalid_query", "at most 10 field filters"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "at most 10 field filters",
+        ));
     }
     Ok(f)
 }
@@ -87,8 +109,14 @@ fn parse(q: Option<&str>) -> Result<EventFilter, ApiError> {
 /// Recent events, newest first, with filters and cursor pagination.
 #[utoipa::path(get, path = "/events", tag = "events", security(("bearer" = [])), params(EventParams),
     responses((status = 200, body = EventPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-async fn list_events(State(state): State<AppState>, user: AuthUser, RawQuery(q): RawQuery) -> ApiResult<axum::Json<EventPage>> {
+async fn list_events(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RawQuery(q): RawQuery,
+) -> ApiResult<axum::Json<EventPage>> {
     user.require(Role::Analyst)?;
     let f = parse(q.as_deref())?;
-    Ok(axum::Json(state.events.query_events(user.org_id, &f).await?))
+    Ok(axum::Json(
+        state.events.query_events(user.org_id, &f).await?,
+    ))
 }

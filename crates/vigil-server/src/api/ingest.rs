@@ -40,10 +40,11 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError
         None | Some("") | Some("identity") => Ok(body.to_vec()),
         Some("gzip") | Some("x-gzip") => {
             let mut out = Vec::new();
-            let mut reader = flate2::read::MultiGzDecoder::new(body).take(MAX_DECOMPRESSED as u64 + 1);
-            reader
-                .read_to_end(&mut out)
-                .map_err(|e| ApiError::bad_request("invalid_encoding", format!("body is not valid gzip: {e}")))?;
+            let mut reader =
+                flate2::read::MultiGzDecoder::new(body).take(MAX_DECOMPRESSED as u64 + 1);
+            reader.read_to_end(&mut out).map_err(|e| {
+                ApiError::bad_request("invalid_encoding", format!("body is not valid gzip: {e}"))
+            })?;
             if out.len() > MAX_DECOMPRESSED {
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -64,14 +65,18 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError
 /// 503 with Retry-After: the pipeline is full.
 pub fn overloaded() -> Response {
     let mut r = ApiError::unavailable("ingestion is overloaded; retry later").into_response();
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r
 }
 
 /// Hands normalized events to the pipeline and waits until they are stored.
 pub async fn submit_and_wait(state: &AppState, job: Job) -> Result<JobResult, Response> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let job = Job { reply: Some(tx), ..job };
+    let job = Job {
+        reply: Some(tx),
+        ..job
+    };
     if state.pipeline.try_submit(job).is_err() {
         return Err(overloaded());
     }
@@ -109,7 +114,11 @@ async fn ingest_events(
         if e.is_syntax() || e.is_eof() {
             ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
         } else {
-            ApiError::validation(format!("body is not an ingest batch: {e}"))
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!("body is not an ingest batch: {e}"),
+            )
         }
     })?;
     let max = state.config.ingest.max_batch_events;
@@ -117,7 +126,10 @@ async fn ingest_events(
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
-            format!("a batch holds at most {max} events; this one has {}", batch.events.len()),
+            format!(
+                "a batch holds at most {max} events; this one has {}",
+                batch.events.len()
+            ),
         ));
     }
     let org = caller.org_id();
@@ -135,7 +147,9 @@ async fn ingest_events(
     let mut errors = Vec::new();
     let mut events: Vec<Json> = Vec::with_capacity(batch.events.len());
     for (i, doc) in batch.events.into_iter().enumerate() {
-        let size = serde_json::to_vec(&doc).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&doc)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_EVENT_BYTES {
             errors.push(format!("event {i}: larger than {MAX_EVENT_BYTES} bytes"));
             continue;
@@ -150,7 +164,13 @@ async fn ingest_events(
         IngestCaller::Agent(_) => "agent",
         IngestCaller::Key(_) => "api",
     };
-    let job = Job { org, batch: Some(batch.batch_id), channel, events, reply: None };
+    let job = Job {
+        org,
+        batch: Some(batch.batch_id),
+        channel,
+        events,
+        reply: None,
+    };
     let outcome = match submit_and_wait(&state, job).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => return Err(ApiError::unavailable(format!("{e}; retry later"))),

@@ -48,7 +48,9 @@ pub async fn issue_api_key(
 ) -> Result<(String, ApiKey), ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::validation("name must be 1 to 100 printable characters"));
+        return Err(ApiError::validation(
+            "name must be 1 to 100 printable characters",
+        ));
     }
     if scopes.is_empty() {
         return Err(ApiError::validation("give at least one scope"));
@@ -75,14 +77,24 @@ async fn create_key(
     ApiJson(req): ApiJson<CreateKeyRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedKey>)> {
     user.require(Role::Admin)?;
-    let (key, info) = issue_api_key(&state.store, user.org_id, &req.name, req.scopes, &user.username).await?;
+    let (key, info) = issue_api_key(
+        &state.store,
+        user.org_id,
+        &req.name,
+        req.scopes,
+        &user.username,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(CreatedKey { key, info })))
 }
 
 /// API keys of your organization (admin); never the secrets.
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys", security(("bearer" = [])),
     responses((status = 200, body = [ApiKey]), (status = 403, body = ErrorBody)))]
-async fn list_keys(State(state): State<AppState>, user: AuthUser) -> ApiResult<axum::Json<Vec<ApiKey>>> {
+async fn list_keys(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<axum::Json<Vec<ApiKey>>> {
     user.require(Role::Admin)?;
     Ok(axum::Json(state.store.list_api_keys(user.org_id).await?))
 }
@@ -90,7 +102,11 @@ async fn list_keys(State(state): State<AppState>, user: AuthUser) -> ApiResult<a
 /// Revoke an API key (admin).
 #[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ApiKey), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn revoke_key(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<axum::Json<ApiKey>> {
+async fn revoke_key(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<axum::Json<ApiKey>> {
     user.require(Role::Admin)?;
     let key = state
         .store

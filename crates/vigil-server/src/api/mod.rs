@@ -67,9 +67,7 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(agents::router())
         .merge(keys::router())
         .merge(events::router())
-        .merge(
-            ingest::router().layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)),
-        )
+        .merge(ingest::router().layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)))
         .routes(routes!(health))
         .routes(routes!(ready))
         .split_for_parts();
@@ -167,4 +165,3 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         state.metrics.render(),
     )
 }
-

@@ -57,35 +57,59 @@ fn secret(parts: &Parts) -> Result<String, ApiError> {
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <agent credential or API key>"))?;
-    if let Some(t) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing Authorization: Bearer <agent credential or API key>")
+        })?;
+    if let Some(t) = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+    {
         return Ok(t.trim().to_owned());
     }
-    if let Some(b) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) {
+    if let Some(b) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(b.trim())
             .ok()
             .and_then(|d| String::from_utf8(d).ok())
-            .ok_or_else(|| ApiError::unauthorized("Authorization: Basic is not valid base64 'user:password'"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("Authorization: Basic is not valid base64 'user:password'")
+            })?;
         let (_, password) = decoded.split_once(':').unwrap_or(("", &decoded));
         return Ok(password.to_owned());
     }
-    Err(ApiError::unauthorized("Authorization must be 'Bearer <secret>' or 'Basic ...'"))
+    Err(ApiError::unauthorized(
+        "Authorization must be 'Bearer <secret>' or 'Basic ...'",
+    ))
 }
 
 fn invalid() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credential", "unknown or revoked credential")
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credential",
+        "unknown or revoked credential",
+    )
 }
 
 async fn caller(parts: &Parts, state: &AppState) -> Result<IngestCaller, ApiError> {
     let secret = secret(parts)?;
     let hash = token_hash(&secret);
     if secret.starts_with(AGENT_PREFIX) {
-        let agent = state.store.agent_by_credential(&hash).await?.ok_or_else(invalid)?;
+        let agent = state
+            .store
+            .agent_by_credential(&hash)
+            .await?
+            .ok_or_else(invalid)?;
         return Ok(IngestCaller::Agent(agent));
     }
     if secret.starts_with(API_KEY_PREFIX) {
-        let key = state.store.api_key_by_hash(&hash).await?.ok_or_else(invalid)?;
+        let key = state
+            .store
+            .api_key_by_hash(&hash)
+            .await?
+            .ok_or_else(invalid)?;
         if !key.scopes.contains(&ApiScope::Ingest) {
             return Err(ApiError::forbidden("this API key has no ingest scope"));
         }
@@ -97,7 +121,10 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<IngestCaller, ApiErro
 impl FromRequestParts<AppState> for IngestCaller {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         caller(parts, state).await.map_err(reject)
     }
 }
@@ -105,7 +132,10 @@ impl FromRequestParts<AppState> for IngestCaller {
 impl FromRequestParts<AppState> for AgentCaller {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match caller(parts, state).await.map_err(reject)? {
             IngestCaller::Agent(a) => Ok(AgentCaller(a)),
             IngestCaller::Key(_) => Err(reject(ApiError::forbidden("only agents send heartbeats"))),

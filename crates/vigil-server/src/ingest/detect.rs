@@ -63,7 +63,11 @@ impl Rules {
             correlations = names.correlations.len(),
             "detection rules loaded"
         );
-        Ok(Self { ruleset, report_correlations: names, correlation_only })
+        Ok(Self {
+            ruleset,
+            report_correlations: names,
+            correlation_only,
+        })
     }
 
     fn new_correlation_engine(&self) -> CorrelationEngine {
@@ -88,13 +92,15 @@ fn severity(level: Option<Level>) -> Severity {
     }
 }
 
-/// `attack.t1110.001` -> `T1110.001`.
+/// The most specific ATT&CK technique among the tags: `attack.t1110.001` -> `T1110.001`.
 fn technique(tags: &[String]) -> Option<String> {
-    tags.iter().find_map(|t| {
-        let rest = t.strip_prefix("attack.t")?;
-        let ok = rest.len() >= 4 && rest[..4].bytes().all(|b| b.is_ascii_digit());
-        ok.then(|| format!("T{}", rest.to_ascii_uppercase()))
-    })
+    tags.iter()
+        .filter_map(|t| {
+            let rest = t.strip_prefix("attack.t")?;
+            let ok = rest.len() >= 4 && rest[..4].bytes().all(|b| b.is_ascii_digit());
+            ok.then(|| format!("T{}", rest.to_ascii_uppercase()))
+        })
+        .max_by_key(String::len)
 }
 
 fn observables(doc: &Json) -> Vec<Observable> {
@@ -150,7 +156,12 @@ fn detection(doc: &Json, r: Raise<'_>) -> Option<Detection> {
         })),
         attack_technique_id: technique(r.tags),
         agent_id: event::get_str(doc, fields::AGENT_ID).map(str::to_owned),
-        tags: r.tags.iter().take(32).map(|t| t.chars().take(64).collect()).collect(),
+        tags: r
+            .tags
+            .iter()
+            .take(32)
+            .map(|t| t.chars().take(64).collect())
+            .collect(),
         observables: observables(doc),
         ..Default::default()
     };
@@ -177,7 +188,9 @@ impl Correlations {
             .filter_map(|m| all.iter().position(|r| std::ptr::eq(r, m)))
             .collect();
         let mut out = Vec::new();
-        let host = event::get_str(doc, fields::HOST_NAME).unwrap_or("-").to_owned();
+        let host = event::get_str(doc, fields::HOST_NAME)
+            .unwrap_or("-")
+            .to_owned();
         for &i in &matched {
             if rules.correlation_only[i] {
                 continue;
@@ -229,19 +242,24 @@ fn correlation_detection(rules: &Rules, doc: &Json, m: &CorrelationMatch) -> Opt
         .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
         .collect::<Vec<_>>()
         .join(",");
-    // Correlations carry no tags of their own here: take those of the rules they count.
-    let tags: Vec<String> = rules
-        .ruleset
-        .rules()
-        .iter()
-        .filter(|r| {
-            [r.rule().id.as_deref(), r.rule().name.as_deref()]
-                .into_iter()
-                .flatten()
-                .any(|k| rule.rules.iter().any(|x| x == k))
-        })
-        .flat_map(|r| r.rule().tags.iter().cloned())
-        .collect();
+    // A correlation's own tags; without any, those of the rules it counts.
+    let own = !rule.tags.is_empty();
+    let tags: Vec<String> = if own {
+        rule.tags.clone()
+    } else {
+        rules
+            .ruleset
+            .rules()
+            .iter()
+            .filter(|r| {
+                [r.rule().id.as_deref(), r.rule().name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|k| rule.rules.iter().any(|x| x == k))
+            })
+            .flat_map(|r| r.rule().tags.iter().cloned())
+            .collect()
+    };
     let group: serde_json::Map<String, Json> = m
         .group
         .iter()
@@ -269,7 +287,10 @@ mod tests {
 
     #[test]
     fn techniques_come_from_attack_tags() {
-        let tags = vec!["attack.credential_access".to_owned(), "attack.t1110.001".to_owned()];
+        let tags = vec![
+            "attack.credential_access".to_owned(),
+            "attack.t1110.001".to_owned(),
+        ];
         assert_eq!(technique(&tags).as_deref(), Some("T1110.001"));
         assert_eq!(technique(&["attack.ta0001".to_owned()]), None);
     }

@@ -90,9 +90,17 @@ pub fn normalize(doc: Json, received: DateTime<Utc>, origin: &Origin) -> Result<
         if let Some(bad) = event::get(&doc, fields::TIMESTAMP).cloned() {
             event::set(&mut doc, "event.created_raw", bad);
         }
-        event::set(&mut doc, fields::TIMESTAMP, json!(event::format_timestamp(received)));
+        event::set(
+            &mut doc,
+            fields::TIMESTAMP,
+            json!(event::format_timestamp(received)),
+        );
     }
-    event::set(&mut doc, fields::INGESTED, json!(event::format_timestamp(received)));
+    event::set(
+        &mut doc,
+        fields::INGESTED,
+        json!(event::format_timestamp(received)),
+    );
     if let Some(id) = &origin.agent_id {
         event::set(&mut doc, fields::AGENT_ID, json!(id));
     }
@@ -111,8 +119,12 @@ mod tests {
 
     #[test]
     fn flat_keys_nest_and_nested_values_win() {
-        let doc = nest(json!({"event.dataset": "flat", "event": {"dataset": "nested"}, "a.b.c": 1}));
-        assert_eq!(doc, json!({"event": {"dataset": "nested"}, "a": {"b": {"c": 1}}}));
+        let doc =
+            nest(json!({"event.dataset": "flat", "event": {"dataset": "nested"}, "a.b.c": 1}));
+        assert_eq!(
+            doc,
+            json!({"event": {"dataset": "nested"}, "a": {"b": {"c": 1}}})
+        );
     }
 
     #[test]

@@ -91,11 +91,13 @@ impl Pipeline {
         let channel = job.channel;
         match self.tx.try_send(job) {
             Ok(()) => {
-                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "received").increment(n);
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "received")
+                    .increment(n);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
-                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "refused").increment(n);
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "refused")
+                    .increment(n);
                 Err(Overloaded(job))
             }
         }
@@ -107,7 +109,8 @@ impl Pipeline {
         let channel = job.channel;
         match self.tx.send(job).await {
             Ok(()) => {
-                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "received").increment(n);
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "received")
+                    .increment(n);
                 Ok(())
             }
             Err(mpsc::error::SendError(job)) => Err(Overloaded(job)),
@@ -132,7 +135,15 @@ async fn detect_stage(mut rx: mpsc::Receiver<Job>, out: mpsc::Sender<Detected>, 
         match joined {
             Ok((corr, job, detections)) => {
                 state = Some(corr);
-                if out.send(Detected { job, detections, started }).await.is_err() {
+                if out
+                    .send(Detected {
+                        job,
+                        detections,
+                        started,
+                    })
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -162,17 +173,33 @@ async fn store_stage(
     events: Arc<dyn EventStore>,
     config: PipelineConfig,
 ) {
-    while let Some(Detected { job, mut detections, started }) = rx.recv().await {
-        let Job { org, batch, channel, events: docs, reply } = job;
+    while let Some(Detected {
+        job,
+        mut detections,
+        started,
+    }) = rx.recv().await
+    {
+        let Job {
+            org,
+            batch,
+            channel,
+            events: docs,
+            reply,
+        } = job;
         let n = docs.len() as u64;
         let docs: Vec<NewEvent> = docs.into_iter().map(new_event).collect();
-        let result = match events.append_events(org, batch, channel, docs, vigil_core::now()).await {
+        let result = match events
+            .append_events(org, batch, channel, docs, vigil_core::now())
+            .await
+        {
             Ok(outcome) if outcome.duplicate => {
-                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "duplicate").increment(n);
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "duplicate")
+                    .increment(n);
                 Ok(outcome)
             }
             Ok(outcome) => {
-                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "stored").increment(n);
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "stored")
+                    .increment(n);
                 if !config.dedup {
                     for d in &mut detections {
                         d.dedup_key = None;
@@ -181,9 +208,17 @@ async fn store_stage(
                 if !detections.is_empty() {
                     let raised: Vec<(String, String)> = detections
                         .iter()
-                        .map(|d| (d.alert.source.as_str().to_owned(), d.alert.severity.as_str().to_owned()))
+                        .map(|d| {
+                            (
+                                d.alert.source.as_str().to_owned(),
+                                d.alert.severity.as_str().to_owned(),
+                            )
+                        })
                         .collect();
-                    match store.record_detections(org, detections, config.dedup_window).await {
+                    match store
+                        .record_detections(org, detections, config.dedup_window)
+                        .await
+                    {
                         Ok(outcomes) => {
                             metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "alerted")
                                 .increment(outcomes.len() as u64);
@@ -196,12 +231,14 @@ async fn store_stage(
                         }
                         Err(e) => tracing::error!(error = %e, %org, "alerts could not be stored"),
                     }
-                    metrics::histogram!(ALERT_PROCESSING_DURATION).record(started.elapsed().as_secs_f64());
+                    metrics::histogram!(ALERT_PROCESSING_DURATION)
+                        .record(started.elapsed().as_secs_f64());
                 }
                 Ok(outcome)
             }
             Err(e) => {
-                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "failed").increment(n);
+                metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "failed")
+                    .increment(n);
                 tracing::error!(error = %e, %org, "events could not be stored");
                 Err("events could not be stored".to_owned())
             }

@@ -10,6 +10,7 @@ mod alerts;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod ingest;
 mod org_isolation;
 mod rate_limit;
 mod rbac;
