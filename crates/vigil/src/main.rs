@@ -10,6 +10,7 @@ use vigil_store::{NewUser, UserUpdate};
 
 mod bench;
 mod hunt;
+mod keys;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +45,12 @@ enum Command {
     Bench(bench::BenchCmd),
     /// Hunt offline: run Sigma rules over EVTX, JSON, JSON lines and text log files.
     Hunt(hunt::HuntArgs),
+    /// Enrollment tokens for new agents.
+    #[command(subcommand)]
+    AgentToken(keys::AgentTokenCmd),
+    /// API keys for log shippers and other machines.
+    #[command(subcommand)]
+    ApiKey(keys::ApiKeyCmd),
 }
 
 #[derive(Subcommand)]
@@ -145,6 +152,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(cmd).await,
         // Synchronous, and alone on the runtime: blocking it holds up nothing.
         Command::Hunt(args) => hunt::run(args),
+        Command::AgentToken(cmd) => keys::agent_token(load_config(cli.config.as_ref())?, cmd).await,
+        Command::ApiKey(cmd) => keys::api_key(load_config(cli.config.as_ref())?, cmd).await,
     }
 }
 

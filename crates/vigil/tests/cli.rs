@@ -302,3 +302,53 @@ fn hunt_defaults_to_the_built_in_rule_pack() {
         "{out}"
     );
 }
+
+#[test]
+fn agent_tokens_and_api_keys_are_printed_once_and_listed_without_secrets() {
+    let d = tmp();
+    // `user create` makes the default organization.
+    let o = vigil(
+        &d.0,
+        &["user", "create", "root-admin", "--role", "admin"],
+        &[],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = vigil(
+        &d.0,
+        &["agent-token", "create", "--description", "rack 4"],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let token = out
+        .lines()
+        .find(|l| l.starts_with("vge_"))
+        .expect("token line")
+        .to_owned();
+    let o = vigil(&d.0, &["agent-token", "list"], &[]);
+    let (out, _) = text(&o);
+    assert!(out.contains("rack 4") && out.contains("unused") && !out.contains(&token));
+    let o = vigil(
+        &d.0,
+        &["agent-token", "create", "--expires-in-hours", "0"],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("expires_in_hours"));
+
+    let o = vigil(&d.0, &["api-key", "create", "promtail"], &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let key = out
+        .lines()
+        .find(|l| l.starts_with("vgk_"))
+        .expect("key line")
+        .to_owned();
+    let o = vigil(&d.0, &["api-key", "list"], &[]);
+    let (out, _) = text(&o);
+    assert!(out.contains("promtail") && out.contains("ingest") && !out.contains(&key));
+    let o = vigil(&d.0, &["api-key", "create", "x", "--scopes", "root"], &[]);
+    assert!(!o.status.success());
+    let o = vigil(&d.0, &["api-key", "create", "x", "--org", "nope"], &[]);
+    assert!(text(&o).1.contains("no organization named 'nope'"));
+}
