@@ -175,7 +175,10 @@ fn should_decode(kind: &str, key: &str) -> bool {
 /// An unquoted audit value that is hex (even length, hex digits only) decoded; NULs (which
 /// separate PROCTITLE arguments) become spaces when `nul_to_space`.
 fn decode_hex(value: &str, nul_to_space: bool) -> Option<String> {
-    if value.is_empty() || value.len() % 2 != 0 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if value.is_empty()
+        || !value.len().is_multiple_of(2)
+        || !value.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return None;
     }
     let mut bytes: Vec<u8> = (0..value.len())

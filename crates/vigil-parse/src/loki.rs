@@ -251,7 +251,7 @@ fn decode_json(body: &[u8]) -> Result<Vec<LokiStream>> {
                 .ok_or_else(|| at("no \"stream\" object of labels".into()))?;
             let mut labels = BTreeMap::new();
             for (k, v) in labels_obj {
-                check_label_name(k).map_err(|e| at(e))?;
+                check_label_name(k).map_err(&at)?;
                 let v = v
                     .as_str()
                     .ok_or_else(|| at(format!("label {k:?} is not a string")))?;
