@@ -10,6 +10,7 @@ use vigil_store::{NewUser, UserUpdate};
 
 mod bench;
 mod hunt;
+mod parse;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +45,9 @@ enum Command {
     Bench(bench::BenchCmd),
     /// Hunt offline: run Sigma rules over EVTX, JSON, JSON lines and text log files.
     Hunt(hunt::HuntArgs),
+    /// Parse log lines (syslog, auth, auditd, nginx/apache, firewall, JSON) into normalized
+    /// events, one JSON object per line.
+    Parse(parse::ParseArgs),
 }
 
 #[derive(Subcommand)]
@@ -145,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(cmd).await,
         // Synchronous, and alone on the runtime: blocking it holds up nothing.
         Command::Hunt(args) => hunt::run(args),
+        Command::Parse(args) => parse::run(args),
     }
 }
 
