@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
 use crate::Error;
@@ -185,6 +186,7 @@ pub fn read_events(
                 Ok(f) => f,
                 Err(e) => return errors.push(io(e)),
             };
+            let received = modified(&file);
             let mut reader = BufReader::new(file);
             let mut buf = Vec::new();
             let mut line_no = 0u64;
@@ -202,7 +204,7 @@ pub fn read_events(
                     continue;
                 }
                 if kind == InputKind::Text {
-                    on_event(line_no, text_event(path, line));
+                    on_event(line_no, text_event(path, line, received));
                     continue;
                 }
                 match serde_json::from_str::<Json>(line) {
@@ -214,45 +216,32 @@ pub fn read_events(
     }
 }
 
-/// A text line as an event: `{"message": line}`, and for syslog lines
-/// (`May  1 09:00:00 host sshd[42]: ...`, or with an ISO 8601 time) also the fields the
-/// built-in Linux pipeline selects on (`event.dataset`: `auth` for files named `auth*` or
-/// `secure*`, else `syslog`; `process.name`, `host.name`, `timestamp`), so SigmaHQ's
-/// sshd/sudo/cron keyword rules apply.
-fn text_event(path: &Path, line: &str) -> Json {
-    static SYSLOG: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
-    let syslog = SYSLOG.get_or_init(|| {
-        regex::Regex::new(
-            r"^(?:<\d+>\d?\s*)?([A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}|\d{4}-\d{2}-\d{2}T\S+) (\S+) ([^\s:\[]+)(?:\[(\d+)\])?: ",
-        )
-        .ok()
-    });
-    let Some(caps) = syslog.as_ref().and_then(|re| re.captures(line)) else {
-        return serde_json::json!({ "message": line });
-    };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let dataset = if name.starts_with("auth") || name.starts_with("secure") {
-        "auth"
-    } else {
-        "syslog"
-    };
-    let app = &caps[3];
-    let mut process = serde_json::json!({ "name": app });
-    if let Some(pid) = caps.get(4).and_then(|p| p.as_str().parse::<u64>().ok()) {
-        process["pid"] = pid.into();
+/// A text line as an event, through [`vigil_parse::parse_line`]: syslog lines (auth.log,
+/// secure, messages ...) get `event.dataset` `auth` or `syslog`, `process.name`, `host.name`
+/// and the sshd/sudo/su fields the built-in Linux rules use; audit.log records, web access
+/// logs, firewall lines and JSON objects their own fields; anything else
+/// `{"message": line, "event": {"dataset": "raw"}}`. `received` (the file's modification
+/// time) gives RFC 3164 times their year; a line with no time of its own gets no
+/// `@timestamp`, so the hunt reports none rather than a made-up one.
+fn text_event(path: &Path, line: &str, received: DateTime<Utc>) -> Json {
+    let path = path.to_string_lossy();
+    let ctx = vigil_parse::LineContext::new(received).with_path(&path);
+    let mut event = vigil_parse::parse_line(line, &ctx);
+    let made_up = received.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    if event.get("@timestamp").and_then(Json::as_str) == Some(made_up.as_str())
+        && let Some(obj) = event.as_object_mut()
+    {
+        obj.remove("@timestamp");
     }
-    serde_json::json!({
-        "message": line,
-        "timestamp": &caps[1],
-        "event": {"dataset": dataset},
-        "host": {"name": &caps[2]},
-        "process": process,
-        "log": {"syslog": {"appname": app}},
-    })
+    event
+}
+
+/// The file's modification time, or now.
+fn modified(file: &std::fs::File) -> DateTime<Utc> {
+    file.metadata()
+        .and_then(|m| m.modified())
+        .map(DateTime::<Utc>::from)
+        .unwrap_or_else(|_| Utc::now())
 }
 
 fn read_evtx(path: &Path, on_event: &mut dyn FnMut(u64, Json), errors: &mut Vec<Error>) {
@@ -296,23 +285,29 @@ mod tests {
 
     #[test]
     fn syslog_lines_get_the_fields_the_linux_pipeline_needs() {
+        let received: DateTime<Utc> = "2024-06-01T00:00:00Z".parse().unwrap();
         let e = text_event(
             Path::new("/var/log/auth.log"),
-            "May  1 09:00:00 web1 sshd[123]: Failed password for root",
+            "May  1 09:00:00 web1 sshd[123]: Failed password for root from 203.0.113.9 port 22 ssh2",
+            received,
         );
         assert_eq!(e["event"]["dataset"], "auth");
         assert_eq!(e["process"]["name"], "sshd");
         assert_eq!(e["process"]["pid"], 123);
         assert_eq!(e["host"]["name"], "web1");
-        assert_eq!(e["timestamp"], "May  1 09:00:00");
+        assert_eq!(e["source"]["ip"], "203.0.113.9");
+        assert_eq!(e["@timestamp"], "2024-05-01T09:00:00.000000Z");
         let e = text_event(
             Path::new("messages"),
             "2024-05-01T09:00:00+00:00 web1 CRON: (root) CMD (true)",
+            received,
         );
         assert_eq!(e["event"]["dataset"], "syslog");
         assert_eq!(e["process"]["name"], "CRON");
-        let e = text_event(Path::new("app.log"), "just text: here");
-        assert_eq!(e, serde_json::json!({"message": "just text: here"}));
+        let e = text_event(Path::new("app.log"), "just text: here", received);
+        assert_eq!(e["message"], "just text: here");
+        assert_eq!(e["event"]["dataset"], "raw");
+        assert!(e.get("@timestamp").is_none(), "no made-up time: {e}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Inputs ([`InputKind`]): Windows `.evtx` files (records as JSON in the
 //! `{"Event":{"System":..,"EventData":..}}` shape the engine expects), `.json` (one event or
 //! an array, or several values back to back), `.jsonl`/`.ndjson` (one event per line) and
-//! anything else as text, one `{"message": line}` event per line so keyword rules apply.
+//! anything else as text lines, each normalized by `vigil_parse::parse_line` (syslog, auth,
+//! auditd, web access, firewall lines; `message` kept so keyword rules apply).
 //! A bad file or a bad line is reported ([`Error`], with path and line) and skipped.
 //!
 //! ```

@@ -11,6 +11,7 @@ use vigil_store::{NewUser, UserUpdate};
 mod bench;
 mod hunt;
 mod keys;
+mod parse;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +52,9 @@ enum Command {
     /// API keys for log shippers and other machines.
     #[command(subcommand)]
     ApiKey(keys::ApiKeyCmd),
+    /// Parse log lines (syslog, auth, auditd, nginx/apache, firewall, JSON) into normalized
+    /// events, one JSON object per line.
+    Parse(parse::ParseArgs),
 }
 
 #[derive(Subcommand)]
@@ -154,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hunt(args) => hunt::run(args),
         Command::AgentToken(cmd) => keys::agent_token(load_config(cli.config.as_ref())?, cmd).await,
         Command::ApiKey(cmd) => keys::api_key(load_config(cli.config.as_ref())?, cmd).await,
+        Command::Parse(args) => parse::run(args),
     }
 }
 

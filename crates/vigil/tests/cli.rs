@@ -351,4 +351,84 @@ fn agent_tokens_and_api_keys_are_printed_once_and_listed_without_secrets() {
     assert!(!o.status.success());
     let o = vigil(&d.0, &["api-key", "create", "x", "--org", "nope"], &[]);
     assert!(text(&o).1.contains("no organization named 'nope'"));
+fn parse_prints_one_event_per_line_and_reports_bad_lines() {
+    let d = tmp();
+    let log = d.0.join("auth.log");
+    std::fs::write(
+        &log,
+        "Nov 23 10:00:01 bastion-1 sshd[812]: Failed password for root from 203.0.113.9 port 52144 ssh2\n\
+         \n\
+         Nov 23 10:00:02 bastion-1 sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id\n",
+    )
+    .unwrap();
+    let o = vigil(&d.0, &["parse", "auth.log"], &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{out}");
+    assert_eq!(events[0]["event"]["dataset"], "auth");
+    assert_eq!(events[0]["source"]["ip"], "203.0.113.9");
+    assert_eq!(events[0]["log"]["file"]["path"], "auth.log");
+    assert_eq!(events[1]["user"]["effective"]["name"], "root");
+
+    // A forced format names the lines that are not in it, and still exits 0.
+    let access = d.0.join("access.log");
+    std::fs::write(
+        &access,
+        "203.0.113.9 - - [23/Nov/2026:10:00:00 +0000] \"GET /a?b=c HTTP/1.1\" 200 5 \"-\" \"curl/8.0\"\n\
+         this is not an access log line\n",
+    )
+    .unwrap();
+    let o = vigil(&d.0, &["parse", "--format", "nginx", "access.log"], &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let event: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(event["url"]["query"], "b=c");
+    assert!(
+        err.contains("access.log: line 2: not a nginx access log line"),
+        "{err}"
+    );
+
+    let o = vigil(&d.0, &["parse", "--format", "csv", "access.log"], &[]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("unknown format \"csv\""));
+    let o = vigil(&d.0, &["parse", "missing.log"], &[]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("cannot open missing.log"));
+}
+
+#[test]
+fn parse_reads_standard_input() {
+    use std::io::Write;
+    let d = tmp();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(&d.0)
+        .args(["parse", "--host", "collector", "-"])
+        .env_clear()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"type=EXECVE msg=audit(1700000000.123:456): argc=2 a0=\"id\" a1=2D61\n{\"msg\":\"json\"}\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"]["dataset"], "auditd");
+    assert_eq!(events[0]["a1"], "-a");
+    assert_eq!(events[0]["host"]["name"], "collector");
+    assert_eq!(events[1]["msg"], "json");
 }

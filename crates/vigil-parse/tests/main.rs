@@ -1,0 +1,4 @@
+//! vigil-parse integration tests: one binary, modules per concern.
+
+mod detection;
+mod loki_wire;
