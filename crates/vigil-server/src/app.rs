@@ -37,6 +37,35 @@ pub struct Application {
     bootstrap: Option<BootstrapAdmin>,
     /// Tasks that live as long as the server (pipeline, retention, listeners).
     background: Vec<tokio::task::JoinHandle<()>>,
+    syslog_addrs: SyslogAddrs,
+}
+
+/// Where the syslog listeners are bound (those configured).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyslogAddrs {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+}
+
+/// The organization syslog events go to: the configured one, else `default`, else the first.
+async fn syslog_org(store: &DynStore, name: Option<&str>) -> anyhow::Result<uuid::Uuid> {
+    if let Some(name) = name {
+        return Ok(store
+            .get_org_by_name(name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("syslog.org: no organization named '{name}'"))?
+            .id);
+    }
+    if let Some(o) = store.get_org_by_name("default").await? {
+        return Ok(o.id);
+    }
+    store
+        .list_orgs()
+        .await?
+        .first()
+        .map(|o| o.id)
+        .ok_or_else(|| anyhow::anyhow!("syslog: no organization exists yet"))
 }
 
 impl Application {
@@ -79,6 +108,18 @@ impl Application {
             events.clone(),
             config.ingest.retention_days,
         ));
+        let mut background = vec![pipeline_done, retention];
+        let syslog = crate::syslog::SyslogListeners::bind(&config.syslog).await?;
+        let syslog_addrs = SyslogAddrs {
+            udp: syslog.udp_addr(),
+            tcp: syslog.tcp_addr(),
+            tls: syslog.tls_addr(),
+        };
+        if syslog_addrs.udp.is_some() || syslog_addrs.tcp.is_some() || syslog_addrs.tls.is_some() {
+            let org = syslog_org(&store, config.syslog.org.as_deref()).await?;
+            background.extend(syslog.spawn(pipeline.clone(), org, config.syslog.max_message_bytes));
+            tracing::info!(udp = ?syslog_addrs.udp, tcp = ?syslog_addrs.tcp, tls = ?syslog_addrs.tls, "syslog listening");
+        }
         let rl = &config.rate_limit;
         let state = AppState::new(Inner {
             events,
@@ -99,12 +140,18 @@ impl Application {
             router,
             state,
             bootstrap,
-            background: vec![pipeline_done, retention],
+            background,
+            syslog_addrs,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Bound syslog listeners (port 0 in the config picks a free one).
+    pub fn syslog_addrs(&self) -> SyslogAddrs {
+        self.syslog_addrs
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

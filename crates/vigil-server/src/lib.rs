@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod middleware;
 pub mod state;
+pub mod syslog;
 pub mod telemetry;
 
 pub use app::{Application, BootstrapAdmin, bootstrap_admin, shutdown_signal};

@@ -351,6 +351,9 @@ fn agent_tokens_and_api_keys_are_printed_once_and_listed_without_secrets() {
     assert!(!o.status.success());
     let o = vigil(&d.0, &["api-key", "create", "x", "--org", "nope"], &[]);
     assert!(text(&o).1.contains("no organization named 'nope'"));
+}
+
+#[test]
 fn parse_prints_one_event_per_line_and_reports_bad_lines() {
     let d = tmp();
     let log = d.0.join("auth.log");

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod events;
 pub mod ingest;
 pub mod keys;
+pub mod loki;
 pub mod users;
 
 #[derive(OpenApi)]
@@ -86,6 +87,10 @@ pub fn routes() -> Router<AppState> {
         .nest("/api/v1", v1.route("/metrics", get(metrics)))
         .merge(swagger)
         .route("/api/alerts", post(alerts::create_alert))
+        .route(
+            "/loki/api/v1/push",
+            post(loki::push).layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)),
+        )
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))

@@ -55,10 +55,14 @@ fn parse_raw(doc: &mut Json, received: DateTime<Utc>, origin: &Origin) {
     merge_missing(doc, parsed);
 }
 
-// MERGE: replaced by vigil_parse::parse_line when the parser crate lands.
 fn parse_line(line: &str, path: Option<&str>, host: Option<&str>, received: DateTime<Utc>) -> Json {
-    let _ = (path, host, received);
-    json!({"event": {"dataset": "raw", "original": line}, "message": line})
+    let ctx = vigil_parse::LineContext {
+        path,
+        host,
+        received,
+        format: None,
+    };
+    vigil_parse::parse_line(line, &ctx)
 }
 
 /// Copies every field of `from` that `into` lacks (recursively).
@@ -146,5 +150,24 @@ mod tests {
         assert_eq!(event::timestamp(&doc), Some(t));
         assert_eq!(doc["event"]["created_raw"], "bad");
         assert!(normalize(json!([1]), t, &origin).is_err());
+    }
+
+    #[test]
+    fn raw_lines_are_parsed_and_the_sender_keeps_its_fields() {
+        let t = vigil_core::now();
+        let line = "Nov 23 10:00:00 bastion sshd[42]: Failed password for root from 203.0.113.9 port 50000 ssh2";
+        let doc = normalize(
+            json!({"message": line, "log": {"file": {"path": "/var/log/auth.log"}}, "host": {"name": "bastion-1"}}),
+            t,
+            &Origin::default(),
+        )
+        .unwrap();
+        assert_eq!(doc["event"]["dataset"], "auth");
+        assert_eq!(doc["source"]["ip"], "203.0.113.9");
+        assert_eq!(
+            doc["host"]["name"], "bastion-1",
+            "the sender's host wins over the line's"
+        );
+        assert_eq!(doc["log"]["file"]["path"], "/var/log/auth.log");
     }
 }

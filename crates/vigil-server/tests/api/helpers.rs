@@ -103,6 +103,7 @@ pub struct TestApp {
     pub backend: Backend,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
+    pub syslog: vigil_server::app::SyslogAddrs,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     // Last: dropped after the server was told to stop.
@@ -132,12 +133,14 @@ pub async fn spawn_app_with(
     config.server.host = "127.0.0.1".into();
     config.server.shutdown_grace_secs = 5;
     config.rate_limit.enabled = false;
+    config.ingest.local_agent = false;
     configure(&mut config);
     let app = vigil_server::Application::build(config, Some(Secret::new(ADMIN_PW)))
         .await
         .expect("build application");
     let port = app.port();
     let store = app.store();
+    let syslog = app.syslog_addrs();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -153,6 +156,7 @@ pub async fn spawn_app_with(
         backend,
         data_dir,
         client,
+        syslog,
         shutdown: Some(tx),
         server: Some(server),
         _db: db,

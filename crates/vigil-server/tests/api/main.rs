@@ -11,6 +11,7 @@ mod auth;
 mod bad_input;
 mod concurrency;
 mod ingest;
+mod loki_syslog;
 mod org_isolation;
 mod rate_limit;
 mod rbac;

@@ -1,0 +1,109 @@
+//! `POST /loki/api/v1/push`: the Grafana Loki push API, so Promtail, Grafana Alloy,
+//! winston-loki or python-logging-loki can ship to Vigil unchanged. Protobuf (snappy) and
+//! JSON bodies, optionally gzip-compressed; authenticated like every ingest route (bearer
+//! API key or agent credential, or the API key as the basic-auth password).
+//!
+//! `X-Scope-OrgID`, when sent, must name the caller's organization (its name or id).
+//! Loki answers 204; so do we, once the entries are stored. A body that is re-sent as it
+//! was (a client retry) is recognised by its hash and stored once.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::api::ingest::{MAX_DECOMPRESSED, origin_of, submit_and_wait};
+use crate::error::{ApiError, ApiResult};
+use crate::ingest::Job;
+use crate::ingest::auth::IngestCaller;
+use crate::ingest::normalize::normalize;
+use crate::state::AppState;
+
+fn header(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub async fn push(
+    State(state): State<AppState>,
+    caller: IngestCaller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let org = caller.org_id();
+    if let Some(scope) = header(&headers, "x-scope-orgid")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let named = match Uuid::parse_str(scope) {
+            Ok(id) => id == org,
+            Err(_) => state
+                .store
+                .get_org_by_name(scope)
+                .await?
+                .is_some_and(|o| o.id == org),
+        };
+        if !named {
+            return Err(ApiError::forbidden(format!(
+                "X-Scope-OrgID '{scope}' is not the organization of this credential"
+            )));
+        }
+    }
+    let streams = vigil_parse::loki::decode_push(
+        &body,
+        header(&headers, header::CONTENT_TYPE),
+        header(&headers, header::CONTENT_ENCODING),
+        MAX_DECOMPRESSED,
+    )
+    .map_err(|e| match e {
+        vigil_parse::Error::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.to_string(),
+        ),
+        e => ApiError::bad_request("invalid_push", e.to_string()),
+    })?;
+    let total: usize = streams.iter().map(|s| s.entries.len()).sum();
+    let max = state.config.ingest.max_batch_events;
+    if total > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a push holds at most {max} entries; this one has {total}"),
+        ));
+    }
+    if total == 0 {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // A retry sends the same bytes: the same batch id, stored once.
+    let digest = Sha256::new()
+        .chain_update(org.as_bytes())
+        .chain_update(&body)
+        .finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    let batch = uuid::Builder::from_random_bytes(id).into_uuid();
+    if state.events.batch_seen(org, batch).await? {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let origin = origin_of(&caller);
+    let now = vigil_core::now();
+    let events: Vec<_> = streams
+        .iter()
+        .flat_map(vigil_parse::loki::to_events)
+        .filter_map(|doc| normalize(doc, now, &origin).ok())
+        .collect();
+    let job = Job {
+        org,
+        batch: Some(batch),
+        channel: "loki",
+        events,
+        reply: None,
+    };
+    match submit_and_wait(&state, job).await {
+        Ok(Ok(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(Err(e)) => Err(ApiError::unavailable(format!("{e}; retry later"))),
+        Err(resp) => Ok(resp),
+    }
+}
