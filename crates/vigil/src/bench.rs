@@ -17,6 +17,8 @@ use vigil_server::config::{Config, Secret};
 pub enum BenchCmd {
     /// Alert API latency and throughput over HTTP against SQLite (or --database-url).
     Api(ApiBench),
+    /// Ingestion throughput: HTTP + parsing + detection + storage, built-in rules, SQLite.
+    Ingest(crate::bench_ingest::IngestBench),
 }
 
 #[derive(Args)]
@@ -44,10 +46,11 @@ pub struct ApiBench {
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Api(b) => api(b).await,
+        BenchCmd::Ingest(b) => crate::bench_ingest::run(b).await,
     }
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template(&format!(

@@ -9,6 +9,7 @@ use vigil_server::config::{Config, Secret};
 use vigil_store::{NewUser, UserUpdate};
 
 mod bench;
+mod bench_ingest;
 mod hunt;
 mod keys;
 mod parse;
