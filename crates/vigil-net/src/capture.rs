@@ -247,7 +247,7 @@ impl<'a> CaptureReader<'a> {
             }
             let block_type = self.u32_at(head, 0);
             let len = self.u32_at(head, 4) as usize;
-            if len < 12 || len % 4 != 0 {
+            if len < 12 || !len.is_multiple_of(4) {
                 return Err(Error::Malformed {
                     offset: start as u64 + 4,
                     reason: format!(
@@ -293,7 +293,7 @@ impl<'a> CaptureReader<'a> {
             });
         };
         let len = self.u32_at(head, 4) as usize;
-        if len < 28 || len % 4 != 0 {
+        if len < 28 || !len.is_multiple_of(4) {
             return Err(Error::Malformed {
                 offset: start as u64 + 4,
                 reason: format!("pcapng section header block length {len} is invalid"),

@@ -156,10 +156,15 @@ pub fn http_event(flow: &Flow, t: &HttpTransaction) -> Json {
     if let Some(code) = t.status {
         set(&mut e, "http.response.status_code", json!(code));
     }
+    // A proxy request's target is already absolute.
+    let host = if r.target.starts_with('/') {
+        r.host.as_deref().unwrap_or("")
+    } else {
+        ""
+    };
     let msg = format!(
-        "{} {}{} HTTP/{}{}",
+        "{} {host}{} HTTP/{}{}",
         r.method,
-        r.host.as_deref().unwrap_or(""),
         r.target,
         r.version,
         t.status.map(|c| format!(" -> {c}")).unwrap_or_default()

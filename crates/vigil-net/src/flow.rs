@@ -392,10 +392,10 @@ impl FlowTable {
             } else {
                 None
             };
-            if let Some(reason) = reason {
-                if let Some(state) = self.flows.remove(&key) {
-                    self.finish(state, reason);
-                }
+            if let Some(reason) = reason
+                && let Some(state) = self.flows.remove(&key)
+            {
+                self.finish(state, reason);
             }
         }
 
@@ -536,10 +536,11 @@ fn nanos(d: Duration) -> i64 {
 fn inspect(cfg: &FlowConfig, state: &mut State, forward: bool, ts_ns: i64, d: &Decoded<'_>) {
     let dns_port = d.src_port == 53 || d.dst_port == 53;
     if d.transport == Transport::Udp {
-        if dns_port && state.flow.dns.len() < cfg.max_transactions {
-            if let Some(m) = dns::parse(d.payload) {
-                add_dns(&mut state.flow, m, forward, ts_ns);
-            }
+        if dns_port
+            && state.flow.dns.len() < cfg.max_transactions
+            && let Some(m) = dns::parse(d.payload)
+        {
+            add_dns(&mut state.flow, m, forward, ts_ns);
         }
         return;
     }
@@ -559,10 +560,11 @@ fn inspect(cfg: &FlowConfig, state: &mut State, forward: bool, ts_ns: i64, d: &D
     let p = d.payload;
     if dns_port {
         // DNS over TCP: a 2-byte length, then the message (only when it starts the segment).
-        if p.len() > 2 && flow.dns.len() < cfg.max_transactions {
-            if let Some(m) = dns::parse(&p[2..]) {
-                add_dns(flow, m, forward, ts_ns);
-            }
+        if p.len() > 2
+            && flow.dns.len() < cfg.max_transactions
+            && let Some(m) = dns::parse(&p[2..])
+        {
+            add_dns(flow, m, forward, ts_ns);
         }
         return;
     }
@@ -584,14 +586,14 @@ fn inspect(cfg: &FlowConfig, state: &mut State, forward: bool, ts_ns: i64, d: &D
                 status: None,
             });
         }
-    } else if flow.tls.is_empty() {
-        if let Some(hello) = tls::parse_client_hello(p) {
-            flow.tls.push(TlsHello {
-                hello,
-                client_is_initiator: forward,
-                ns: ts_ns,
-            });
-        }
+    } else if flow.tls.is_empty()
+        && let Some(hello) = tls::parse_client_hello(p)
+    {
+        flow.tls.push(TlsHello {
+            hello,
+            client_is_initiator: forward,
+            ns: ts_ns,
+        });
     }
 }
 
