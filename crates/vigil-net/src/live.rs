@@ -179,6 +179,56 @@ mod tests {
 
     #[cfg(feature = "live")]
     #[test]
+    fn loopback_udp_is_captured_into_a_flow() {
+        use crate::flow::{FlowConfig, FlowTable};
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let mut cfg = LiveConfig::new("lo");
+        cfg.filter = Some(format!("udp dst port {port}"));
+        cfg.read_timeout_ms = 100;
+        let mut cap = match LiveCapture::open(&cfg) {
+            Ok(c) => c,
+            Err(e) if e.to_string().contains("CAP_NET_RAW") => {
+                eprintln!("skipped: no capture privilege: {e}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut table = FlowTable::new(FlowConfig::no_timeouts());
+        let mut seen = 0;
+        for _ in 0..50 {
+            sender.send_to(b"ping", ("127.0.0.1", port)).unwrap();
+            if let Some(p) = cap.next_packet().unwrap() {
+                table.add_packet(&p);
+                seen += 1;
+                if seen == 3 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(seen, 3, "captured {seen} of the datagrams sent");
+        table.flush();
+        let flows: Vec<_> = table.drain_finished().collect();
+        assert_eq!(flows.len(), 1, "{flows:?}");
+        assert_eq!(flows[0].responder.port, port);
+        assert_eq!(flows[0].forward.packets, 3);
+    }
+
+    #[cfg(feature = "live")]
+    #[test]
+    fn bad_filters_are_named() {
+        let mut cfg = LiveConfig::new("lo");
+        cfg.filter = Some("udp port banana".into());
+        match LiveCapture::open(&cfg) {
+            Err(e) if e.to_string().contains("CAP_NET_RAW") => {}
+            Err(e) => assert!(e.to_string().contains("banana"), "{e}"),
+            Ok(_) => panic!("a bad filter was accepted"),
+        }
+    }
+
+    #[cfg(feature = "live")]
+    #[test]
     fn opening_a_missing_interface_fails_clearly() {
         let e = LiveCapture::open(&LiveConfig::new("no-such-if0")).unwrap_err();
         assert!(e.to_string().contains("no-such-if0"), "{e}");
