@@ -107,10 +107,13 @@ impl LiveCapture {
         match self.inner.next_packet() {
             Ok(p) => {
                 let ts = p.header.ts;
+                // time_t and suseconds_t are not i64 on every platform.
+                #[allow(clippy::unnecessary_cast)]
+                let (secs, micros) = (ts.tv_sec as i64, ts.tv_usec as i64);
                 Ok(Some(Packet {
-                    timestamp_ns: (ts.tv_sec as i64)
+                    timestamp_ns: secs
                         .saturating_mul(1_000_000_000)
-                        .saturating_add(ts.tv_usec as i64 * 1000),
+                        .saturating_add(micros * 1000),
                     orig_len: p.header.len,
                     link: self.link,
                     data: p.data,
