@@ -372,6 +372,8 @@ impl FlowTable {
         let is_syn = d.transport == Transport::Tcp
             && flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
 
+        // A flow cut by the active timeout goes on with the same initiator.
+        let mut carried_initiator = None;
         if let Some(state) = self.flows.get(&key) {
             let f = &state.flow;
             let idle = self
@@ -395,6 +397,9 @@ impl FlowTable {
             if let Some(reason) = reason
                 && let Some(state) = self.flows.remove(&key)
             {
+                if reason == EndReason::ActiveTimeout {
+                    carried_initiator = Some(state.flow.initiator);
+                }
                 self.finish(state, reason);
             }
         }
@@ -406,7 +411,10 @@ impl FlowTable {
             // The SYN-ACK's receiver initiated; otherwise the first sender did.
             let syn_ack = d.transport == Transport::Tcp
                 && flags & (tcp_flags::SYN | tcp_flags::ACK) == (tcp_flags::SYN | tcp_flags::ACK);
-            let sender_initiates = !syn_ack;
+            let sender_initiates = match carried_initiator {
+                Some(initiator) => initiator == src,
+                None => !syn_ack,
+            };
             let (initiator, responder) = if sender_initiates {
                 (src, dst)
             } else {
@@ -693,13 +701,18 @@ mod tests {
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].end, EndReason::ActiveTimeout);
         assert_eq!(ended[0].packets(), 7);
+        // The server's packet continues the cut flow: the client stays its initiator.
+        let reply = pkt([2, 2, 2, 2], 22, [1, 1, 1, 1], 1000, tcp_flags::ACK);
+        t.add_decoded(35 * S + 1, 100, &reply);
         // 20 s of silence: the idle timeout ends the second flow when time moves on.
         let other = pkt([3, 3, 3, 3], 1, [4, 4, 4, 4], 2, 0);
         t.add_decoded(56 * S, 60, &other);
         let ended: Vec<_> = t.drain_finished().collect();
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].end, EndReason::IdleTimeout);
-        assert_eq!(ended[0].packets(), 1);
+        assert_eq!(ended[0].packets(), 2);
+        assert_eq!(ended[0].initiator.port, 1000);
+        assert_eq!(ended[0].reverse.packets, 1);
         t.flush();
         assert_eq!(t.drain_finished().count(), 1);
         assert_eq!(t.stats().flows, 3);
