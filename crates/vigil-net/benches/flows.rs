@@ -11,7 +11,7 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use etherparse::PacketBuilder;
 use vigil_net::{CaptureReader, FlowConfig, FlowTable, LinkType};
 
@@ -205,4 +205,48 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// This process's user + system CPU time (Linux `/proc/self/stat`, 10 ms ticks).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// `FLOWS_ITERATIONS=N` runs each input N times without criterion and prints packets per
+/// second of wall time; under `perf stat -e task-clock` this gives CPU-time throughput on a
+/// busy machine.
+fn main() {
+    if let Some(n) = std::env::var("FLOWS_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        let inputs = [
+            ("shared_replay", shared_replay()),
+            ("synthetic", Some(synthetic())),
+        ];
+        for (name, input) in inputs {
+            let Some((pcap, packets)) = input else {
+                continue;
+            };
+            let start = std::time::Instant::now();
+            let cpu_start = cpu_seconds();
+            for _ in 0..n {
+                black_box(extract(black_box(&pcap)));
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let total = (packets * n as u64) as f64;
+            let cpu = cpu_seconds().zip(cpu_start).map(|(b, a)| b - a);
+            println!(
+                "{name}: {packets} packets x {n}: {:.0} packets/s of wall time, {} of CPU time",
+                total / secs,
+                cpu.map_or("?".into(), |c| format!("{:.0} packets/s", total / c))
+            );
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

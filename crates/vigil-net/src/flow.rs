@@ -297,7 +297,8 @@ const SWEEP_EVERY_NS: i64 = 1_000_000_000;
 /// The flow table.
 pub struct FlowTable {
     cfg: FlowConfig,
-    flows: HashMap<FlowKey, State, FxBuild>,
+    /// Boxed: the map's entries stay small, so growing it and removing from it move little.
+    flows: HashMap<FlowKey, Box<State>, FxBuild>,
     fragments: HashMap<FragmentId, (u16, u16), FxBuild>,
     finished: Vec<Flow>,
     now_ns: i64,
@@ -420,7 +421,7 @@ impl FlowTable {
             } else {
                 (dst, src)
             };
-            State {
+            Box::new(State {
                 flow: Flow {
                     key,
                     initiator,
@@ -440,7 +441,7 @@ impl FlowTable {
                 closed: false,
                 inspected_forward: 0,
                 inspected_reverse: 0,
-            }
+            })
         });
         let forward = src_is_lower == state.initiator_is_lower;
         let flow = &mut state.flow;
@@ -472,7 +473,8 @@ impl FlowTable {
         }
     }
 
-    fn finish(&mut self, mut state: State, reason: EndReason) {
+    fn finish(&mut self, state: Box<State>, reason: EndReason) {
+        let mut state = *state;
         state.flow.end = if state.closed {
             EndReason::TcpClose
         } else {
@@ -509,7 +511,7 @@ impl FlowTable {
                 None
             }
         };
-        let mut ended: Vec<(State, EndReason)> = self
+        let mut ended: Vec<(Box<State>, EndReason)> = self
             .flows
             .extract_if(|_, s| expired(s).is_some())
             .filter_map(|(_, s)| expired(&s).map(|r| (s, r)))
@@ -528,7 +530,8 @@ impl FlowTable {
     /// Ends every flow (the input ended); they follow in [`drain_finished`](Self::drain_finished),
     /// in order of their first packet.
     pub fn flush(&mut self) {
-        let mut rest: Vec<State> = self.flows.drain().map(|(_, s)| s).collect();
+        let mut rest: Vec<Box<State>> = self.flows.drain().map(|(_, s)| s).collect();
+        self.finished.reserve(rest.len());
         rest.sort_by_key(|s| (s.flow.first_ns, s.flow.key));
         for s in rest {
             self.finish(s, EndReason::EndOfInput);
