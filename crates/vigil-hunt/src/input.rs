@@ -280,6 +280,17 @@ fn read_capture(path: &Path, on_event: &mut dyn FnMut(u64, Json), errors: &mut V
             });
         }
     };
+    if let Some(link) = summary.stats.unknown_link {
+        errors.push(Error::Parse {
+            path: path.to_path_buf(),
+            line: None,
+            reason: format!(
+                "{} packets of link type {} skipped: vigil-net decodes Ethernet, raw IP, \
+                 Linux cooked (v1, v2) and loopback captures",
+                summary.stats.unsupported_link, link.0
+            ),
+        });
+    }
     for (i, event) in summary.events.into_iter().enumerate() {
         on_event(i as u64 + 1, event);
     }

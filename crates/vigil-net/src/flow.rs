@@ -230,8 +230,14 @@ pub struct TableStats {
     pub packets: u64,
     /// Packets counted in a flow.
     pub flow_packets: u64,
-    /// Not IP (ARP, LLDP ...), unknown link types, or too short to decode.
-    pub skipped: u64,
+    /// Not IP (ARP, LLDP ...): no flow.
+    pub not_ip: u64,
+    /// Too short or malformed to read an IP header.
+    pub malformed: u64,
+    /// Of a link type the decoder does not know ([`TableStats::unknown_link`] names one).
+    pub unsupported_link: u64,
+    /// The last unknown link type seen.
+    pub unknown_link: Option<crate::capture::LinkType>,
     /// Flows started.
     pub flows: u64,
 }
@@ -336,9 +342,16 @@ impl FlowTable {
     pub fn add_packet(&mut self, packet: &Packet<'_>) {
         match decode::decode(packet.link, packet.data) {
             Ok(d) => self.add_decoded(packet.timestamp_ns, packet.orig_len, &d),
-            Err(_) => {
+            Err(skip) => {
                 self.stats.packets += 1;
-                self.stats.skipped += 1;
+                match skip {
+                    decode::Skip::NotIp => self.stats.not_ip += 1,
+                    decode::Skip::Malformed => self.stats.malformed += 1,
+                    decode::Skip::UnsupportedLink(link) => {
+                        self.stats.unsupported_link += 1;
+                        self.stats.unknown_link = Some(link);
+                    }
+                }
                 self.advance(packet.timestamp_ns);
             }
         }

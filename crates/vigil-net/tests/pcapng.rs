@@ -248,3 +248,23 @@ fn summarize_file_reports_the_path() {
     assert!(matches!(err, Error::Io { .. }), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn unknown_link_types_are_counted_not_guessed() {
+    let mut w = NgWriter {
+        big: false,
+        out: Vec::new(),
+    };
+    w.section();
+    w.interface(147, None); // LINKTYPE_USER0
+    w.interface(1, None);
+    w.enhanced(0, 1, &[0x45; 40], 40);
+    w.enhanced(0, 2, &[0x45; 40], 40);
+    w.enhanced(1, 3, &[0; 10], 10); // too short for Ethernet
+    let (flows, stats, error) = read_flows(&w.out, &FlowConfig::default());
+    assert!(error.is_none() && flows.is_empty());
+    assert_eq!(stats.packets, 3);
+    assert_eq!(stats.unsupported_link, 2);
+    assert_eq!(stats.unknown_link, Some(vigil_net::LinkType(147)));
+    assert_eq!(stats.malformed, 1);
+}
