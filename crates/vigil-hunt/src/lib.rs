@@ -3,9 +3,11 @@
 //!
 //! Inputs ([`InputKind`]): Windows `.evtx` files (records as JSON in the
 //! `{"Event":{"System":..,"EventData":..}}` shape the engine expects), `.json` (one event or
-//! an array, or several values back to back), `.jsonl`/`.ndjson` (one event per line) and
-//! anything else as text lines, each normalized by `vigil_parse::parse_line` (syslog, auth,
-//! auditd, web access, firewall lines; `message` kept so keyword rules apply).
+//! an array, or several values back to back), `.jsonl`/`.ndjson` (one event per line),
+//! packet captures (`.pcap`, `.pcapng`, `.cap`: flow, DNS, HTTP and TLS events from
+//! `vigil-net`, so the `network` pipeline's rules apply) and anything else as text lines,
+//! each normalized by `vigil_parse::parse_line` (syslog, auth, auditd, web access, firewall
+//! lines; `message` kept so keyword rules apply).
 //! A bad file or a bad line is reported ([`Error`], with path and line) and skipped.
 //!
 //! ```

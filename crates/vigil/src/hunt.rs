@@ -28,7 +28,8 @@ pub struct HuntArgs {
     #[arg(long)]
     json: bool,
     /// Files, directories (searched recursively) or patterns (`logs/*.evtx`) to hunt:
-    /// .evtx, .json (one event or an array), .jsonl/.ndjson, and anything else as text lines.
+    /// .evtx, .json (one event or an array), .jsonl/.ndjson, .pcap/.pcapng/.cap (network
+    /// flow, DNS, HTTP and TLS events), and anything else as text lines.
     #[arg(value_name = "INPUT", required = true)]
     inputs: Vec<PathBuf>,
 }

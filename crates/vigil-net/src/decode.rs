@@ -1,0 +1,340 @@
+//! Decoding one captured frame down to the transport layer with `etherparse`, without
+//! allocating: link layer (Ethernet with VLAN tags, Linux cooked v1/v2, BSD loopback, raw
+//! IP), IPv4/IPv6 (with extension headers), TCP/UDP/ICMP/ICMPv6 and any other IP protocol
+//! by number.
+//!
+//! IP fragments: the first fragment carries the ports and is decoded like a whole packet;
+//! later fragments come back with [`Decoded::fragment`] set and ports 0, and the flow table
+//! maps them to their datagram's flow through the first fragment's identification.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use etherparse::{
+    EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket,
+    TransportSlice,
+};
+
+use crate::capture::LinkType;
+
+/// The transport protocol of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+    /// Any other IP protocol, by number.
+    Other(u8),
+}
+
+impl Transport {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+            Transport::Icmp => 1,
+            Transport::Icmpv6 => 58,
+            Transport::Other(n) => n,
+        }
+    }
+
+    fn from_number(n: u8) -> Self {
+        match n {
+            6 => Transport::Tcp,
+            17 => Transport::Udp,
+            1 => Transport::Icmp,
+            58 => Transport::Icmpv6,
+            n => Transport::Other(n),
+        }
+    }
+
+    /// The name used in `network.transport` (`tcp`, `udp`, `icmp`, `ipv6-icmp`, or the
+    /// protocol number for others).
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Transport::Tcp => "tcp".into(),
+            Transport::Udp => "udp".into(),
+            Transport::Icmp => "icmp".into(),
+            Transport::Icmpv6 => "ipv6-icmp".into(),
+            Transport::Other(n) => n.to_string().into(),
+        }
+    }
+}
+
+/// TCP flag bits as in the TCP header's flags byte (plus NS in bit 8).
+pub mod tcp_flags {
+    pub const FIN: u16 = 0x01;
+    pub const SYN: u16 = 0x02;
+    pub const RST: u16 = 0x04;
+    pub const PSH: u16 = 0x08;
+    pub const ACK: u16 = 0x10;
+    pub const URG: u16 = 0x20;
+    pub const ECE: u16 = 0x40;
+    pub const CWR: u16 = 0x80;
+    pub const NS: u16 = 0x100;
+}
+
+/// Where a non-first IP fragment belongs: matched to its first fragment by these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FragmentId {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: u8,
+    pub id: u32,
+}
+
+/// Fragment information of a fragmented IP datagram's piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment {
+    pub id: FragmentId,
+    /// True for the piece at offset 0 (which carries the transport header).
+    pub first: bool,
+}
+
+/// A decoded packet: addresses, ports, TCP flags and transport payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    pub transport: Transport,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// 0 for protocols without ports and for non-first fragments.
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// TCP flags ([`tcp_flags`]), 0 for other protocols.
+    pub tcp_flags: u16,
+    /// The transport payload as captured (possibly cut by the snap length).
+    pub payload: &'a [u8],
+    /// Set when the packet is a piece of a fragmented IP datagram.
+    pub fragment: Option<Fragment>,
+}
+
+/// Why a frame was not decoded to an IP packet (not an error: ARP, LLDP, truncated
+/// frames ... simply have no flow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// A link type this decoder does not know.
+    UnsupportedLink(LinkType),
+    /// Not IPv4/IPv6 (ARP, LLDP, ...), or the link header names an unknown protocol.
+    NotIp,
+    /// Too short or malformed to read the IP header.
+    Malformed,
+}
+
+/// Decodes a frame of link type `link`.
+pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, Skip> {
+    let sliced = match link {
+        LinkType::ETHERNET => LaxSlicedPacket::from_ethernet(frame).map_err(|_| Skip::Malformed)?,
+        LinkType::RAW | LinkType::IPV4 | LinkType::IPV6 => {
+            LaxSlicedPacket::from_ip(frame).map_err(|_| Skip::Malformed)?
+        }
+        LinkType::LINUX_SLL => {
+            let proto = frame.get(14..16).ok_or(Skip::Malformed)?;
+            let ether_type = u16::from_be_bytes([proto[0], proto[1]]);
+            LaxSlicedPacket::from_ether_type(EtherType(ether_type), &frame[16..])
+        }
+        LinkType::LINUX_SLL2 => {
+            let proto = frame.get(0..2).ok_or(Skip::Malformed)?;
+            let ether_type = u16::from_be_bytes([proto[0], proto[1]]);
+            let rest = frame.get(20..).ok_or(Skip::Malformed)?;
+            LaxSlicedPacket::from_ether_type(EtherType(ether_type), rest)
+        }
+        LinkType::NULL | LinkType::LOOP => {
+            let fam = frame.get(0..4).ok_or(Skip::Malformed)?;
+            // NULL uses the writer's byte order; the family is small, so whichever
+            // reading is small is the right one.
+            let le = u32::from_le_bytes([fam[0], fam[1], fam[2], fam[3]]);
+            let be = u32::from_be_bytes([fam[0], fam[1], fam[2], fam[3]]);
+            let family = if link == LinkType::LOOP {
+                be
+            } else {
+                le.min(be)
+            };
+            match family {
+                2 | 24 | 28 | 30 => {}
+                _ => return Err(Skip::NotIp),
+            }
+            LaxSlicedPacket::from_ip(&frame[4..]).map_err(|_| Skip::Malformed)?
+        }
+        other => return Err(Skip::UnsupportedLink(other)),
+    };
+    let (src, dst, ip_payload, fragment) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let src = IpAddr::V4(Ipv4Addr::from(h.source()));
+            let dst = IpAddr::V4(Ipv4Addr::from(h.destination()));
+            let fragment = h.is_fragmenting_payload().then(|| Fragment {
+                id: FragmentId {
+                    src,
+                    dst,
+                    protocol: h.protocol().0,
+                    id: h.identification() as u32,
+                },
+                first: h.fragments_offset().value() == 0,
+            });
+            (src, dst, v4.payload(), fragment)
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            let src = IpAddr::V6(Ipv6Addr::from(h.source()));
+            let dst = IpAddr::V6(Ipv6Addr::from(h.destination()));
+            let mut fragment = None;
+            if v6.is_payload_fragmented() {
+                for ext in v6.extensions().clone().into_iter() {
+                    if let Ipv6ExtensionSlice::Fragment(f) = ext {
+                        fragment = Some(Fragment {
+                            id: FragmentId {
+                                src,
+                                dst,
+                                protocol: v6.payload().ip_number.0,
+                                id: f.identification(),
+                            },
+                            first: f.fragment_offset().value() == 0,
+                        });
+                    }
+                }
+            }
+            (src, dst, v6.payload(), fragment)
+        }
+        _ => return Err(Skip::NotIp),
+    };
+    let mut d = Decoded {
+        transport: Transport::from_number(ip_payload.ip_number.0),
+        src,
+        dst,
+        src_port: 0,
+        dst_port: 0,
+        tcp_flags: 0,
+        payload: &[],
+        fragment,
+    };
+    match &sliced.transport {
+        Some(TransportSlice::Tcp(t)) => {
+            d.src_port = t.source_port();
+            d.dst_port = t.destination_port();
+            d.tcp_flags = tcp_flag_bits(t.header_slice());
+            d.payload = t.payload();
+        }
+        Some(TransportSlice::Udp(u)) => {
+            d.src_port = u.source_port();
+            d.dst_port = u.destination_port();
+            d.payload = u.payload();
+        }
+        Some(TransportSlice::Icmpv4(_)) | Some(TransportSlice::Icmpv6(_)) => {}
+        None => {
+            // etherparse leaves fragments and cut-off transport headers undecoded; the first
+            // fragment (or a cut TCP/UDP header) still tells the ports when they were captured.
+            if fragment.is_none_or(|f| f.first) {
+                first_fragment_ports(ip_payload, &mut d);
+            }
+        }
+    }
+    Ok(d)
+}
+
+fn tcp_flag_bits(header: &[u8]) -> u16 {
+    match header.get(12..14) {
+        Some(b) => ((b[0] as u16 & 1) << 8) | b[1] as u16,
+        None => 0,
+    }
+}
+
+fn first_fragment_ports<'a>(ip: &LaxIpPayloadSlice<'a>, d: &mut Decoded<'a>) {
+    let p = ip.payload;
+    if !matches!(ip.ip_number, IpNumber::TCP | IpNumber::UDP) || p.len() < 4 {
+        return;
+    }
+    d.src_port = u16::from_be_bytes([p[0], p[1]]);
+    d.dst_port = u16::from_be_bytes([p[2], p[3]]);
+    if ip.ip_number == IpNumber::TCP {
+        d.tcp_flags = tcp_flag_bits(p);
+        let hlen = p.get(12).map_or(0, |b| (b >> 4) as usize * 4);
+        d.payload = p.get(hlen.max(20)..).unwrap_or(&[]);
+    } else {
+        d.payload = p.get(8..).unwrap_or(&[]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn udp_frame() -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .single_vlan(etherparse::VlanId::try_new(7).unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(5353, 53);
+        let mut v = Vec::new();
+        b.write(&mut v, b"hello").unwrap();
+        v
+    }
+
+    #[test]
+    fn vlan_tagged_udp() {
+        let f = udp_frame();
+        let d = decode(LinkType::ETHERNET, &f).unwrap();
+        assert_eq!(d.transport, Transport::Udp);
+        assert_eq!(d.src, IpAddr::from([10, 0, 0, 1]));
+        assert_eq!((d.src_port, d.dst_port), (5353, 53));
+        assert_eq!(d.payload, b"hello");
+        assert_eq!(d.fragment, None);
+    }
+
+    #[test]
+    fn tcp_flags_and_raw_ipv6() {
+        let b = PacketBuilder::ipv6([1; 16], [2; 16], 64)
+            .tcp(1000, 80, 1, 100)
+            .syn()
+            .ack(5);
+        let mut v = Vec::new();
+        b.write(&mut v, b"").unwrap();
+        let d = decode(LinkType::RAW, &v).unwrap();
+        assert_eq!(d.transport, Transport::Tcp);
+        assert_eq!(d.tcp_flags, tcp_flags::SYN | tcp_flags::ACK);
+        let mut sll = vec![0u8; 14];
+        sll.extend(0x86ddu16.to_be_bytes());
+        sll.extend(&v);
+        assert_eq!(decode(LinkType::LINUX_SLL, &sll).unwrap(), d);
+        let mut sll2 = 0x86ddu16.to_be_bytes().to_vec();
+        sll2.extend([0; 18]);
+        sll2.extend(&v);
+        assert_eq!(decode(LinkType::LINUX_SLL2, &sll2).unwrap(), d);
+        let mut null = 30u32.to_le_bytes().to_vec();
+        null.extend(&v);
+        assert_eq!(decode(LinkType::NULL, &null).unwrap(), d);
+    }
+
+    #[test]
+    fn short_and_foreign_frames_are_skipped() {
+        assert_eq!(decode(LinkType::ETHERNET, &[1, 2, 3]), Err(Skip::Malformed));
+        assert_eq!(
+            decode(LinkType(147), &[0; 40]),
+            Err(Skip::UnsupportedLink(LinkType(147)))
+        );
+        let mut arp = vec![0u8; 12];
+        arp.extend(0x0806u16.to_be_bytes());
+        arp.extend([0; 28]);
+        assert_eq!(decode(LinkType::ETHERNET, &arp), Err(Skip::NotIp));
+    }
+
+    #[test]
+    fn ipv4_fragments_carry_their_id() {
+        let mut ip = vec![
+            0x45, 0, 0, 48, 0x12, 0x34, 0x20, 0x00, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip.extend(1234u16.to_be_bytes());
+        ip.extend(53u16.to_be_bytes());
+        ip.extend([0; 24]);
+        let d = decode(LinkType::RAW, &ip).unwrap();
+        let f = d.fragment.unwrap();
+        assert!(f.first);
+        assert_eq!(f.id.id, 0x1234);
+        assert_eq!((d.src_port, d.dst_port), (1234, 53));
+        ip[6] = 0x00;
+        ip[7] = 0x03; // offset 24 bytes, last fragment
+        let d = decode(LinkType::RAW, &ip).unwrap();
+        assert!(!d.fragment.unwrap().first);
+        assert_eq!((d.src_port, d.dst_port), (0, 0));
+    }
+}
