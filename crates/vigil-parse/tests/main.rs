@@ -2,3 +2,4 @@
 
 mod detection;
 mod loki_wire;
+mod props;
