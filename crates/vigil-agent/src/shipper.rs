@@ -181,17 +181,6 @@ impl Shipper {
     }
 
     async fn push(&mut self, rec: Record) {
-        if rec.event.is_null() {
-            // An acknowledgement without an event: due once everything before it is durable.
-            if let Some(ack) = rec.ack {
-                if self.pending.is_empty() {
-                    commit(&[ack]);
-                } else {
-                    self.pending_acks.push(ack);
-                }
-            }
-            return;
-        }
         let bytes = match serde_json::to_vec(&rec.event) {
             Ok(b) => b,
             Err(e) => {

@@ -52,8 +52,6 @@ impl EventSender {
     }
 
     /// Sends an event, waiting when the shipper is behind. False when the shipper is gone.
-    /// A `Json::Null` event carries only its ack: it is committed with the next durable batch
-    /// (at once when nothing is pending) and nothing is sent.
     pub async fn send(&self, event: Json, ack: Option<Ack>) -> bool {
         self.tx.send(Record { event, ack }).await.is_ok()
     }

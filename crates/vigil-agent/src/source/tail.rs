@@ -164,8 +164,15 @@ impl OffsetStore {
     }
 
     fn forget(&self, key: u64) {
+        self.prune(|k, _| k != key);
+    }
+
+    /// Keeps only the entries for which `keep(key, entry)` holds.
+    fn prune(&self, mut keep: impl FnMut(u64, &OffsetEntry) -> bool) {
         let mut st = self.lock();
-        if st.entries.remove(&key).is_some() {
+        let before = st.entries.len();
+        st.entries.retain(|k, e| keep(*k, e));
+        if st.entries.len() != before {
             self.save(&st);
         }
     }
@@ -198,6 +205,20 @@ impl AckSink for OffsetStore {
             self.save(&st);
         }
     }
+}
+
+/// Where the entry's inode lives now: its path, or another name in the same directory
+/// (renamed by rotation).
+fn inode_near(entry: &OffsetEntry) -> Option<PathBuf> {
+    let same = |m: &std::fs::Metadata| m.dev() == entry.dev && m.ino() == entry.ino;
+    if std::fs::metadata(&entry.path).is_ok_and(|m| same(&m)) {
+        return Some(entry.path.clone());
+    }
+    let dir = entry.path.parent()?;
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find_map(|e| e.metadata().ok().filter(|m| same(m)).map(|_| e.path()))
 }
 
 /// Expands a path with `*`/`?` in its last component; a plain path is returned as is.
@@ -313,16 +334,14 @@ impl TailSource {
             if same {
                 continue;
             }
-            let found = entry.path.parent().and_then(|dir| {
-                std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
-                    let m = e.metadata().ok()?;
-                    (m.dev() == entry.dev && m.ino() == entry.ino).then(|| e.path())
-                })
-            });
+            let found = inode_near(&entry);
             let Some((key, _)) = self.store.find(entry.dev, entry.ino) else {
                 continue;
             };
             match found {
+                Some(path) if std::fs::metadata(&path).is_ok_and(|m| m.len() <= entry.offset) => {
+                    // Already read to its end before the stop.
+                }
                 Some(path) => {
                     if let Some(mut t) = self.open_at(&path, Some(entry.offset)) {
                         tracing::info!(path = %entry.path.display(), now = %path.display(),
@@ -366,11 +385,7 @@ impl TailSource {
         };
         self.warned.remove(path);
         let (dev, ino, size) = (meta.dev(), meta.ino(), meta.len());
-        if self
-            .tracked
-            .iter()
-            .any(|t| t.dev == dev && t.ino == ino && t.rotated.is_none())
-        {
+        if self.tracked.iter().any(|t| t.dev == dev && t.ino == ino) {
             return None;
         }
         let fp = fingerprint(&file, size).unwrap_or_default();
@@ -419,6 +434,9 @@ impl TailSource {
     }
 
     fn scan_globs(&mut self) {
+        let open: HashSet<u64> = self.tracked.iter().map(|t| t.key).collect();
+        self.store
+            .prune(|key, entry| open.contains(&key) || inode_near(entry).is_some());
         let mut paths = Vec::new();
         let mut seen = HashSet::new();
         for pattern in self.cfg.paths.clone() {
@@ -496,21 +514,9 @@ impl TailSource {
                         return false;
                     }
                 }
+                // Its entry stays (offset at its end) so a glob that also matches the renamed
+                // file does not read it again; `prune` drops it once the inode is gone.
                 tracing::debug!(path = %t.path.display(), "closed rotated log file");
-                let key = t.key;
-                let store = self.store.clone();
-                // Forget it once its last line is durable: until then a restart resumes it.
-                let _ = ctx
-                    .events
-                    .send(
-                        Json::Null,
-                        Some(Ack {
-                            sink: Arc::new(Forget { store, key }),
-                            key,
-                            position: u64::MAX,
-                        }),
-                    )
-                    .await;
                 continue;
             }
             i += 1;
@@ -586,18 +592,6 @@ impl TailSource {
             t.read_pos += rest.len() as u64;
         }
         true
-    }
-}
-
-/// Drops a closed rotated file from the store once everything before it is durable.
-struct Forget {
-    store: Arc<OffsetStore>,
-    key: u64,
-}
-
-impl AckSink for Forget {
-    fn commit(&self, _acks: &[(u64, u64)]) {
-        self.store.forget(self.key);
     }
 }
 

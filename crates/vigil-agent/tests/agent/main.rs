@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod cli;
 mod enroll;
 mod sensors;
 mod shipping;

@@ -177,3 +177,33 @@ async fn globs_pick_up_new_files_and_long_lines_are_truncated() {
     assert_eq!(long["event"]["truncated"], true);
     assert_eq!(long["message"].as_str().unwrap().len(), 1000);
 }
+
+#[tokio::test]
+async fn a_glob_that_also_matches_the_rotated_name_reads_nothing_twice() {
+    let server = FakeServer::start().await;
+    let dir = TestDir::new("globrot");
+    let log = dir.path().join("app.log");
+    append(&log, numbered("a", 0..30));
+    let pattern = dir.path().join("app.log*");
+    let mut cfg = config(&server, &dir.path().join("state"), &[&pattern]);
+    cfg.logs.poll_interval_ms = 20;
+    let handle = Agent::build(cfg).await.unwrap().spawn();
+    let f = server.fake.clone();
+    wait_for(10, "first lines", || f.lines().len() >= 30).await;
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&dir.path().join("app.log.1"), numbered("b", 0..10));
+    append(&log, numbered("c", 0..10));
+    wait_for(10, "rotated lines", || f.lines().len() >= 50).await;
+    // Longer than the rotation grace and a glob rescan: the old file is closed and seen again
+    // by the glob, and must not be read again.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    append(&log, numbered("d", 0..5));
+    wait_for(10, "later lines", || f.lines().len() >= 55).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    handle.shutdown().await.unwrap();
+    let mut expected = numbered("a", 0..30);
+    expected.extend(numbered("b", 0..10));
+    expected.extend(numbered("c", 0..10));
+    expected.extend(numbered("d", 0..5));
+    assert_exactly_once(&f.lines(), &expected);
+}
