@@ -208,7 +208,17 @@ async fn heartbeats(
         match transport.heartbeat(&hb).await {
             SendOutcome::Accepted(_) => tracing::debug!("heartbeat sent"),
             SendOutcome::Unauthorized(message) => {
-                tracing::error!(message, "heartbeat refused: credential rejected (401)")
+                // A revoked credential: the shipper stops sending too (and says so once).
+                if !stats
+                    .auth_failed
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::error!(
+                        message,
+                        "heartbeat refused: the server rejected this agent's credential (401); \
+                         sending stopped, events are kept in the disk buffer"
+                    );
+                }
             }
             other => tracing::warn!(outcome = ?other, "heartbeat not delivered"),
         }

@@ -9,7 +9,9 @@
 //! Every append is fsynced before the caller treats the batch as stored. Records leave only
 //! through [`DiskBuffer::pop`] (after a 2xx) or, when the buffer would exceed its maximum, by
 //! dropping the oldest (counted in [`DiskBuffer::dropped_batches`], with a warning). A torn
-//! record at the end of a segment (crash mid-write) is cut off on open.
+//! or corrupt record (crash mid-write, bad CRC) ends its segment: it and what follows in that
+//! segment are cut off on open. A corrupt `head` replays the whole buffer (the server
+//! deduplicates by batch id).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -77,11 +79,11 @@ impl DiskBuffer {
                 match (it.next(), it.next()) {
                     (Some(Ok(s)), Some(Ok(o))) => (s, o),
                     _ => {
-                        return Err(Error::Corrupt {
-                            what: "buffer head",
-                            path: head_path,
-                            reason: format!("{text:?}"),
-                        });
+                        // Replaying from the start only re-sends batches the server already
+                        // has (it deduplicates by batch id): better than refusing to start.
+                        tracing::warn!(path = %head_path.display(), content = ?text,
+                            "corrupt disk buffer head; replaying the whole buffer");
+                        (0, 0)
                     }
                 }
             }
@@ -357,6 +359,51 @@ mod tests {
         assert!(buf.peek().unwrap().is_none());
         drop(buf);
         assert!(DiskBuffer::open(&dir, 1 << 20).unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_segments_never_panic_and_keep_the_valid_prefix() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..200 {
+            let dir = tmp("corrupt");
+            let batches: Vec<_> = (0..4).map(|i| batch(i, 50 + i as usize * 7)).collect();
+            {
+                let mut buf = DiskBuffer::open(&dir, 1 << 20).unwrap();
+                for b in &batches {
+                    buf.push(b).unwrap();
+                }
+            }
+            let seg = dir.join(seg_name(0));
+            let mut bytes = std::fs::read(&seg).unwrap();
+            let flips = 1 + rnd() % 4;
+            for _ in 0..flips {
+                let i = (rnd() % bytes.len() as u64) as usize;
+                bytes[i] = rnd() as u8;
+            }
+            if round % 3 == 0 {
+                bytes.truncate((rnd() % bytes.len() as u64) as usize);
+            }
+            std::fs::write(&seg, &bytes).unwrap();
+            if round % 5 == 0 {
+                std::fs::write(dir.join("head"), b"garbage").unwrap();
+            }
+            let mut buf = DiskBuffer::open(&dir, 1 << 20).unwrap();
+            // Whatever survives is an unmodified prefix of what was written.
+            let mut i = 0;
+            while let Some(b) = buf.peek().unwrap() {
+                assert_eq!(b, batches[i], "round {round}");
+                buf.pop().unwrap();
+                i += 1;
+            }
+            buf.push(&batches[0]).unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     #[test]

@@ -296,6 +296,21 @@ mod tests {
     }
 
     #[test]
+    fn user_names_come_from_passwd_and_bad_lines_are_skipped() {
+        let path = std::env::temp_dir().join(format!("vigil-passwd-{}", std::process::id()));
+        std::fs::write(
+            &path,
+            "root:x:0:0:root:/root:/bin/bash\nbroken line\nalice:x:1000:1000::/home/alice:/bin/sh\nbob:x:notanumber:1::/:/bin/sh\n",
+        )
+        .unwrap();
+        let mut users = UserCache::new(&path);
+        assert_eq!(users.name(0).as_deref(), Some("root"));
+        assert_eq!(users.name(1000).as_deref(), Some("alice"));
+        assert_eq!(users.name(4242), None);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn own_process_is_readable() {
         let me = read_proc(Path::new("/proc"), std::process::id()).unwrap();
         assert!(me.executable.is_some());
