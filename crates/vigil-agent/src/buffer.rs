@@ -370,7 +370,7 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for round in 0..200 {
+        for round in 0..60 {
             let dir = tmp("corrupt");
             let batches: Vec<_> = (0..4).map(|i| batch(i, 50 + i as usize * 7)).collect();
             {
