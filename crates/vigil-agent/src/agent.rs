@@ -58,6 +58,7 @@ impl Agent {
         agent_id: Uuid,
         transport: Arc<dyn Transport>,
     ) -> Result<Self> {
+        config.validate_settings()?;
         std::fs::create_dir_all(state_dir).map_err(|e| Error::io("creating", state_dir, e))?;
         let hostname = config.effective_hostname();
         Ok(Agent {

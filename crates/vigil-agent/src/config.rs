@@ -280,6 +280,7 @@ impl AgentConfig {
 
     /// Checks values that serde cannot: a usable URL and non-zero intervals and sizes.
     pub fn validate(&self) -> Result<()> {
+        self.validate_settings()?;
         let url = self.server_url.trim();
         if url.is_empty() {
             return Err(Error::Config(
@@ -292,6 +293,11 @@ impl AgentConfig {
                 "server_url {url:?} must start with http:// or https://"
             )));
         }
+        Ok(())
+    }
+
+    /// Checks everything but `server_url` (an embedded agent has no server URL).
+    pub fn validate_settings(&self) -> Result<()> {
         let nonzero = [
             ("heartbeat_interval_secs", self.heartbeat_interval_secs),
             (

@@ -369,7 +369,12 @@ impl TailSource {
     fn open_at(&mut self, path: &Path, start: Option<u64>) -> Option<Tracked> {
         let file = match File::open(path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if self.warned.insert(path.to_owned()) {
+                    tracing::info!(path = %path.display(), "log file not found; tailed once it appears");
+                }
+                return None;
+            }
             Err(e) => {
                 self.warn_once(path, "read log file", &e);
                 return None;
