@@ -38,6 +38,8 @@ pub struct Application {
     /// Tasks that live as long as the server (pipeline, retention, listeners).
     background: Vec<tokio::task::JoinHandle<()>>,
     syslog_addrs: SyslogAddrs,
+    /// The agent watching this host (`ingest.local_agent`).
+    local_agent: Option<vigil_agent::AgentHandle>,
 }
 
 /// Where the syslog listeners are bound (those configured).
@@ -134,8 +136,28 @@ impl Application {
             store,
             config,
         });
+        let local_agent = if state.config.ingest.local_agent {
+            let org = syslog_org(&state.store, None).await?;
+            match crate::local_agent::start(
+                &state.config.data_dir,
+                state.store.clone(),
+                state.pipeline.clone(),
+                org,
+            )
+            .await
+            {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "local agent not started");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let router = build_router(state.clone());
         Ok(Self {
+            local_agent,
             listener,
             router,
             state,
@@ -194,6 +216,12 @@ impl Application {
         tokio::select! {
             r = serve => r?,
             _ = deadline => tracing::warn!("grace period over; dropping remaining connections"),
+        }
+        if let Some(agent) = self.local_agent {
+            // Flushes what the local agent still holds into the pipeline (or its buffer).
+            if let Err(e) = agent.shutdown().await {
+                tracing::warn!(error = %e, "local agent shutdown");
+            }
         }
         for task in &self.background {
             task.abort();

@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod local_agent;
 pub mod metrics;
 pub mod middleware;
 pub mod state;

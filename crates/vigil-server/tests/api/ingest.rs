@@ -17,6 +17,7 @@ both!(
     api_keys_ingest_with_scope_and_basic_auth,
     bad_ingest_input_gets_clear_errors,
 );
+both!(@backend the_local_agent_reports_process_starts_of_this_host);
 
 /// Creates an enrollment token and registers an agent; returns (agent id, credential).
 pub async fn enrolled_agent(app: &TestApp, admin: &str, host: &str) -> (String, String) {
@@ -431,4 +432,50 @@ async fn bad_ingest_input_gets_clear_errors(app: &TestApp) {
         .await
         .err(413, "batch_too_large");
     tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+async fn the_local_agent_reports_process_starts_of_this_host(backend: vigil_store::Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(backend, |c| c.ingest.local_agent = true).await
+    else {
+        return;
+    };
+    let admin = app.admin().await.access;
+    let agents = app.get("/api/v1/agents", &admin).await;
+    assert_eq!(
+        agents.ok(200).as_array().unwrap().len(),
+        1,
+        "the local agent registers itself"
+    );
+    // Let the process sensor take its first snapshot, then start a process it must report.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let marker = format!("{}", 90000 + std::process::id() % 9999);
+    let mut child = std::process::Command::new("sleep")
+        .arg(format!("4.{marker}"))
+        .spawn()
+        .unwrap();
+    let mut found = None;
+    for _ in 0..100 {
+        let r = app
+            .get("/api/v1/events?dataset=process&limit=1000", &admin)
+            .await;
+        found = r.ok(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["doc"]["process"]["command_line"]
+                    .as_str()
+                    .is_some_and(|c| c.contains(&marker))
+            })
+            .cloned();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let e = found.expect("the local agent reported the new process");
+    assert_eq!(e["doc"]["process"]["name"], "sleep");
+    assert_eq!(e["channel"], "local");
+    assert_eq!(e["doc"]["agent"]["id"], agents.body[0]["id"]);
 }

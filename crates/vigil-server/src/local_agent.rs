@@ -1,0 +1,157 @@
+//! The agent inside `vigil serve`: the all-in-one default watches its own host. It is the
+//! `vigil-agent` library with an in-process transport: batches go straight into the
+//! pipeline (same batch ids, so the same exactly-once rule), heartbeats straight into the
+//! store. It is registered as an agent named after the host; its id is kept in
+//! `<data_dir>/agent/agent-id` so restarts keep one identity.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+use vigil_agent::transport::{EncodedBatch, SendOutcome, Transport};
+use vigil_agent::{Agent as HostAgent, AgentConfig, AgentHandle};
+use vigil_core::event::{Heartbeat, IngestReceipt};
+use vigil_core::{Agent, AgentStatus};
+use vigil_store::{DynStore, HeartbeatUpdate};
+
+use crate::ingest::normalize::{Origin, normalize};
+use crate::ingest::{Job, Pipeline};
+
+struct LocalTransport {
+    pipeline: Pipeline,
+    store: DynStore,
+    org: Uuid,
+    agent: Uuid,
+    origin: Origin,
+}
+
+#[async_trait]
+impl Transport for LocalTransport {
+    async fn send_batch(&self, batch: &EncodedBatch) -> SendOutcome {
+        let decoded = match batch.decode() {
+            Ok(b) => b,
+            Err(e) => {
+                return SendOutcome::Rejected {
+                    status: 400,
+                    message: e.to_string(),
+                };
+            }
+        };
+        let now = vigil_core::now();
+        let events: Vec<_> = decoded
+            .events
+            .into_iter()
+            .filter_map(|e| normalize(e, now, &self.origin).ok())
+            .collect();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Job {
+            org: self.org,
+            batch: Some(decoded.batch_id),
+            channel: "local",
+            events,
+            reply: Some(tx),
+        };
+        if self.pipeline.submit(job).await.is_err() {
+            return SendOutcome::Retry {
+                after: Some(Duration::from_secs(1)),
+                reason: "pipeline stopped".into(),
+            };
+        }
+        match rx.await {
+            Ok(Ok(o)) => SendOutcome::Accepted(Some(IngestReceipt {
+                batch_id: decoded.batch_id,
+                accepted: o.stored,
+                rejected: 0,
+                duplicate: o.duplicate,
+                errors: Vec::new(),
+            })),
+            Ok(Err(e)) => SendOutcome::Retry {
+                after: Some(Duration::from_secs(1)),
+                reason: e,
+            },
+            Err(_) => SendOutcome::Retry {
+                after: Some(Duration::from_secs(1)),
+                reason: "pipeline stopped".into(),
+            },
+        }
+    }
+
+    async fn heartbeat(&self, hb: &Heartbeat) -> SendOutcome {
+        let update = HeartbeatUpdate {
+            hostname: None,
+            os: hb.os.clone(),
+            version: hb.version.clone(),
+            ip: None,
+            metrics: hb.metrics.clone(),
+        };
+        match self
+            .store
+            .record_heartbeat(self.org, self.agent, update, vigil_core::now())
+            .await
+        {
+            Ok(()) => SendOutcome::Accepted(None),
+            Err(e) => SendOutcome::Retry {
+                after: None,
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Starts the local agent for `org`, with the agent's default sources (system logs,
+/// process starts, metrics) and its state under `data_dir/agent`.
+pub async fn start(
+    data_dir: &std::path::Path,
+    store: DynStore,
+    pipeline: Pipeline,
+    org: Uuid,
+) -> anyhow::Result<AgentHandle> {
+    let state_dir = data_dir.join("agent");
+    std::fs::create_dir_all(&state_dir)?;
+    let id_file = state_dir.join("agent-id");
+    let id = match std::fs::read_to_string(&id_file)
+        .ok()
+        .and_then(|s| Uuid::parse_str(s.trim()).ok())
+    {
+        Some(id) => id,
+        None => {
+            let id = Uuid::now_v7();
+            std::fs::write(&id_file, id.to_string())?;
+            id
+        }
+    };
+    let config = AgentConfig::default();
+    let hostname = config.effective_hostname();
+    let now = vigil_core::now();
+    let existing = store.get_agent(org, id).await?;
+    store
+        .upsert_agent(&Agent {
+            id,
+            org_id: org,
+            hostname: hostname.clone(),
+            ip: Some("127.0.0.1".into()),
+            os: Some(std::env::consts::OS.into()),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            status: AgentStatus::Online,
+            last_seen: Some(now),
+            created_at: existing.map_or(now, |a| a.created_at),
+            revoked_at: None,
+            last_metrics: None,
+        })
+        .await?;
+    let transport = LocalTransport {
+        pipeline,
+        store,
+        org,
+        agent: id,
+        origin: Origin {
+            agent_id: Some(id.to_string()),
+            agent_name: Some(hostname.clone()),
+            host: Some(hostname),
+        },
+    };
+    let agent = HostAgent::with_transport(config, &state_dir, id, Arc::new(transport))?;
+    tracing::info!(agent = %id, "local agent started");
+    Ok(agent.spawn())
+}
