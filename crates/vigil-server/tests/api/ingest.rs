@@ -474,6 +474,7 @@ async fn the_local_agent_reports_process_starts_of_this_host(backend: vigil_stor
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = child.kill();
+    let _ = child.wait();
     let e = found.expect("the local agent reported the new process");
     assert_eq!(e["doc"]["process"]["name"], "sleep");
     assert_eq!(e["channel"], "local");
