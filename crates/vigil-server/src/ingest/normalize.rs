@@ -41,7 +41,9 @@ pub fn nest(doc: Json) -> Json {
     }
 }
 
-/// Parses a raw text event (one with `message` or `event.original` and no dataset).
+/// Parses a raw text event (one with `message` or `event.original` and no dataset). The
+/// parsed message and the line's own time replace the raw ones; every other field the
+/// sender set (host, agent, file path) wins over what the line says.
 fn parse_raw(doc: &mut Json, received: DateTime<Utc>, origin: &Origin) {
     let line = event::get_str(doc, fields::ORIGINAL)
         .or_else(|| event::get_str(doc, fields::MESSAGE))
@@ -51,7 +53,15 @@ fn parse_raw(doc: &mut Json, received: DateTime<Utc>, origin: &Origin) {
     let host = event::get_str(doc, fields::HOST_NAME)
         .map(str::to_owned)
         .or_else(|| origin.host.clone());
-    let parsed = parse_line(&line, path.as_deref(), host.as_deref(), received);
+    // When the sender read the line (the agent's @timestamp) is the best guess for lines
+    // without a time of their own, and the year of RFC 3164 times.
+    let read_at = event::timestamp(doc).unwrap_or(received);
+    let mut parsed = parse_line(&line, path.as_deref(), host.as_deref(), read_at);
+    for key in [fields::MESSAGE, fields::TIMESTAMP] {
+        if let Some(v) = parsed.as_object_mut().and_then(|o| o.remove(key)) {
+            event::set(doc, key, v);
+        }
+    }
     merge_missing(doc, parsed);
 }
 
@@ -169,5 +179,16 @@ mod tests {
             "the sender's host wins over the line's"
         );
         assert_eq!(doc["log"]["file"]["path"], "/var/log/auth.log");
+        assert_eq!(
+            doc["message"],
+            "Failed password for root from 203.0.113.9 port 50000 ssh2"
+        );
+        assert_eq!(doc["event"]["original"], line);
+        assert!(
+            doc["@timestamp"]
+                .as_str()
+                .unwrap()
+                .ends_with("-11-23T10:00:00.000000Z")
+        );
     }
 }
