@@ -74,12 +74,14 @@ fn vigil_cmd(data: &Path, port: u16) -> Command {
 }
 
 fn start_server(data: &Path, port: u16) -> Proc {
-    let child = vigil_cmd(data, port)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start vigil serve");
+    let child = Proc(
+        vigil_cmd(data, port)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start vigil serve"),
+    );
     let started = Instant::now();
     let client = reqwest::blocking::Client::new();
     while started.elapsed() < Duration::from_secs(60) {
@@ -88,7 +90,7 @@ fn start_server(data: &Path, port: u16) -> Proc {
             .send()
             .is_ok_and(|r| r.status().is_success())
         {
-            return Proc(child);
+            return child;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
