@@ -248,3 +248,44 @@ async fn store_stage(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(n: usize) -> Job {
+        Job {
+            org: Uuid::nil(),
+            batch: None,
+            channel: "api",
+            events: vec![Json::Null; n],
+            reply: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_gives_the_job_back() {
+        // A pipeline whose detection stage is not consuming: the queue fills up.
+        let (tx, mut rx) = mpsc::channel(2);
+        let p = Pipeline { tx };
+        assert!(p.try_submit(job(1)).is_ok());
+        assert!(p.try_submit(job(2)).is_ok());
+        let Err(Overloaded(back)) = p.try_submit(job(3)) else {
+            panic!("a full queue must refuse");
+        };
+        assert_eq!(back.events.len(), 3, "the refused job comes back whole");
+        // `submit` waits for room instead, and goes through once there is some.
+        let waiting = tokio::spawn({
+            let p = p.clone();
+            async move { p.submit(job(4)).await.is_ok() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        assert_eq!(rx.recv().await.unwrap().events.len(), 1);
+        assert!(waiting.await.unwrap());
+        // A stopped pipeline refuses too.
+        drop(rx);
+        assert!(p.try_submit(job(5)).is_err());
+        assert!(p.submit(job(6)).await.is_err());
+    }
+}

@@ -17,7 +17,7 @@ both!(
     api_keys_ingest_with_scope_and_basic_auth,
     bad_ingest_input_gets_clear_errors,
 );
-both!(@backend the_local_agent_reports_process_starts_of_this_host);
+both!(@backend the_local_agent_reports_process_starts_of_this_host, overload_is_answered_never_silent);
 
 /// Creates an enrollment token and registers an agent; returns (agent id, credential).
 pub async fn enrolled_agent(app: &TestApp, admin: &str, host: &str) -> (String, String) {
@@ -479,4 +479,58 @@ async fn the_local_agent_reports_process_starts_of_this_host(backend: vigil_stor
     assert_eq!(e["doc"]["process"]["name"], "sleep");
     assert_eq!(e["channel"], "local");
     assert_eq!(e["doc"]["agent"]["id"], agents.body[0]["id"]);
+}
+
+/// Under a flood with a one-batch queue, every batch is either stored (202) or refused with
+/// 503 + Retry-After; what the server acknowledged is exactly what it stored.
+async fn overload_is_answered_never_silent(backend: vigil_store::Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(backend, |c| c.ingest.queue_capacity = 1).await
+    else {
+        return;
+    };
+    let admin = app.admin().await.access;
+    let (_, cred) = enrolled_agent(&app, &admin, "flood").await;
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for k in 0..24 {
+        let (app, cred) = (app.clone(), cred.clone());
+        tasks.push(tokio::spawn(async move {
+            let events: Vec<Value> = (0..500)
+                .map(|i| ssh_failure(k * 1000 + i, "flood"))
+                .collect();
+            let r = ingest(&app, &cred, Uuid::now_v7(), events).await;
+            match r.status {
+                202 => r.body["accepted"].as_u64().unwrap(),
+                503 => {
+                    assert_eq!(r.header("retry-after"), Some("1"));
+                    assert_eq!(r.body["error"]["code"], "unavailable");
+                    0
+                }
+                s => panic!("unexpected {s}: {}", r.text),
+            }
+        }));
+    }
+    let mut acknowledged = 0;
+    for t in tasks {
+        acknowledged += t.await.unwrap();
+    }
+    let mut stored = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/events?limit=1000&cursor={c}"),
+            None => "/api/v1/events?limit=1000".into(),
+        };
+        let p = app.get(&path, &admin).await;
+        stored += p.ok(200)["items"].as_array().unwrap().len() as u64;
+        match p.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert!(acknowledged > 0);
+    assert_eq!(
+        stored, acknowledged,
+        "acknowledged events are exactly the stored ones"
+    );
 }
