@@ -28,6 +28,8 @@ pub enum Mode {
     Unavailable,
     /// 429 with Retry-After: 1.
     TooMany,
+    /// 400 with a JSON error: the batch is refused for good.
+    BadRequest,
 }
 
 #[derive(Default)]
@@ -129,6 +131,13 @@ async fn ingest(State(f): State<Fake>, headers: HeaderMap, body: Bytes) -> Respo
         Mode::Unavailable => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
         Mode::TooMany => {
             return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
+        }
+        Mode::BadRequest => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"code": "invalid_batch", "message": "refused"})),
+            )
+                .into_response();
         }
         Mode::Normal => {}
     }

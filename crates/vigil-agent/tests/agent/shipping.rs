@@ -203,3 +203,24 @@ async fn too_large_batches_are_split() {
     assert!(f.lock().too_large > 0);
     assert_exactly_once(&f.lines(), &numbered("a", 0..77));
 }
+
+#[tokio::test]
+async fn other_4xx_drops_the_batch_with_a_count_and_goes_on() {
+    let server = FakeServer::start().await;
+    let dir = TestDir::new("400");
+    let log = dir.path().join("app.log");
+    let cfg = config(&server, &dir.path().join("state"), &[&log]);
+    let f = server.fake.clone();
+    let handle = Agent::build(cfg).await.unwrap().spawn();
+    wait_for(10, "registration", || f.lock().credentials.len() == 1).await;
+    f.set_mode(Mode::BadRequest);
+    append(&log, numbered("refused", 0..5));
+    wait_for(10, "the refusal", || handle.stats().batches_rejected >= 1).await;
+    f.set_mode(Mode::Normal);
+    append(&log, numbered("ok", 0..5));
+    wait_for(10, "later lines", || f.lines().len() >= 5).await;
+    let stats = handle.shutdown().await.unwrap();
+    assert_eq!(stats.events_dropped, 5, "{stats:?}");
+    assert_eq!(stats.buffer_batches, 0, "a refused batch is not retried");
+    assert_exactly_once(&f.lines(), &numbered("ok", 0..5));
+}
