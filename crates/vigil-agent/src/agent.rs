@@ -130,6 +130,11 @@ impl Agent {
                 metrics_tx,
             )));
         }
+        if self.config.capture.enabled {
+            sources.push(Box::new(crate::source::capture::CaptureSource::new(
+                self.config.capture.clone(),
+            )));
+        }
         let mut tasks = Vec::new();
         for source in sources {
             let name = source.name();

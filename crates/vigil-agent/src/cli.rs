@@ -39,6 +39,13 @@ pub enum Command {
     Run,
     /// Print the effective configuration (secrets redacted) and exit.
     CheckConfig,
+    /// Print the events of a capture file (pcap or pcapng) as JSON lines: flows, DNS, HTTP
+    /// and TLS, as live capture would send them.
+    Capture {
+        /// The capture file to read.
+        #[arg(long, value_name = "FILE")]
+        read: PathBuf,
+    },
     /// Run against a local sink for N seconds and report peak RSS and CPU.
     BenchFootprint {
         /// How long to run.
@@ -99,6 +106,21 @@ async fn shutdown_signal() {
 
 async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
+        Some(Command::Capture { read }) => {
+            use std::io::Write;
+            let (events, error) = crate::source::capture::read_file(&read)
+                .map_err(|e| crate::Error::Config(format!("{}: {e}", read.display())))?;
+            let mut out = std::io::stdout().lock();
+            for ev in &events {
+                if writeln!(out, "{ev}").is_err() {
+                    return Ok(()); // stdout closed (`| head`)
+                }
+            }
+            if let Some(e) = error {
+                eprintln!("{}: read up to an error: {e}", read.display());
+            }
+            eprintln!("{} events", events.len());
+        }
         Some(Command::CheckConfig) => {
             let c = cli.load_config()?;
             print!("{}", c.redacted_toml());

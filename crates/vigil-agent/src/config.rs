@@ -75,6 +75,8 @@ pub struct AgentConfig {
     pub processes: ProcessConfig,
     /// Log file tailing.
     pub logs: LogsConfig,
+    /// Packet capture into flow, DNS, HTTP and TLS events (off by default).
+    pub capture: crate::source::capture::CaptureConfig,
 }
 
 impl Default for AgentConfig {
@@ -89,6 +91,7 @@ impl Default for AgentConfig {
             metrics: MetricsConfig::default(),
             processes: ProcessConfig::default(),
             logs: LogsConfig::default(),
+            capture: Default::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! which is how the log tailer persists offsets without losing or re-sending a line.
 //! Packet capture (`vigil-net`) or any other sensor plugs in by implementing [`Source`].
 
+pub mod capture;
 pub mod metrics;
 pub mod process;
 pub mod tail;

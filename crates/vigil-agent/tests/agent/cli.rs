@@ -122,3 +122,63 @@ async fn sigterm_flushes_events_held_in_memory() {
     assert!(status.success(), "{status:?}");
     assert_exactly_once(&f.lines(), &numbered("new", 0..7));
 }
+
+fn shared_pcap(name: &str) -> Option<std::path::PathBuf> {
+    let root = std::env::var("VIGIL_SHARED_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+        });
+    let p = root.join("pcap").join(name);
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "shared data missing: {}",
+        p.display()
+    );
+    eprintln!("skipped: shared data not found at {}", p.display());
+    None
+}
+
+#[test]
+fn capture_read_prints_the_flows_of_a_pcap_as_json_lines() {
+    let Some(pcap) = shared_pcap("ftp-epsv.pcap") else {
+        return;
+    };
+    let out = agent_bin()
+        .args(["capture", "--read"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // tshark: tcp 192.168.1.182:62014 <-> 192.168.1.231:21, 112 packets, 8842 bytes.
+    let control = events
+        .iter()
+        .find(|e| e["destination"]["port"] == 21)
+        .expect("the FTP control connection");
+    assert_eq!(control["event"]["dataset"], "network.flow");
+    assert_eq!(control["network"]["packets"], 112);
+    assert_eq!(control["network"]["bytes"], 8842);
+    assert_eq!(control["source"]["ip"], "192.168.1.182");
+    // A file that is not a capture is a clear error.
+    let dir = TestDir::new("capture");
+    let bad = dir.path().join("not.pcap");
+    std::fs::write(&bad, b"hello").unwrap();
+    let out = agent_bin()
+        .args(["capture", "--read"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not.pcap"));
+}
