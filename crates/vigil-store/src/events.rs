@@ -82,7 +82,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// Whether a batch id has been stored (a cheap check before doing work).
     async fn batch_seen(&self, org: Uuid, batch: Uuid) -> Result<bool>;
     async fn query_events(&self, org: Uuid, filter: &EventFilter) -> Result<EventPage>;
-    /// Deletes events (and batch ids) ingested before `before`; returns events deleted.
+    /// Deletes events whose time is before `before` (and batch ids received before it);
+    /// returns the events deleted.
     async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 

@@ -8,6 +8,11 @@ use vigil_core::{Role, Username};
 use vigil_server::config::{Config, Secret};
 use vigil_store::{NewUser, UserUpdate};
 
+/// mimalloc: ingestion allocates many small JSON values per event; glibc malloc spent a
+/// fifth of the ingest benchmark's time in malloc/free.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod bench_ingest;
 mod hunt;

@@ -186,6 +186,35 @@ async fn ingest_events(
     }))
 }
 
+/// Whether a JSON value's text would be longer than `max` bytes (an upper-bound estimate
+/// that stops early; cheaper than serializing every event to measure it).
+pub fn json_size_exceeds(v: &Json, max: usize) -> bool {
+    fn walk(v: &Json, budget: &mut isize) -> bool {
+        *budget -= match v {
+            Json::Null | Json::Bool(_) => 5,
+            Json::Number(_) => 24,
+            Json::String(s) => s.len() as isize + 2,
+            Json::Array(a) => {
+                *budget -= 2 + a.len() as isize;
+                return *budget < 0 || a.iter().any(|x| walk(x, budget));
+            }
+            Json::Object(o) => {
+                *budget -= 2;
+                for (k, x) in o {
+                    *budget -= k.len() as isize + 4;
+                    if *budget < 0 || walk(x, budget) {
+                        return true;
+                    }
+                }
+                0
+            }
+        };
+        *budget < 0
+    }
+    let mut budget = isize::try_from(max).unwrap_or(isize::MAX);
+    walk(v, &mut budget)
+}
+
 fn receipt(r: IngestReceipt) -> Response {
     (StatusCode::ACCEPTED, axum::Json(r)).into_response()
 }

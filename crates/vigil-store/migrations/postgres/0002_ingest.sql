@@ -54,7 +54,6 @@ CREATE TABLE events (
 CREATE INDEX events_org_time ON events(org_id, timestamp, id);
 CREATE INDEX events_org_host ON events(org_id, host, timestamp, id);
 CREATE INDEX events_org_dataset ON events(org_id, dataset, timestamp, id);
-CREATE INDEX events_ingested ON events(ingested_at);
 
 ALTER TABLE alerts ADD COLUMN dedup_key TEXT;
 ALTER TABLE alerts ADD COLUMN event_count BIGINT NOT NULL DEFAULT 1;
