@@ -140,13 +140,15 @@ impl EventStore for StoreImpl {
 
     async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64> {
         // Per organization, so each delete walks the (org_id, timestamp, id) index; no
-        // extra index on the hot insert path just for retention.
+        // extra index on the hot insert path just for retention. An event is kept for the
+        // retention period after it was received too, so a replay of old logs can still be
+        // investigated (it is not purged by the next sweep).
         let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM organizations")
             .fetch_all(self.writer())
             .await?;
         let mut gone = 0;
         for org in orgs {
-            gone += sqlx::query("DELETE FROM events WHERE org_id = $1 AND timestamp < $2")
+            gone += sqlx::query("DELETE FROM events WHERE org_id = $1 AND timestamp < $2 AND ingested_at < $2")
                 .bind(org)
                 .bind(before)
                 .execute(self.writer())

@@ -82,8 +82,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// Whether a batch id has been stored (a cheap check before doing work).
     async fn batch_seen(&self, org: Uuid, batch: Uuid) -> Result<bool>;
     async fn query_events(&self, org: Uuid, filter: &EventFilter) -> Result<EventPage>;
-    /// Deletes events whose time is before `before` (and batch ids received before it);
-    /// returns the events deleted.
+    /// Deletes events whose time is before `before` and that were received before it (an
+    /// old event replayed today is kept for the retention period), and batch ids received
+    /// before it; returns the events deleted.
     async fn purge_events(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 

@@ -1028,7 +1028,18 @@ async fn event_batches_are_stored_once_and_queryable(db: &TestDb) {
     }
     assert_eq!(seen.len(), 30);
 
-    // Retention.
+    // Retention. A replay of a month-old line received now is kept like the others.
+    let replayed = event(99, vigil_core::now() - Duration::days(30));
+    events
+        .append_events(
+            org,
+            Some(Uuid::now_v7()),
+            "agent",
+            vec![replayed],
+            vigil_core::now(),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         events
             .purge_events(vigil_core::now() - Duration::days(1))
@@ -1041,7 +1052,7 @@ async fn event_batches_are_stored_once_and_queryable(db: &TestDb) {
             .purge_events(vigil_core::now() + Duration::seconds(1))
             .await
             .unwrap(),
-        30
+        31
     );
     assert!(!events.batch_seen(org, batch).await.unwrap());
 }

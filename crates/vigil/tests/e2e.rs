@@ -187,15 +187,20 @@ impl Api {
     }
 }
 
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+fn wait_until(secs: u64, what: &str, f: impl FnMut() -> bool) {
+    assert!(wait_for(secs, f), "timed out waiting for {what}");
+}
+
+/// Polls `f` until it holds or `secs` pass; whether it held.
+fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(secs) {
         if f() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    panic!("timed out waiting for {what}");
+    false
 }
 
 fn tmp(name: &str) -> Dir {
@@ -303,10 +308,16 @@ fn a_server_killed_mid_stream_loses_and_duplicates_nothing() {
     writer.join().unwrap();
     let api = Api::login(port);
     let mut got = Vec::new();
-    wait_until(60, "every line to arrive", || {
+    let mut arrived = 0;
+    let every_line = wait_for(90, || {
         got = api.events("outage-");
-        got.len() >= N
+        arrived = got.len();
+        arrived >= N
     });
+    assert!(
+        every_line,
+        "timed out waiting for every line: {arrived} of {N} arrived"
+    );
     std::thread::sleep(Duration::from_millis(1500)); // anything re-sent late would show now
     got = api.events("outage-");
     let mut seen = std::collections::BTreeMap::new();
