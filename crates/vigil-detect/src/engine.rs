@@ -1,6 +1,8 @@
 //! Rules compiled once, evaluated many times; loading a directory of rules.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use crate::condition::{self, Cond};
 use crate::correlation::{CorrelationEngine, CorrelationRule, is_correlation};
 use crate::event::{Event, Prepared};
 use crate::filter::{FilterRule, is_filter};
-use crate::pipeline::{PipelineSet, Renamed, Renames, field_texts};
+use crate::pipeline::{PipelineSet, Renamed, Renames};
 use crate::rule::{FieldSelection, Search, SigmaRule};
 use crate::value::{CompileOptions, FieldMatcher};
 use crate::{Error, Result};
@@ -86,12 +88,14 @@ fn cond_required<'r>(cond: &Cond, searches: &'r [CompiledSearch]) -> Option<Requ
 }
 
 /// Rules skipped unless one of their required literals occurs in the event: one automaton per
-/// field over the literals rules require there, run once per event.
+/// field over the literals rules require there. A field's automaton runs at most once per
+/// event view, and only when a candidate rule needs its answer.
 #[derive(Debug, Clone, Default)]
 struct Prefilter {
     fields: Vec<PrefilterField>,
-    /// Whether each rule is gated (has required literals); other rules are always evaluated.
-    gated: Vec<bool>,
+    /// Per rule: the prefilter fields of which at least one must contain one of the rule's
+    /// literals; empty for rules that are not gated (always evaluated).
+    rule_fields: Vec<Vec<u32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,17 +105,25 @@ struct PrefilterField {
     automaton: aho_corasick::AhoCorasick,
     /// Per literal: the rules requiring it.
     rules: Vec<Vec<u32>>,
+    /// Every rule gated on this field (for fields that cannot be looked at).
+    all_rules: Vec<u32>,
+}
+
+/// What the prefilter learned about one event view: which fields were scanned, and the rules
+/// whose literals were found.
+pub(crate) struct PrefilterState {
+    scanned: Vec<bool>,
+    possible: Vec<bool>,
 }
 
 impl Prefilter {
     fn build(rules: &[CompiledRule]) -> Self {
         let mut by_field: Vec<(usize, String, HashMap<String, Vec<u32>>)> = Vec::new();
-        let mut gated = vec![false; rules.len()];
+        let mut rule_fields: Vec<Vec<u32>> = vec![Vec::new(); rules.len()];
         for (r, rule) in rules.iter().enumerate() {
             let Some(required) = cond_required(&rule.condition, &rule.searches) else {
                 continue;
             };
-            gated[r] = true;
             for (id, name, lits) in required {
                 let slot = match by_field.iter().position(|(i, _, _)| *i == id) {
                     Some(i) => i,
@@ -120,6 +132,9 @@ impl Prefilter {
                         by_field.len() - 1
                     }
                 };
+                if !rule_fields[r].contains(&(slot as u32)) {
+                    rule_fields[r].push(slot as u32);
+                }
                 for lit in lits {
                     let list = by_field[slot].2.entry(lit).or_default();
                     if list.last() != Some(&(r as u32)) {
@@ -129,54 +144,112 @@ impl Prefilter {
             }
         }
         let mut fields = Vec::with_capacity(by_field.len());
+        let mut ungated = Vec::new();
         for (id, name, lits) in by_field {
             let (patterns, rule_lists): (Vec<String>, Vec<Vec<u32>>) = lits.into_iter().unzip();
+            let mut all_rules: Vec<u32> = rule_lists.iter().flatten().copied().collect();
+            all_rules.sort_unstable();
+            all_rules.dedup();
             match aho_corasick::AhoCorasick::new(&patterns) {
                 Ok(automaton) => fields.push(PrefilterField {
                     id,
                     name,
                     automaton,
                     rules: rule_lists,
+                    all_rules,
                 }),
                 Err(_) => {
-                    // Cannot search these: their rules are always evaluated.
-                    for r in rule_lists.into_iter().flatten() {
-                        gated[r as usize] = false;
+                    // Cannot search these: their rules are always evaluated. The field keeps
+                    // its place (rule_fields index it) with an automaton that finds nothing.
+                    ungated.extend(all_rules.iter().copied());
+                    if let Ok(automaton) = aho_corasick::AhoCorasick::new(Vec::<&str>::new()) {
+                        fields.push(PrefilterField {
+                            id,
+                            name,
+                            automaton,
+                            rules: Vec::new(),
+                            all_rules,
+                        });
                     }
                 }
             }
         }
-        Prefilter { fields, gated }
+        for r in ungated {
+            rule_fields[r as usize].clear();
+        }
+        Prefilter {
+            fields,
+            rule_fields,
+        }
     }
 
-    /// Per rule: whether it must be evaluated against the event.
-    fn candidates(&self, event: &Prepared<'_>) -> Vec<bool> {
-        let mut possible: Vec<bool> = self.gated.iter().map(|g| !g).collect();
-        for field in &self.fields {
-            if !event.cached(field.id) {
-                // Not looked up through the cache: evaluate its rules.
-                field
-                    .rules
-                    .iter()
-                    .flatten()
-                    .for_each(|&r| possible[r as usize] = true);
+    fn state(&self) -> PrefilterState {
+        PrefilterState {
+            scanned: vec![false; self.fields.len()],
+            possible: vec![false; self.rule_fields.len()],
+        }
+    }
+
+    /// Whether rule `rule` can match the event `event` (the view the rule's fields name).
+    fn possible(&self, rule: usize, state: &mut PrefilterState, event: &Prepared<'_>) -> bool {
+        let needed = &self.rule_fields[rule];
+        if needed.is_empty() {
+            return true;
+        }
+        for &f in needed {
+            self.scan(f as usize, state, event, &mut |_| {});
+            if state.possible[rule] {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Scans field `f` of `event` (once per state): each rule one of whose literals occurs
+    /// there becomes possible, and `found` is called with it the first time.
+    fn scan(
+        &self,
+        f: usize,
+        state: &mut PrefilterState,
+        event: &Prepared<'_>,
+        found: &mut dyn FnMut(usize),
+    ) {
+        if std::mem::replace(&mut state.scanned[f], true) {
+            return;
+        }
+        let field = &self.fields[f];
+        let mut mark = |r: u32, state: &mut PrefilterState| {
+            if !std::mem::replace(&mut state.possible[r as usize], true) {
+                found(r as usize);
+            }
+        };
+        if !event.cached(field.id) {
+            // Not looked up through the cache: evaluate its rules.
+            for &r in &field.all_rules {
+                mark(r, state);
+            }
+            return;
+        }
+        let Some(slot) = event.slot(field.id, &field.name) else {
+            return;
+        };
+        // Each literal's rules are marked once, however often it occurs.
+        let mut seen = vec![0u64; field.rules.len().div_ceil(64)];
+        for leaf in &slot.leaves {
+            if leaf.text.is_none() {
                 continue;
             }
-            let Some(slot) = event.slot(field.id, &field.name) else {
-                continue;
-            };
-            for leaf in &slot.leaves {
-                if leaf.text.is_none() {
+            for m in field.automaton.find_overlapping_iter(leaf.lower()) {
+                let p = m.pattern().as_usize();
+                if seen[p / 64] & (1 << (p % 64)) != 0 {
                     continue;
                 }
-                for m in field.automaton.find_overlapping_iter(leaf.lower()) {
-                    for &r in &field.rules[m.pattern().as_usize()] {
-                        possible[r as usize] = true;
-                    }
+                seen[p / 64] |= 1 << (p % 64);
+                for &r in &field.rules[p] {
+                    mark(r, state);
                 }
             }
         }
-        possible
     }
 }
 
@@ -322,8 +395,14 @@ pub struct Ruleset {
 struct Index {
     /// One table per set of condition fields (`[Channel, EventID]`, `[event.dataset]` ...).
     shapes: Vec<Shape>,
-    /// (rule, field renames) pairs the tables point to.
+    /// What each table entry stands for.
+    entries: Vec<Entry>,
+    /// (rule, field renames) pairs the entries point to, numbered in rule order.
     targets: Vec<Target>,
+    /// The distinct field renames of the targets; view 0 is the event as it is.
+    views: Vec<Arc<Renames>>,
+    /// Per rule: its targets, in order.
+    rule_targets: Vec<Vec<u32>>,
     /// Rules no pipeline entry applies to: never evaluated.
     unmapped: Vec<usize>,
 }
@@ -331,61 +410,125 @@ struct Index {
 #[derive(Debug, Clone)]
 struct Shape {
     fields: Vec<String>,
-    /// Lower-cased values of `fields`, in order -> targets.
-    table: HashMap<Vec<String>, Vec<usize>>,
+    /// [`field_id`](crate::event::field_id) of each of `fields`.
+    ids: Vec<usize>,
+    /// Lower-cased values of `fields`, in order and joined by `\0` -> entry.
+    table: FxHashMap<String, usize>,
+}
+
+/// The targets of one logsource key, split by how they are found.
+#[derive(Debug, Clone, Default)]
+struct Entry {
+    targets: Vec<u32>,
+    /// Targets whose rule the prefilter cannot gate: always evaluated.
+    ungated: Vec<u32>,
+    /// (view, prefilter field) scans that find the other targets' rules.
+    scans: Vec<(u16, u32)>,
 }
 
 #[derive(Debug, Clone)]
 struct Target {
     rule: usize,
-    renames: Arc<Renames>,
+    view: u16,
 }
 
 impl Index {
-    fn build(rules: &[CompiledRule], pipelines: &PipelineSet) -> Self {
-        let mut index = Index::default();
+    fn build(rules: &[CompiledRule], pipelines: &PipelineSet, prefilter: &Prefilter) -> Self {
+        let mut index = Index {
+            views: vec![Arc::new(Renames::default())],
+            rule_targets: vec![Vec::new(); rules.len()],
+            ..Default::default()
+        };
         for (rule, compiled) in rules.iter().enumerate() {
             let alternatives = pipelines.alternatives(&compiled.rule.logsource);
             if alternatives.is_empty() {
                 index.unmapped.push(rule);
             }
             for alt in alternatives {
-                let target = index.targets.len();
-                index.targets.push(Target {
-                    rule,
-                    renames: alt.renames,
-                });
+                let view = if alt.renames.is_empty() {
+                    0
+                } else {
+                    match index
+                        .views
+                        .iter()
+                        .position(|v| Arc::ptr_eq(v, &alt.renames))
+                    {
+                        Some(v) => v,
+                        None => {
+                            index.views.push(alt.renames.clone());
+                            index.views.len() - 1
+                        }
+                    }
+                };
+                let view = u16::try_from(view).unwrap_or(u16::MAX);
+                // Targets are numbered in rule order: candidates come out sorted by rule.
+                let target = index.targets.len() as u32;
+                index.targets.push(Target { rule, view });
+                index.rule_targets[rule].push(target);
                 let fields: Vec<String> = alt.conditions.iter().map(|(f, _)| f.clone()).collect();
                 let shape = match index.shapes.iter().position(|s| s.fields == fields) {
                     Some(i) => i,
                     None => {
                         index.shapes.push(Shape {
+                            ids: fields.iter().map(|f| crate::event::field_id(f)).collect(),
                             fields,
-                            table: HashMap::new(),
+                            table: FxHashMap::default(),
                         });
                         index.shapes.len() - 1
                     }
                 };
-                let shape = &mut index.shapes[shape];
                 let values: Vec<Vec<String>> = alt.conditions.into_iter().map(|(_, v)| v).collect();
                 for key in product(&values) {
-                    let slot = shape.table.entry(key).or_default();
-                    if slot.last() != Some(&target) {
-                        slot.push(target);
+                    let key = key.join("\0");
+                    let entry = match index.shapes[shape].table.get(&key) {
+                        Some(&e) => e,
+                        None => {
+                            index.entries.push(Entry::default());
+                            let e = index.entries.len() - 1;
+                            index.shapes[shape].table.insert(key, e);
+                            e
+                        }
+                    };
+                    let targets = &mut index.entries[entry].targets;
+                    if targets.last() != Some(&target) {
+                        targets.push(target);
                     }
                 }
             }
         }
+        for entry in &mut index.entries {
+            for &t in &entry.targets {
+                let target = &index.targets[t as usize];
+                let fields = &prefilter.rule_fields[target.rule];
+                if fields.is_empty() {
+                    entry.ungated.push(t);
+                } else {
+                    entry.scans.extend(fields.iter().map(|&f| (target.view, f)));
+                }
+            }
+            entry.scans.sort_unstable();
+            entry.scans.dedup();
+        }
         index
     }
 
-    /// The targets whose conditions the event meets, sorted by rule.
-    fn candidates(&self, event: &dyn Event) -> Vec<usize> {
+    /// The entries whose logsource keys the event has; sets their targets in `bits`.
+    fn matched_entries(&self, event: &Prepared<'_>, bits: &mut [u64]) -> Vec<usize> {
         let mut found = Vec::new();
+        let mut key = String::new();
+        let mut values: Vec<Vec<&str>> = Vec::new();
         for shape in &self.shapes {
-            let mut values: Vec<Vec<String>> = Vec::with_capacity(shape.fields.len());
-            for field in &shape.fields {
-                let texts = field_texts(event, field);
+            values.clear();
+            for (id, field) in shape.ids.iter().zip(&shape.fields) {
+                let texts: Vec<&str> = match event.slot(*id, field) {
+                    Some(slot) => slot
+                        .leaves
+                        .iter()
+                        .filter(|l| l.text.is_some())
+                        .map(|l| l.lower())
+                        .collect(),
+                    None => Vec::new(),
+                };
                 if texts.is_empty() {
                     break; // the event lacks a field every entry of this shape needs
                 }
@@ -394,16 +537,41 @@ impl Index {
             if values.len() < shape.fields.len() {
                 continue;
             }
-            for key in product(&values) {
-                if let Some(targets) = shape.table.get(&key) {
-                    found.extend_from_slice(targets);
+            let mut odometer = vec![0usize; values.len()];
+            'keys: loop {
+                key.clear();
+                for (i, list) in values.iter().enumerate() {
+                    if i > 0 {
+                        key.push('\0');
+                    }
+                    key.push_str(list[odometer[i]]);
                 }
+                if let Some(&e) = shape.table.get(key.as_str()) {
+                    found.push(e);
+                    for &t in &self.entries[e].targets {
+                        bits[t as usize / 64] |= 1 << (t % 64);
+                    }
+                }
+                for i in (0..odometer.len()).rev() {
+                    odometer[i] += 1;
+                    if odometer[i] < values[i].len() {
+                        continue 'keys;
+                    }
+                    odometer[i] = 0;
+                }
+                break;
             }
         }
-        found.sort_unstable_by_key(|&t| (self.targets[t].rule, t));
-        found.dedup();
         found
     }
+
+    fn bitset(&self) -> Vec<u64> {
+        vec![0u64; self.targets.len().div_ceil(64)]
+    }
+}
+
+fn has_bit(bits: &[u64], t: u32) -> bool {
+    bits[t as usize / 64] & (1 << (t % 64)) != 0
 }
 
 /// Every combination taking one value from each list (one empty combination for no lists).
@@ -439,8 +607,8 @@ impl Ruleset {
     /// with the field names of the matching alternative. Rules no pipeline maps are never
     /// evaluated; [`Ruleset::unmapped`] lists them.
     pub fn with_pipelines(rules: Vec<CompiledRule>, pipelines: &PipelineSet) -> Self {
-        let index = Index::build(&rules, pipelines);
         let prefilter = Prefilter::build(&rules);
+        let index = Index::build(&rules, pipelines, &prefilter);
         Ruleset {
             rules,
             index: Some(index),
@@ -465,15 +633,17 @@ impl Ruleset {
             .map(|&r| &self.rules[r])
     }
 
-    /// How many rules would be evaluated against the event (all of them without pipelines).
+    /// How many rules would be evaluated against the event (all of them without pipelines)
+    /// before the literal prefilter: those whose logsource the event stands for.
     pub fn candidate_count(&self, event: &dyn Event) -> usize {
         match &self.index {
             None => self.rules.len(),
             Some(index) => {
-                let mut rules: Vec<usize> = index
-                    .candidates(event)
-                    .into_iter()
-                    .map(|t| index.targets[t].rule)
+                let mut bits = index.bitset();
+                index.matched_entries(&Prepared::new(event), &mut bits);
+                let mut rules: Vec<usize> = (0..index.targets.len() as u32)
+                    .filter(|&t| has_bit(&bits, t))
+                    .map(|t| index.targets[t as usize].rule)
                     .collect();
                 rules.dedup();
                 rules.len()
@@ -486,12 +656,15 @@ impl Ruleset {
         let prepared = Prepared::new(event);
         let found: Vec<&CompiledRule> = match &self.index {
             None => {
-                let possible = self.prefilter.candidates(&prepared);
+                let mut state = self.prefilter.state();
                 self.rules
                     .iter()
-                    .zip(possible)
-                    .filter(|(r, possible)| *possible && r.is_match_prepared(&prepared))
-                    .map(|(r, _)| r)
+                    .enumerate()
+                    .filter(|(i, r)| {
+                        self.prefilter.possible(*i, &mut state, &prepared)
+                            && r.is_match_prepared(&prepared)
+                    })
+                    .map(|(_, r)| r)
                     .collect()
             }
             Some(index) => self.indexed_matches(index, &prepared),
@@ -499,48 +672,60 @@ impl Ruleset {
         found.into_iter()
     }
 
+    /// Candidates come from the logsource index; of those the prefilter can gate, only the
+    /// rules whose literals its scans find are evaluated, so the work per event follows the
+    /// literals found, not the number of rules for the logsource.
     fn indexed_matches<'a>(&'a self, index: &Index, event: &Prepared<'_>) -> Vec<&'a CompiledRule> {
-        let candidates = index.candidates(event);
-        let possible = self.prefilter.candidates(event);
-        // One prepared view per distinct set of renames among the candidates.
-        let mut renamed: Vec<Renamed<'_>> = Vec::new();
-        for &t in &candidates {
-            let renames = &index.targets[t].renames;
-            if !renames.is_empty()
-                && !renamed
-                    .iter()
-                    .any(|r| std::ptr::eq(r.renames, renames.as_ref()))
-            {
-                renamed.push(Renamed {
-                    event,
-                    renames: renames.as_ref(),
-                });
+        let mut bits = index.bitset();
+        let entries = index.matched_entries(event, &mut bits);
+        if entries.is_empty() {
+            return Vec::new();
+        }
+        let renamed: Vec<Renamed<'_>> = index
+            .views
+            .iter()
+            .map(|renames| Renamed {
+                event,
+                renames: renames.as_ref(),
+            })
+            .collect();
+        let views: Vec<std::cell::OnceCell<Prepared<'_>>> =
+            renamed.iter().map(|_| std::cell::OnceCell::new()).collect();
+        // The event view of each renames set (view 0 is `event` itself), made when needed.
+        let view = |v: u16| views[v as usize].get_or_init(|| Prepared::new(&renamed[v as usize]));
+        let mut states: Vec<Option<PrefilterState>> = index.views.iter().map(|_| None).collect();
+        let mut eval: Vec<u32> = Vec::new();
+        for e in entries {
+            let entry = &index.entries[e];
+            eval.extend_from_slice(&entry.ungated);
+            for &(v, f) in &entry.scans {
+                let state = states[v as usize].get_or_insert_with(|| self.prefilter.state());
+                let mut found = |rule: usize| {
+                    for &t in &index.rule_targets[rule] {
+                        if index.targets[t as usize].view == v && has_bit(&bits, t) {
+                            eval.push(t);
+                        }
+                    }
+                };
+                match v {
+                    0 => self.prefilter.scan(f as usize, state, event, &mut found),
+                    v => self.prefilter.scan(f as usize, state, view(v), &mut found),
+                }
             }
         }
-        let views: Vec<Prepared<'_>> = renamed.iter().map(|r| Prepared::new(r)).collect();
+        eval.sort_unstable();
+        eval.dedup();
         let mut out: Vec<&CompiledRule> = Vec::new();
         let mut last_matched = None;
-        for t in candidates {
-            let target = &index.targets[t];
+        for t in eval {
+            let target = &index.targets[t as usize];
             if last_matched == Some(target.rule) {
                 continue; // another alternative of this rule matched already
             }
             let rule = &self.rules[target.rule];
-            let hit = if target.renames.is_empty() {
-                // The prefilter looked at the event as the rule names its fields.
-                possible[target.rule] && rule.is_match_prepared(event)
-            } else {
-                let view = renamed
-                    .iter()
-                    .position(|r| std::ptr::eq(r.renames, target.renames.as_ref()))
-                    .map(|i| &views[i]);
-                match view {
-                    Some(view) => rule.is_match_prepared(view),
-                    None => rule.is_match(&Renamed {
-                        event,
-                        renames: &target.renames,
-                    }),
-                }
+            let hit = match target.view {
+                0 => rule.is_match_prepared(event),
+                v => rule.is_match_prepared(view(v)),
             };
             if hit {
                 last_matched = Some(target.rule);

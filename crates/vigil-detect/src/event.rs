@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
+use rustc_hash::FxHashMap;
 use serde_json::Value as Json;
 
 /// One field's value as the engine sees it.
@@ -245,7 +246,7 @@ pub(crate) struct KeywordText {
 pub(crate) struct Prepared<'a> {
     inner: &'a dyn Event,
     root: Option<&'a Json>,
-    flat: Option<HashMap<Cow<'a, str>, &'a Json>>,
+    flat: Option<FxHashMap<Cow<'a, str>, &'a Json>>,
     slots: Vec<OnceCell<Option<Box<Slot<'a>>>>>,
     keywords: OnceCell<Vec<KeywordText>>,
 }
@@ -318,8 +319,9 @@ impl Event for Prepared<'_> {
 }
 
 /// Every name [`windows_field`] resolves, with its value, inserted in precedence order.
-fn flatten_windows(event: &Json) -> HashMap<Cow<'_, str>, &Json> {
-    let mut map: HashMap<Cow<'_, str>, &Json> = HashMap::with_capacity(48);
+fn flatten_windows(event: &Json) -> FxHashMap<Cow<'_, str>, &Json> {
+    let mut map: FxHashMap<Cow<'_, str>, &Json> =
+        FxHashMap::with_capacity_and_hasher(48, Default::default());
     if let Some(Json::Object(data)) = event.get("EventData") {
         for (k, v) in data {
             map.entry(Cow::Borrowed(k.as_str())).or_insert(v);

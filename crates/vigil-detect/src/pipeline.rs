@@ -371,25 +371,6 @@ impl Event for Renamed<'_> {
     }
 }
 
-/// The lower-cased texts of an event field, for condition and index lookups.
-pub(crate) fn field_texts(event: &dyn Event, field: &str) -> Vec<String> {
-    fn push(v: &FieldValue<'_>, out: &mut Vec<String>) {
-        match v {
-            FieldValue::List(items) => items.iter().for_each(|i| push(i, out)),
-            v => {
-                if let Some(t) = v.as_text() {
-                    out.push(t.to_lowercase());
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    if let Some(v) = event.field(field) {
-        push(&v, &mut out);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,6 +445,5 @@ mod tests {
         };
         assert_eq!(r.field("Image"), Some(FieldValue::Str("a.exe".into())));
         assert_eq!(r.field("CommandLine"), Some(FieldValue::Str("a".into())));
-        assert_eq!(field_texts(&event, "CommandLine"), ["a"]);
     }
 }

@@ -1,0 +1,96 @@
+//! Replays the SigmaHQ regression events against every SigmaHQ rule (with the built-in
+//! pipelines) for a few seconds and prints events/s: a loop to profile (`perf record`), not a
+//! benchmark (that is `benches/detect.rs`).
+//!
+//! `cargo run --release -p vigil-detect --example detect_loop -- [SECONDS] [pipelines|plain]`
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vigil_detect::{CompileOptions, CompiledRule, PipelineSet, Ruleset};
+
+fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, ext, out);
+        } else if p
+            .extension()
+            .is_some_and(|x| x == ext || (ext == "yml" && x == "yaml"))
+        {
+            out.push(p);
+        }
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let secs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let plain = args.next().is_some_and(|m| m == "plain");
+    let base = std::env::var_os("VIGIL_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    let sigma = base.join("sigma");
+    let mut rule_files = Vec::new();
+    for d in ["rules", "rules-emerging-threats", "rules-threat-hunting"] {
+        files(&sigma.join(d), "yml", &mut rule_files);
+    }
+    rule_files.sort();
+    let opts = CompileOptions::default();
+    let rules: Vec<CompiledRule> = rule_files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|t| CompiledRule::from_yaml(&t, &opts).ok())
+        .collect();
+    let n_rules = rules.len();
+    let ruleset = if plain {
+        Ruleset::new(rules)
+    } else {
+        Ruleset::with_pipelines(rules, &PipelineSet::builtin().expect("pipelines"))
+    };
+    let mut event_files = Vec::new();
+    files(&sigma.join("regression_data"), "json", &mut event_files);
+    event_files.sort();
+    let mut texts = Vec::new();
+    for p in event_files {
+        let Ok(t) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        for v in serde_json::Deserializer::from_str(&t)
+            .into_iter::<Value>()
+            .flatten()
+        {
+            texts.push(v.to_string());
+        }
+    }
+    println!("{n_rules} rules, {} events", texts.len());
+    let cpu0 = cpu_ns();
+    let started = Instant::now();
+    let (mut events, mut matches) = (0u64, 0usize);
+    while started.elapsed() < Duration::from_secs(secs) {
+        for t in &texts {
+            let v: Value = serde_json::from_str(t).unwrap_or(Value::Null);
+            matches += ruleset.matches(&v).count();
+            events += 1;
+        }
+    }
+    let el = started.elapsed().as_secs_f64();
+    let cpu = (cpu_ns() - cpu0) as f64 / 1e9;
+    println!(
+        "{events} events in {el:.2}s ({cpu:.2}s on the CPU): {:.0} events/s of CPU time, {matches} matches",
+        events as f64 / cpu
+    );
+}
+
+/// This thread's time on the CPU (`/proc/thread-self/schedstat`), in nanoseconds: steadier than
+/// wall time on a shared machine.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
