@@ -68,6 +68,14 @@ fn main() {
         }
     }
     println!("{n_rules} rules, {} events", texts.len());
+    if let Ok(passes) = std::env::var("DETECT_LOOP_PASSES") {
+        // A fixed amount of work, e.g. for `valgrind --tool=callgrind --collect-atstart=no
+        // --toggle-collect=*run_passes*` (instruction counts do not depend on the machine's load).
+        let passes: usize = passes.parse().unwrap_or(1);
+        let matches = run_passes(&ruleset, &texts, passes);
+        println!("{passes} passes: {matches} matches");
+        return;
+    }
     let cpu0 = cpu_ns();
     let started = Instant::now();
     let (mut events, mut matches) = (0u64, 0usize);
@@ -84,6 +92,18 @@ fn main() {
         "{events} events in {el:.2}s ({cpu:.2}s on the CPU): {:.0} events/s of CPU time, {matches} matches",
         events as f64 / cpu
     );
+}
+
+#[inline(never)]
+fn run_passes(ruleset: &Ruleset, texts: &[String], passes: usize) -> usize {
+    let mut matches = 0;
+    for _ in 0..passes {
+        for t in texts {
+            let v: Value = serde_json::from_str(t).unwrap_or(Value::Null);
+            matches += ruleset.matches(&v).count();
+        }
+    }
+    matches
 }
 
 /// This thread's time on the CPU (`/proc/thread-self/schedstat`), in nanoseconds: steadier than

@@ -291,7 +291,9 @@ enum Check {
     Str(StrMatcher),
     /// Many plain `contains` literals searched at once (and the literals).
     AnyContains(AhoCorasick, Vec<String>),
-    Regex(Regex),
+    /// With lower-cased literals one of which every match contains, when they can be proven
+    /// (see [`regex_literals`]).
+    Regex(Regex, Option<Vec<String>>),
     Cidr(IpNet),
     Cmp(Cmp, f64),
     /// Numeric equality with numeric event values (next to the text comparison).
@@ -395,7 +397,13 @@ impl FieldMatcher {
                     .size_limit(64 << 20)
                     .build()
                     .map_err(|e| invalid(format!("regular expression not supported: {e}")))?;
-                vec![Check::Regex(re)]
+                let literals = regex_literals(
+                    &text,
+                    has(Modifier::ReIgnoreCase),
+                    has(Modifier::ReMultiLine),
+                    has(Modifier::ReDotAll),
+                );
+                vec![Check::Regex(re, literals)]
             } else if has(Modifier::Cidr) {
                 let net = text
                     .parse::<IpNet>()
@@ -510,6 +518,7 @@ impl FieldMatcher {
                         | StrMatcher::Contains(l),
                     ) if !l.is_empty() => lits.push(l.clone()),
                     Check::Str(StrMatcher::Wildcard(_, Some(l))) => lits.push(l.clone()),
+                    Check::Regex(_, Some(l)) => lits.extend(l.iter().cloned()),
                     Check::AnyContains(_, needles) if needles.iter().all(|n| !n.is_empty()) => {
                         lits.extend(needles.iter().cloned())
                     }
@@ -577,7 +586,7 @@ impl FieldMatcher {
         match c {
             Check::Str(m) => m.is_match(probe.text(self.cased)),
             Check::AnyContains(ac, _) => ac.is_match(probe.text(self.cased)),
-            Check::Regex(re) => re.is_match(probe.raw),
+            Check::Regex(re, _) => re.is_match(probe.raw),
             Check::Cidr(net) => probe
                 .raw
                 .trim()
@@ -605,6 +614,54 @@ impl FieldMatcher {
                 }
             }
         }
+    }
+}
+
+/// Lower-cased literals of which every match of the regular expression contains one: its
+/// prefix or suffix literals (whichever set is more selective), as `regex-syntax` extracts
+/// them. `None` when the set is infinite, has an empty literal, or a literal whose lower-cased
+/// form could miss the lower-cased text (non-ASCII; with `i` also the letters whose case
+/// folding leaves ASCII, as in [`safe_literal`]).
+fn regex_literals(
+    pattern: &str,
+    ignore_case: bool,
+    multi_line: bool,
+    dot_all: bool,
+) -> Option<Vec<String>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(ignore_case)
+        .multi_line(multi_line)
+        .dot_matches_new_line(dot_all)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let usable = |kind: ExtractKind| -> Option<Vec<String>> {
+        let mut seq = Extractor::new().kind(kind).extract(&hir);
+        seq.dedup();
+        let lits = seq.literals()?;
+        let mut out = Vec::with_capacity(lits.len());
+        for lit in lits {
+            let bytes = lit.as_bytes();
+            let ok = !bytes.is_empty()
+                && bytes.iter().all(|b| b.is_ascii())
+                && (!ignore_case
+                    || bytes
+                        .iter()
+                        .all(|b| !matches!(b.to_ascii_lowercase(), b'k' | b's' | b'i')));
+            if !ok {
+                return None;
+            }
+            out.push(String::from_utf8_lossy(bytes).to_ascii_lowercase());
+        }
+        out.sort();
+        out.dedup();
+        (!out.is_empty()).then_some(out)
+    };
+    let shortest = |l: &Vec<String>| l.iter().map(String::len).min().unwrap_or(0);
+    match (usable(ExtractKind::Prefix), usable(ExtractKind::Suffix)) {
+        (Some(p), Some(s)) => Some(if shortest(&s) > shortest(&p) { s } else { p }),
+        (p, s) => p.or(s),
     }
 }
 
@@ -855,6 +912,28 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regex_literals_are_proven_or_refused() {
+        let lits = |p: &str, i: bool| regex_literals(p, i, false, false);
+        assert_eq!(
+            lits("abc|Def", false),
+            Some(vec!["abc".into(), "def".into()])
+        );
+        // Suffix literals when the prefix is unbounded.
+        assert_eq!(lits(".*\\.dll$", false), Some(vec![".dll".into()]));
+        // Case-insensitive: the case variants collapse into one lower-cased literal.
+        assert_eq!(lits("(?i)wget ", false), Some(vec!["wget ".into()]));
+        assert_eq!(lits("wget ", true), Some(vec!["wget ".into()]));
+        // Letters whose case folding leaves ASCII (Kelvin sign, long s) are not provable.
+        assert_eq!(lits("(?i)kill", false), None);
+        assert_eq!(lits("(?i)curl -s", false), None);
+        // Nothing every match must contain, or non-ASCII.
+        assert_eq!(lits(".*", false), None);
+        assert_eq!(lits("a?", false), None);
+        assert_eq!(lits("é+x", false), None);
+        assert_eq!(lits("[", false), None);
+    }
 
     #[test]
     fn escapes_follow_the_specification() {

@@ -489,3 +489,25 @@ fn multi_valued_fields_match_any_element() {
         &[json!({"tags": ["a.txt"]})],
     );
 }
+
+/// Regular expressions gate their rule in a ruleset's literal prefilter (on lower-cased text):
+/// a case-insensitive one still finds upper-case text, a case-sensitive one only its case, and
+/// a rule whose literal is absent is not reported.
+#[test]
+fn regex_rules_behind_the_prefilter_match_as_alone() {
+    let rules = vec![
+        rule("    sel:\n        CommandLine|re|i: 'wget .*http'\n    condition: sel\n"),
+        rule("    sel:\n        CommandLine|re: 'Invoke-[A-Z]+'\n    condition: sel\n"),
+    ];
+    let set = vigil_detect::Ruleset::new(rules);
+    let hits = |cmd: &str| {
+        let ev = json!({ "CommandLine": cmd });
+        set.matches(&ev).count()
+    };
+    assert_eq!(hits("WGET -q HTTP://x/y"), 1);
+    assert_eq!(hits("powershell Invoke-WEBREQUEST"), 1);
+    assert_eq!(hits("powershell invoke-webrequest"), 0);
+    assert_eq!(hits("curl http://x"), 0);
+    assert_eq!(hits("WGET x; Invoke-X"), 1);
+    assert_eq!(hits("wget http Invoke-EXPRESSION"), 2);
+}
