@@ -251,6 +251,15 @@ impl Tree {
     /// The value of the leaf `x` lands in: its `(depth + 1) + c(n)`.
     #[inline]
     pub fn path_length(&self, x: &[f64], f32_inputs: bool) -> f64 {
+        if f32_inputs {
+            self.walk::<true>(x)
+        } else {
+            self.walk::<false>(x)
+        }
+    }
+
+    #[inline(always)]
+    fn walk<const F32: bool>(&self, x: &[f64]) -> f64 {
         let nodes = &self.nodes[..];
         let mut i = 0usize;
         loop {
@@ -259,7 +268,7 @@ impl Tree {
                 return n.value;
             }
             let mut v = x[n.feature as usize];
-            if f32_inputs {
+            if F32 {
                 v = v as f32 as f64;
             }
             i = n.left as usize + usize::from(v > n.value);
@@ -312,6 +321,107 @@ pub struct IsolationForest {
     #[serde(default)]
     pub f32_inputs: bool,
     pub trees: Vec<Tree>,
+    /// The scoring layout, built on first use.
+    #[serde(skip)]
+    compiled: Compiled,
+}
+
+/// A tree laid out for walking several rows at once: a leaf points to itself with an
+/// infinite threshold, so a walk of `depth` steps ends at every row's leaf without a
+/// branch; leaf values sit apart.
+#[derive(Debug, Clone)]
+struct LaneTree {
+    nodes: Vec<LaneNode>,
+    values: Vec<f64>,
+    depth: usize,
+    n_features: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct LaneNode {
+    feature: u32,
+    next: u32,
+    threshold: f64,
+}
+
+/// Cache of the lane layout (None when a tree breaks the invariants: then rows walk one
+/// at a time); never part of equality or the encodings.
+#[derive(Debug, Clone, Default)]
+struct Compiled(std::sync::OnceLock<Option<Vec<LaneTree>>>);
+
+impl PartialEq for Compiled {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The lane layout of `t`, or None unless every internal node's children are after it and
+/// inside the tree and its feature is below `n_features` (what `walk_lanes` relies on).
+fn lane_tree(t: &Tree, n_features: usize) -> Option<LaneTree> {
+    let len = t.nodes.len();
+    let mut depth_of = vec![0usize; len];
+    let mut nodes = Vec::with_capacity(len);
+    let mut values = Vec::with_capacity(len);
+    let mut depth = 0;
+    for (i, n) in t.nodes.iter().enumerate() {
+        if n.feature == LEAF {
+            nodes.push(LaneNode {
+                feature: 0,
+                next: i as u32,
+                threshold: f64::INFINITY,
+            });
+            values.push(n.value);
+            depth = depth.max(depth_of[i]);
+        } else {
+            let left = n.left as usize;
+            if left <= i || left + 1 >= len || n.feature as usize >= n_features {
+                return None;
+            }
+            depth_of[left] = depth_of[i] + 1;
+            depth_of[left + 1] = depth_of[i] + 1;
+            nodes.push(LaneNode {
+                feature: n.feature,
+                next: n.left,
+                threshold: n.value,
+            });
+            values.push(0.0);
+        }
+    }
+    (len > 0 && len <= u32::MAX as usize && n_features > 0).then_some(LaneTree {
+        nodes,
+        values,
+        depth,
+        n_features,
+    })
+}
+
+/// Rows scored together against one tree at a time.
+const BLOCK: usize = 64;
+/// Rows walking a tree in lock step (independent loads overlap).
+const LANES: usize = 16;
+
+/// Walks `LANES` rows down `t` in lock step for the tree's depth; returns their leaves.
+/// `rows` holds `LANES` rows of `d` values.
+#[inline(always)]
+fn walk_lanes<const F32: bool>(t: &LaneTree, rows: &[f64], d: usize) -> [u32; LANES] {
+    assert!(d == t.n_features && rows.len() >= LANES * d);
+    let mut at = [0u32; LANES];
+    let nodes = &t.nodes[..];
+    for _ in 0..t.depth {
+        for (l, i) in at.iter_mut().enumerate() {
+            // SAFETY: `lane_tree` only builds trees whose `next` (+1) indices are inside
+            // `nodes` and whose features are below `n_features` (= d, asserted above), and
+            // a walk only ever follows `next` or `next + 1`; `rows` has LANES rows of d.
+            let n = unsafe { *nodes.get_unchecked(*i as usize) };
+            let mut v = unsafe { *rows.get_unchecked(l * d + n.feature as usize) };
+            if F32 {
+                v = v as f32 as f64;
+            }
+            *i = n.next + u32::from(v > n.threshold);
+        }
+    }
+    at
 }
 
 /// SplitMix64: independent per-tree seeds from one seed.
@@ -327,6 +437,36 @@ fn tree_seed(seed: u64, tree: usize) -> u64 {
 }
 
 impl IsolationForest {
+    /// A forest from its parts (call [`validate`](Self::validate) on outside input).
+    pub fn new(
+        n_features: usize,
+        max_samples: usize,
+        offset: f64,
+        f32_inputs: bool,
+        trees: Vec<Tree>,
+    ) -> Self {
+        Self {
+            n_features,
+            max_samples,
+            offset,
+            f32_inputs,
+            trees,
+            compiled: Compiled::default(),
+        }
+    }
+
+    fn lanes(&self) -> Option<&[LaneTree]> {
+        self.compiled
+            .0
+            .get_or_init(|| {
+                self.trees
+                    .iter()
+                    .map(|t| lane_tree(t, self.n_features))
+                    .collect()
+            })
+            .as_deref()
+    }
+
     /// Trains a forest on `x` (trees are grown in parallel across cores).
     pub fn fit(x: &Matrix, params: &ForestParams) -> Result<Self> {
         let n = x.n_rows();
@@ -373,13 +513,7 @@ impl IsolationForest {
                 grow_tree(x, max_samples, max_features, max_depth, &mut rng)
             })
             .collect();
-        let mut forest = Self {
-            n_features: d,
-            max_samples,
-            offset: -0.5,
-            f32_inputs: false,
-            trees,
-        };
+        let mut forest = Self::new(d, max_samples, -0.5, false, trees);
         if let Contamination::Fraction(f) = params.contamination {
             let scores = forest.score_samples(x)?;
             forest.offset = percentile(&scores, 100.0 * f);
@@ -443,18 +577,61 @@ impl IsolationForest {
     pub fn score_samples(&self, x: &Matrix) -> Result<Vec<f64>> {
         self.check_matrix(x)?;
         let mut out = vec![0.0; x.n_rows()];
-        out.par_chunks_mut(1024).enumerate().for_each(|(c, chunk)| {
-            for (j, o) in chunk.iter_mut().enumerate() {
-                *o = -self.anomaly_score_unchecked(x.row(c * 1024 + j));
-            }
-        });
+        out.par_chunks_mut(BLOCK * 16)
+            .enumerate()
+            .for_each(|(c, chunk)| self.score_rows(x, c * BLOCK * 16, chunk));
         Ok(out)
     }
 
     /// [`score_samples`](Self::score_samples) on the calling thread only.
     pub fn score_samples_serial(&self, x: &Matrix) -> Result<Vec<f64>> {
         self.check_matrix(x)?;
-        Ok(x.rows().map(|r| -self.anomaly_score_unchecked(r)).collect())
+        let mut out = vec![0.0; x.n_rows()];
+        self.score_rows(x, 0, &mut out);
+        Ok(out)
+    }
+
+    /// Scores rows `first..first + out.len()` a block at a time, tree by tree, so a tree
+    /// stays in cache while a block of rows walks it; each row still adds its trees in
+    /// order, so the result is the same float for float as one row at a time.
+    fn score_rows(&self, x: &Matrix, first: usize, out: &mut [f64]) {
+        if self.f32_inputs {
+            self.score_rows_as::<true>(x, first, out)
+        } else {
+            self.score_rows_as::<false>(x, first, out)
+        }
+    }
+
+    fn score_rows_as<const F32: bool>(&self, x: &Matrix, first: usize, out: &mut [f64]) {
+        let d = x.n_features();
+        let lanes = self.lanes().filter(|_| d == self.n_features).unwrap_or(&[]);
+        for (b, block) in out.chunks_mut(BLOCK).enumerate() {
+            let start = first + b * BLOCK;
+            let rows = &x.data[start * d..(start + block.len()) * d];
+            let mut depth = [0.0f64; BLOCK];
+            let full = if lanes.is_empty() {
+                0
+            } else {
+                block.len() / LANES * LANES
+            };
+            for t in lanes {
+                for g in (0..full).step_by(LANES) {
+                    let leaves = walk_lanes::<F32>(t, &rows[g * d..(g + LANES) * d], d);
+                    for (acc, leaf) in depth[g..g + LANES].iter_mut().zip(leaves) {
+                        *acc += t.values[leaf as usize] - 1.0;
+                    }
+                }
+            }
+            // The rows left over walk one at a time (same leaves, same sums).
+            for t in &self.trees {
+                for j in full..block.len() {
+                    depth[j] += t.walk::<F32>(&rows[j * d..(j + 1) * d]) - 1.0;
+                }
+            }
+            for (o, acc) in block.iter_mut().zip(depth) {
+                *o = -self.normalize(acc);
+            }
+        }
     }
 
     /// scikit-learn's `decision_function`: `score_samples - offset`, negative is anomalous.
@@ -689,6 +866,20 @@ mod tests {
         assert!(f.trees.iter().all(|t| t.nodes.len() == 1));
         // Every row at the root leaf of 100 rows: E[h] = c(100), s = 2^(-c(100)/c(100)).
         assert!((f.anomaly_score(&[1.0, 1.0]).unwrap() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn block_and_lane_scoring_equal_one_row_at_a_time() {
+        // 203 rows: full lane groups, a partial group, and a partial block.
+        let x = gaussianish(203, 3, 9);
+        let f = IsolationForest::fit(&x, &ForestParams::default()).unwrap();
+        let all = f.score_samples(&x).unwrap();
+        let serial = f.score_samples_serial(&x).unwrap();
+        for (i, row) in x.rows().enumerate() {
+            let one = -f.anomaly_score(row).unwrap();
+            assert_eq!(all[i], one, "row {i}");
+            assert_eq!(serial[i], one, "row {i}");
+        }
     }
 
     #[test]

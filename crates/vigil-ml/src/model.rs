@@ -368,13 +368,7 @@ fn decode_binary(bytes: &[u8]) -> Result<Model> {
             mean,
             std,
         },
-        forest: IsolationForest {
-            n_features,
-            max_samples,
-            offset,
-            f32_inputs: flags & 1 == 1,
-            trees,
-        },
+        forest: IsolationForest::new(n_features, max_samples, offset, flags & 1 == 1, trees),
     })
 }
 

@@ -57,13 +57,13 @@ impl SklearnForest {
             .enumerate()
             .map(|(i, t)| convert_tree(t, self.n_features_in, &format!("estimator {i}")))
             .collect::<Result<Vec<_>>>()?;
-        let forest = IsolationForest {
-            n_features: self.n_features_in,
-            max_samples: self.max_samples,
-            offset: self.offset,
-            f32_inputs: true,
+        let forest = IsolationForest::new(
+            self.n_features_in,
+            self.max_samples,
+            self.offset,
+            true,
             trees,
-        };
+        );
         forest.validate()?;
         Ok(forest)
     }
