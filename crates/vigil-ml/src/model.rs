@@ -82,6 +82,13 @@ fn median_sorted(a: &[f64]) -> f64 {
     }
 }
 
+/// Isolation Forest scores saturate outside the training data: a vector beyond every
+/// training value lands in the leaves of the most extreme training vector and gets exactly
+/// its score (and a contamination threshold is often that very score). A vector scoring
+/// at the threshold is therefore anomalous too when some feature is at least this many
+/// robust standard deviations from the baseline (see [`Baseline::deviation`]).
+pub const OUT_OF_RANGE_DEVIATION: f64 = 10.0;
+
 /// One feature of a scored vector next to its baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deviation {
@@ -161,11 +168,15 @@ impl Model {
             })
             .collect();
         unusual.sort_by(|a, b| b.deviation.abs().total_cmp(&a.deviation.abs()));
+        let far = unusual
+            .first()
+            .is_some_and(|d| d.deviation.abs() >= OUT_OF_RANGE_DEVIATION);
         unusual.truncate(top);
+        let threshold = self.threshold();
         Ok(Verdict {
             score,
-            threshold: self.threshold(),
-            anomalous: score > self.threshold(),
+            threshold,
+            anomalous: score > threshold || (score >= threshold && far),
             unusual,
         })
     }
@@ -431,6 +442,10 @@ mod tests {
         let m = model();
         let v = m.verdict(&[8.0, 400.0], 1).unwrap();
         assert!(v.anomalous, "{v:?}");
+        // Far outside on a feature: at least as anomalous as the most extreme training row.
+        let edge = m.verdict(&[16.0, 8.0], 1).unwrap();
+        let beyond = m.verdict(&[16.0, 8000.0], 1).unwrap();
+        assert!(beyond.score >= edge.score && beyond.anomalous);
         assert_eq!(v.unusual[0].feature, "b");
         assert!(m.verdict(&[1.0], 1).is_err());
     }
