@@ -112,7 +112,13 @@ impl Application {
             events.clone(),
             config.ingest.retention_days,
         ));
-        let ml_worker = tokio::spawn(crate::ml::worker::run(ml.clone(), store.clone()));
+        let ml_worker = tokio::spawn(crate::ml::worker::run(
+            ml.clone(),
+            store.clone(),
+            chrono::Duration::seconds(
+                i64::try_from(config.ingest.dedup_window_secs).unwrap_or(i64::MAX / 1000),
+            ),
+        ));
         let mut background = vec![pipeline_done, retention, ml_worker];
         let syslog = crate::syslog::SyslogListeners::bind(&config.syslog).await?;
         let syslog_addrs = SyslogAddrs {

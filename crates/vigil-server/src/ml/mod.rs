@@ -299,17 +299,24 @@ impl MlEngine {
         }
         if !out.detections.is_empty() {
             let n = out.detections.len();
+            let severities: Vec<&'static str> = out
+                .detections
+                .iter()
+                .map(|d| d.alert.severity.as_str())
+                .collect();
             match store
                 .record_detections(org, out.detections, dedup_window)
                 .await
             {
                 Ok(outcomes) => {
-                    let created = outcomes
-                        .iter()
-                        .filter(|o| matches!(o, vigil_store::DetectionOutcome::Created(_)))
-                        .count();
-                    metrics::counter!(crate::metrics::ALERTS_CREATED, "source" => "ml_engine", "severity" => "medium")
-                        .increment(created as u64);
+                    let mut created = 0;
+                    for (o, severity) in outcomes.iter().zip(severities) {
+                        if matches!(o, vigil_store::DetectionOutcome::Created(_)) {
+                            created += 1;
+                            metrics::counter!(crate::metrics::ALERTS_CREATED, "source" => "ml_engine", "severity" => severity)
+                                .increment(1);
+                        }
+                    }
                     tracing::info!(%org, detections = n, created, "ml anomalies recorded");
                 }
                 Err(e) => tracing::error!(error = %e, %org, "ml alerts could not be stored"),
@@ -317,11 +324,16 @@ impl MlEngine {
         }
     }
 
-    /// The worker's flush: close idle windows and store the results.
-    pub async fn flush_and_record(&self, store: &DynStore, before: DateTime<Utc>) {
+    /// The worker's flush: close idle windows and store the results (alerts fold into
+    /// an open one within `dedup_window`).
+    pub async fn flush_and_record(
+        &self,
+        store: &DynStore,
+        before: DateTime<Utc>,
+        dedup_window: chrono::Duration,
+    ) {
         for (org, out) in self.flush(before) {
-            self.record(store, org, out, chrono::Duration::minutes(10))
-                .await;
+            self.record(store, org, out, dedup_window).await;
         }
     }
 

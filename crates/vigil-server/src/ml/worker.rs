@@ -11,7 +11,7 @@ use vigil_store::DynStore;
 
 use super::MlEngine;
 
-pub async fn run(engine: Arc<MlEngine>, store: DynStore) {
+pub async fn run(engine: Arc<MlEngine>, store: DynStore, dedup_window: chrono::Duration) {
     let cfg = engine.config().clone();
     if !cfg.enabled {
         return;
@@ -23,7 +23,9 @@ pub async fn run(engine: Arc<MlEngine>, store: DynStore) {
     loop {
         tokio::select! {
             _ = flush.tick() => {
-                engine.flush_and_record(&store, vigil_core::now() - grace).await;
+                engine
+                    .flush_and_record(&store, vigil_core::now() - grace, dedup_window)
+                    .await;
             }
             _ = retrain.tick(), if cfg.retrain_interval_secs > 0 => {
                 retrain_all(&engine, &store)
