@@ -860,6 +860,61 @@ mod tests {
     }
 
     #[test]
+    fn max_features_limits_each_tree_to_its_own_subset() {
+        let x = gaussianish(500, 4, 5);
+        let p = ForestParams {
+            n_estimators: 30,
+            max_features: MaxFeatures::Count(1),
+            ..Default::default()
+        };
+        let f = IsolationForest::fit(&x, &p).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for t in &f.trees {
+            let feats: std::collections::HashSet<u32> = t
+                .nodes
+                .iter()
+                .filter(|n| n.feature != LEAF)
+                .map(|n| n.feature)
+                .collect();
+            assert_eq!(feats.len(), 1, "one feature per tree");
+            seen.extend(feats);
+        }
+        assert_eq!(seen.len(), 4, "different trees draw different features");
+        let half = ForestParams {
+            max_features: MaxFeatures::Fraction(0.5),
+            ..p
+        };
+        for t in &IsolationForest::fit(&x, &half).unwrap().trees {
+            let n = t
+                .nodes
+                .iter()
+                .filter(|n| n.feature != LEAF)
+                .map(|n| n.feature);
+            assert!(n.collect::<std::collections::HashSet<_>>().len() <= 2);
+        }
+        assert!(
+            IsolationForest::fit(
+                &x,
+                &ForestParams {
+                    max_features: MaxFeatures::Fraction(1.5),
+                    ..p
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            IsolationForest::fit(
+                &x,
+                &ForestParams {
+                    n_estimators: 0,
+                    ..p
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn constant_data_gives_single_leaf_trees() {
         let x = Matrix::new(2, vec![1.0; 200]).unwrap();
         let f = IsolationForest::fit(&x, &ForestParams::default()).unwrap();
