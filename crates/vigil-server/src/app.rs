@@ -94,10 +94,12 @@ impl Application {
             &config.ingest.rule_dirs,
         )?);
         let events = store.event_store();
+        let ml = crate::ml::MlEngine::start(config.ml.clone(), &store).await?;
         let (pipeline, pipeline_done) = crate::ingest::Pipeline::start(
             store.clone(),
             events.clone(),
             rules,
+            ml.clone(),
             crate::ingest::PipelineConfig {
                 queue_capacity: config.ingest.queue_capacity,
                 dedup: config.ingest.dedup,
@@ -110,7 +112,14 @@ impl Application {
             events.clone(),
             config.ingest.retention_days,
         ));
-        let mut background = vec![pipeline_done, retention];
+        let ml_worker = tokio::spawn(crate::ml::worker::run(
+            ml.clone(),
+            store.clone(),
+            chrono::Duration::seconds(
+                i64::try_from(config.ingest.dedup_window_secs).unwrap_or(i64::MAX / 1000),
+            ),
+        ));
+        let mut background = vec![pipeline_done, retention, ml_worker];
         let syslog = crate::syslog::SyslogListeners::bind(&config.syslog).await?;
         let syslog_addrs = SyslogAddrs {
             udp: syslog.udp_addr(),
@@ -126,6 +135,7 @@ impl Application {
         let state = AppState::new(Inner {
             events,
             pipeline,
+            ml,
             api_limiter: RateLimiter::new(rl.requests_per_second, rl.burst),
             login_limiter: RateLimiter::new(rl.login_per_minute / 60.0, rl.login_burst),
             jwt: JwtKeys::new(&secret),

@@ -128,6 +128,7 @@ pub struct Config {
     pub cortex: CortexConfig,
     pub ingest: IngestConfig,
     pub syslog: SyslogConfig,
+    pub ml: crate::ml::MlConfig,
 }
 
 impl Default for Config {
@@ -145,6 +146,7 @@ impl Default for Config {
             cortex: CortexConfig::default(),
             ingest: IngestConfig::default(),
             syslog: SyslogConfig::default(),
+            ml: crate::ml::MlConfig::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod local_agent;
 pub mod metrics;
 pub mod middleware;
+pub mod ml;
 pub mod state;
 pub mod syslog;
 pub mod telemetry;

@@ -16,6 +16,11 @@ pub const ACTION_EXECUTION_DURATION: &str = "action_execution_duration_seconds";
 pub const ALERTS_CREATED: &str = "alerts_created_total";
 /// Counter: login attempts by `outcome`.
 pub const LOGINS: &str = "auth_logins_total";
+/// Counter: vectors scored by the ML engine, by `model` (feature set) and `prediction`
+/// (`anomaly`, `normal`, `no_model`).
+pub const ML_PREDICTIONS: &str = "ml_predictions_total";
+/// Histogram: time to train one model, by `model` (feature set).
+pub const ML_TRAINING_DURATION: &str = "ml_training_duration_seconds";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -60,6 +65,15 @@ fn describe() {
     );
     describe_counter!(ALERTS_CREATED, "Alerts created, by source and severity");
     describe_counter!(LOGINS, "Login attempts, by outcome");
+    describe_counter!(
+        ML_PREDICTIONS,
+        "Vectors scored by the ML engine, by model and prediction"
+    );
+    describe_histogram!(
+        ML_TRAINING_DURATION,
+        Unit::Seconds,
+        "Time to train one ML model"
+    );
     // Register the series later stages feed so dashboards and alerts can be built now.
     metrics::counter!(SECURITY_EVENTS, "source" => "none", "outcome" => "received").absolute(0);
 }

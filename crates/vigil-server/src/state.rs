@@ -20,6 +20,8 @@ pub struct Inner {
     pub events: std::sync::Arc<dyn vigil_store::EventStore>,
     /// The ingestion pipeline (detection, storage, alerts).
     pub pipeline: crate::ingest::Pipeline,
+    /// Anomaly detection: models, feature windows, scoring.
+    pub ml: std::sync::Arc<crate::ml::MlEngine>,
     pub jwt: JwtKeys,
     pub metrics: PrometheusHandle,
     pub api_limiter: RateLimiter,

@@ -406,6 +406,7 @@ impl StoreImpl {
 }
 
 include!("common_events.rs");
+include!("common_ml.rs");
 
 #[async_trait::async_trait]
 impl Store for StoreImpl {
@@ -1253,6 +1254,10 @@ impl Store for StoreImpl {
     }
 
     fn event_store(&self) -> std::sync::Arc<dyn EventStore> {
+        std::sync::Arc::new(self.clone())
+    }
+
+    fn ml_store(&self) -> std::sync::Arc<dyn crate::MlStore> {
         std::sync::Arc::new(self.clone())
     }
 

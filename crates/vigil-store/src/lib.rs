@@ -27,6 +27,7 @@ use vigil_core::{
 mod change;
 mod error;
 mod events;
+pub mod ml;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -39,6 +40,7 @@ pub use events::{
     AppendOutcome, EventFilter, EventPage, EventStore, NewEvent, StoredEvent,
     valid_field_path as events_valid_field_path,
 };
+pub use ml::{MlStore, NewFeatureRow, NewModel, StoredModel};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -274,6 +276,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The event store kept in the same database.
     fn event_store(&self) -> Arc<dyn EventStore>;
+
+    /// The ML engine's feature vectors and models, in the same database.
+    fn ml_store(&self) -> Arc<dyn MlStore>;
 
     // Actions
     async fn create_action(&self, org: Uuid, action: NewAction) -> Result<Action>;

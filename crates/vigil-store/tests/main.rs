@@ -41,6 +41,7 @@ both!(
     api_keys_by_hash_and_revocation,
     event_batches_are_stored_once_and_queryable,
     detections_fold_into_open_alerts_within_window,
+    ml_features_and_models_are_versioned_per_org,
 );
 
 fn new_alert(i: usize, now: chrono::DateTime<chrono::Utc>) -> NewAlert {
@@ -1121,4 +1122,91 @@ async fn detections_fold_into_open_alerts_within_window(db: &TestDb) {
         .await
         .unwrap();
     assert!(matches!(out[0], DetectionOutcome::Created(_)));
+}
+
+async fn ml_features_and_models_are_versioned_per_org(db: &TestDb) {
+    let a = db.store.create_org("ml-a").await.unwrap().id;
+    let b = db.store.create_org("ml-b").await.unwrap().id;
+    let ml = db.store.ml_store();
+    let now = vigil_core::now();
+    let rows: Vec<NewFeatureRow> = (0..30)
+        .map(|i| NewFeatureRow {
+            feature_set: "network".into(),
+            entity: format!("agent-{}", i % 2),
+            window_start: now - Duration::minutes(60 - i),
+            values: vec![i as f64, 0.5, 1e-300, -2.25],
+        })
+        .collect();
+    ml.append_features(a, rows.clone()).await.unwrap();
+    let since = now - Duration::hours(2);
+    assert_eq!(
+        ml.feature_entities(a, "network", since).await.unwrap(),
+        [("agent-0".to_owned(), 15), ("agent-1".to_owned(), 15)]
+    );
+    let got = ml
+        .feature_rows(a, "network", Some("agent-1"), since, 5)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 5);
+    // Newest first, values exactly as written.
+    assert_eq!(got[0], rows[29]);
+    assert_eq!(
+        ml.feature_rows(a, "network", None, since, 100)
+            .await
+            .unwrap()
+            .len(),
+        30
+    );
+    // Another org sees nothing.
+    assert!(
+        ml.feature_entities(b, "network", since)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        ml.feature_rows(b, "network", None, since, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let model = |n: u8| NewModel {
+        feature_set: "network".into(),
+        entity: "agent-0".into(),
+        trained_at: now,
+        sample_count: 15,
+        features: vec!["flows".into(), "bytes_out".into()],
+        threshold: 0.55,
+        training_secs: 0.01,
+        model: vec![n; 64],
+    };
+    for n in 1..=7u8 {
+        let m = ml.save_model(a, model(n)).await.unwrap();
+        assert_eq!(m.version, i64::from(n));
+    }
+    let latest = ml.latest_models(a).await.unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].version, 7);
+    assert_eq!(latest[0].model, vec![7u8; 64]);
+    assert_eq!(latest[0].features, ["flows", "bytes_out"]);
+    assert_eq!(latest[0].trained_at, vigil_core::truncate_micros(now));
+    assert!(ml.latest_models(b).await.unwrap().is_empty());
+    // Org b's first model is its own version 1.
+    assert_eq!(ml.save_model(b, model(9)).await.unwrap().version, 1);
+    assert_eq!(ml.latest_models(a).await.unwrap()[0].version, 7);
+
+    assert_eq!(
+        ml.purge_features(now - Duration::minutes(40))
+            .await
+            .unwrap(),
+        20
+    );
+    assert_eq!(
+        ml.feature_rows(a, "network", None, since, 100)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
 }

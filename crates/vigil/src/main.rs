@@ -17,6 +17,7 @@ mod bench;
 mod bench_ingest;
 mod hunt;
 mod keys;
+mod ml;
 mod parse;
 
 #[derive(Parser)]
@@ -61,6 +62,9 @@ enum Command {
     /// Parse log lines (syslog, auth, auditd, nginx/apache, firewall, JSON) into normalized
     /// events, one JSON object per line.
     Parse(parse::ParseArgs),
+    /// Anomaly detection: train an Isolation Forest on a CSV file, score another.
+    #[command(subcommand)]
+    Ml(ml::MlCmd),
 }
 
 #[derive(Subcommand)]
@@ -165,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AgentToken(cmd) => keys::agent_token(load_config(cli.config.as_ref())?, cmd).await,
         Command::ApiKey(cmd) => keys::api_key(load_config(cli.config.as_ref())?, cmd).await,
         Command::Parse(args) => parse::run(args),
+        Command::Ml(cmd) => ml::run(cmd),
     }
 }
 

@@ -435,3 +435,190 @@ fn parse_reads_standard_input() {
     assert_eq!(events[0]["host"]["name"], "collector");
     assert_eq!(events[1]["msg"], "json");
 }
+
+fn ml_fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vigil-ml/tests/fixtures/data.csv")
+}
+
+fn metric(stderr: &str, name: &str) -> f64 {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {stderr}"))
+}
+
+#[test]
+fn ml_fit_then_score_a_labelled_csv() {
+    let dir = tmp();
+    let csv = ml_fixture();
+    let csv = csv.to_str().unwrap();
+    let model = dir.0.join("model.bin");
+    let fit = |out: &Path| {
+        vigil(
+            &dir.0,
+            &[
+                "ml",
+                "fit",
+                "--csv",
+                csv,
+                "--label-column",
+                "label",
+                "--out",
+                out.to_str().unwrap(),
+                "--seed",
+                "3",
+            ],
+            &[],
+        )
+    };
+    let o = fit(&model);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("trained 100 trees on 1000 rows x 5 features"),
+        "{err}"
+    );
+    assert!(metric(&err, "roc_auc") > 0.95, "{err}");
+    // Same seed, same model bytes.
+    let again = dir.0.join("again.bin");
+    assert!(fit(&again).status.success());
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+
+    let o = vigil(
+        &dir.0,
+        &[
+            "ml",
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--csv",
+            csv,
+        ],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "row,score,anomalous");
+    assert_eq!(lines.len(), 1001);
+    let flagged = lines[1..].iter().filter(|l| l.ends_with(",true")).count();
+    assert!(flagged > 0 && flagged < 200, "{flagged}");
+    for l in &lines[1..] {
+        let s: f64 = l.split(',').nth(1).unwrap().parse().unwrap();
+        assert!(s > 0.0 && s <= 1.0);
+    }
+    assert!(
+        metric(&err, "roc_auc") > 0.95 && metric(&err, "average_precision") > 0.5,
+        "{err}"
+    );
+
+    // A JSON model scores the same.
+    let json = dir.0.join("model.json");
+    assert!(fit(&json).status.success());
+    let o2 = vigil(
+        &dir.0,
+        &[
+            "ml",
+            "score",
+            "--model",
+            json.to_str().unwrap(),
+            "--csv",
+            csv,
+        ],
+        &[],
+    );
+    assert_eq!(text(&o2).0, out);
+}
+
+#[test]
+fn ml_bad_input_is_a_clear_error() {
+    let dir = tmp();
+    let bad = dir.0.join("bad.csv");
+    std::fs::write(&bad, "a,b\n1,2\n3,oops\n").unwrap();
+    let model = dir.0.join("m.bin");
+    let o = vigil(
+        &dir.0,
+        &[
+            "ml",
+            "fit",
+            "--csv",
+            bad.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("line 3") && err.contains("'oops'"), "{err}");
+    assert!(!model.exists());
+
+    let good = dir.0.join("good.csv");
+    std::fs::write(&good, "a,b\n1,2\n3,4\n5,6\n").unwrap();
+    assert!(
+        vigil(
+            &dir.0,
+            &[
+                "ml",
+                "fit",
+                "--csv",
+                good.to_str().unwrap(),
+                "--out",
+                model.to_str().unwrap()
+            ],
+            &[],
+        )
+        .status
+        .success()
+    );
+    let other = dir.0.join("other.csv");
+    std::fs::write(&other, "a,c\n1,2\n").unwrap();
+    let o = vigil(
+        &dir.0,
+        &[
+            "ml",
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--csv",
+            other.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("no column 'b'"), "{}", text(&o).1);
+    std::fs::write(&model, b"VGML\x01\x00garbage").unwrap();
+    let o = vigil(
+        &dir.0,
+        &[
+            "ml",
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--csv",
+            good.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("invalid model"), "{}", text(&o).1);
+    let o = vigil(
+        &dir.0,
+        &[
+            "ml",
+            "fit",
+            "--csv",
+            good.to_str().unwrap(),
+            "--out",
+            "x",
+            "--contamination",
+            "0.9",
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("contamination"), "{}", text(&o).1);
+}

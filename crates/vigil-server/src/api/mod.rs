@@ -22,6 +22,7 @@ pub mod events;
 pub mod ingest;
 pub mod keys;
 pub mod loki;
+pub mod ml;
 pub mod users;
 
 #[derive(OpenApi)]
@@ -39,6 +40,7 @@ pub mod users;
         (name = "events", description = "Recent normalized events"),
         (name = "api-keys", description = "API keys for machines (admin)"),
         (name = "system", description = "Health, readiness, metrics"),
+        (name = "ml", description = "Anomaly detection: models, scoring, retraining"),
     )
 )]
 struct ApiDoc;
@@ -68,6 +70,7 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(agents::router())
         .merge(keys::router())
         .merge(events::router())
+        .merge(ml::router())
         .merge(ingest::router().layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)))
         .routes(routes!(health))
         .routes(routes!(ready))

@@ -62,6 +62,8 @@ pub struct Pipeline {
 struct Detected {
     job: Job,
     detections: Vec<Detection>,
+    /// Feature vectors closed by this batch (stored after its events).
+    ml_rows: Vec<vigil_store::NewFeatureRow>,
     started: Instant,
 }
 
@@ -72,12 +74,14 @@ impl Pipeline {
         store: DynStore,
         events: Arc<dyn EventStore>,
         rules: Arc<Rules>,
+        ml: Arc<crate::ml::MlEngine>,
         config: PipelineConfig,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (dtx, drx) = mpsc::channel(4);
-        let detect = tokio::spawn(detect_stage(rx, dtx, rules));
-        let store_task = tokio::spawn(store_stage(drx, store, events, config));
+        let ml_store = ml.store().clone();
+        let detect = tokio::spawn(detect_stage(rx, dtx, rules, ml));
+        let store_task = tokio::spawn(store_stage(drx, store, events, ml_store, config));
         let done = tokio::spawn(async move {
             let _ = detect.await;
             let _ = store_task.await;
@@ -118,27 +122,36 @@ impl Pipeline {
     }
 }
 
-async fn detect_stage(mut rx: mpsc::Receiver<Job>, out: mpsc::Sender<Detected>, rules: Arc<Rules>) {
+async fn detect_stage(
+    mut rx: mpsc::Receiver<Job>,
+    out: mpsc::Sender<Detected>,
+    rules: Arc<Rules>,
+    ml: Arc<crate::ml::MlEngine>,
+) {
     let mut state = Some(Correlations::default());
     while let Some(job) = rx.recv().await {
         let started = Instant::now();
         let rules = rules.clone();
+        let ml = ml.clone();
         let mut corr = state.take().unwrap_or_default();
         let joined = tokio::task::spawn_blocking(move || {
             let mut detections = Vec::new();
             for doc in &job.events {
                 detections.extend(corr.detect(&rules, job.org, doc));
             }
-            (corr, job, detections)
+            let scored = ml.observe_batch(job.org, &job.events);
+            detections.extend(scored.detections);
+            (corr, job, detections, scored.rows)
         })
         .await;
         match joined {
-            Ok((corr, job, detections)) => {
+            Ok((corr, job, detections, ml_rows)) => {
                 state = Some(corr);
                 if out
                     .send(Detected {
                         job,
                         detections,
+                        ml_rows,
                         started,
                     })
                     .await
@@ -171,11 +184,13 @@ async fn store_stage(
     mut rx: mpsc::Receiver<Detected>,
     store: DynStore,
     events: Arc<dyn EventStore>,
+    ml_store: Arc<dyn vigil_store::MlStore>,
     config: PipelineConfig,
 ) {
     while let Some(Detected {
         job,
         mut detections,
+        ml_rows,
         started,
     }) = rx.recv().await
     {
@@ -200,6 +215,9 @@ async fn store_stage(
             Ok(outcome) => {
                 metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "stored")
                     .increment(n);
+                if let Err(e) = ml_store.append_features(org, ml_rows).await {
+                    tracing::error!(error = %e, %org, "ml feature vectors could not be stored");
+                }
                 if !config.dedup {
                     for d in &mut detections {
                         d.dedup_key = None;

@@ -12,6 +12,7 @@ mod bad_input;
 mod concurrency;
 mod ingest;
 mod loki_syslog;
+mod ml;
 mod org_isolation;
 mod rate_limit;
 mod rbac;

@@ -1,0 +1,3 @@
+//! vigil-ml integration tests: parity with scikit-learn through committed fixtures.
+
+mod parity;

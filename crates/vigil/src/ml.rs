@@ -1,0 +1,175 @@
+//! `vigil ml fit|score`: train an Isolation Forest on a CSV file and score another one, to
+//! evaluate the detector on one's own data. The work is `vigil_ml`'s.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use vigil_ml::csv::Dataset;
+use vigil_ml::eval::{average_precision, roc_auc};
+use vigil_ml::{Contamination, ForestParams, MaxFeatures, MaxSamples, Model};
+
+#[derive(Subcommand)]
+pub enum MlCmd {
+    /// Train a model on the numeric columns of a CSV file (header row of names).
+    Fit(FitArgs),
+    /// Score every row of a CSV file: prints `row,score,anomalous` as CSV, and ROC AUC and
+    /// average precision on standard error when the label column is present.
+    Score(ScoreArgs),
+}
+
+#[derive(Args)]
+pub struct FitArgs {
+    /// Training data: CSV with a header row; every column but the label column is a feature.
+    #[arg(long, value_name = "FILE")]
+    csv: PathBuf,
+    /// A column of labels (1/0, true/false, anomaly/normal) left out of the features; the
+    /// fit then reports ROC AUC and average precision on the training data.
+    #[arg(long, value_name = "NAME")]
+    label_column: Option<String>,
+    /// Where to write the model (`.json` for JSON, anything else the compact binary).
+    #[arg(long, value_name = "MODEL")]
+    out: PathBuf,
+    /// Trees in the forest.
+    #[arg(long, default_value_t = 100)]
+    n_estimators: usize,
+    /// Rows per tree: `auto` (min(256, rows)), a count, or a fraction in (0, 1].
+    #[arg(long, default_value = "auto")]
+    max_samples: MaxSamples,
+    /// Features per tree: a count or a fraction in (0, 1].
+    #[arg(long, default_value = "1.0")]
+    max_features: MaxFeatures,
+    /// Threshold rule: `auto` (anomaly score above 0.5) or the fraction in (0, 0.5] of
+    /// training rows that are anomalous.
+    #[arg(long, default_value = "auto")]
+    contamination: Contamination,
+    /// Seed: the same data and seed give the same model.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// A model written by `vigil ml fit`.
+    #[arg(long, value_name = "MODEL")]
+    model: PathBuf,
+    /// Rows to score: CSV with the model's feature columns (any order; extra columns other
+    /// than the label column are an error).
+    #[arg(long, value_name = "FILE")]
+    csv: PathBuf,
+    /// Label column for ROC AUC / average precision (default: `label` when present).
+    #[arg(long, value_name = "NAME")]
+    label_column: Option<String>,
+}
+
+pub fn run(cmd: MlCmd) -> anyhow::Result<()> {
+    match cmd {
+        MlCmd::Fit(a) => fit(a),
+        MlCmd::Score(a) => score(a),
+    }
+}
+
+fn report(scores: &[f64], labels: Option<&Vec<bool>>) -> anyhow::Result<()> {
+    if let Some(labels) = labels {
+        let auc = roc_auc(scores, labels)?;
+        let ap = average_precision(scores, labels)?;
+        eprintln!("roc_auc {auc:.6}\naverage_precision {ap:.6}");
+    }
+    Ok(())
+}
+
+fn fit(a: FitArgs) -> anyhow::Result<()> {
+    let data = Dataset::read(&a.csv, a.label_column.as_deref())?;
+    let params = ForestParams {
+        n_estimators: a.n_estimators,
+        max_samples: a.max_samples,
+        max_features: a.max_features,
+        contamination: a.contamination,
+        seed: a.seed,
+    };
+    let started = std::time::Instant::now();
+    let model = Model::train(data.feature_names.clone(), &data.x, &params)?;
+    let took = started.elapsed();
+    let bytes = if a.out.extension().is_some_and(|e| e == "json") {
+        model.to_json().into_bytes()
+    } else {
+        model.to_bytes()
+    };
+    std::fs::write(&a.out, &bytes).with_context(|| format!("cannot write {}", a.out.display()))?;
+    eprintln!(
+        "trained {} trees on {} rows x {} features in {:.3} s; threshold {:.6}; wrote {} ({} bytes)",
+        model.forest.trees.len(),
+        data.x.n_rows(),
+        data.x.n_features(),
+        took.as_secs_f64(),
+        model.threshold(),
+        a.out.display(),
+        bytes.len()
+    );
+    if data.labels.is_some() {
+        let scores: Vec<f64> = model
+            .forest
+            .score_samples(&data.x)?
+            .into_iter()
+            .map(|s| -s)
+            .collect();
+        report(&scores, data.labels.as_ref())?;
+    }
+    Ok(())
+}
+
+fn score(a: ScoreArgs) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
+    let model = Model::from_bytes(&bytes).with_context(|| format!("{}", a.model.display()))?;
+    let text = std::fs::read_to_string(&a.csv)
+        .with_context(|| format!("cannot read {}", a.csv.display()))?;
+    let label = match &a.label_column {
+        Some(l) => Some(l.clone()),
+        None => text
+            .lines()
+            .next()
+            .filter(|h| h.split(',').any(|c| c.trim() == "label"))
+            .map(|_| "label".to_owned()),
+    };
+    let data =
+        Dataset::parse(&text, label.as_deref()).with_context(|| format!("{}", a.csv.display()))?;
+    // Columns by name, in the model's order.
+    let order: Vec<usize> = model
+        .feature_names
+        .iter()
+        .map(|n| {
+            data.feature_names
+                .iter()
+                .position(|c| c == n)
+                .with_context(|| format!("{}: no column '{n}' the model needs", a.csv.display()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(extra) = data
+        .feature_names
+        .iter()
+        .find(|c| !model.feature_names.contains(c))
+    {
+        anyhow::bail!(
+            "{}: column '{extra}' is not a feature of the model ({})",
+            a.csv.display(),
+            model.feature_names.join(", ")
+        );
+    }
+    let threshold = model.threshold();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "row,score,anomalous")?;
+    let mut scores = Vec::with_capacity(data.x.n_rows());
+    let mut x = vec![0.0; order.len()];
+    for (i, row) in data.x.rows().enumerate() {
+        for (slot, &col) in x.iter_mut().zip(&order) {
+            *slot = row[col];
+        }
+        let s = model.forest.anomaly_score(&x)?;
+        scores.push(s);
+        writeln!(out, "{},{s},{}", i + 1, s > threshold)?;
+    }
+    out.flush()?;
+    report(&scores, data.labels.as_ref())
+}
