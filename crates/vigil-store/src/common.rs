@@ -406,6 +406,7 @@ impl StoreImpl {
 }
 
 include!("common_events.rs");
+include!("common_ai.rs");
 
 #[async_trait::async_trait]
 impl Store for StoreImpl {
@@ -1254,6 +1255,27 @@ impl Store for StoreImpl {
 
     fn event_store(&self) -> std::sync::Arc<dyn EventStore> {
         std::sync::Arc::new(self.clone())
+    }
+
+    async fn create_triage(&self, org: Uuid, t: vigil_core::NewTriage) -> Result<vigil_core::AlertTriage> {
+        self.ai_create_triage(org, t).await
+    }
+
+    async fn list_triage(&self, org: Uuid, alert: Uuid) -> Result<Option<Vec<vigil_core::AlertTriage>>> {
+        self.ai_list_triage(org, alert).await
+    }
+
+    async fn decide_suggestion(
+        &self,
+        org: Uuid,
+        alert: Uuid,
+        triage: Uuid,
+        index: u32,
+        decision: vigil_core::SuggestionStatus,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<vigil_core::AlertTriage> {
+        self.ai_decide_suggestion(org, alert, triage, index, decision, actor, now).await
     }
 
     async fn create_action(&self, org: Uuid, a: NewAction) -> Result<Action> {

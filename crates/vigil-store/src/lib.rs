@@ -275,6 +275,33 @@ pub trait Store: Send + Sync + 'static {
     /// The event store kept in the same database.
     fn event_store(&self) -> Arc<dyn EventStore>;
 
+    // AI triage (migration 0004_ai)
+    /// Stores a triage of an alert. `NotFound` when the alert is not this organization's.
+    async fn create_triage(
+        &self,
+        org: Uuid,
+        triage: vigil_core::NewTriage,
+    ) -> Result<vigil_core::AlertTriage>;
+    /// The alert's triages, newest first; `None` when the alert is not this organization's.
+    async fn list_triage(
+        &self,
+        org: Uuid,
+        alert: Uuid,
+    ) -> Result<Option<Vec<vigil_core::AlertTriage>>>;
+    /// Records an analyst's decision on one suggestion (never changes the alert).
+    /// `NotFound` for an unknown triage, `InvalidInput` for an unknown suggestion index.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_suggestion(
+        &self,
+        org: Uuid,
+        alert: Uuid,
+        triage: Uuid,
+        index: u32,
+        decision: vigil_core::SuggestionStatus,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<vigil_core::AlertTriage>;
+
     // Actions
     async fn create_action(&self, org: Uuid, action: NewAction) -> Result<Action>;
     async fn list_actions(&self, org: Uuid, alert: Option<Uuid>) -> Result<Vec<Action>>;

@@ -1111,3 +1111,5 @@ async fn detections_fold_into_open_alerts_within_window(db: &TestDb) {
         .unwrap();
     assert!(matches!(out[0], DetectionOutcome::Created(_)));
 }
+
+mod ai;
