@@ -36,6 +36,7 @@ pub fn install() -> PrometheusHandle {
             // from the facade, which tests would catch.
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            vigil_integrations::llm::metrics::describe();
             handle
         })
         .clone()
