@@ -27,6 +27,9 @@ pub mod llm;
 pub mod loki;
 pub mod ollama;
 pub mod openai;
+/// Fake Ollama, OpenAI-compatible and Loki servers for tests (feature `testing`).
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// Joins a base URL and a path with exactly one slash between them.
 pub(crate) fn join_url(base: &str, path: &str) -> String {

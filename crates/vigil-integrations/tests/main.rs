@@ -1,7 +1,7 @@
 //! Integration tests of the clients against fake servers that follow the real APIs
 //! (tests/fakes.rs). Run: `cargo test -p vigil-integrations`.
 
-mod fakes;
+pub(crate) use vigil_integrations::testing as fakes;
 
 mod llm;
 mod loki;

@@ -123,7 +123,7 @@ impl Application {
             tracing::info!(udp = ?syslog_addrs.udp, tcp = ?syslog_addrs.tcp, tls = ?syslog_addrs.tls, "syslog listening");
         }
         let ai = crate::ai::Ai::from_config(&config)?;
-        background.extend(crate::ai::background::spawn(&ai, &config, &store, &events));
+        background.extend(crate::ai::background::spawn(&ai, &config, &store));
         let rl = &config.rate_limit;
         let state = AppState::new(Inner {
             events,

@@ -1261,6 +1261,10 @@ impl Store for StoreImpl {
         self.ai_create_triage(org, t).await
     }
 
+    async fn events_after(&self, org: Uuid, after: Option<Uuid>, limit: u64) -> Result<Vec<crate::StoredEvent>> {
+        self.ai_events_after(org, after, limit).await
+    }
+
     async fn list_triage(&self, org: Uuid, alert: Uuid) -> Result<Option<Vec<vigil_core::AlertTriage>>> {
         self.ai_list_triage(org, alert).await
     }

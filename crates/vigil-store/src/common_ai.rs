@@ -36,6 +36,25 @@ const TRIAGE_COLS: &str = "id, org_id, alert_id, provider, model, prompt_version
     created_by, analysis, suggestions";
 
 impl StoreImpl {
+    async fn ai_events_after(
+        &self,
+        org: Uuid,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<crate::StoredEvent>> {
+        let after = after.unwrap_or(Uuid::nil());
+        let rows = sqlx::query_as::<_, crate::rows::EventRow>(&format!(
+            "SELECT {} FROM events WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            crate::rows::EVENT_COLS
+        ))
+        .bind(org)
+        .bind(after)
+        .bind(i64::try_from(limit.min(10_000)).unwrap_or(10_000))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(crate::StoredEvent::from).collect())
+    }
+
     async fn ai_create_triage(
         &self,
         org: Uuid,

@@ -275,6 +275,15 @@ pub trait Store: Send + Sync + 'static {
     /// The event store kept in the same database.
     fn event_store(&self) -> Arc<dyn EventStore>;
 
+    /// Events stored after the event with id `after` (ids are UUIDv7, given at storage
+    /// time), oldest first, at most `limit` (up to 10,000): the Loki forwarder's cursor.
+    async fn events_after(
+        &self,
+        org: Uuid,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<StoredEvent>>;
+
     // AI triage (migration 0004_ai)
     /// Stores a triage of an alert. `NotFound` when the alert is not this organization's.
     async fn create_triage(

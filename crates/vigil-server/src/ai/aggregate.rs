@@ -136,7 +136,10 @@ pub fn aggregate(events: &[SourceEvent], alerts: &[Alert]) -> DeterministicAnaly
     let mut success_after: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut failures = 0u64;
     let mut suspicious = Vec::new();
-    for e in events {
+    // In time order, so "success after failures" means after. Stores list newest first.
+    let mut ordered: Vec<&SourceEvent> = events.iter().collect();
+    ordered.sort_by_key(|e| vigil_core::event::timestamp(&e.doc));
+    for e in ordered {
         let d = &e.doc;
         *by_host
             .entry(get_str(d, "host.name").unwrap_or("(none)").to_string())

@@ -2,16 +2,16 @@
 //! Both are off by default and stop with the server (their tasks are aborted at shutdown).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use vigil_core::{AlertFilter, AlertSortField, AlertStatus, Severity};
 use vigil_integrations::loki::events_to_streams;
-use vigil_store::{DynStore, EventFilter, EventStore};
+use vigil_store::DynStore;
 
 use super::Ai;
+use crate::metrics::LOKI_FORWARDED;
 
-/// Pages of 1000 events the forwarder reads per organization and round.
+/// Batches of 1000 events the forwarder pushes per organization and round.
 const MAX_PAGES: usize = 20;
 
 /// Starts the configured jobs.
@@ -19,7 +19,6 @@ pub fn spawn(
     ai: &Ai,
     cfg: &crate::config::Config,
     store: &DynStore,
-    events: &Arc<dyn EventStore>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     if cfg.ollama.auto_triage && ai.llm.is_some() {
@@ -35,7 +34,6 @@ pub fn spawn(
         tasks.push(tokio::spawn(forward(
             loki.clone(),
             store.clone(),
-            events.clone(),
             Duration::from_secs(cfg.loki.forward_interval_secs),
         )));
     }
@@ -93,17 +91,24 @@ async fn auto_triage(ai: Ai, store: DynStore, every: Duration) {
     }
 }
 
-/// Pushes events stored since the last push to Loki, per organization (labelled `org`).
-/// Starts from the events arriving after the server started; a failed push is retried
-/// with the same events next round.
-async fn forward(
-    loki: vigil_integrations::loki::LokiClient,
-    store: DynStore,
-    events: Arc<dyn EventStore>,
-    every: Duration,
-) {
-    let mut since = std::collections::HashMap::<uuid::Uuid, chrono::DateTime<chrono::Utc>>::new();
-    let started = vigil_core::now();
+/// The smallest UUIDv7 of instant `t`: every id generated at or after `t` sorts above it.
+fn v7_floor(t: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
+    let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0);
+    let mut b = [0u8; 16];
+    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    b[6] = 0x70;
+    b[8] = 0x80;
+    uuid::Uuid::from_bytes(b)
+}
+
+/// Pushes events to Loki in the order they were stored (by id, UUIDv7 given at storage
+/// time), per organization (labelled `org`), so late-arriving events with old timestamps
+/// are forwarded too. Starts with events stored 5 minutes before the server started (Loki
+/// drops an entry identical to one it has); a failed push is retried next round with the
+/// same events.
+async fn forward(loki: vigil_integrations::loki::LokiClient, store: DynStore, every: Duration) {
+    let start = v7_floor(vigil_core::now() - chrono::Duration::minutes(5));
+    let mut cursor = std::collections::HashMap::<uuid::Uuid, uuid::Uuid>::new();
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
@@ -111,63 +116,40 @@ async fn forward(
             continue;
         };
         for org in orgs {
-            let from = *since.get(&org.id).unwrap_or(&started);
-            let to = vigil_core::now();
-            let mut f = EventFilter {
-                from: Some(from),
-                to: Some(to),
-                limit: 1000,
-                ..Default::default()
-            };
-            let mut items = Vec::new();
-            let mut failed = false;
+            // Up to MAX_PAGES batches per organization and round.
             for _ in 0..MAX_PAGES {
-                match events.query_events(org.id, &f).await {
-                    Ok(p) => {
-                        items.extend(p.items);
-                        match p.next_cursor {
-                            Some(c) => f.cursor = Some(c),
-                            None => break,
-                        }
-                    }
+                let after = *cursor.get(&org.id).unwrap_or(&start);
+                let items = match store.events_after(org.id, Some(after), 1000).await {
+                    Ok(i) => i,
                     Err(e) => {
                         tracing::warn!(error = %e, "loki forwarder: cannot read events");
-                        failed = true;
+                        break;
+                    }
+                };
+                let Some(last) = items.last().map(|e| e.id) else {
+                    break;
+                };
+                let mut streams = events_to_streams(
+                    items
+                        .iter()
+                        .map(|e| (e.timestamp, e.channel.as_str(), &e.doc)),
+                );
+                for s in &mut streams {
+                    s.labels.insert("org".into(), org.name.clone());
+                }
+                match loki.push(&streams).await {
+                    Ok(()) => {
+                        metrics::counter!(LOKI_FORWARDED).increment(items.len() as u64);
+                        cursor.insert(org.id, last);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "loki forwarder: push failed; retrying next round");
                         break;
                     }
                 }
-            }
-            if failed {
-                continue;
-            }
-            if f.cursor.is_some() && items.len() >= MAX_PAGES * 1000 {
-                tracing::warn!(
-                    pushed = items.len(),
-                    "loki forwarder: more events than one round pushes; the oldest of this round were skipped"
-                );
-            }
-            if items.is_empty() {
-                since.insert(org.id, to);
-                continue;
-            }
-            let next = to;
-            let page = vigil_store::EventPage {
-                items,
-                next_cursor: None,
-            };
-            let mut streams = events_to_streams(
-                page.items
-                    .iter()
-                    .map(|e| (e.timestamp, e.channel.as_str(), &e.doc)),
-            );
-            for s in &mut streams {
-                s.labels.insert("org".into(), org.name.clone());
-            }
-            match loki.push(&streams).await {
-                Ok(()) => {
-                    since.insert(org.id, next);
+                if items.len() < 1000 {
+                    break;
                 }
-                Err(e) => tracing::warn!(error = %e, "loki forwarder: push failed; retrying"),
             }
         }
     }

@@ -5,7 +5,44 @@ use vigil_core::*;
 use vigil_store::Error;
 use vigil_store::testing::TestDb;
 
-both!(triage_is_stored_decided_and_isolated);
+both!(
+    triage_is_stored_decided_and_isolated,
+    events_after_pages_in_storage_order
+);
+
+async fn events_after_pages_in_storage_order(db: &TestDb) {
+    let s = &db.store;
+    let org = s.create_org("a").await.unwrap().id;
+    let other = s.create_org("b").await.unwrap().id;
+    let t = now();
+    // Stored in this order, with event times going backwards (a late batch).
+    for i in 0..5 {
+        let e = vigil_store::NewEvent {
+            timestamp: t - chrono::Duration::minutes(i),
+            host: None,
+            dataset: None,
+            message: Some(format!("m{i}")),
+            doc: serde_json::json!({"message": format!("m{i}")}),
+        };
+        s.event_store()
+            .append_events(org, None, "api", vec![e], t)
+            .await
+            .unwrap();
+    }
+    let first = s.events_after(org, None, 3).await.unwrap();
+    let msgs: Vec<_> = first.iter().map(|e| e.message.clone().unwrap()).collect();
+    assert_eq!(msgs, ["m0", "m1", "m2"]);
+    let rest = s.events_after(org, Some(first[2].id), 10).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    assert_eq!(rest[1].message.as_deref(), Some("m4"));
+    assert!(
+        s.events_after(org, Some(rest[1].id), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.events_after(other, None, 10).await.unwrap().is_empty());
+}
 
 fn suggestion(index: u32, kind: &str, value: &str) -> TriageSuggestion {
     TriageSuggestion {

@@ -1,7 +1,7 @@
 //! Fake Ollama, OpenAI-compatible and Loki servers (axum on 127.0.0.1:0) that follow the
 //! published APIs: request and response shapes, streaming framing, error bodies. Each
 //! takes a script of answers and records the requests it got.
-#![allow(clippy::type_complexity, clippy::result_large_err)]
+#![allow(clippy::type_complexity, clippy::result_large_err, clippy::unwrap_used)]
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
