@@ -13,6 +13,7 @@ use vigil_store::{NewUser, UserUpdate};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod analyze;
 mod bench;
 mod bench_ingest;
 mod hunt;
@@ -61,6 +62,9 @@ enum Command {
     /// Parse log lines (syslog, auth, auditd, nginx/apache, firewall, JSON) into normalized
     /// events, one JSON object per line.
     Parse(parse::ParseArgs),
+    /// Analyse the last N minutes of events (deterministic counts and findings, plus the
+    /// model's analysis when `[ollama]` is configured), as `POST /api/v1/analyze` does.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 #[derive(Subcommand)]
@@ -165,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AgentToken(cmd) => keys::agent_token(load_config(cli.config.as_ref())?, cmd).await,
         Command::ApiKey(cmd) => keys::api_key(load_config(cli.config.as_ref())?, cmd).await,
         Command::Parse(args) => parse::run(args),
+        Command::Analyze(args) => analyze::run(load_config(cli.config.as_ref())?, args).await,
     }
 }
 

@@ -181,3 +181,67 @@ pub fn apply_safety(analysis: &mut Analysis, injection_suspected: bool) -> Optio
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn model_and_loki_settings_are_checked_and_the_key_is_redacted() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("OLLAMA_API_URL", "http://127.0.0.1:8080"),
+                ("OLLAMA_MODEL", "qwen"),
+                ("VIGIL_OLLAMA__PROVIDER", "openai"),
+                ("VIGIL_OLLAMA__API_KEY", "sk-very-secret"),
+                ("LOKI_API_URL", "http://127.0.0.1:3100"),
+                ("LOKI_TIMEOUT", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.ollama.provider, "openai");
+        assert_eq!(c.loki.timeout_secs, 7);
+        assert!(!c.redacted_toml().contains("sk-very-secret"));
+        let ai = super::Ai::from_config(&c).unwrap();
+        assert_eq!(ai.llm.as_ref().unwrap().provider(), "openai");
+        assert!(ai.loki.is_some());
+        assert!(
+            super::Ai::from_config(&Config::default())
+                .unwrap()
+                .llm
+                .is_none()
+        );
+        for (pairs, want) in [
+            (
+                vec![("VIGIL_OLLAMA__PROVIDER", "claude")],
+                "ollama.provider",
+            ),
+            (
+                vec![("OLLAMA_API_URL", "http://127.0.0.1:11434")],
+                "ollama.model",
+            ),
+            (
+                vec![("OLLAMA_API_URL", "127.0.0.1:11434"), ("OLLAMA_MODEL", "m")],
+                "http://",
+            ),
+            (vec![("VIGIL_LOKI__FORWARD", "true")], "loki.forward"),
+            (
+                vec![("VIGIL_OLLAMA__MAX_CONCURRENCY", "0")],
+                "max_concurrency",
+            ),
+        ] {
+            let e = Config::load_from(None, &env(&pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{pairs:?}: {e}");
+        }
+    }
+}
