@@ -167,6 +167,23 @@ async fn analyze_works_without_a_model(app: &TestApp) {
     assert_eq!(r.body["deterministic"]["event_count"], 7);
     let h = app.get("/api/v1/ai/health", &analyst.access).await;
     assert_eq!(h.ok(200)["model_configured"], false);
+    let doc = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    for p in [
+        "/analyze",
+        "/alerts/{id}/triage",
+        "/alerts/{id}/triage/{triage_id}/suggestions/{index}",
+        "/ai/health",
+    ] {
+        assert!(doc["paths"][p].is_object(), "{p} not documented");
+    }
 }
 
 async fn analyze_checks_input_roles_and_orgs(app: &TestApp) {
