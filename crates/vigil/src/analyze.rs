@@ -43,7 +43,9 @@ pub async fn run(cfg: Config, args: AnalyzeArgs) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("no organization named '{}'", args.org))?
         .id;
-    let ai = vigil_server::ai::Ai::from_config(&cfg)?;
+    let mut ai = vigil_server::ai::Ai::from_config(&cfg)?;
+    // No HTTP request to answer in time: wait for the model as long as its own timeout.
+    ai.model_deadline = None;
     let events = store.event_store();
     let report = vigil_server::ai::analyze::run(&ai, &store, &events, org, &req)
         .await

@@ -266,7 +266,17 @@ pub async fn run(
         &context,
         &prompt_lines(&evs, &report.deterministic),
     );
-    match llm.analyze(&prompt).await {
+    let answer = match ai.model_deadline {
+        Some(d) => match tokio::time::timeout(d, llm.analyze(&prompt)).await {
+            Ok(r) => r,
+            Err(_) => Err(vigil_integrations::llm::LlmError::Timeout {
+                provider: llm.provider(),
+                secs: d.as_secs(),
+            }),
+        },
+        None => llm.analyze(&prompt).await,
+    };
+    match answer {
         Ok(mut out) => {
             let note = apply_safety(&mut out.analysis, report.deterministic.injection_suspected);
             report.deterministic_only = false;

@@ -32,6 +32,10 @@ pub struct Ai {
     /// LogQL selector for `source: "loki"`.
     pub loki_query: String,
     pub max_events: usize,
+    /// Longest an analysis waits for the model before answering with the deterministic
+    /// part and a `timeout` model error (just under the server's request timeout, so a slow
+    /// model never turns the whole request into a 503). `None`: no bound (the CLI).
+    pub model_deadline: Option<Duration>,
 }
 
 /// Checks the `[ollama]` and `[loki]` sections (called by `Config::load`).
@@ -123,6 +127,9 @@ impl Ai {
             loki,
             loki_query: l.query.clone(),
             max_events: o.max_events,
+            model_deadline: Some(Duration::from_secs(
+                cfg.server.request_timeout_secs.saturating_sub(2).max(1),
+            )),
         })
     }
 }

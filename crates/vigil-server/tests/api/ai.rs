@@ -23,6 +23,7 @@ both!(@backend
     analyze_with_fake_ollama,
     analyze_with_fake_openai_streaming,
     a_failing_model_leaves_the_deterministic_analysis,
+    a_slow_model_does_not_cost_the_answer,
     analyze_from_fake_loki,
     triage_is_stored_visible_and_decided,
     invalid_model_output_is_never_stored,
@@ -385,6 +386,34 @@ async fn a_failing_model_leaves_the_deterministic_analysis(backend: Backend) {
     );
     check_deterministic(&b["deterministic"]);
     assert_eq!(f.requests().len(), 3, "tried once and retried twice");
+}
+
+async fn a_slow_model_does_not_cost_the_answer(backend: Backend) {
+    let f = fakes::ollama(&["mistral:latest"]).await;
+    let url = f.url.clone();
+    let Some(app) = app_with(backend, move |c| {
+        ollama_config(&url, true)(c);
+        c.server.request_timeout_secs = 3;
+        c.ollama.timeout_secs = 30;
+    })
+    .await
+    else {
+        return;
+    };
+    seed(&app, false).await;
+    f.push(Answer::Slow(
+        Duration::from_secs(20),
+        good_analysis("true_positive"),
+    ));
+    let admin = app.admin().await;
+    let b = app
+        .post("/api/v1/analyze", &admin.access, &json!({"timeframe": 10}))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(b["deterministic_only"], true);
+    assert_eq!(b["model_error"]["kind"], "timeout");
+    check_deterministic(&b["deterministic"]);
 }
 
 async fn analyze_from_fake_loki(backend: Backend) {
