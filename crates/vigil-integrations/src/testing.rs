@@ -612,27 +612,32 @@ async fn loki_query_range(
         )
         .into_response();
     }
-    let mut taken = 0;
-    let mut result = Vec::new();
-    for (labels, lines) in streams.iter().filter(|(l, _)| matches(l, &sel)) {
-        let mut sel_lines: Vec<&(i64, String)> = lines
-            .iter()
-            .filter(|(ns, _)| *ns >= start && *ns < end)
-            .collect();
-        sel_lines.sort_by_key(|(ns, _)| if forward { *ns } else { -*ns });
-        let values: Vec<Value> = sel_lines
-            .into_iter()
-            .take(limit - taken)
-            .map(|(ns, line)| json!([ns.to_string(), line]))
-            .collect();
-        taken += values.len();
-        if !values.is_empty() {
-            result.push(json!({"stream": labels, "values": values}));
-        }
-        if taken >= limit {
-            break;
+    // Like Loki: the `limit` oldest (forward) or newest (backward) lines over all matching
+    // streams, grouped back into their streams.
+    let mut all: Vec<(usize, i64, &String)> = Vec::new();
+    for (si, (labels, lines)) in streams.iter().enumerate() {
+        if matches(labels, &sel) {
+            all.extend(
+                lines
+                    .iter()
+                    .filter(|(ns, _)| *ns >= start && *ns < end)
+                    .map(|(ns, line)| (si, *ns, line)),
+            );
         }
     }
+    all.sort_by_key(|(si, ns, _)| if forward { (*ns, *si) } else { (-*ns, *si) });
+    all.truncate(limit);
+    let mut grouped: std::collections::BTreeMap<usize, Vec<Value>> = Default::default();
+    for (si, ns, line) in all {
+        grouped
+            .entry(si)
+            .or_default()
+            .push(json!([ns.to_string(), line]));
+    }
+    let result: Vec<Value> = grouped
+        .into_iter()
+        .map(|(si, values)| json!({"stream": streams[si].0, "values": values}))
+        .collect();
     axum::Json(
         json!({"status": "success", "data": {"resultType": "streams", "result": result,
         "stats": {"summary": {"execTime": 0.001}}}}),

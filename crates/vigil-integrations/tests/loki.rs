@@ -137,6 +137,15 @@ async fn long_ranges_are_split_and_joined() {
             .windows(2)
             .all(|w| w[0].timestamp < w[1].timestamp)
     );
+    // A piece that fills the per-request limit is continued, not cut.
+    let mut small = LokiConfig::new(&f.url);
+    small.limit_per_query = 4;
+    let r = LokiClient::new(small)
+        .unwrap()
+        .query_range_split("{job=\"varlogs\"}", start, end, 10_000, None)
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 84, "every line of both streams");
     // The total limit stops early.
     let r = c
         .query_range_split("{job=\"varlogs\"}", start, end, 15, None)

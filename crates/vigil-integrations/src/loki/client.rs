@@ -323,8 +323,10 @@ impl LokiClient {
     }
 
     /// `query_range` over a long range as several requests of at most `split_interval`,
-    /// oldest first, stopping once `max_entries` lines (or samples) were collected. Streams
-    /// with the same labels from different pieces are joined.
+    /// oldest first, stopping once `max_entries` lines (or samples) were collected. A piece
+    /// that fills `limit_per_query` is continued from just after its newest line (lines
+    /// sharing that exact nanosecond beyond the limit are lost, as with Loki's own paging).
+    /// Streams with the same labels from different pieces are joined.
     pub async fn query_range_split(
         &self,
         query: &str,
@@ -346,10 +348,22 @@ impl LokiClient {
             let r = self
                 .query_range(query, from, to, limit, LokiDirection::Forward, step)
                 .await?;
-            got += r.len();
+            let n = r.len();
+            got += n;
+            // A piece that filled its limit has more lines: continue after its newest one
+            // instead of skipping the rest of the piece.
+            let mut resume = None;
             match r {
                 LokiQueryResult::Streams(s) => {
                     kind = Some("streams");
+                    if n >= limit as usize {
+                        resume = s
+                            .iter()
+                            .flat_map(|st| st.entries.iter().map(|e| e.timestamp))
+                            .max()
+                            .map(|t| t + chrono::Duration::nanoseconds(1))
+                            .filter(|t| *t > from && *t < to);
+                    }
                     for st in s {
                         streams.entry(st.labels).or_default().extend(st.entries);
                     }
@@ -366,7 +380,7 @@ impl LokiClient {
                     ));
                 }
             }
-            from = to;
+            from = resume.unwrap_or(to);
         }
         Ok(if kind == Some("matrix") {
             LokiQueryResult::Matrix(
