@@ -15,10 +15,12 @@
 mod alert;
 mod error;
 pub mod event;
+mod triage;
 mod user;
 
 pub use alert::*;
 pub use error::{Error, Result};
+pub use triage::*;
 pub use user::*;
 
 /// Current time truncated to microseconds: both SQLite and PostgreSQL then store and return

@@ -131,6 +131,8 @@ impl Application {
             background.extend(syslog.spawn(pipeline.clone(), org, config.syslog.max_message_bytes));
             tracing::info!(udp = ?syslog_addrs.udp, tcp = ?syslog_addrs.tcp, tls = ?syslog_addrs.tls, "syslog listening");
         }
+        let ai = crate::ai::Ai::from_config(&config)?;
+        background.extend(crate::ai::background::spawn(&ai, &config, &store));
         let rl = &config.rate_limit;
         let state = AppState::new(Inner {
             events,
@@ -143,6 +145,7 @@ impl Application {
                 config.auth.session_cache_secs,
             )),
             metrics: crate::metrics::install(),
+            ai,
             store,
             config,
         });

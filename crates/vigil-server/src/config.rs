@@ -282,17 +282,59 @@ impl Default for LogConfig {
     }
 }
 
-/// Local LLM (used by the analysis features).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The language model behind `POST /analyze` and alert triage (Ollama, or any
+/// OpenAI-compatible server). Optional: without a URL everything works without a model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OllamaConfig {
     /// Base URL, e.g. `http://127.0.0.1:11434` (`OLLAMA_API_URL`). Empty: no model.
     pub url: String,
     /// Model name, e.g. `mistral` (`OLLAMA_MODEL`).
     pub model: String,
+    /// `ollama` (`/api/chat`) or `openai` (`/v1/chat/completions`: llama.cpp server, vLLM,
+    /// LM Studio).
+    pub provider: String,
+    /// Bearer token for an OpenAI-compatible server (never needed by a local Ollama).
+    pub api_key: Secret,
+    /// Whole-request timeout, seconds (a streamed answer must finish within it).
+    pub timeout_secs: u64,
+    /// Stream answers (Ollama NDJSON / OpenAI server-sent events) instead of one body.
+    pub stream: bool,
+    /// Requests to the model at the same time; more wait.
+    pub max_concurrency: usize,
+    /// Extra attempts after a timeout, 429, 5xx or broken stream (with backoff).
+    pub retries: u32,
+    /// Seconds an analysis of identical content is reused (0: no cache).
+    pub cache_ttl_secs: u64,
+    /// Triage new high and critical alerts in the background.
+    pub auto_triage: bool,
+    /// How often the background triage looks for new alerts, seconds.
+    pub auto_triage_interval_secs: u64,
+    /// Most events `POST /analyze` reads from the store or from Loki.
+    pub max_events: usize,
 }
 
-/// Grafana Loki as a log source.
+impl Default for OllamaConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            model: String::new(),
+            provider: "ollama".into(),
+            api_key: Secret::default(),
+            timeout_secs: 120,
+            stream: false,
+            max_concurrency: 2,
+            retries: 2,
+            cache_ttl_secs: 600,
+            auto_triage: false,
+            auto_triage_interval_secs: 30,
+            max_events: 5000,
+        }
+    }
+}
+
+/// Grafana Loki as a log source for `POST /analyze` (`source: "loki"`), and optionally as
+/// a destination for stored events.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LokiConfig {
@@ -300,6 +342,16 @@ pub struct LokiConfig {
     pub url: String,
     /// Request timeout in seconds (`LOKI_TIMEOUT`).
     pub timeout_secs: u64,
+    /// Tenant sent as `X-Scope-OrgID` (multi-tenant Loki). Empty: none.
+    pub tenant: String,
+    /// LogQL selector of the logs to analyse.
+    pub query: String,
+    /// Longer ranges are queried in pieces of this many seconds.
+    pub split_interval_secs: u64,
+    /// Push stored events to Loki (snappy protobuf), for users who keep their logs there.
+    pub forward: bool,
+    /// Seconds between forwarder pushes.
+    pub forward_interval_secs: u64,
 }
 
 impl Default for LokiConfig {
@@ -307,6 +359,11 @@ impl Default for LokiConfig {
         Self {
             url: String::new(),
             timeout_secs: 30,
+            tenant: String::new(),
+            query: "{job=~\".+\"}".into(),
+            split_interval_secs: 3600,
+            forward: false,
+            forward_interval_secs: 10,
         }
     }
 }
@@ -468,6 +525,7 @@ impl Config {
                     .into(),
             ));
         }
+        crate::ai::validate_config(self).map_err(ConfigError::Invalid)?;
         if !["auto", "json", "text"].contains(&self.log.format.as_str()) {
             return Err(ConfigError::Invalid(format!(
                 "log.format '{}' must be auto, json or text",

@@ -12,6 +12,7 @@
 //! # }
 //! ```
 
+pub mod ai;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -14,6 +14,9 @@ pub const ALERT_PROCESSING_DURATION: &str = "alert_processing_duration_seconds";
 pub const ACTION_EXECUTION_DURATION: &str = "action_execution_duration_seconds";
 /// Counter: alerts created, by `source` and `severity`.
 pub const ALERTS_CREATED: &str = "alerts_created_total";
+/// Counter: events the Loki forwarder pushed (`[loki] forward`). The LLM metrics
+/// (`llm_requests_total`, ...) are named in `vigil_integrations::llm::metrics`.
+pub const LOKI_FORWARDED: &str = "loki_forwarded_events_total";
 /// Counter: login attempts by `outcome`.
 pub const LOGINS: &str = "auth_logins_total";
 /// Counter: vectors scored by the ML engine, by `model` (feature set) and `prediction`
@@ -41,6 +44,7 @@ pub fn install() -> PrometheusHandle {
             // from the facade, which tests would catch.
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            vigil_integrations::llm::metrics::describe();
             handle
         })
         .clone()

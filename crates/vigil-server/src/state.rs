@@ -27,6 +27,8 @@ pub struct Inner {
     pub api_limiter: RateLimiter,
     pub login_limiter: RateLimiter,
     pub sessions: SessionCache,
+    /// The model and Loki clients (`[ollama]`, `[loki]`); each optional.
+    pub ai: crate::ai::Ai,
 }
 
 /// Remembers for a moment that a session was active, so a burst of requests with one token

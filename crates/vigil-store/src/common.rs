@@ -407,6 +407,7 @@ impl StoreImpl {
 
 include!("common_events.rs");
 include!("common_ml.rs");
+include!("common_ai.rs");
 
 #[async_trait::async_trait]
 impl Store for StoreImpl {
@@ -1259,6 +1260,31 @@ impl Store for StoreImpl {
 
     fn ml_store(&self) -> std::sync::Arc<dyn crate::MlStore> {
         std::sync::Arc::new(self.clone())
+    }
+
+    async fn create_triage(&self, org: Uuid, t: vigil_core::NewTriage) -> Result<vigil_core::AlertTriage> {
+        self.ai_create_triage(org, t).await
+    }
+
+    async fn events_after(&self, org: Uuid, after: Option<Uuid>, limit: u64) -> Result<Vec<crate::StoredEvent>> {
+        self.ai_events_after(org, after, limit).await
+    }
+
+    async fn list_triage(&self, org: Uuid, alert: Uuid) -> Result<Option<Vec<vigil_core::AlertTriage>>> {
+        self.ai_list_triage(org, alert).await
+    }
+
+    async fn decide_suggestion(
+        &self,
+        org: Uuid,
+        alert: Uuid,
+        triage: Uuid,
+        index: u32,
+        decision: vigil_core::SuggestionStatus,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<vigil_core::AlertTriage> {
+        self.ai_decide_suggestion(org, alert, triage, index, decision, actor, now).await
     }
 
     async fn create_action(&self, org: Uuid, a: NewAction) -> Result<Action> {

@@ -279,6 +279,41 @@ pub trait Store: Send + Sync + 'static {
 
     /// The ML engine's feature vectors and models, in the same database.
     fn ml_store(&self) -> Arc<dyn MlStore>;
+    /// Events stored after the event with id `after` (ids are UUIDv7, given at storage
+    /// time), oldest first, at most `limit` (up to 10,000): the Loki forwarder's cursor.
+    async fn events_after(
+        &self,
+        org: Uuid,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<StoredEvent>>;
+
+    // AI triage (migration 0004_ai)
+    /// Stores a triage of an alert. `NotFound` when the alert is not this organization's.
+    async fn create_triage(
+        &self,
+        org: Uuid,
+        triage: vigil_core::NewTriage,
+    ) -> Result<vigil_core::AlertTriage>;
+    /// The alert's triages, newest first; `None` when the alert is not this organization's.
+    async fn list_triage(
+        &self,
+        org: Uuid,
+        alert: Uuid,
+    ) -> Result<Option<Vec<vigil_core::AlertTriage>>>;
+    /// Records an analyst's decision on one suggestion (never changes the alert).
+    /// `NotFound` for an unknown triage, `InvalidInput` for an unknown suggestion index.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_suggestion(
+        &self,
+        org: Uuid,
+        alert: Uuid,
+        triage: Uuid,
+        index: u32,
+        decision: vigil_core::SuggestionStatus,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<vigil_core::AlertTriage>;
 
     // Actions
     async fn create_action(&self, org: Uuid, action: NewAction) -> Result<Action>;

@@ -1210,3 +1210,4 @@ async fn ml_features_and_models_are_versioned_per_org(db: &TestDb) {
         10
     );
 }
+mod ai;

@@ -13,6 +13,7 @@ use vigil_store::{NewUser, UserUpdate};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod analyze;
 mod bench;
 mod bench_ingest;
 mod hunt;
@@ -65,6 +66,9 @@ enum Command {
     /// Anomaly detection: train an Isolation Forest on a CSV file, score another.
     #[command(subcommand)]
     Ml(ml::MlCmd),
+    /// Analyse the last N minutes of events (deterministic counts and findings, plus the
+    /// model's analysis when `[ollama]` is configured), as `POST /api/v1/analyze` does.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 #[derive(Subcommand)]
@@ -170,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiKey(cmd) => keys::api_key(load_config(cli.config.as_ref())?, cmd).await,
         Command::Parse(args) => parse::run(args),
         Command::Ml(cmd) => ml::run(cmd),
+        Command::Analyze(args) => analyze::run(load_config(cli.config.as_ref())?, args).await,
     }
 }
 

@@ -622,3 +622,116 @@ fn ml_bad_input_is_a_clear_error() {
     assert!(!o.status.success());
     assert!(text(&o).1.contains("contamination"), "{}", text(&o).1);
 }
+
+#[test]
+fn analyze_prints_the_deterministic_analysis_and_the_models() {
+    let d = tmp();
+    let data = d.0.join("data");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = vigil_store::connect(&format!("sqlite://{}/vigil.db", data.display()), 2)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let org = store.create_org("default").await.unwrap().id;
+        let now = vigil_core::now();
+        let events = (0..7)
+            .map(|i| {
+                let ts = now - chrono::Duration::seconds(60 - i);
+                let outcome = if i < 6 { "failure" } else { "success" };
+                vigil_store::NewEvent {
+                    timestamp: ts,
+                    host: Some("web-1".into()),
+                    dataset: Some("auth".into()),
+                    message: Some("sshd".into()),
+                    doc: serde_json::json!({
+                        "@timestamp": vigil_core::event::format_timestamp(ts),
+                        "event": {"dataset": "auth", "action": "ssh_login", "outcome": outcome},
+                        "host": {"name": "web-1"}, "source": {"ip": "203.0.113.9"},
+                        "user": {"name": "root"}, "message": "sshd"}),
+                }
+            })
+            .collect();
+        store
+            .event_store()
+            .append_events(org, None, "api", events, now)
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let dd = data.to_string_lossy().into_owned();
+    let o = vigil(
+        &d.0,
+        &["analyze", "--timeframe", "10"],
+        &[("VIGIL_DATA_DIR", &dd)],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("7 events"), "{out}");
+    assert!(
+        out.contains("Failed authentications: 6 (by address: 203.0.113.9 (6)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[critical]") && out.contains("brute-force success"),
+        "{out}"
+    );
+    assert!(
+        out.contains("No model configured: deterministic analysis only."),
+        "{out}"
+    );
+
+    let o = vigil(
+        &d.0,
+        &["analyze", "--timeframe", "10", "--json"],
+        &[("VIGIL_DATA_DIR", &dd)],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["deterministic_only"], true);
+    assert_eq!(report["event_refs"].as_array().unwrap().len(), 7);
+
+    let fake = rt.block_on(vigil_integrations::testing::ollama(&["mistral:latest"]));
+    let o = vigil(
+        &d.0,
+        &["analyze", "--timeframe", "10"],
+        &[
+            ("VIGIL_DATA_DIR", &dd),
+            ("OLLAMA_API_URL", &fake.url),
+            ("OLLAMA_MODEL", "mistral"),
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("Model analysis (ollama/mistral, prompt vigil-analysis-v1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Verdict: true_positive") && out.contains("ATT&CK: T1110.001"),
+        "{out}"
+    );
+    assert_eq!(fake.requests().len(), 1);
+
+    let o = vigil(
+        &d.0,
+        &["analyze", "--timeframe", "0"],
+        &[("VIGIL_DATA_DIR", &dd)],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("timeframe must be 1 to 1440"));
+    let o = vigil(
+        &d.0,
+        &["analyze", "--source", "loki"],
+        &[("VIGIL_DATA_DIR", &dd)],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("Loki is not configured"),
+        "{}",
+        text(&o).1
+    );
+}

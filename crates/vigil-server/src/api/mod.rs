@@ -17,12 +17,14 @@ use crate::state::AppState;
 
 pub mod agents;
 pub mod alerts;
+pub mod analyze;
 pub mod auth;
 pub mod events;
 pub mod ingest;
 pub mod keys;
 pub mod loki;
 pub mod ml;
+pub mod triage;
 pub mod users;
 
 #[derive(OpenApi)]
@@ -41,6 +43,7 @@ pub mod users;
         (name = "api-keys", description = "API keys for machines (admin)"),
         (name = "system", description = "Health, readiness, metrics"),
         (name = "ml", description = "Anomaly detection: models, scoring, retraining"),
+        (name = "ai", description = "AI-assisted analysis and alert triage (suggestions only)"),
     )
 )]
 struct ApiDoc;
@@ -71,6 +74,8 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(keys::router())
         .merge(events::router())
         .merge(ml::router())
+        .merge(analyze::router())
+        .merge(triage::router())
         .merge(ingest::router().layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)))
         .routes(routes!(health))
         .routes(routes!(ready))
@@ -90,6 +95,7 @@ pub fn routes() -> Router<AppState> {
         .nest("/api/v1", v1.route("/metrics", get(metrics)))
         .merge(swagger)
         .route("/api/alerts", post(alerts::create_alert))
+        .route("/api/analyze", post(analyze::analyze))
         .route(
             "/loki/api/v1/push",
             post(loki::push).layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)),

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod ai;
 mod alerts;
 mod auth;
 mod bad_input;
