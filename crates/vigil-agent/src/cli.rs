@@ -139,10 +139,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             );
             println!(
-                "peak RSS {:.1} MiB, CPU {:.2}% of one core over {:.0} s",
+                "peak RSS {:.1} MiB, CPU {:.2}% of one core over {:.0} s (capture: {})",
                 report.peak_rss_kib as f64 / 1024.0,
                 report.cpu_percent_of_one_core,
-                report.seconds
+                report.seconds,
+                report.capture_interface.as_deref().unwrap_or("off")
             );
         }
         Some(Command::Run) | None => {

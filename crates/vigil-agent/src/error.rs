@@ -25,6 +25,9 @@ pub enum Error {
     /// A transport-level failure that is not a normal send outcome.
     #[error("transport: {0}")]
     Transport(String),
+    /// The packet capture thread could not be started or died.
+    #[error("packet capture: {0}")]
+    Capture(String),
     /// A disk buffer record or state file is corrupt.
     #[error("corrupt {what} in {path}: {reason}")]
     Corrupt {

@@ -1,5 +1,6 @@
-//! `vigil-agent bench-footprint`: runs the agent (metrics, processes, tailing) against a
-//! local sink and reports peak RSS (`VmHWM`) and CPU use of this process.
+//! `vigil-agent bench-footprint`: runs the agent (metrics, processes, tailing, and packet
+//! capture on `lo` when built with the `live` feature) against a local sink and reports
+//! peak RSS (`VmHWM`) and CPU use of this process.
 //!
 //! The sink is a minimal HTTP/1.1 responder in the same process, so its (small) cost is
 //! counted too: the figures are an upper bound for the agent alone.
@@ -27,6 +28,8 @@ pub struct FootprintReport {
     /// CPU time (user + system) over wall time, percent of one core.
     pub cpu_percent_of_one_core: f64,
     pub lines_written: u64,
+    /// The interface captured on during the run, if any (`lo` by default with `live`).
+    pub capture_interface: Option<String>,
     pub agent: StatsSnapshot,
 }
 
@@ -133,6 +136,13 @@ pub async fn bench_footprint(seconds: u64, mut base: AgentConfig) -> Result<Foot
     base.enrollment_token = Secret::new("bench");
     base.state_dir = Some(dir.join("state"));
     base.logs.paths.push(log.to_string_lossy().into_owned());
+    // Capture too when it is built in: on `lo` unless the configuration names an interface
+    // (the sink's HTTP traffic is loopback traffic, so there are flows to follow).
+    if cfg!(feature = "live") && !base.capture.enabled {
+        base.capture.enabled = true;
+        base.capture.interface = "lo".into();
+    }
+    let capture_interface = base.capture.enabled.then(|| base.capture.interface.clone());
 
     let handle = Agent::build(base).await?.spawn();
     let start = Instant::now();
@@ -162,6 +172,7 @@ pub async fn bench_footprint(seconds: u64, mut base: AgentConfig) -> Result<Foot
         rss_kib: rss,
         cpu_percent_of_one_core: (ticks as f64 / hz) / wall * 100.0,
         lines_written: lines,
+        capture_interface,
         agent,
     })
 }

@@ -41,6 +41,12 @@ pub struct LiveCapture {
     link: LinkType,
     #[cfg(feature = "live")]
     interface: String,
+    /// The read timeout, for our own `poll(2)`.
+    #[cfg(feature = "live")]
+    timeout_ms: i32,
+    /// The last read found no packet: wait (up to the timeout) before the next one.
+    #[cfg(feature = "live")]
+    drained: bool,
     #[cfg(not(feature = "live"))]
     _never: std::convert::Infallible,
 }
@@ -56,15 +62,28 @@ impl std::fmt::Debug for LiveCapture {
 #[cfg_attr(not(feature = "live"), allow(dead_code))]
 fn live_error(cfg: &LiveConfig, message: String) -> Error {
     let lower = message.to_ascii_lowercase();
-    let reason = if lower.contains("permission") || lower.contains("not permitted") {
+    // libpcap 1.10 on Linux says "Attempt to create packet socket failed - CAP_NET_RAW may
+    // be required"; older ones, and other steps, say "Operation not permitted" or
+    // "You don't have permission to capture on that device".
+    let denied = [
+        "permission",
+        "not permitted",
+        "cap_net_raw",
+        "eperm",
+        "eacces",
+    ];
+    let reason = if denied.iter().any(|d| lower.contains(d)) {
         let caps = if cfg.promiscuous {
             "CAP_NET_RAW (to open a packet socket) and CAP_NET_ADMIN (for promiscuous mode)"
         } else {
             "CAP_NET_RAW (to open a packet socket)"
         };
+        let binary = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "<binary>".into());
         format!(
             "{message}: the process lacks {caps}; run as root or grant it with \
-             `setcap cap_net_raw,cap_net_admin=eip <binary>`"
+             `setcap cap_net_raw,cap_net_admin=eip {binary}`"
         )
     } else {
         message
@@ -78,6 +97,11 @@ fn live_error(cfg: &LiveConfig, message: String) -> Error {
 #[cfg(feature = "live")]
 impl LiveCapture {
     /// Opens `cfg.interface` and applies the filter.
+    ///
+    /// The handle is non-blocking and [`next_packet`](Self::next_packet) waits in its own
+    /// `poll(2)`: libpcap 1.10 on Linux (the packet ring) keeps polling inside a blocking
+    /// read until a packet comes, whatever the read timeout, so on an idle interface a
+    /// blocking read never returned and a capture thread could never notice a stop request.
     pub fn open(cfg: &LiveConfig) -> Result<Self> {
         let err = |e: pcap::Error| live_error(cfg, e.to_string());
         let mut inner = pcap::Capture::from_device(cfg.interface.as_str())
@@ -87,6 +111,8 @@ impl LiveCapture {
             .timeout(cfg.read_timeout_ms)
             .immediate_mode(true)
             .open()
+            .map_err(err)?
+            .setnonblock()
             .map_err(err)?;
         if let Some(filter) = &cfg.filter {
             inner.filter(filter, true).map_err(|e| Error::Live {
@@ -99,13 +125,44 @@ impl LiveCapture {
             inner,
             link,
             interface: cfg.interface.clone(),
+            timeout_ms: cfg.read_timeout_ms.max(1),
+            drained: false,
         })
     }
 
-    /// The next packet, or `None` when the read timeout passed without one.
+    /// Waits until the capture is readable or the read timeout passed.
+    fn wait_readable(&self) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd {
+            fd: self.inner.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, owned by this frame, for the duration of the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, self.timeout_ms) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::Live {
+                    interface: self.interface.clone(),
+                    reason: format!("poll: {e}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The next packet, or `None` when there is none: one call waits at most the read
+    /// timeout (it returns `None` at once when the previous call took the last packet
+    /// waiting, and waits on the next call), so a caller looping on it sees a stop flag
+    /// at least that often, with or without traffic.
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>> {
+        if self.drained {
+            self.wait_readable()?;
+        }
         match self.inner.next_packet() {
             Ok(p) => {
+                self.drained = false;
                 let ts = p.header.ts;
                 // time_t and suseconds_t are not i64 on every platform.
                 #[allow(clippy::unnecessary_cast)]
@@ -119,7 +176,10 @@ impl LiveCapture {
                     data: p.data,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(pcap::Error::TimeoutExpired) => {
+                self.drained = true;
+                Ok(None)
+            }
             Err(e) => Err(Error::Live {
                 interface: self.interface.clone(),
                 reason: e.to_string(),
@@ -170,6 +230,20 @@ mod tests {
         cfg.promiscuous = true;
         let e = live_error(&cfg, "socket: Operation not permitted".into());
         assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
+        // What libpcap 1.10 says on Linux without CAP_NET_RAW: the fix is named too.
+        cfg.promiscuous = false;
+        let e = live_error(
+            &cfg,
+            "Attempt to create packet socket failed - CAP_NET_RAW may be required".into(),
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("setcap cap_net_raw,cap_net_admin=eip ") && text.contains("eth0"),
+            "{text}"
+        );
+        // Other errors are passed on as they are.
+        let e = live_error(&cfg, "eth0: No such device exists".into());
+        assert!(!e.to_string().contains("setcap"), "{e}");
     }
 
     #[cfg(not(feature = "live"))]

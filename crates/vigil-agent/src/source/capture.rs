@@ -4,6 +4,8 @@
 //! other events. Without the `live` feature, or without CAP_NET_RAW, the source says so
 //! once and stops; the rest of the agent goes on.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -74,49 +76,104 @@ fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-/// Captures until `stop` is set; sends each finished flow's events.
+/// How long one read of the capture waits for a packet: the capture thread notices `stop`
+/// (and ends idle flows) at least this often, with or without traffic.
+const READ_TIMEOUT_MS: i32 = 250;
+
+/// How often idle flows are ended while capturing.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the packet counters are logged (at debug level).
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Sends the finished flows' events; false when the receiver is gone.
+fn ship_finished(table: &mut FlowTable, tx: &mpsc::Sender<Json>, reported: &mut u64) -> bool {
+    for flow in table.drain_finished() {
+        *reported += 1;
+        for ev in vigil_net::events::flow_events(&flow) {
+            if tx.blocking_send(ev).is_err() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Captures until `stop` is set (or the receiver is gone); sends each finished flow's events.
 fn capture_loop(
     cfg: CaptureConfig,
     tx: mpsc::Sender<Json>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<AtomicBool>,
 ) -> std::result::Result<(), String> {
     let live = LiveConfig {
         interface: cfg.interface.clone(),
         promiscuous: cfg.promiscuous,
         snaplen: cfg.snaplen,
         filter: cfg.bpf_filter.clone(),
-        read_timeout_ms: 250,
+        read_timeout_ms: READ_TIMEOUT_MS,
     };
     let mut capture = LiveCapture::open(&live).map_err(|e| e.to_string())?;
+    tracing::info!(
+        interface = %cfg.interface,
+        filter = cfg.bpf_filter.as_deref().unwrap_or("(none)"),
+        promiscuous = cfg.promiscuous,
+        link = capture.link().0,
+        "packet capture opened"
+    );
     let mut table = FlowTable::new(cfg.flow_config());
+    let mut reported = 0u64;
     let mut last_expire = Instant::now();
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+    let mut last_log = Instant::now();
+    while !stop.load(Ordering::Relaxed) && !tx.is_closed() {
         match capture.next_packet() {
             Ok(Some(p)) => table.add_packet(&p),
             Ok(None) => {}
             Err(e) => return Err(e.to_string()),
         }
-        if last_expire.elapsed() >= Duration::from_secs(1) {
+        if last_expire.elapsed() >= EXPIRE_EVERY {
+            // Packet timestamps are wall-clock time: end flows idle since by the same clock.
             table.expire(now_ns());
             last_expire = Instant::now();
-            for flow in table.drain_finished() {
-                for ev in vigil_net::events::flow_events(&flow) {
-                    if tx.blocking_send(ev).is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-    table.flush();
-    for flow in table.drain_finished() {
-        for ev in vigil_net::events::flow_events(&flow) {
-            if tx.blocking_send(ev).is_err() {
+            if !ship_finished(&mut table, &tx, &mut reported) {
                 return Ok(());
             }
         }
+        if last_log.elapsed() >= LOG_EVERY {
+            log_counters(&cfg.interface, &table, reported);
+            last_log = Instant::now();
+        }
     }
+    table.flush();
+    ship_finished(&mut table, &tx, &mut reported);
+    log_counters(&cfg.interface, &table, reported);
+    tracing::info!(interface = %cfg.interface, "packet capture closed");
     Ok(())
+}
+
+fn log_counters(interface: &str, table: &FlowTable, reported: u64) {
+    let s = table.stats();
+    tracing::debug!(
+        interface,
+        packets = s.packets,
+        flow_packets = s.flow_packets,
+        not_ip = s.not_ip,
+        malformed = s.malformed,
+        unsupported_link = s.unsupported_link,
+        flows = s.flows,
+        active_flows = table.active(),
+        flows_reported = reported,
+        "packet capture counters"
+    );
+}
+
+/// Sets the capture thread's stop flag when dropped: also when the source's task is
+/// cancelled rather than stopped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 #[async_trait]
@@ -127,10 +184,20 @@ impl Source for CaptureSource {
 
     async fn run(self: Box<Self>, mut ctx: SourceContext) -> Result<()> {
         let (tx, mut rx) = mpsc::channel::<Json>(1024);
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         let cfg = self.config.clone();
         let thread_stop = stop.clone();
-        let worker = tokio::task::spawn_blocking(move || capture_loop(cfg, tx, thread_stop));
+        let _guard = StopOnDrop(stop.clone());
+        // A thread of its own, not `spawn_blocking`: a runtime torn down without a shutdown
+        // (a panicking test, say) waits for its blocking tasks, and would wait for a capture
+        // nobody stops; this thread ends once it sees the stop flag or the channel closed.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("vigil-capture".into())
+            .spawn(move || {
+                let _ = done_tx.send(capture_loop(cfg, tx, thread_stop));
+            })
+            .map_err(|e| crate::error::Error::Capture(format!("starting the thread: {e}")))?;
         loop {
             tokio::select! {
                 ev = rx.recv() => match ev {
@@ -143,7 +210,7 @@ impl Source for CaptureSource {
                     None => break,
                 },
                 _ = ctx.shutdown.wait() => {
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    stop.store(true, Ordering::Relaxed);
                     // Drain what the capture thread flushes on its way out.
                     while let Some(mut ev) = rx.recv().await {
                         ctx.host.stamp(&mut ev);
@@ -155,15 +222,19 @@ impl Source for CaptureSource {
                 }
             }
         }
-        match worker.await {
+        // The capture thread may still be running (the shipper went away): stop it, and
+        // let a send it is blocked in fail.
+        stop.store(true, Ordering::Relaxed);
+        drop(rx);
+        match done_rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 tracing::warn!(interface = %self.config.interface, error = %e, "packet capture is off");
                 Ok(())
             }
-            Err(e) => Err(crate::error::Error::Transport(format!(
-                "capture thread: {e}"
-            ))),
+            Err(_) => Err(crate::error::Error::Capture(
+                "the capture thread panicked".into(),
+            )),
         }
     }
 }

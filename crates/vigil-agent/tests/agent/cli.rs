@@ -182,3 +182,56 @@ fn capture_read_prints_the_flows_of_a_pcap_as_json_lines() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not.pcap"));
 }
+
+/// Without CAP_NET_RAW, capture says which capability is missing and how to grant it, and
+/// the rest of the agent runs on. As root the binary runs as `nobody` (`setpriv`), from a
+/// copy `nobody` can read; otherwise as the (unprivileged) current user.
+#[cfg(feature = "live")]
+#[test]
+fn capture_without_cap_net_raw_names_the_capability_and_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new("nopriv");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("vigil-agent");
+    std::fs::copy(env!("CARGO_BIN_EXE_vigil-agent"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        "[logs]\nenabled = false\n[capture]\nenabled = true\ninterface = \"lo\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    let out = cmd
+        .arg("--config")
+        .arg(&cfg)
+        .args(["bench-footprint", "--seconds", "1"])
+        .env("VIGIL_AGENT_LOG", "warn")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("packet capture is off"), "{text}");
+    assert!(text.contains("lacks CAP_NET_RAW"), "{text}");
+    assert!(
+        text.contains("setcap cap_net_raw,cap_net_admin=eip"),
+        "{text}"
+    );
+    // The agent itself ran on and reported its footprint.
+    assert!(text.contains("peak RSS"), "{text}");
+}
