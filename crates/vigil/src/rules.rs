@@ -5,11 +5,20 @@
 //! tests or rules that do not load), 2 error (a directory that cannot be read, a bad
 //! `--pipeline`).
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use vigil_hunt::rules::{self, RuleOutcome, RuleSource};
+
+/// `writeln!` into the output String (which cannot fail).
+macro_rules! wl {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
 
 #[derive(Subcommand)]
 pub enum RulesCmd {
@@ -44,7 +53,11 @@ pub enum RulesCmd {
 }
 
 pub fn main(cmd: RulesCmd) -> ExitCode {
-    match run(cmd) {
+    let mut out = String::new();
+    let result = run(cmd, &mut out);
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -55,19 +68,22 @@ pub fn main(cmd: RulesCmd) -> ExitCode {
 }
 
 /// The sources of `dirs` (the built-in pack when empty), with unreadable files reported.
-fn sources(dirs: &[PathBuf]) -> Result<(Vec<RuleSource>, usize), vigil_hunt::Error> {
+fn sources(
+    dirs: &[PathBuf],
+    out: &mut String,
+) -> Result<(Vec<RuleSource>, usize), vigil_hunt::Error> {
     if dirs.is_empty() {
         return Ok((rules::builtin_sources(), 0));
     }
     let (sources, unreadable) = rules::read_sources(dirs)?;
     for e in &unreadable {
-        println!("error: {e}");
+        wl!(out, "error: {e}");
     }
     Ok((sources, unreadable.len()))
 }
 
 /// Whether everything was clean.
-fn run(cmd: RulesCmd) -> Result<bool, vigil_hunt::Error> {
+fn run(cmd: RulesCmd, out: &mut String) -> Result<bool, vigil_hunt::Error> {
     match cmd {
         RulesCmd::Lint {
             dirs,
@@ -75,13 +91,14 @@ fn run(cmd: RulesCmd) -> Result<bool, vigil_hunt::Error> {
             pipeline,
         } => {
             let pipelines = vigil_hunt::pipelines(&pipeline)?;
-            let (sources, unreadable) = sources(&dirs)?;
+            let (sources, unreadable) = sources(&dirs, out)?;
             let report = rules::lint(&sources, &pipelines);
             for finding in &report.findings {
-                println!("{finding}");
+                wl!(out, "{finding}");
             }
             let errors = report.errors() + unreadable;
-            println!(
+            wl!(
+                out,
                 "{} files, {} documents: {} rules, {} correlations, {} filters loaded; \
                  {errors} errors, {} warnings",
                 report.files + unreadable,
@@ -99,31 +116,32 @@ fn run(cmd: RulesCmd) -> Result<bool, vigil_hunt::Error> {
             pipeline,
         } => {
             let pipelines = vigil_hunt::pipelines(&pipeline)?;
-            let (sources, unreadable) = sources(&dirs)?;
+            let (sources, unreadable) = sources(&dirs, out)?;
             let report = rules::test(&sources, &pipelines);
             for e in &report.load_errors {
-                println!("error: {e}");
+                wl!(out, "error: {e}");
             }
             for rule in &report.rules {
                 let path = rule.path.display();
                 match &rule.outcome {
                     RuleOutcome::Passed => {
-                        println!("ok    {path}: {} ({} cases)", rule.rule, rule.cases)
+                        wl!(out, "ok    {path}: {} ({} cases)", rule.rule, rule.cases)
                     }
                     RuleOutcome::Failed(failures) => {
-                        println!("FAIL  {path}: {}", rule.rule);
+                        wl!(out, "FAIL  {path}: {}", rule.rule);
                         for f in failures {
-                            println!("        {f}");
+                            wl!(out, "        {f}");
                         }
                     }
                     RuleOutcome::NoTests if verbose => {
-                        println!("--    {path}: {} (no tests)", rule.rule)
+                        wl!(out, "--    {path}: {} (no tests)", rule.rule)
                     }
                     RuleOutcome::NoTests => {}
                 }
             }
             let not_loaded = report.load_errors.len() + unreadable;
-            println!(
+            wl!(
+                out,
                 "{} passed, {} failed, {} without tests; {not_loaded} rule documents did not load",
                 report.passed(),
                 report.failed(),
