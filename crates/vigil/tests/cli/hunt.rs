@@ -93,7 +93,11 @@ fn hunt_csv_output_parses_back_with_the_same_rows_as_json() {
         "{:?}",
         &rows[0][7]
     );
-    assert!(rows[1][7].contains("CommandLine=whoami\n/priv"), "{:?}", &rows[1][7]);
+    assert!(
+        rows[1][7].contains("CommandLine=whoami\n/priv"),
+        "{:?}",
+        &rows[1][7]
+    );
 
     let o = vigil(&d.0, &["hunt", "-r", "rules", "-o", "json", "logs"], &[]);
     let hits = json_lines(&text(&o).0);
