@@ -4,7 +4,9 @@
 //! Exit codes: 0 no findings, 1 findings, 2 error (bad arguments, an unreadable rule
 //! directory, no rule loaded, no input file at all, output that cannot be written). A file
 //! or line that cannot be parsed is reported on standard error and skipped: it does not make
-//! the exit code 2, so one corrupt file among thousands does not hide the findings.
+//! the exit code 2, so one corrupt file among thousands does not hide the findings. Nor does
+//! an input that names nothing when other inputs give files: it is reported as a warning
+//! (exit 2 only when no input gives a file).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
