@@ -42,8 +42,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 use vigil_detect::{
-    CompileOptions, CompiledRule, CorrelationEngine, CorrelationRule, CorrelationType, Event as _,
-    Level, LoadReport, Pipeline, PipelineSet, Ruleset,
+    CompileOptions, CompiledRule, Contribution, CorrelationEngine, CorrelationRule,
+    CorrelationType, Event as _, Level, LoadReport, Pipeline, PipelineSet, Ruleset,
 };
 
 pub use input::{InputKind, MAX_LINE_BYTES, expand_inputs, read_events, read_events_from_bytes};
@@ -247,7 +247,8 @@ pub struct CorrelationHit {
     /// The times of the first and last contributing events.
     pub first: DateTime<Utc>,
     pub last: DateTime<Utc>,
-    /// Where the contributing events are, by event time (at most [`MAX_CONTRIBUTIONS`]).
+    /// Where the contributing events are, by event time: at most [`MAX_CONTRIBUTIONS`], the
+    /// first ones and the last.
     pub events: Vec<Location>,
 }
 
@@ -671,10 +672,7 @@ impl<'r> Hunter<'r> {
                     count: m.count,
                     first: millis(m.window.0),
                     last: millis(m.window.1),
-                    events: m
-                        .events
-                        .iter()
-                        .take(MAX_CONTRIBUTIONS)
+                    events: capped(&m.events)
                         .filter_map(|e| location(e.index))
                         .collect(),
                 });
@@ -682,6 +680,14 @@ impl<'r> Hunter<'r> {
         }
         hunt.correlations = out;
     }
+}
+
+/// The first [`MAX_CONTRIBUTIONS`]` - 1` contributions and the last (the one that completed
+/// the match).
+fn capped(events: &[Contribution]) -> impl Iterator<Item = &Contribution> {
+    let head = events.len().min(MAX_CONTRIBUTIONS - 1);
+    let tail = events.len().saturating_sub(head).min(1);
+    events[..head].iter().chain(&events[events.len() - tail..])
 }
 
 /// The time of an event: `System.TimeCreated.SystemTime` for Windows events, else the first of
@@ -701,4 +707,27 @@ pub fn event_time(event: &Json) -> Option<String> {
             Json::Number(n) => Some(n.to_string()),
             _ => None,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_correlation_keeps_its_first_contributions_and_the_last() {
+        let events: Vec<Contribution> = (0..250)
+            .map(|i| Contribution {
+                index: i,
+                time: i as i64,
+                rule: 0,
+            })
+            .collect();
+        let kept: Vec<u64> = capped(&events).map(|c| c.index).collect();
+        assert_eq!(kept.len(), MAX_CONTRIBUTIONS);
+        assert_eq!(kept[..3], [0, 1, 2]);
+        assert_eq!(kept[MAX_CONTRIBUTIONS - 2..], [98, 249]);
+        let few: Vec<u64> = capped(&events[..3]).map(|c| c.index).collect();
+        assert_eq!(few, [0, 1, 2]);
+        assert_eq!(capped(&[]).count(), 0);
+    }
 }
