@@ -115,6 +115,16 @@ pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
                 ids.entry(id).or_default().push(doc);
             }
         }
+        for (field, re) in regexes(&doc.doc) {
+            if nests_unbounded_repetition(&re) {
+                warn(format!(
+                    "field `{field}`: regex `{re}` repeats a repetition without bound (like \
+                     `(a+)+`): harmless here (Rust's regex runs in linear time) but \
+                     catastrophic backtracking where the rule is converted for a backtracking \
+                     engine (PCRE, Java, Python)"
+                ));
+            }
+        }
         if doc.kind == Kind::Filter {
             continue;
         }
@@ -228,6 +238,107 @@ pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
     }
 }
 
+/// `(field, regex)` of every `|re` value of a detection or filter.
+fn regexes(doc: &serde_yaml::Value) -> Vec<(String, String)> {
+    fn selection(v: &serde_yaml::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_yaml::Value::Sequence(items) => items.iter().for_each(|i| selection(i, out)),
+            serde_yaml::Value::Mapping(map) => {
+                for (k, v) in map {
+                    let Some(key) = k.as_str() else { continue };
+                    let mut parts = key.split('|');
+                    let field = parts.next().unwrap_or_default();
+                    if !parts.any(|m| m == "re") {
+                        continue;
+                    }
+                    let values = match v {
+                        serde_yaml::Value::Sequence(items) => items.iter().collect(),
+                        other => vec![other],
+                    };
+                    for re in values.into_iter().filter_map(|v| v.as_str()) {
+                        out.push((field.to_string(), re.to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for section in ["detection", "filter"] {
+        if let Some(serde_yaml::Value::Mapping(map)) = doc.get(section) {
+            for (k, v) in map {
+                if k.as_str() != Some("condition") {
+                    selection(v, &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether an unbounded repetition (`*`, `+`, `{n,}`) repeats something that can itself
+/// match a run of any length, so one input splits across iterations in exponentially many
+/// ways: `(a+)+`, `(\w+\s?)*`, `(a|b+)*`. Separated shapes such as `(-\w+\s+)*` are not
+/// flagged. A heuristic for the classic catastrophic-backtracking shape, not a proof either
+/// way; regexes that do not parse are the engine's to report.
+fn nests_unbounded_repetition(re: &str) -> bool {
+    use regex_syntax::ast::{Ast, RepetitionKind, RepetitionRange};
+    fn unbounded(kind: &RepetitionKind) -> bool {
+        matches!(
+            kind,
+            RepetitionKind::ZeroOrMore
+                | RepetitionKind::OneOrMore
+                | RepetitionKind::Range(RepetitionRange::AtLeast(_))
+        )
+    }
+    fn optional(ast: &Ast) -> bool {
+        match ast {
+            Ast::Repetition(r) => matches!(
+                r.op.kind,
+                RepetitionKind::ZeroOrMore
+                    | RepetitionKind::ZeroOrOne
+                    | RepetitionKind::Range(
+                        RepetitionRange::AtLeast(0)
+                            | RepetitionRange::Exactly(0)
+                            | RepetitionRange::Bounded(0, _)
+                    )
+            ),
+            Ast::Group(g) => optional(&g.ast),
+            Ast::Empty(_) => true,
+            _ => false,
+        }
+    }
+    /// Whether `ast` can match runs of varying length made of its own repetitions.
+    fn stretchy(ast: &Ast) -> bool {
+        match ast {
+            Ast::Repetition(r) => unbounded(&r.op.kind) || stretchy(&r.ast),
+            Ast::Group(g) => stretchy(&g.ast),
+            Ast::Alternation(a) => a.asts.iter().any(stretchy),
+            Ast::Concat(c) => {
+                let mandatory: Vec<&Ast> = c.asts.iter().filter(|a| !optional(a)).collect();
+                match mandatory.as_slice() {
+                    [] => c.asts.iter().any(stretchy),
+                    [one] => stretchy(one),
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+    fn walk(ast: &Ast) -> bool {
+        match ast {
+            Ast::Repetition(r) => (unbounded(&r.op.kind) && stretchy(&r.ast)) || walk(&r.ast),
+            Ast::Group(g) => walk(&g.ast),
+            Ast::Concat(c) => c.asts.iter().any(walk),
+            Ast::Alternation(a) => a.asts.iter().any(walk),
+            _ => false,
+        }
+    }
+    regex_syntax::ast::parse::Parser::new()
+        .parse(re)
+        .is_ok_and(|ast| walk(&ast))
+}
+
 /// A UUID as Sigma writes ids: 8-4-4-4-12 hex digits.
 fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
@@ -257,6 +368,34 @@ fn is_tag(tag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_unbounded_repetitions_are_found() {
+        let flagged = [
+            "(a+)+$",
+            "(a*)*",
+            "((a+){2})+",
+            "(?:\\w+\\s?)*$",
+            "(a|b+)*",
+            "(x*y*)+",
+        ];
+        for re in flagged {
+            assert!(nests_unbounded_repetition(re), "{re}");
+        }
+        let fine = [
+            "a+b+",
+            "(ab){1,5}",
+            "(a+){3}",
+            "[a-z]+\\.exe",
+            "(",
+            "(-\\w+\\s+)*",
+            "(sudo\\s+(-\\S+\\s+)*)?",
+            "(x*y)*",
+        ];
+        for re in fine {
+            assert!(!nests_unbounded_repetition(re), "{re}");
+        }
+    }
 
     #[test]
     fn tags_and_ids() {

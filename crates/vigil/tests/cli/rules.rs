@@ -73,6 +73,15 @@ fn rules_lint_reports_each_broken_rule_and_still_lints_the_rest() {
             "{kw: [x], condition: kw}",
         ),
     );
+    write(
+        &r,
+        "c/redos.yml",
+        &rule(
+            6,
+            meta,
+            "{sel: {CommandLine|re: '^(\\w+\\s?)*$'}, condition: sel}",
+        ),
+    );
     write(&r, "notes.txt", "not a rule");
 
     let o = vigil(&d.0, &["rules", "lint", "rules"], &[]);
@@ -104,8 +113,12 @@ fn rules_lint_reports_each_broken_rule_and_still_lints_the_rest() {
     has(
         "warning: rules/c/tags.yml: rule Rule 4 (5e2c0d0a-1111-4aaa-8bbb-000000000104): tag `Attack.T1059`",
     );
-    // The good rules still load: good, duplicate, bare, unmapped, tags.
-    has("8 files, 7 documents: 5 rules, 0 correlations, 0 filters loaded; 5 errors, 7 warnings");
+    // Accepted (linear-time regex here), but a warning for those converting the rule.
+    has(
+        "warning: rules/c/redos.yml: rule Rule 6 (5e2c0d0a-1111-4aaa-8bbb-000000000106): field `CommandLine`: regex `^(\\w+\\s?)*$` repeats a repetition without bound",
+    );
+    // The good rules still load: good, duplicate, bare, unmapped, tags, redos.
+    has("9 files, 8 documents: 6 rules, 0 correlations, 0 filters loaded; 5 errors, 8 warnings");
     assert!(!out.contains("notes.txt"), "{out}");
 
     // Only warnings: exit 0, or 1 with --deny-warnings.
