@@ -3,8 +3,10 @@
 //!
 //! [`lint`] loads every rule as the engine does and reports each rejected one (file, rule,
 //! reason), then what an experienced Sigma author expects a linter to catch: missing `id`,
-//! `title`, `level` or `tags`, ids that are not UUIDs, duplicate ids, and logsources no
-//! processing pipeline maps (rules that would never be evaluated).
+//! `title`, `level` or `tags`, ids that are not UUIDs, duplicate ids, logsources no
+//! processing pipeline maps (rules that would never be evaluated), and regexes shaped for
+//! catastrophic backtracking (`(a+)+`: linear time here, but not where the rule is
+//! converted for other engines). A regex too big to compile is rejected by the engine.
 //! [`test`] runs the test events rules carry under `x-vigil-tests` (see
 //! `crates/vigil-detect/rules/README.md`): each true positive must match the rule, each true
 //! negative must not, and each correlation sequence must fire the expected number of times.
