@@ -137,6 +137,10 @@ fn wildcard(pattern: &str, name: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// The longest line of a text or JSON lines file that is read; a longer one is reported and
+/// skipped, so a file without line breaks cannot take all memory.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
 /// Reads the events of one file as `kind` says, calling `on_event(record, event)` for each
 /// (`record` as in [`Location::record`](crate::Location::record)), and pushing each bad file,
 /// line or record to `errors`.
@@ -150,73 +154,240 @@ pub fn read_events(
         path: path.to_path_buf(),
         source,
     };
-    let parse = |line: Option<u64>, reason: String| Error::Parse {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
     match kind {
-        InputKind::Evtx => read_evtx(path, on_event, errors),
+        InputKind::Evtx => match evtx::EvtxParser::from_path(path) {
+            Ok(parser) => read_evtx(path, parser, on_event, errors),
+            Err(e) => errors.push(not_evtx(path, e)),
+        },
         InputKind::Capture => read_capture(path, on_event, errors),
-        InputKind::Json => {
-            let text = match std::fs::read(path) {
-                Ok(t) => t,
-                Err(e) => return errors.push(io(e)),
-            };
-            let mut record = 0;
-            let mut stream = serde_json::Deserializer::from_slice(&text).into_iter::<Json>();
-            loop {
-                match stream.next() {
-                    None => break,
-                    Some(Ok(Json::Array(items))) => {
-                        for item in items {
-                            record += 1;
-                            on_event(record, item);
-                        }
-                    }
-                    Some(Ok(value)) => {
-                        record += 1;
-                        on_event(record, value);
-                    }
-                    Some(Err(e)) => {
-                        // The rest of the file cannot be resynchronised.
-                        errors.push(parse(Some(e.line() as u64), e.to_string()));
-                        break;
-                    }
-                }
-            }
-        }
-        InputKind::JsonLines | InputKind::Text => {
+        InputKind::Json | InputKind::JsonLines | InputKind::Text => {
             let file = match std::fs::File::open(path) {
                 Ok(f) => f,
                 Err(e) => return errors.push(io(e)),
             };
             let received = modified(&file);
-            let mut reader = BufReader::new(file);
-            let mut buf = Vec::new();
-            let mut line_no = 0u64;
-            loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => return errors.push(io(e)),
-                }
-                line_no += 1;
-                let line = String::from_utf8_lossy(&buf);
-                let line = line.trim_end_matches(['\n', '\r']);
-                if line.trim().is_empty() {
-                    continue;
-                }
-                if kind == InputKind::Text {
-                    on_event(line_no, text_event(path, line, received));
-                    continue;
-                }
-                match serde_json::from_str::<Json>(line) {
-                    Ok(event) => on_event(line_no, event),
-                    Err(e) => errors.push(parse(Some(line_no), e.to_string())),
-                }
+            let reader = BufReader::new(file);
+            if kind == InputKind::Json {
+                read_json(path, reader, on_event, errors);
+            } else {
+                read_lines(path, kind, received, reader, on_event, errors);
             }
+        }
+    }
+}
+
+/// [`read_events`] over bytes in memory, as if they were the file `path` (which is only used
+/// in events and errors): the fuzz targets' entry point. Captures are read from files only.
+pub fn read_events_from_bytes(
+    path: &Path,
+    kind: InputKind,
+    data: &[u8],
+    on_event: &mut dyn FnMut(u64, Json),
+    errors: &mut Vec<Error>,
+) {
+    match kind {
+        InputKind::Evtx => match evtx::EvtxParser::from_buffer(data.to_vec()) {
+            Ok(parser) => read_evtx(path, parser, on_event, errors),
+            Err(e) => errors.push(not_evtx(path, e)),
+        },
+        InputKind::Capture => errors.push(Error::Parse {
+            path: path.to_path_buf(),
+            line: None,
+            reason: "captures are read from files only".into(),
+        }),
+        InputKind::Json => read_json(path, data, on_event, errors),
+        InputKind::JsonLines | InputKind::Text => {
+            let received = DateTime::<Utc>::UNIX_EPOCH;
+            read_lines(path, kind, received, data, on_event, errors);
+        }
+    }
+}
+
+/// A `.json` file: one event, an array of events (streamed one element at a time, so memory
+/// is bounded by the largest event, not the file), or several values back to back. Nesting
+/// deeper than serde_json's limit (128) is an error. A syntax error ends the file: the rest
+/// cannot be resynchronised.
+fn read_json(
+    path: &Path,
+    reader: impl std::io::Read,
+    on_event: &mut dyn FnMut(u64, Json),
+    errors: &mut Vec<Error>,
+) {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut record = 0;
+    loop {
+        // `end` is Ok at the end of the input, and leaves a next value's first byte unread.
+        if de.end().is_ok() {
+            break;
+        }
+        let seed = JsonEvents {
+            on_event: &mut *on_event,
+            record: &mut record,
+        };
+        if let Err(e) = seed.deserialize(&mut de) {
+            let line = (e.line() > 0).then_some(e.line() as u64);
+            errors.push(Error::Parse {
+                path: path.to_path_buf(),
+                line,
+                reason: e.to_string(),
+            });
+            break;
+        }
+    }
+}
+
+/// One top-level JSON value of a `.json` file: each element of an array is an event, and
+/// any other value is one.
+struct JsonEvents<'a> {
+    on_event: &'a mut dyn FnMut(u64, Json),
+    record: &'a mut u64,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonEvents<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonEvents<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an event or an array of events")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(event) = seq.next_element::<Json>()? {
+            *self.record += 1;
+            (self.on_event)(*self.record, event);
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        use serde::Deserialize;
+        let event = Json::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        *self.record += 1;
+        (self.on_event)(*self.record, event);
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.one(Json::from(v))
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.one(Json::from(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.one(Json::from(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.one(Json::from(v))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        self.one(Json::from(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.one(Json::Null)
+    }
+}
+
+impl JsonEvents<'_> {
+    /// A scalar at the top level: an event of its own, as any JSON value is to the engine.
+    fn one<E>(self, value: Json) -> Result<(), E> {
+        *self.record += 1;
+        (self.on_event)(*self.record, value);
+        Ok(())
+    }
+}
+
+/// Text and JSON lines files, one event per non-empty line.
+fn read_lines(
+    path: &Path,
+    kind: InputKind,
+    received: DateTime<Utc>,
+    mut reader: impl BufRead,
+    on_event: &mut dyn FnMut(u64, Json),
+    errors: &mut Vec<Error>,
+) {
+    let parse = |line: Option<u64>, reason: String| Error::Parse {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let too_long = match read_bounded_line(&mut reader, &mut buf, MAX_LINE_BYTES) {
+            Ok(None) => break,
+            Ok(Some(too_long)) => too_long,
+            Err(source) => {
+                return errors.push(Error::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        line_no += 1;
+        if too_long {
+            errors.push(parse(
+                Some(line_no),
+                format!("line longer than {} MiB skipped", MAX_LINE_BYTES >> 20),
+            ));
+            continue;
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if kind == InputKind::Text {
+            on_event(line_no, text_event(path, line, received));
+            continue;
+        }
+        match serde_json::from_str::<Json>(line) {
+            Ok(event) => on_event(line_no, event),
+            Err(e) => errors.push(parse(Some(line_no), e.to_string())),
+        }
+    }
+}
+
+/// Reads one line (with its `\n`) into `buf`; `None` at the end of the input, else whether
+/// the line was longer than `max` (then `buf` is left empty and the line is read past).
+fn read_bounded_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    let (mut read, mut too_long) = (0usize, false);
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok((read > 0).then_some(too_long));
+        }
+        let (n, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        if !too_long {
+            if buf.len() + n > max {
+                too_long = true;
+                *buf = Vec::new();
+            } else {
+                buf.extend_from_slice(&available[..n]);
+            }
+        }
+        reader.consume(n);
+        read += n;
+        if done {
+            return Ok(Some(too_long));
         }
     }
 }
@@ -300,20 +471,26 @@ fn without_path(e: &vigil_net::Error) -> String {
     }
 }
 
-fn read_evtx(path: &Path, on_event: &mut dyn FnMut(u64, Json), errors: &mut Vec<Error>) {
+fn not_evtx(path: &Path, e: evtx::err::EvtxError) -> Error {
+    Error::Parse {
+        path: path.to_path_buf(),
+        line: None,
+        reason: format!("not a readable EVTX file: {e}"),
+    }
+}
+
+/// The records of an EVTX file; a damaged chunk or record is reported and the rest read.
+fn read_evtx<T: std::io::Read + std::io::Seek>(
+    path: &Path,
+    parser: evtx::EvtxParser<T>,
+    on_event: &mut dyn FnMut(u64, Json),
+    errors: &mut Vec<Error>,
+) {
+    // One thread per file: the hunt already reads files in parallel.
     let settings = evtx::ParserSettings::new()
         .num_threads(1)
         .separate_json_attributes(false);
-    let mut parser = match evtx::EvtxParser::from_path(path) {
-        Ok(p) => p.with_configuration(settings),
-        Err(e) => {
-            return errors.push(Error::Parse {
-                path: path.to_path_buf(),
-                line: None,
-                reason: format!("not a readable EVTX file: {e}"),
-            });
-        }
-    };
+    let mut parser = parser.with_configuration(settings);
     for record in parser.records_json_value() {
         match record {
             Ok(r) => on_event(r.event_record_id, r.data),

@@ -1,6 +1,9 @@
-//! Rendering a [`Hunt`]: a table for people, JSON lines for programs, and a summary.
+//! Rendering a [`Hunt`]: a table for people (coloured on a terminal), JSON lines or CSV for
+//! programs, and a summary.
 
 use std::io::{self, Write};
+
+use vigil_detect::Level;
 
 use crate::{Hunt, level_name};
 
@@ -24,24 +27,53 @@ pub fn truncate(text: &str, width: usize) -> String {
     out
 }
 
-/// One row per hit, sorted as [`Hunt::hits`] is (by time): time, level, rule title, rule id,
-/// file:record (the end of the path when long), and a few key fields.
+/// The ANSI colour of a level in the table.
+fn level_colour(level: Level) -> &'static str {
+    match level {
+        Level::Critical => "\x1b[1;31m",
+        Level::High => "\x1b[31m",
+        Level::Medium => "\x1b[33m",
+        Level::Low => "\x1b[36m",
+        Level::Informational => "\x1b[2m",
+    }
+}
+
+/// The end of `location` when longer than the column.
+fn location_cell(location: &str) -> String {
+    let count = location.chars().count();
+    if count > WHERE_WIDTH {
+        let tail: String = location.chars().skip(count - (WHERE_WIDTH - 1)).collect();
+        format!("…{tail}")
+    } else {
+        location.to_string()
+    }
+}
+
+/// [`write_table_with`] without colour.
 pub fn write_table(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
+    write_table_with(hunt, false, out)
+}
+
+/// One row per hit, sorted as [`Hunt::hits`] is (by time): time, level, rule title, rule id,
+/// file:record (the end of the path when long), and a few key fields; then one row per
+/// correlation match (its last event's place, `+N` more). `colour` colours the level
+/// (ANSI escapes: for terminals only).
+pub fn write_table_with(hunt: &Hunt<'_>, colour: bool, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "{:<28} {:<13} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} DETAILS",
         "TIME", "LEVEL", "RULE", "RULE ID", "FILE:RECORD"
     )?;
+    let level_cell = |level: Level| {
+        let name = format!("{:<13}", level_name(level));
+        if colour {
+            format!("{}{name}\x1b[0m", level_colour(level))
+        } else {
+            name
+        }
+    };
     for hit in &hunt.hits {
         let rule = hit.rule.rule();
-        let location = hit.location.to_string();
-        let count = location.chars().count();
-        let location = if count > WHERE_WIDTH {
-            let tail: String = location.chars().skip(count - (WHERE_WIDTH - 1)).collect();
-            format!("…{tail}")
-        } else {
-            location
-        };
         let details = hit
             .key_fields()
             .iter()
@@ -50,14 +82,99 @@ pub fn write_table(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
             .join(" ");
         writeln!(
             out,
-            "{:<28} {:<13} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} {}",
+            "{:<28} {} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} {}",
             truncate(hit.time.as_deref().unwrap_or("-"), 28),
-            level_name(hit.level()),
+            level_cell(hit.level()),
             truncate(&rule.title, TITLE_WIDTH),
             rule.id.as_deref().unwrap_or("-"),
-            location,
+            location_cell(&hit.location.to_string()),
             truncate(&details, DETAILS_WIDTH),
         )?;
+    }
+    for c in &hunt.correlations {
+        let mut location = c.events.last().map(|l| l.to_string()).unwrap_or_default();
+        if c.events.len() > 1 {
+            location = format!("{} +{}", location_cell(&location), c.events.len() - 1);
+        }
+        writeln!(
+            out,
+            "{:<28} {} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} {}",
+            c.last.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            level_cell(c.level),
+            truncate(&c.title, TITLE_WIDTH),
+            c.id.as_deref().unwrap_or("-"),
+            location_cell(&location),
+            truncate(&c.details(), DETAILS_WIDTH),
+        )?;
+    }
+    Ok(())
+}
+
+/// The columns of [`write_csv`].
+pub const CSV_HEADER: [&str; 8] = [
+    "time",
+    "level",
+    "rule_title",
+    "rule_id",
+    "kind",
+    "file",
+    "record",
+    "details",
+];
+
+/// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break, quotes
+/// doubled.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// A header, then one row per hit and per correlation match ([`CSV_HEADER`]); `details`
+/// holds the key fields as `name=value` separated by spaces (the correlation's count and
+/// group for correlation matches).
+pub fn write_csv(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
+    let mut row = |fields: [&str; 8]| -> io::Result<()> {
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.write_all(line.join(",").as_bytes())?;
+        out.write_all(b"\r\n")
+    };
+    row(CSV_HEADER)?;
+    for hit in &hunt.hits {
+        let rule = hit.rule.rule();
+        let details = hit
+            .key_fields()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        row([
+            hit.time.as_deref().unwrap_or(""),
+            level_name(hit.level()),
+            &rule.title,
+            rule.id.as_deref().unwrap_or(""),
+            "detection",
+            &hit.location.path.display().to_string(),
+            &hit.location.record.to_string(),
+            &details,
+        ])?;
+    }
+    for c in &hunt.correlations {
+        let last = c.events.last();
+        row([
+            &c.last.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            level_name(c.level),
+            &c.title,
+            c.id.as_deref().unwrap_or(""),
+            "correlation",
+            &last
+                .map(|l| l.path.display().to_string())
+                .unwrap_or_default(),
+            &last.map(|l| l.record.to_string()).unwrap_or_default(),
+            &c.details(),
+        ])?;
     }
     Ok(())
 }
@@ -66,6 +183,10 @@ pub fn write_table(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
 pub fn write_json_lines(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
     for hit in &hunt.hits {
         serde_json::to_writer(&mut *out, &hit.to_json())?;
+        out.write_all(b"\n")?;
+    }
+    for c in &hunt.correlations {
+        serde_json::to_writer(&mut *out, &c.to_json())?;
         out.write_all(b"\n")?;
     }
     Ok(())
@@ -84,12 +205,28 @@ pub fn write_summary(hunt: &Hunt<'_>, rules: RuleCounts, out: &mut dyn Write) ->
     writeln!(out, "Summary")?;
     writeln!(
         out,
-        "  files: {} ({:.1} MiB), events: {}, matches: {}",
+        "  files: {} ({:.1} MiB, {} threads), events: {}, matches: {}, correlations: {}",
         hunt.files,
         hunt.bytes as f64 / (1024.0 * 1024.0),
+        hunt.threads,
         hunt.events,
-        hunt.hits.len()
+        hunt.hits.len(),
+        hunt.correlations.len()
     )?;
+    if hunt.out_of_range > 0 {
+        writeln!(
+            out,
+            "  outside --from/--to (or without a time): {} events",
+            hunt.out_of_range
+        )?;
+    }
+    if hunt.untimed_for_correlation > 0 {
+        writeln!(
+            out,
+            "  not correlated (no event time): {} events",
+            hunt.untimed_for_correlation
+        )?;
+    }
     let by_level = hunt.by_level();
     if !by_level.is_empty() {
         let levels: Vec<String> = by_level

@@ -177,3 +177,86 @@ fn glob_patterns_pick_files_of_one_directory() {
     assert!(hunt.errors.is_empty());
     let _: &Path = &hunt.hits[0].location.path;
 }
+
+/// A line longer than the limit is reported and skipped without being held; the lines
+/// after it are read.
+#[test]
+fn an_overlong_line_is_skipped_and_the_next_lines_read() {
+    let dir = TempDir::new("long");
+    let mut text = vec![b'x'; vigil_hunt::MAX_LINE_BYTES + 10];
+    text.extend_from_slice(b"\nMay  1 09:00:00 web1 sshd[1]: Failed password for root\n");
+    dir.write("auth.log", &text);
+    let ruleset = ruleset();
+    let hunt = Hunter::new(&ruleset).hunt(std::slice::from_ref(&dir.0), |_| {});
+    assert_eq!(hunt.hits.len(), 1);
+    assert_eq!(hunt.hits[0].location.record, 2);
+    let errors: Vec<String> = hunt.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].ends_with("auth.log:1: line longer than 16 MiB skipped"),
+        "{errors:?}"
+    );
+}
+
+/// A JSON array is read element by element: events before a syntax error are kept, and
+/// scalars and values back to back are events too.
+#[test]
+fn json_arrays_stream_and_keep_the_events_before_an_error() {
+    let bytes = format!(
+        "[{}, {}]\n{{\"a\": 1}} 7 [{}, {{\"broken\": ",
+        whoami("2024-01-01T00:00:00Z"),
+        whoami("2024-01-02T00:00:00Z"),
+        whoami("2024-01-03T00:00:00Z")
+    );
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    vigil_hunt::read_events_from_bytes(
+        Path::new("x.json"),
+        vigil_hunt::InputKind::Json,
+        bytes.as_bytes(),
+        &mut |record, event| records.push((record, event)),
+        &mut errors,
+    );
+    let numbers: Vec<u64> = records.iter().map(|(r, _)| *r).collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5]);
+    assert_eq!(records[2].1, serde_json::json!({"a": 1}));
+    assert_eq!(records[3].1, serde_json::json!(7));
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0]
+            .to_string()
+            .starts_with("x.json:2: EOF while parsing"),
+        "{}",
+        errors[0]
+    );
+}
+
+/// `--from`/`--to` in the library: events outside, and events without a time, are counted
+/// and not evaluated.
+#[test]
+fn the_time_range_leaves_out_events_outside_it_and_without_a_time() {
+    let dir = TempDir::new("range");
+    let lines: Vec<String> = [
+        "2024-01-01T00:00:00Z",
+        "2024-01-02T12:00:00Z",
+        "2024-01-03T00:00:00Z",
+    ]
+    .iter()
+    .map(|t| whoami(t))
+    .collect();
+    dir.write(
+        "a.jsonl",
+        format!("{}\n{{\"Image\": \"x\"}}\n", lines.join("\n")).as_bytes(),
+    );
+    let ruleset = ruleset();
+    let now = "2024-02-01T00:00:00Z".parse().unwrap();
+    let range = vigil_hunt::TimeRange::parse(Some("2024-01-02"), Some("2024-01-02T23:00:00Z"), now)
+        .unwrap();
+    let hunt = Hunter::new(&ruleset)
+        .time_range(range)
+        .threads(2)
+        .hunt(std::slice::from_ref(&dir.0), |_| {});
+    assert_eq!((hunt.events, hunt.out_of_range), (1, 3));
+    assert_eq!(hunt.hits.len(), 1);
+    assert_eq!(hunt.hits[0].time.as_deref(), Some("2024-01-02T12:00:00Z"));
+}

@@ -1,8 +1,16 @@
 //! `vigil hunt`: Sigma rules over files, offline. The work is `vigil_hunt`'s; this parses
 //! arguments, shows progress and prints.
+//!
+//! Exit codes: 0 no findings, 1 findings, 2 error (bad arguments, an unreadable rule
+//! directory, no rule loaded, no input file at all, output that cannot be written). A file
+//! or line that cannot be parsed is reported on standard error and skipped: it does not make
+//! the exit code 2, so one corrupt file among thousands does not hide the findings. Nor does
+//! an input that names nothing when other inputs give files: it is reported as a warning
+//! (exit 2 only when no input gives a file).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -23,16 +31,51 @@ pub struct HuntArgs {
     /// Only matches of rules at this level or above.
     #[arg(long, value_enum)]
     min_level: Option<MinLevel>,
-    /// One JSON object per match and line (with the whole event) instead of a table; the
-    /// summary goes to standard error.
-    #[arg(long)]
+    /// Output: a table (default), JSON lines (one object per match, with the whole event)
+    /// or CSV. With json and csv the summary goes to standard error.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// The same as `--output json`.
+    #[arg(long, conflicts_with = "output")]
     json: bool,
+    /// Only events at or after this time: RFC 3339 (2024-05-01T09:00:00Z), a date
+    /// (2024-05-01) or a duration back from now (30m, 24h, 7d). Events without a time are
+    /// left out when --from or --to is given.
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Only events at or before this time (as --from).
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Colour the table: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, value_enum, default_value_t = Colour::Auto)]
+    color: Colour,
+    /// Files read at once (default: one per core).
+    #[arg(long, short = 'j', value_name = "N")]
+    threads: Option<usize>,
     /// Files, directories (searched recursively) or patterns (`logs/*.evtx`) to hunt:
     /// .evtx, .json (one event or an array), .jsonl/.ndjson, .pcap/.pcapng/.cap (network
     /// flow, DNS, HTTP and TLS events), and anything else as text lines.
     #[arg(value_name = "INPUT", required = true)]
     inputs: Vec<PathBuf>,
 }
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Colour {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Progress is drawn only on a terminal, and only for inputs this large (smaller ones are
+/// done before a bar is worth reading).
+const PROGRESS_MIN_BYTES: u64 = 8 << 20;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PipelineChoice {
@@ -64,7 +107,24 @@ impl From<MinLevel> for Level {
     }
 }
 
-pub fn run(args: HuntArgs) -> anyhow::Result<()> {
+/// Runs the hunt and prints; the exit code as the module documentation says.
+pub fn main(args: HuntArgs) -> ExitCode {
+    match run(args) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The number of findings, or what stopped the hunt.
+fn run(args: HuntArgs) -> anyhow::Result<usize> {
+    let output = if args.json { Output::Json } else { args.output };
+    let range =
+        vigil_hunt::TimeRange::parse(args.from.as_deref(), args.to.as_deref(), chrono::Utc::now())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let pipeline = match args.pipeline {
         PipelineChoice::Windows => "windows",
         PipelineChoice::Linux => "linux",
@@ -94,6 +154,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
     for (reason, errors) in loaded.rejection_reasons() {
         eprintln!("warning: {} rules rejected: {reason}", errors.len());
     }
+    let correlations = loaded.correlations.clone();
     let ruleset = loaded.into_ruleset_with(&pipelines);
     counts.unmapped = ruleset.unmapped().count();
 
@@ -105,7 +166,11 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         anyhow::bail!("no input files");
     }
 
-    let bar = if tty {
+    let bytes: u64 = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let bar = if tty && bytes >= PROGRESS_MIN_BYTES {
         ProgressBar::new(0)
     } else {
         ProgressBar::hidden()
@@ -117,7 +182,11 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let mut hunter = Hunter::new(&ruleset);
+    let mut hunter = Hunter::new(&ruleset)
+        .time_range(range)
+        .threads(args.threads.unwrap_or(0))
+        .correlations(correlations)
+        .map_err(flat)?;
     if let Some(level) = args.min_level {
         hunter = hunter.min_level(level.into());
     }
@@ -151,16 +220,32 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
     }
 
     let stdout = std::io::stdout();
+    let colour = match args.color {
+        Colour::Always => true,
+        Colour::Never => false,
+        Colour::Auto => {
+            stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.json {
-        report::write_json_lines(&hunt, &mut out).context("writing results")?;
-        out.flush().context("writing results")?;
-        report::write_summary(&hunt, counts, &mut std::io::stderr()).context("writing summary")?;
-    } else {
-        report::write_table(&hunt, &mut out).context("writing results")?;
-        writeln!(out).context("writing results")?;
-        report::write_summary(&hunt, counts, &mut out).context("writing results")?;
-        out.flush().context("writing results")?;
+    let write = |e| anyhow::Error::new(e).context("writing results");
+    match output {
+        Output::Json | Output::Csv => {
+            if output == Output::Json {
+                report::write_json_lines(&hunt, &mut out).map_err(write)?;
+            } else {
+                report::write_csv(&hunt, &mut out).map_err(write)?;
+            }
+            out.flush().map_err(write)?;
+            report::write_summary(&hunt, counts, &mut std::io::stderr())
+                .context("writing summary")?;
+        }
+        Output::Table => {
+            report::write_table_with(&hunt, colour, &mut out).map_err(write)?;
+            writeln!(out).map_err(write)?;
+            report::write_summary(&hunt, counts, &mut out).map_err(write)?;
+            out.flush().map_err(write)?;
+        }
     }
-    Ok(())
+    Ok(hunt.findings())
 }

@@ -20,6 +20,7 @@ mod hunt;
 mod keys;
 mod ml;
 mod parse;
+mod rules;
 
 #[derive(Parser)]
 #[command(
@@ -53,7 +54,11 @@ enum Command {
     #[command(subcommand)]
     Bench(bench::BenchCmd),
     /// Hunt offline: run Sigma rules over EVTX, JSON, JSON lines and text log files.
+    /// Exit code 0: no findings, 1: findings, 2: error.
     Hunt(hunt::HuntArgs),
+    /// Check Sigma rules: lint a directory, or run the rules' own test events.
+    #[command(subcommand)]
+    Rules(rules::RulesCmd),
     /// Enrollment tokens for new agents.
     #[command(subcommand)]
     AgentToken(keys::AgentTokenCmd),
@@ -100,6 +105,12 @@ enum ConfigCmd {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Offline and synchronous, with their own exit codes (2 for errors).
+    let cli = match cli.command {
+        Command::Hunt(args) => return hunt::main(args),
+        Command::Rules(cmd) => return rules::main(cmd),
+        command => Cli { command, ..cli },
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,8 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(load_config(cli.config.as_ref())?).await,
         Command::User(cmd) => user(load_config(cli.config.as_ref())?, cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
-        // Synchronous, and alone on the runtime: blocking it holds up nothing.
-        Command::Hunt(args) => hunt::run(args),
+        Command::Hunt(_) | Command::Rules(_) => anyhow::bail!("handled before the runtime starts"),
         Command::AgentToken(cmd) => keys::agent_token(load_config(cli.config.as_ref())?, cmd).await,
         Command::ApiKey(cmd) => keys::api_key(load_config(cli.config.as_ref())?, cmd).await,
         Command::Parse(args) => parse::run(args),

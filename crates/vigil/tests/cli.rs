@@ -1,5 +1,10 @@
 //! The `vigil` binary end to end: configuration checks, user management, version.
 
+#[path = "cli/hunt.rs"]
+mod hunt;
+#[path = "cli/rules.rs"]
+mod rules;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -196,7 +201,7 @@ fn hunt_prints_a_table_and_json_lines_and_skips_bad_input() {
     let args = ["hunt", "--rules", "rules", "--pipeline", "windows", "logs"];
     let o = vigil(&d.0, &args, &[]);
     let (out, err) = text(&o);
-    assert!(o.status.success(), "{err}");
+    assert_eq!(o.status.code(), Some(1), "findings: exit 1; {err}");
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("2024-")).collect();
     assert_eq!(rows.len(), 2, "{out}");
     assert!(rows[0].starts_with("2024-05-01T09:00:00Z"), "{out}");
@@ -226,7 +231,7 @@ fn hunt_prints_a_table_and_json_lines_and_skips_bad_input() {
     // JSON lines, one per match, with the whole event; nothing but them on stdout.
     let o = vigil(&d.0, &[&args[..], &["--json"]].concat(), &[]);
     let (out, err) = text(&o);
-    assert!(o.status.success(), "{err}");
+    assert_eq!(o.status.code(), Some(1), "findings: exit 1; {err}");
     let hits: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -253,7 +258,7 @@ fn hunt_prints_a_table_and_json_lines_and_skips_bad_input() {
         &[],
     );
     let (out, err) = text(&o);
-    assert!(o.status.success(), "{err}");
+    assert_eq!(o.status.code(), Some(1), "findings: exit 1; {err}");
     assert!(out.contains("SSH Failure"), "{out}");
     let o = vigil(
         &d.0,
@@ -261,7 +266,7 @@ fn hunt_prints_a_table_and_json_lines_and_skips_bad_input() {
         &[],
     );
     let (out, err) = text(&o);
-    assert!(o.status.success(), "{err}");
+    assert_eq!(o.status.code(), Some(1), "findings: exit 1; {err}");
     assert!(
         !out.contains("SSH Failure") && out.contains("matches: 2"),
         "{out}"
@@ -269,10 +274,10 @@ fn hunt_prints_a_table_and_json_lines_and_skips_bad_input() {
 
     // Usage errors: no rules, no inputs.
     let o = vigil(&d.0, &["hunt", "-r", "logs", "logs"], &[]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("no rules loaded"), "{}", text(&o).1);
     let o = vigil(&d.0, &["hunt", "-r", "rules", "nothing/*.evtx"], &[]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("no input files"), "{}", text(&o).1);
 }
 
@@ -291,7 +296,7 @@ fn hunt_defaults_to_the_built_in_rule_pack() {
     .unwrap();
     let o = vigil(&d.0, &["hunt", "--json", logs.to_str().unwrap()], &[]);
     let (out, err) = text(&o);
-    assert!(o.status.success(), "{err}");
+    assert_eq!(o.status.code(), Some(1), "findings: exit 1; {err}");
     let hits: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
