@@ -34,9 +34,25 @@ struct WireMessage {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 struct ChatChunk {
     #[serde(default)]
-    model: String,
-    #[serde(default)]
     message: WireMessage,
+    #[serde(flatten)]
+    tail: ChunkTail,
+}
+
+/// One `/api/generate` object.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+struct GenerateChunk {
+    #[serde(default)]
+    response: String,
+    #[serde(flatten)]
+    tail: ChunkTail,
+}
+
+/// What every chat and generate object carries besides its text.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+struct ChunkTail {
+    #[serde(default)]
+    model: String,
     #[serde(default)]
     done: bool,
     #[serde(default)]
@@ -49,23 +65,14 @@ struct ChatChunk {
     error: Option<Value>,
 }
 
-/// One `/api/generate` object.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-struct GenerateChunk {
-    #[serde(default)]
+/// A chat or generate reply as read, before it is named for its endpoint.
+#[derive(Default)]
+struct Reply {
     model: String,
-    #[serde(default)]
-    response: String,
-    #[serde(default)]
-    done: bool,
-    #[serde(default)]
+    text: String,
     done_reason: Option<String>,
-    #[serde(default)]
     prompt_eval_count: Option<u64>,
-    #[serde(default)]
     eval_count: Option<u64>,
-    #[serde(default)]
-    error: Option<Value>,
 }
 
 /// A complete `/api/chat` reply (a stream assembled).
@@ -287,28 +294,16 @@ impl OllamaClient {
             options: json!({"temperature": self.cfg.temperature}),
         };
         let resp = self.post("/api/chat", &body).await?;
-        let mut out = OllamaChatResponse {
-            model: String::new(),
-            content: String::new(),
-            done_reason: None,
-            prompt_eval_count: None,
-            eval_count: None,
-        };
-        self.read_objects(resp, self.cfg.stream, |c: ChatChunk| {
-            if let Some(e) = &c.error {
-                return Err(Self::stream_error(e));
-            }
-            out.model = c.model;
-            out.content.push_str(&c.message.content);
-            if c.done {
-                out.done_reason = c.done_reason;
-                out.prompt_eval_count = c.prompt_eval_count;
-                out.eval_count = c.eval_count;
-            }
-            Ok(c.done)
+        let r = self
+            .read_reply(resp, |c: ChatChunk| (c.message.content, c.tail))
+            .await?;
+        Ok(OllamaChatResponse {
+            model: r.model,
+            content: r.text,
+            done_reason: r.done_reason,
+            prompt_eval_count: r.prompt_eval_count,
+            eval_count: r.eval_count,
         })
-        .await?;
-        Ok(out)
     }
 
     /// `POST /api/generate` with the configured model.
@@ -327,25 +322,39 @@ impl OllamaClient {
             options: json!({"temperature": self.cfg.temperature}),
         };
         let resp = self.post("/api/generate", &body).await?;
-        let mut out = OllamaGenerateResponse {
-            model: String::new(),
-            response: String::new(),
-            done_reason: None,
-            prompt_eval_count: None,
-            eval_count: None,
-        };
-        self.read_objects(resp, self.cfg.stream, |c: GenerateChunk| {
-            if let Some(e) = &c.error {
+        let r = self
+            .read_reply(resp, |c: GenerateChunk| (c.response, c.tail))
+            .await?;
+        Ok(OllamaGenerateResponse {
+            model: r.model,
+            response: r.text,
+            done_reason: r.done_reason,
+            prompt_eval_count: r.prompt_eval_count,
+            eval_count: r.eval_count,
+        })
+    }
+
+    /// Reads a chat or generate reply (one object or a stream): the text pieces joined, the
+    /// counts from the final (`done`) object; an `error` object is an error.
+    async fn read_reply<C: serde::de::DeserializeOwned>(
+        &self,
+        resp: reqwest::Response,
+        split: impl Fn(C) -> (String, ChunkTail),
+    ) -> Result<Reply> {
+        let mut out = Reply::default();
+        self.read_objects(resp, self.cfg.stream, |c: C| {
+            let (text, tail) = split(c);
+            if let Some(e) = &tail.error {
                 return Err(Self::stream_error(e));
             }
-            out.model = c.model;
-            out.response.push_str(&c.response);
-            if c.done {
-                out.done_reason = c.done_reason;
-                out.prompt_eval_count = c.prompt_eval_count;
-                out.eval_count = c.eval_count;
+            out.model = tail.model;
+            out.text.push_str(&text);
+            if tail.done {
+                out.done_reason = tail.done_reason;
+                out.prompt_eval_count = tail.prompt_eval_count;
+                out.eval_count = tail.eval_count;
             }
-            Ok(c.done)
+            Ok(tail.done)
         })
         .await?;
         Ok(out)
