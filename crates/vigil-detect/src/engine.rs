@@ -114,6 +114,8 @@ struct PrefilterField {
 pub(crate) struct PrefilterState {
     scanned: Vec<bool>,
     possible: Vec<bool>,
+    /// Literals found by the current scan (a buffer kept between scans).
+    seen: Vec<u64>,
 }
 
 impl Prefilter {
@@ -187,6 +189,7 @@ impl Prefilter {
         PrefilterState {
             scanned: vec![false; self.fields.len()],
             possible: vec![false; self.rule_fields.len()],
+            seen: Vec::new(),
         }
     }
 
@@ -234,7 +237,9 @@ impl Prefilter {
             return;
         };
         // Each literal's rules are marked once, however often it occurs.
-        let mut seen = vec![0u64; field.rules.len().div_ceil(64)];
+        let mut seen = std::mem::take(&mut state.seen);
+        seen.clear();
+        seen.resize(field.rules.len().div_ceil(64), 0);
         for leaf in &slot.leaves {
             if leaf.text.is_none() {
                 continue;
@@ -250,6 +255,7 @@ impl Prefilter {
                 }
             }
         }
+        state.seen = seen;
     }
 }
 
