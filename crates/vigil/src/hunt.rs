@@ -2,7 +2,8 @@
 //! arguments, shows progress and prints.
 //!
 //! Exit codes: 0 no findings, 1 findings, 2 error (bad arguments, an unreadable rule
-//! directory, no rule loaded, no input file at all, output that cannot be written). A file
+//! directory, no rule loaded, no input file at all, output that cannot be written; a reader
+//! that stops early, as `| head` does, is not an error). A file
 //! or line that cannot be parsed is reported on standard error and skipped: it does not make
 //! the exit code 2, so one corrupt file among thousands does not hide the findings. Nor does
 //! an input that names nothing when other inputs give files: it is reported as a warning
@@ -228,24 +229,29 @@ fn run(args: HuntArgs) -> anyhow::Result<usize> {
         }
     };
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let write = |e| anyhow::Error::new(e).context("writing results");
-    match output {
-        Output::Json | Output::Csv => {
-            if output == Output::Json {
-                report::write_json_lines(&hunt, &mut out).map_err(write)?;
-            } else {
-                report::write_csv(&hunt, &mut out).map_err(write)?;
+    let written = (|| -> std::io::Result<()> {
+        match output {
+            Output::Json | Output::Csv => {
+                if output == Output::Json {
+                    report::write_json_lines(&hunt, &mut out)?;
+                } else {
+                    report::write_csv(&hunt, &mut out)?;
+                }
+                out.flush()?;
+                report::write_summary(&hunt, counts, &mut std::io::stderr())
             }
-            out.flush().map_err(write)?;
-            report::write_summary(&hunt, counts, &mut std::io::stderr())
-                .context("writing summary")?;
+            Output::Table => {
+                report::write_table_with(&hunt, colour, &mut out)?;
+                writeln!(out)?;
+                report::write_summary(&hunt, counts, &mut out)?;
+                out.flush()
+            }
         }
-        Output::Table => {
-            report::write_table_with(&hunt, colour, &mut out).map_err(write)?;
-            writeln!(out).map_err(write)?;
-            report::write_summary(&hunt, counts, &mut out).map_err(write)?;
-            out.flush().map_err(write)?;
-        }
+    })();
+    match written {
+        // The reader went away (`vigil hunt ... | head`): what it wanted was printed.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("writing results")?,
     }
     Ok(hunt.findings())
 }

@@ -233,6 +233,30 @@ fn hunt_exit_codes_are_0_without_findings_1_with_and_2_on_errors() {
 }
 
 #[test]
+fn hunt_into_a_reader_that_stops_early_is_not_an_error() {
+    // `vigil hunt ... | head`: the reader closes the pipe before anything is written. The
+    // exit code stays the findings' (1), with no write error.
+    let d = tmp();
+    whoami_case(&d.0);
+    for output in ["table", "json", "csv"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .current_dir(&d.0)
+            .args(["hunt", "-r", "rules", "--output", output, "logs"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run vigil");
+        drop(child.stdout.take());
+        let o = child.wait_with_output().expect("wait for vigil");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{output}: {err}");
+        assert!(!err.contains("error"), "{output}: {err}");
+    }
+}
+
+#[test]
 fn hunt_table_is_coloured_only_when_asked_or_on_a_terminal() {
     let d = tmp();
     whoami_case(&d.0);
