@@ -17,6 +17,16 @@
 //! and that group's window is emptied, so a burst of 300 failed logins against `gte: 100`
 //! yields three matches, not 201.
 //!
+//! # Chains
+//!
+//! A correlation may refer to other correlations (by `id` or `name`), as the specification's
+//! "failed logins followed by a successful login" example does. A match of the referred
+//! correlation is a hit for the referring one at the time of the event that completed it;
+//! its `group-by` values (and, for fields it does not group by, the fields of that event) are
+//! what the referring correlation groups by, as the specification says: "the correlation rule
+//! only uses its own `group-by`". Matches of a correlation referred to by another without
+//! `generate: true` are only input to it and are not returned. Cycles are refused.
+//!
 //! # Memory bounds
 //!
 //! Hits older than the window are dropped as windows move; groups whose whole window lies
@@ -504,6 +514,9 @@ pub struct CorrelationEngine {
     rules: Vec<CorrelationRule>,
     /// Referenced rule id or name -> (correlation, position in its `rules`).
     by_ref: HashMap<String, Vec<(usize, usize)>>,
+    /// Per correlation: referred to by a correlation that does not `generate` it, so its
+    /// matches are that correlation's input only.
+    hidden: Vec<bool>,
     groups: HashMap<GroupKey, Group>,
     /// Update stamp -> group, oldest first, for eviction.
     lru: BTreeMap<u64, GroupKey>,
@@ -524,9 +537,12 @@ impl CorrelationEngine {
 
     /// An engine for `rules`. Fails for a condition the engine cannot decide when an event
     /// arrives (only `lt`/`lte` bounds: "fewer than N" needs the window to close) and for
-    /// correlations referring to other correlations (chains are not supported yet).
+    /// correlations that refer to themselves through a chain.
     pub fn new(rules: Vec<CorrelationRule>) -> Result<Self> {
         let mut by_ref: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+        // Correlation -> the correlations it refers to.
+        let mut refers: Vec<Vec<usize>> = vec![Vec::new(); rules.len()];
+        let mut hidden = vec![false; rules.len()];
         for (c, rule) in rules.iter().enumerate() {
             let fail = |reason: String| Error::InvalidRule {
                 rule: rule.display_name(),
@@ -538,20 +554,25 @@ impl CorrelationEngine {
                 ));
             }
             for (pos, r) in rule.rules.iter().enumerate() {
-                let chained = rules
-                    .iter()
-                    .any(|o| o.id.as_ref() == Some(r) || o.name.as_ref() == Some(r));
-                if chained {
-                    return Err(fail(format!(
-                        "refers to correlation `{r}`: chained correlations are not supported"
-                    )));
+                for (o, other) in rules.iter().enumerate() {
+                    if other.id.as_ref() == Some(r) || other.name.as_ref() == Some(r) {
+                        refers[c].push(o);
+                        hidden[o] |= !rule.generate;
+                    }
                 }
                 by_ref.entry(r.clone()).or_default().push((c, pos));
             }
         }
+        if let Some(c) = cycle(&refers) {
+            return Err(Error::InvalidRule {
+                rule: rules[c].display_name(),
+                reason: "refers to itself through a chain of correlations".into(),
+            });
+        }
         Ok(CorrelationEngine {
             rules,
             by_ref,
+            hidden,
             groups: HashMap::new(),
             lru: BTreeMap::new(),
             stamp: 0,
@@ -657,14 +678,48 @@ impl CorrelationEngine {
             self.sweep();
         }
         // (correlation, position) pairs this event hit, each once.
-        let mut hits: Vec<(usize, usize)> = matched
-            .iter()
-            .filter_map(|m| self.by_ref.get(*m))
+        let hits = self.refs(matched.iter().copied());
+        let mut out = self.feed(time, index, hits, event);
+        // Matches are hits for the correlations that refer to them; no cycles, so this ends.
+        let mut next = 0;
+        while next < out.len() {
+            let m = &out[next];
+            let rule = &self.rules[m.correlation];
+            let hits = self.refs(rule.id.iter().chain(&rule.name).map(String::as_str));
+            if !hits.is_empty() {
+                let chained = Chained {
+                    group: m.group.clone(),
+                    event,
+                };
+                let more = self.feed(time, index, hits, &chained);
+                out.extend(more);
+            }
+            next += 1;
+        }
+        out.retain(|m| !self.hidden[m.correlation]);
+        out
+    }
+
+    /// The (correlation, position) pairs that `names` are referred to by, each once.
+    fn refs<'n>(&self, names: impl Iterator<Item = &'n str>) -> Vec<(usize, usize)> {
+        let mut hits: Vec<(usize, usize)> = names
+            .filter_map(|m| self.by_ref.get(m))
             .flatten()
             .copied()
             .collect();
         hits.sort_unstable();
         hits.dedup();
+        hits
+    }
+
+    /// Adds one event's hits to their groups; the correlations it completed.
+    fn feed(
+        &mut self,
+        time: i64,
+        index: u64,
+        hits: Vec<(usize, usize)>,
+        event: &dyn Event,
+    ) -> Vec<CorrelationMatch> {
         let mut out = Vec::new();
         let mut counted: HashSet<GroupKey> = HashSet::new();
         for (c, pos) in hits {
@@ -843,6 +898,49 @@ impl CorrelationEngine {
             keep
         });
     }
+}
+
+/// A correlation match as an event for the correlations that refer to it: its group-by
+/// values, then the fields of the event that completed it.
+struct Chained<'e> {
+    group: Vec<(String, Option<String>)>,
+    event: &'e dyn Event,
+}
+
+impl Event for Chained<'_> {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        match self.group.iter().find(|(g, _)| g == name) {
+            Some((_, Some(v))) => Some(FieldValue::Str(v.as_str().into())),
+            Some((_, None)) => None,
+            None => self.event.field(name),
+        }
+    }
+
+    fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.event.any_keyword(f)
+    }
+}
+
+/// A correlation on a cycle of `refers` (correlation -> the correlations it refers to).
+pub(crate) fn cycle(refers: &[Vec<usize>]) -> Option<usize> {
+    // 0 unvisited, 1 on the current path, 2 done.
+    fn visit(c: usize, refers: &[Vec<usize>], state: &mut [u8]) -> Option<usize> {
+        match state[c] {
+            1 => return Some(c),
+            2 => return None,
+            _ => {}
+        }
+        state[c] = 1;
+        for &o in &refers[c] {
+            if let Some(found) = visit(o, refers, state) {
+                return Some(found);
+            }
+        }
+        state[c] = 2;
+        None
+    }
+    let mut state = vec![0u8; refers.len()];
+    (0..refers.len()).find_map(|c| visit(c, refers, &mut state))
 }
 
 /// A field's value as group-key text; lists are joined with `,`.

@@ -916,33 +916,87 @@ fn link_correlations(report: &mut LoadReport, correlations: Vec<(PathBuf, Correl
         known.extend(r.rule.id.as_deref());
         known.extend(r.rule.name.as_deref());
     }
-    let mut chained: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for (_, c) in &correlations {
-        chained.extend(c.id.as_deref());
-        chained.extend(c.name.as_deref());
-    }
-    let mut errors = Vec::new();
-    let mut good = Vec::new();
-    for (path, c) in &correlations {
-        let fail = |reason: String| {
-            Error::InvalidRule {
-                rule: c.display_name(),
-                reason,
+    // A correlation may refer to another (a chain) that is itself good; a reference to a
+    // rejected one rejects it too, so go on until nothing changes.
+    let mut good: Vec<bool> = vec![true; correlations.len()];
+    let mut errors: Vec<Option<Error>> = (0..correlations.len()).map(|_| None).collect();
+    loop {
+        let names: std::collections::HashSet<&str> = correlations
+            .iter()
+            .zip(&good)
+            .filter(|(_, ok)| **ok)
+            .flat_map(|((_, c), _)| c.id.as_deref().into_iter().chain(c.name.as_deref()))
+            .collect();
+        let mut changed = false;
+        for (i, (path, c)) in correlations.iter().enumerate() {
+            if !good[i] {
+                continue;
             }
-            .in_file(path)
-        };
-        if let Some(other) = c.rules.iter().find(|r| chained.contains(r.as_str())) {
-            errors.push(fail(format!(
-                "refers to correlation `{other}`: chained correlations are not supported"
-            )));
-        } else if let Some(missing) = c.rules.iter().find(|r| !known.contains(r.as_str())) {
-            errors.push(fail(format!("unknown referenced rule `{missing}`")));
-        } else {
-            good.push(c.clone());
+            let missing = c
+                .rules
+                .iter()
+                .find(|r| !known.contains(r.as_str()) && !names.contains(r.as_str()));
+            if let Some(missing) = missing {
+                let reason = if correlations.iter().any(|(_, o)| {
+                    o.id.as_deref() == Some(missing) || o.name.as_deref() == Some(missing)
+                }) {
+                    format!("refers to correlation `{missing}`, which was rejected")
+                } else {
+                    format!("unknown referenced rule `{missing}`")
+                };
+                errors[i] = Some(
+                    Error::InvalidRule {
+                        rule: c.display_name(),
+                        reason,
+                    }
+                    .in_file(path),
+                );
+                good[i] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            // A chain that comes back to where it started can never be evaluated.
+            let refers: Vec<Vec<usize>> = correlations
+                .iter()
+                .zip(&good)
+                .map(|((_, c), ok)| {
+                    let names = |o: &CorrelationRule| {
+                        c.rules.iter().any(|r| {
+                            o.id.as_deref() == Some(r.as_str())
+                                || o.name.as_deref() == Some(r.as_str())
+                        })
+                    };
+                    match ok {
+                        true => (0..correlations.len())
+                            .filter(|&o| good[o] && names(&correlations[o].1))
+                            .collect(),
+                        false => Vec::new(),
+                    }
+                })
+                .collect();
+            let Some(c) = crate::correlation::cycle(&refers) else {
+                break;
+            };
+            let (path, rule) = &correlations[c];
+            errors[c] = Some(
+                Error::InvalidRule {
+                    rule: rule.display_name(),
+                    reason: "refers to itself through a chain of correlations".into(),
+                }
+                .in_file(path),
+            );
+            good[c] = false;
         }
     }
-    report.errors.extend(errors);
-    report.correlations.extend(good);
+    report.errors.extend(errors.into_iter().flatten());
+    report.correlations.extend(
+        correlations
+            .into_iter()
+            .zip(good)
+            .filter(|(_, ok)| *ok)
+            .map(|((_, c), _)| c),
+    );
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>, top: bool) -> Result<()> {

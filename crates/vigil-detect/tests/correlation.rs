@@ -394,3 +394,94 @@ fn correlation_only_rules_are_reported() {
     let e = e.unwrap();
     assert!(!e.is_correlation_only("failed_login"));
 }
+
+/// The specification's closing example: many failed logins (a correlation) followed by a
+/// successful login of the same user, the outer correlation grouping by `User` while the
+/// inner one groups by `Computer`.
+fn chain(generate_inner: bool) -> CorrelationEngine {
+    let outer = CorrelationRule::from_yaml(&format!(
+        "title: Failed logins then success\nid: b180ead8-d58f-40b2-ae54-c8940995b9b6\nlevel: high\n\
+         correlation:\n    type: temporal_ordered\n    rules: [multiple_failed_login, successful_login]\n\
+         \x20   group-by: [User]\n    timespan: 10m\n    generate: {generate_inner}\n"
+    ))
+    .unwrap();
+    let inner = CorrelationRule::from_yaml(
+        "title: Multiple failed logons\nid: a8418a5a-5fc4-46b5-b23b-6c73beb19d41\nname: multiple_failed_login\n\
+         correlation:\n    type: event_count\n    rules: [failed_login]\n    group-by: [Computer]\n\
+         \x20   timespan: 10m\n    condition:\n        gte: 3\n",
+    )
+    .unwrap();
+    CorrelationEngine::new(vec![outer, inner]).unwrap()
+}
+
+#[test]
+fn chained_correlations_feed_their_matches_to_the_correlations_that_refer_to_them() {
+    let fail = |user: &str| json!({"User": user, "Computer": "dc1"});
+    let events: Vec<(i64, &[&str], Value)> = vec![
+        (0, &["successful_login"], fail("bob")), // a success before the failures: no order
+        (MIN, &["failed_login"], fail("eve")),
+        (2 * MIN, &["failed_login"], fail("eve")),
+        (3 * MIN, &["failed_login"], fail("bob")), // completes the inner one, as bob
+        (4 * MIN, &["successful_login"], fail("eve")), // eve did not complete it
+        (5 * MIN, &["successful_login"], fail("bob")),
+    ];
+    let mut e = chain(false);
+    let fired = run(&mut e, &events);
+    // Only the outer correlation is reported (the inner one is its input, not generated).
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let (at, m) = &fired[0];
+    assert_eq!(*at, 5);
+    assert_eq!(m.title, "Failed logins then success");
+    assert_eq!(m.group, [("User".to_string(), Some("bob".to_string()))]);
+    assert_eq!(m.count, 2);
+    // The hits: the event that completed the inner correlation, then the success.
+    let hits: Vec<(u64, usize)> = m.events.iter().map(|c| (c.index, c.rule)).collect();
+    assert_eq!(hits, [(3, 0), (5, 1)]);
+
+    // The true negative: the success comes first, then the failures.
+    let mut e = chain(false);
+    let reversed: Vec<(i64, &[&str], Value)> = vec![
+        (0, &["successful_login"], fail("bob")),
+        (MIN, &["failed_login"], fail("bob")),
+        (2 * MIN, &["failed_login"], fail("bob")),
+        (3 * MIN, &["failed_login"], fail("bob")),
+    ];
+    assert!(run(&mut e, &reversed).is_empty());
+}
+
+#[test]
+fn a_chained_correlation_with_generate_also_reports_the_one_it_refers_to() {
+    let fail = json!({"User": "bob", "Computer": "dc1"});
+    let events: Vec<(i64, &[&str], Value)> = vec![
+        (0, &["failed_login"], fail.clone()),
+        (MIN, &["failed_login"], fail.clone()),
+        (2 * MIN, &["failed_login"], fail.clone()),
+        (3 * MIN, &["successful_login"], fail),
+    ];
+    let mut e = chain(true);
+    let titles: Vec<(usize, String)> = run(&mut e, &events)
+        .into_iter()
+        .map(|(i, m)| (i, m.title))
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            (2, "Multiple failed logons".to_string()),
+            (3, "Failed logins then success".to_string())
+        ]
+    );
+}
+
+#[test]
+fn correlations_referring_to_themselves_through_a_chain_are_refused() {
+    let a = CorrelationRule::from_yaml(
+        "title: A\nname: a\ncorrelation:\n    type: event_count\n    rules: [b]\n    timespan: 1m\n    condition: {gte: 1}\n",
+    )
+    .unwrap();
+    let b = CorrelationRule::from_yaml(
+        "title: B\nname: b\ncorrelation:\n    type: event_count\n    rules: [a, x]\n    timespan: 1m\n    condition: {gte: 1}\n",
+    )
+    .unwrap();
+    let err = CorrelationEngine::new(vec![a, b]).unwrap_err().to_string();
+    assert!(err.contains("chain of correlations"), "{err}");
+}

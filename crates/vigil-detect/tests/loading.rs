@@ -226,3 +226,98 @@ fn load_dir_reports_bad_correlations_and_filters_and_keeps_the_rest() {
     assert_eq!(report.correlations.len(), 1);
     assert_eq!(report.filters.len(), 1);
 }
+
+#[test]
+fn load_dir_links_chained_correlations_and_rejects_broken_chains() {
+    let dir = TempDir::new("chains");
+    // Named so the chain can refer to it, and a correlation over it.
+    let named = BASE_AND_CORRELATION.replace(
+        "title: Many failed logins\n",
+        "title: Many failed logins\nname: many_failed_logins\n",
+    );
+    let chain = "title: Failed logins then success
+id: 66666666-6666-4666-8666-666666666666
+correlation:
+    type: temporal_ordered
+    rules: [many_failed_logins, successful_login]
+    group-by: [User]
+    timespan: 10m
+---
+title: Successful login
+name: successful_login
+logsource: {product: test}
+detection:
+    sel:
+        Outcome: success
+    condition: sel
+";
+    std::fs::write(dir.0.join("base.yml"), &named).unwrap();
+    std::fs::write(dir.0.join("chain.yml"), chain).unwrap();
+    // A chain over a correlation that is itself rejected, and two correlations in a cycle.
+    std::fs::write(
+        dir.0.join("broken.yml"),
+        "title: Over a bad one
+id: 77777777-7777-4777-8777-777777777777
+correlation:
+    type: event_count
+    rules: [bad_inner]
+    timespan: 1m
+    condition: {gte: 1}
+---
+title: Bad inner
+name: bad_inner
+correlation:
+    type: event_count
+    rules: [no_such_rule]
+    timespan: 1m
+    condition: {gte: 1}
+---
+title: Cycle A
+name: cycle_a
+correlation:
+    type: event_count
+    rules: [cycle_b]
+    timespan: 1m
+    condition: {gte: 1}
+---
+title: Cycle B
+name: cycle_b
+correlation:
+    type: event_count
+    rules: [cycle_a, failed_login]
+    timespan: 1m
+    condition: {gte: 1}
+",
+    )
+    .unwrap();
+    let report = load_dir(&dir.0, &CompileOptions::default()).unwrap();
+    let texts: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+    for what in [
+        "`Bad inner`: unknown referenced rule `no_such_rule`",
+        "`Over a bad one` (77777777-7777-4777-8777-777777777777): refers to correlation `bad_inner`, which was rejected",
+        "refers to itself through a chain of correlations",
+    ] {
+        assert!(texts.iter().any(|t| t.contains(what)), "{what}: {texts:?}");
+    }
+    let mut titles: Vec<&str> = report
+        .correlations
+        .iter()
+        .map(|c| c.title.as_str())
+        .collect();
+    titles.sort_unstable();
+    // One of the cycle is refused; the other then refers to a rejected correlation.
+    assert_eq!(titles, ["Failed logins then success", "Many failed logins"]);
+    assert_eq!(report.errors.len(), 4, "{texts:?}");
+
+    // The chain runs: bob fails twice, then succeeds.
+    let mut engine = report.correlation_engine().unwrap();
+    let ruleset = report.into_ruleset();
+    let mut fired = Vec::new();
+    for (i, outcome) in ["failure", "failure", "success"].into_iter().enumerate() {
+        let event = json!({"User": "bob", "Outcome": outcome});
+        let matched: Vec<_> = ruleset.matches(&event).collect();
+        fired.extend(engine.process_rules(i as i64 * 1000, &matched, &event));
+    }
+    let titles: Vec<&str> = fired.iter().map(|m| m.title.as_str()).collect();
+    assert_eq!(titles, ["Failed logins then success"]);
+}
