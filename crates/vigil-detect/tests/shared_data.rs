@@ -16,6 +16,32 @@ use vigil_detect::{
 const MAX_REJECTED: usize = 2;
 /// Regression cases passing today; raise it when support grows, never lower it.
 const MIN_REGRESSION_PASSING: usize = 117;
+
+/// Cases whose `match_count` disagrees with the rule as written: more events of the case hold
+/// what the rule looks for than the count says. SigmaHQ's own runner
+/// (`tests/regression_tests_runner.py`) checks only that the rule id appears among the matches
+/// and never reads `match_count`, so nothing there notices. Pinned: (rule id, the hits the
+/// rule as written has on the case's events, why). Vigil hunt and rsigma-eval agree on them.
+const PINNED_MATCH_COUNTS: [(&str, usize, &str); 3] = [
+    (
+        "0b9ad457-2554-44c1-82c2-d56a99c42377",
+        3,
+        "match_count 1, but 3 of the 5 events (user.conf.new twice, user.conf~RF2d9c20d.TMP) \
+         contain the rule's `\\AppData\\Roaming\\AnyDesk\\user.conf`",
+    ),
+    (
+        "8fbf3271-1ef6-4e94-8210-03c2317947f6",
+        3,
+        "match_count 1, but procdump.exe, procdump64.exe and procdump64a.exe are all three \
+         in the rule's endswith list (the :Zone.Identifier streams are not)",
+    ),
+    (
+        "45e112d0-7759-4c2a-aa36-9f8fb79d3393",
+        3,
+        "match_count 1, but all 3 events set DWORD 2 under ZoneMap\\Domains\\bad-domain.com \
+         (http, https, *), none of them in the filter",
+    ),
+];
 /// The same with the Windows pipeline instead of a product filter; raise it, never lower it.
 const MIN_REGRESSION_PASSING_WITH_PIPELINE: usize = 117;
 /// Windows rules whose logsource the Windows pipeline does not map; lower it, never raise it.
@@ -149,6 +175,10 @@ pub fn case_events(case_dir: &Path) -> Vec<Value> {
 struct Regression {
     cases: usize,
     passed: usize,
+    /// Cases whose only disagreement is a pinned match count.
+    pinned: usize,
+    /// Cases without `regression_tests_info` (SigmaHQ commented the test out): nothing to run.
+    untested: usize,
     events: usize,
     /// Rule evaluations over all events (the candidate rules, with pipelines).
     evaluations: usize,
@@ -170,6 +200,8 @@ fn run_regression(sigma: &Path, report: &LoadReport, ruleset: &Ruleset, label: &
     let mut result = Regression {
         cases: infos.len(),
         passed: 0,
+        pinned: 0,
+        untested: 0,
         events: 0,
         evaluations: 0,
     };
@@ -216,7 +248,13 @@ fn run_regression(sigma: &Path, report: &LoadReport, ruleset: &Ruleset, label: &
                 r.rule().id.as_deref().unwrap_or_default()
             })
             .collect();
+        if info.regression_tests_info.is_empty() {
+            println!("  no test defined (regression_tests_info is absent): {case}");
+            result.untested += 1;
+            continue;
+        }
         let mut ok = !events.is_empty();
+        let mut pinned = false;
         for meta in &info.rule_metadata {
             let label = format!("{} ({})", meta.title, meta.id);
             let has_id = |r: &&CompiledRule| r.rule().id.as_deref() == Some(meta.id.as_str());
@@ -242,6 +280,13 @@ fn run_regression(sigma: &Path, report: &LoadReport, ruleset: &Ruleset, label: &
                 Some(n) => hits == n,
                 None => hits > 0,
             };
+            let pin = PINNED_MATCH_COUNTS.iter().find(|p| p.0 == meta.id);
+            if !good && pin.is_some_and(|p| p.1 == hits) {
+                let why = pin.map_or("", |p| p.2);
+                println!("  pinned {label}: {case}: matched {hits}: {why}");
+                pinned = true;
+                continue;
+            }
             if !good {
                 failures.entry(label).or_default().push(format!(
                     "{case}: matched {hits} of {} events, expected {}",
@@ -251,7 +296,11 @@ fn run_regression(sigma: &Path, report: &LoadReport, ruleset: &Ruleset, label: &
                 ok = false;
             }
         }
-        result.passed += usize::from(ok);
+        match (ok, pinned) {
+            (true, false) => result.passed += 1,
+            (true, true) => result.pinned += 1,
+            (false, _) => {}
+        }
     }
     println!(
         "[{label}] evaluated {} rule/event pairs ({:.1} rules per event on average) in {:?} \
@@ -267,8 +316,9 @@ fn run_regression(sigma: &Path, report: &LoadReport, ruleset: &Ruleset, label: &
         );
     }
     println!(
-        "[{label}] regression: {}/{} cases pass",
-        result.passed, result.cases
+        "[{label}] regression: {}/{} cases pass, {} pass but for a pinned match_count, \
+         {} define no test",
+        result.passed, result.cases, result.pinned, result.untested
     );
     for (rule, cases) in &failures {
         println!("  FAIL {rule}");
@@ -308,6 +358,11 @@ fn sigmahq_regression_events_fire_their_rules() {
         result.passed >= MIN_REGRESSION_PASSING,
         "{} regression cases pass, at least {MIN_REGRESSION_PASSING} expected",
         result.passed
+    );
+    assert_eq!(
+        result.passed + result.pinned + result.untested,
+        result.cases,
+        "every case passes, is pinned or defines no test (failures listed above)"
     );
 }
 
@@ -355,6 +410,11 @@ fn sigmahq_regression_events_fire_their_rules_with_the_windows_pipeline() {
         "{} regression cases pass with the Windows pipeline, at least \
          {MIN_REGRESSION_PASSING_WITH_PIPELINE} expected",
         result.passed
+    );
+    assert_eq!(
+        result.passed + result.pinned + result.untested,
+        result.cases,
+        "every case passes, is pinned or defines no test (failures listed above)"
     );
     // Every rule the Windows pipeline maps used to be evaluated on every event; now only the
     // candidates for the event's channel and EventID are.
