@@ -3,7 +3,7 @@
 //!
 //! [`parse_line`] takes one line of any supported format — syslog (RFC 3164 and 5424) with
 //! the sshd, PAM, sudo and su messages of `auth.log`, auditd records, nginx/apache access
-//! logs, iptables/nftables kernel lines, JSON objects — and never fails: a line it does not
+//! logs, iptables/nftables kernel lines, Cisco IOS system messages, JSON objects — and never fails: a line it does not
 //! recognise still becomes an event with `message`, `event.original` and `@timestamp`.
 //! [`syslog`] parses datagrams and splits TCP streams into frames, [`loki`] decodes the Loki
 //! push API, and [`parse_reader`] reads whole files (JSON arrays, JSON lines or text).
@@ -26,6 +26,7 @@
 mod access;
 mod auditd;
 mod auth;
+mod cisco;
 mod error;
 mod firewall;
 mod json;
@@ -203,7 +204,7 @@ pub fn parse_line_strict(line: &str, ctx: &LineContext) -> Result<Json> {
             match syslog::parse_line_text(line, ctx.received) {
                 Ok(msg) => syslog::to_event_as(&msg, format == Format::Auth),
                 Err(e) if strict => return Err(bad(format!("not a syslog line: {e}"))),
-                Err(_) => match firewall_line(line, ctx) {
+                Err(_) => match firewall_line(line, ctx).or_else(|| cisco_line(line, ctx)) {
                     Some(event) => event,
                     None => {
                         let dataset = if syslogish(ctx) { "syslog" } else { "raw" };
@@ -224,6 +225,15 @@ fn firewall_line(line: &str, ctx: &LineContext) -> Option<Json> {
     }
     let mut event = base(line, "firewall", ctx.received);
     firewall::parse_into(line, &mut event).then_some(event)
+}
+
+/// A Cisco IOS system message as a syslog server writes it to a file (no syslog header).
+fn cisco_line(line: &str, ctx: &LineContext) -> Option<Json> {
+    if !cisco::looks_like(line) {
+        return None;
+    }
+    let mut event = base(line, "cisco.ios", ctx.received);
+    cisco::parse_into(line, &mut event, true, ctx.received).then_some(event)
 }
 
 /// Adds what the context knows and the line did not say.
@@ -319,6 +329,42 @@ mod tests {
 
     fn ctx() -> LineContext<'static> {
         LineContext::new("2026-11-23T12:00:00Z".parse().unwrap())
+    }
+
+    #[test]
+    fn cisco_messages_bare_or_in_syslog_become_cisco_ios_events() {
+        let c = ctx();
+        for (line, command, user) in [
+            (
+                "172.16.5.10 6705: Feb 17 13:40:03.673: %PARSER-5-CFGLOG_LOGGEDCMD: User:admin  logged command:no shutdown",
+                Some("no shutdown"),
+                Some("admin"),
+            ),
+            (
+                "<189>6705: Feb 17 13:40:03.673: %SYS-5-CONFIG_I: Configured from console by admin on vty0",
+                None,
+                None,
+            ),
+            (
+                "<189>Feb 17 13:40:03 sw1 %PARSER-5-CFGLOG_LOGGEDCMD: User:bob  logged command:no logging",
+                Some("no logging"),
+                Some("bob"),
+            ),
+        ] {
+            let ev = parse_line(line, &c);
+            assert_eq!(ev["event"]["dataset"], "cisco.ios", "{ev}");
+            assert_eq!(ev["cisco"]["ios"]["command"].as_str(), command, "{ev}");
+            assert_eq!(ev["user"]["name"].as_str(), user, "{ev}");
+            // Neither the sequence number nor the tag is taken for a program.
+            assert!(ev["process"]["name"].is_null(), "{ev}");
+            assert_eq!(ev["event"]["original"], line);
+        }
+        let ev = parse_line("<189>6705: Feb 17 13:40:03.673: %SYS-5-CONFIG_I: x", &c);
+        assert_eq!(ev["event"]["sequence"], 6705);
+        assert_eq!(
+            parse_line("<189>Feb 17 13:40:03 sw1 %PARSER-5-CFGLOG_LOGGEDCMD: x", &c)["host"]["name"],
+            "sw1"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use serde_json::{Map, Value as Json, json};
 use vigil_core::event::{self, fields};
 
-use crate::{Error, Result, auditd, auth, firewall};
+use crate::{Error, Result, auditd, auth, cisco, firewall};
 
 /// One syslog message, RFC 3164 or RFC 5424. Fields a message does not have (or has as the
 /// NILVALUE `-`) are `None`.
@@ -248,7 +248,10 @@ const MONTHS: [&str; 12] = [
 /// A leading `Mmm dd hh:mm:ss` (optionally `.fraction`, optionally with a year before or
 /// after the time) or RFC 3339 time; returns the time (None when it names no real date)
 /// and the text after it and one space.
-fn parse_time(s: &str, received: DateTime<Utc>) -> Option<(Option<DateTime<Utc>>, &str)> {
+pub(crate) fn parse_time(
+    s: &str,
+    received: DateTime<Utc>,
+) -> Option<(Option<DateTime<Utc>>, &str)> {
     let b = s.as_bytes();
     if b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' {
         let (token, rest) = split_space(s);
@@ -474,7 +477,7 @@ fn parse_sd(s: &str) -> Result<(Vec<SdElement>, &str)> {
 }
 
 /// The message as a normalized event: `event.dataset` `syslog`, or `auth` / `firewall` /
-/// `auditd` when a content parser recognises the text (see `docs/EVENTS.md`).
+/// `auditd` / `cisco.ios` when a content parser recognises the text (see `docs/EVENTS.md`).
 pub fn to_event(msg: &SyslogMessage) -> Json {
     to_event_as(msg, false)
 }
@@ -554,6 +557,8 @@ pub(crate) fn to_event_as(msg: &SyslogMessage, auth_file: bool) -> Json {
         "firewall"
     } else if auditd::parse_into(text, &mut ev) {
         "auditd"
+    } else if cisco_message(msg, text, &mut ev) {
+        "cisco.ios"
     } else if auth_file || auth::is_auth_program(&app) {
         "auth"
     } else {
@@ -561,6 +566,33 @@ pub(crate) fn to_event_as(msg: &SyslogMessage, auth_file: bool) -> Json {
     };
     ev["event"]["dataset"] = dataset.into();
     ev
+}
+
+/// A Cisco system message inside syslog. Devices send `<189>123: *Mar 1 ...: %SYS-5-X: ...`
+/// or `<189>Mar 1 ... host %SYS-5-X: ...`, where an RFC 3164 reading takes the sequence
+/// number or the tag for the program name: that name is dropped then.
+fn cisco_message(msg: &SyslogMessage, text: &str, ev: &mut Json) -> bool {
+    let app = msg.appname.as_deref().unwrap_or("");
+    let tag_as_app = app.starts_with('%');
+    let found = if tag_as_app {
+        cisco::parse_into(&format!("{app}: {text}"), ev, true, msg.received)
+    } else {
+        cisco::parse_into(text, ev, true, msg.received)
+    };
+    let sequence_as_app = !app.is_empty() && app.bytes().all(|b| b.is_ascii_digit());
+    if found && (tag_as_app || sequence_as_app) {
+        if let Some(process) = ev.get_mut("process").and_then(Json::as_object_mut) {
+            process.remove("name");
+            process.remove("pid");
+            if process.is_empty() {
+                ev.as_object_mut().map(|o| o.remove("process"));
+            }
+        }
+        if sequence_as_app && let Ok(n) = app.parse::<u64>() {
+            event::set(ev, "event.sequence", n.into());
+        }
+    }
+    found
 }
 
 /// Sans-IO framing of syslog over TCP (RFC 6587): octet counting (`123 <34>1 ...`) and
