@@ -291,32 +291,8 @@ fn builtin_pack_is_organised_by_platform() {
 /// The SigmaHQ regression events (Windows EVTX as JSON, from the shared test data), or `None`
 /// (after saying so) when the data is absent outside CI.
 fn regression_events() -> Option<Vec<(String, Json)>> {
-    let base = std::env::var_os("VIGIL_SHARED_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-        });
-    let dir = base.join("sigma/regression_data");
-    if !dir.is_dir() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("shared data not found at {} (CI=true)", dir.display());
-        }
-        println!("skipped: shared data not found at {}", dir.display());
-        return None;
-    }
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&dir, &mut files);
-    files.sort();
+    let dir = vigil_testdata::path("sigma/regression_data")?;
+    let files = vigil_testdata::files_with_extension(&dir, "json");
     let mut events = Vec::new();
     for path in files {
         let case = path

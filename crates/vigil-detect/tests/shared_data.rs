@@ -49,20 +49,8 @@ const MAX_UNMAPPED_WINDOWS: usize = 3;
 
 pub const RULE_DIRS: [&str; 3] = ["rules", "rules-emerging-threats", "rules-threat-hunting"];
 
-/// `$VIGIL_SHARED_DATA/sigma`, or `None` (after saying so) when absent outside CI.
 pub fn sigma_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("VIGIL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = base.join("sigma");
-    if dir.is_dir() {
-        return Some(dir.canonicalize().unwrap_or(dir));
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("shared data not found at {} (CI=true)", dir.display());
-    }
-    println!("skipped: shared data not found at {}", dir.display());
-    None
+    vigil_testdata::path("sigma")
 }
 
 /// The whole pack, loaded once for all tests of this module.

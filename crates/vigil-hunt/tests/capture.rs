@@ -1,24 +1,13 @@
 //! Packet captures as hunt input: vigil-net's flow/DNS/HTTP events meet network rules
 //! through the `network` pipeline.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use vigil_detect::{CompileOptions, CompiledRule, Pipeline, PipelineSet, Ruleset};
 use vigil_hunt::{Error, Hunter};
 
 fn shared_pcap(name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("VIGIL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let path = base.join("pcap").join(name);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("shared data not found at {} (CI=true)", path.display());
-    }
-    println!("skipped: shared data not found at {}", path.display());
-    None
+    vigil_testdata::path(&format!("pcap/{name}"))
 }
 
 fn network_rules() -> Ruleset {

@@ -16,20 +16,8 @@ const MIN_PASSING_JSON: usize = 117;
 
 const RULE_DIRS: [&str; 3] = ["rules", "rules-emerging-threats", "rules-threat-hunting"];
 
-/// `$VIGIL_SHARED_DATA/sigma`, or `None` (after saying so) when absent outside CI.
 fn sigma_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("VIGIL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = base.join("sigma");
-    if dir.is_dir() {
-        return Some(dir.canonicalize().unwrap_or(dir));
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("shared data not found at {} (CI=true)", dir.display());
-    }
-    println!("skipped: shared data not found at {}", dir.display());
-    None
+    vigil_testdata::path("sigma")
 }
 
 /// The whole pack through the Windows pipeline, loaded once for all tests of this module.

@@ -65,9 +65,7 @@ fn to_ethernet(link: LinkType, data: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn shared_replay() -> Option<(Vec<u8>, u64)> {
-    let root = std::env::var_os("VIGIL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    let root = vigil_testdata::root();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join("pcap"))
         .ok()?
         .flatten()

@@ -5,18 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// The shared pcap directory, or `None` (after printing why) when absent outside CI.
 pub fn pcap_dir() -> Option<PathBuf> {
-    let root = std::env::var_os("VIGIL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = root.join("pcap");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("shared data not found at {} (CI=true)", dir.display());
-    }
-    eprintln!("skipped: shared data not found at {}", dir.display());
-    None
+    vigil_testdata::path("pcap")
 }
 
 /// Every `*.pcap` in the shared pcap directory, sorted.

@@ -124,22 +124,7 @@ async fn sigterm_flushes_events_held_in_memory() {
 }
 
 fn shared_pcap(name: &str) -> Option<std::path::PathBuf> {
-    let root = std::env::var("VIGIL_SHARED_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-        });
-    let p = root.join("pcap").join(name);
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "shared data missing: {}",
-        p.display()
-    );
-    eprintln!("skipped: shared data not found at {}", p.display());
-    None
+    vigil_testdata::path(&format!("pcap/{name}"))
 }
 
 #[test]

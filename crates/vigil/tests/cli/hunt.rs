@@ -209,9 +209,7 @@ fn hunt_exit_codes_are_0_without_findings_1_with_and_2_on_errors() {
     .unwrap();
     if let Some(sigma) = sigma_dir() {
         // A real EVTX file cut in the middle of its records.
-        let mut evtx = Vec::new();
-        find_files(&sigma.join("regression_data"), "evtx", &mut evtx);
-        evtx.sort();
+        let evtx = vigil_testdata::files_with_extension(&sigma.join("regression_data"), "evtx");
         let data = std::fs::read(&evtx[0]).unwrap();
         std::fs::write(bad.join("cut.evtx"), &data[..data.len() * 2 / 3]).unwrap();
     }
@@ -370,31 +368,8 @@ fn hunt_correlates_events_across_files_in_time_order() {
     assert!(!text(&o).0.contains("\"correlation\""), "{}", text(&o).0);
 }
 
-/// `$VIGIL_SHARED_DATA/sigma`, or `None` (after saying so) when absent outside CI.
 pub fn sigma_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("VIGIL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = base.join("sigma");
-    if dir.is_dir() {
-        return Some(dir.canonicalize().unwrap_or(dir));
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("shared data not found at {} (CI=true)", dir.display());
-    }
-    println!("skipped: shared data not found at {}", dir.display());
-    None
-}
-
-fn find_files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            find_files(&path, ext, out);
-        } else if path.extension().is_some_and(|e| e == ext) {
-            out.push(path);
-        }
-    }
+    vigil_testdata::path("sigma")
 }
 
 /// `vigil hunt regression_data --rules rules --output json` finds, in every regression
@@ -435,10 +410,8 @@ fn hunt_finds_the_expected_rule_of_every_sigma_regression_case() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     let hits = json_lines(&out);
 
-    let mut infos = Vec::new();
-    find_files(&sigma.join("regression_data"), "yml", &mut infos);
+    let mut infos = vigil_testdata::files_with_extension(&sigma.join("regression_data"), "yml");
     infos.retain(|p| p.file_name().is_some_and(|n| n == "info.yml"));
-    infos.sort();
     let (mut checked, mut missing) = (0, Vec::new());
     for info in &infos {
         let doc: serde_yaml::Value =
