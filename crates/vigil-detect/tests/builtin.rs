@@ -158,8 +158,40 @@ fn check_rule_file(path: &str) {
         .unwrap_or_else(|| panic!("{path} is not a built-in rule file"));
     let pack = pack();
     let mut failures = Vec::new();
-    for doc in documents(text_) {
+    let docs = documents(text_);
+    // Correlations another one of the file chains behind it without `generate`: their
+    // matches are only that correlation's input (never reported), so the outer rule's
+    // metadata and sequences cover them; they need a name, an id and a description.
+    let chain_inputs: Vec<&str> = docs
+        .iter()
+        .filter(|d| d.get("correlation").is_some())
+        .filter(|d| d["correlation"].get("generate").and_then(Yaml::as_bool) != Some(true))
+        .flat_map(|d| {
+            list(&d["correlation"], "rules")
+                .iter()
+                .filter_map(Yaml::as_str)
+        })
+        .collect();
+    for doc in docs.iter().cloned() {
         let title = format!("{path}: `{}`", text(&doc, "title").unwrap_or("<untitled>"));
+        let name = text(&doc, "name");
+        if doc.get("correlation").is_some() && name.is_some_and(|n| chain_inputs.contains(&n)) {
+            for key in ["id", "description", "author", "date", "status"] {
+                if doc.get(key).is_none() {
+                    failures.push(format!("{title}: missing `{key}`"));
+                }
+            }
+            if !is_uuid(text(&doc, "id").unwrap_or_default()) {
+                failures.push(format!("{title}: id is not a UUID"));
+            }
+            if doc.get("level").is_some() || doc.get(TESTS_KEY).is_some() {
+                failures.push(format!(
+                    "{title}: a chain's input is never reported: no `level` or `{TESTS_KEY}` \
+                     (the outer rule's sequences test it)"
+                ));
+            }
+            continue;
+        }
         check_metadata(&doc, &title, &mut failures);
         let Some(tests) = doc.get(TESTS_KEY) else {
             failures.push(format!("{title}: no `{TESTS_KEY}`"));

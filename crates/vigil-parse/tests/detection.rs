@@ -76,7 +76,7 @@ fn auth_log_fires_the_ssh_and_sudo_rules() {
     // five users from 198.51.100.23. Spraying needs user.name and source.ip parsed.
     assert!(by_title.contains_key("SSH Brute Force"), "{by_title:?}");
     assert!(
-        by_title.contains_key("SSH Login Succeeded After Failures"),
+        by_title.contains_key("SSH Login Succeeded After Repeated Failures"),
         "{by_title:?}"
     );
     assert!(

@@ -74,7 +74,8 @@ impl LintReport {
 
 /// Lints every rule of `sources`: what the engine rejects (errors, each with its reason),
 /// duplicate ids (errors), missing `id`/`level`/`tags`/`description`, ids that are not
-/// UUIDs, malformed tags and logsources `pipelines` does not map (warnings).
+/// UUIDs, malformed tags and logsources `pipelines` does not map (warnings). Correlations
+/// that are only a chain's input need no level, description or tags.
 pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
     let docs = read_documents(sources);
     let loaded = load(sources);
@@ -94,7 +95,8 @@ pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
     }
 
     let mut ids: BTreeMap<&str, Vec<&Document>> = BTreeMap::new();
-    for doc in &docs {
+    let chain_inputs = super::chain_inputs(&docs);
+    for (index, doc) in docs.iter().enumerate() {
         let mut warn = |message: String| {
             findings.push(Finding {
                 severity: Severity::Warning,
@@ -125,7 +127,7 @@ pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
                 ));
             }
         }
-        if doc.kind == Kind::Filter {
+        if doc.kind == Kind::Filter || chain_inputs.contains(&index) {
             continue;
         }
         if doc.doc.get("level").is_none() {

@@ -186,6 +186,43 @@ fn read_documents(sources: &[RuleSource]) -> Vec<Document> {
     out
 }
 
+/// The correlations that are only input to a chain: referred to (by id or name) by another
+/// correlation that does not `generate` them. The specification gives those no metadata of
+/// their own ("only the outermost correlation rule may define meta information such as
+/// status, level"), and their matches are never reported, so neither level, tags nor tests
+/// are asked of them.
+fn chain_inputs(docs: &[Document]) -> std::collections::HashSet<usize> {
+    let name = |d: &Document| d.doc.get("name").and_then(|v| v.as_str()).map(String::from);
+    let mut out = std::collections::HashSet::new();
+    for outer in docs.iter().filter(|d| d.kind == Kind::Correlation) {
+        let body = outer.doc.get("correlation");
+        let generate = outer
+            .doc
+            .get("generate")
+            .or_else(|| body.and_then(|c| c.get("generate")))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        if generate {
+            continue;
+        }
+        let refs: Vec<&str> = match body.and_then(|c| c.get("rules")) {
+            Some(serde_yaml::Value::Sequence(items)) => {
+                items.iter().filter_map(|v| v.as_str()).collect()
+            }
+            Some(v) => v.as_str().into_iter().collect(),
+            None => Vec::new(),
+        };
+        for (i, inner) in docs.iter().enumerate() {
+            let named =
+                |r: &&str| inner.id.as_deref() == Some(*r) || name(inner).as_deref() == Some(*r);
+            if inner.kind == Kind::Correlation && refs.iter().any(named) {
+                out.insert(i);
+            }
+        }
+    }
+    out
+}
+
 /// Loads the sources with the engine, as `vigil hunt` and `vigil serve` do.
 fn load(sources: &[RuleSource]) -> vigil_detect::LoadReport {
     vigil_detect::load_sources(

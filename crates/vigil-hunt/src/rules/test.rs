@@ -59,7 +59,8 @@ impl TestReport {
 
 /// Runs the `x-vigil-tests` of every rule document of `sources`, with all the sources'
 /// rules loaded and mapped through `pipelines` (so a true negative that another rule
-/// matches is still fine, and a rule no pipeline maps fails its true positives):
+/// matches is still fine, and a rule no pipeline maps fails its true positives); a
+/// correlation that is only a chain's input is tested through the one it feeds:
 ///
 /// ```yaml
 /// x-vigil-tests:
@@ -76,7 +77,13 @@ pub fn test(sources: &[RuleSource], pipelines: &PipelineSet) -> TestReport {
     let load_errors = loaded.errors;
     let ruleset = Ruleset::with_pipelines(loaded.rules, pipelines);
     let mut rules = Vec::new();
-    for doc in &docs {
+    // A chain's input is tested by the sequences of the correlation it feeds.
+    let chain_inputs = super::chain_inputs(&docs);
+    for (_, doc) in docs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !chain_inputs.contains(i))
+    {
         let mut failures = Vec::new();
         let mut cases = 0;
         let tests = doc.doc.get(TESTS_KEY);
