@@ -172,16 +172,16 @@ fn check_rule_file(path: &str) {
                 .filter_map(Yaml::as_str)
         })
         .collect();
-    for doc in docs.iter().cloned() {
-        let title = format!("{path}: `{}`", text(&doc, "title").unwrap_or("<untitled>"));
-        let name = text(&doc, "name");
+    for doc in &docs {
+        let title = format!("{path}: `{}`", text(doc, "title").unwrap_or("<untitled>"));
+        let name = text(doc, "name");
         if doc.get("correlation").is_some() && name.is_some_and(|n| chain_inputs.contains(&n)) {
             for key in ["id", "description", "author", "date", "status"] {
                 if doc.get(key).is_none() {
                     failures.push(format!("{title}: missing `{key}`"));
                 }
             }
-            if !is_uuid(text(&doc, "id").unwrap_or_default()) {
+            if !is_uuid(text(doc, "id").unwrap_or_default()) {
                 failures.push(format!("{title}: id is not a UUID"));
             }
             if doc.get("level").is_some() || doc.get(TESTS_KEY).is_some() {
@@ -192,12 +192,12 @@ fn check_rule_file(path: &str) {
             }
             continue;
         }
-        check_metadata(&doc, &title, &mut failures);
+        check_metadata(doc, &title, &mut failures);
         let Some(tests) = doc.get(TESTS_KEY) else {
             failures.push(format!("{title}: no `{TESTS_KEY}`"));
             continue;
         };
-        let id = text(&doc, "id").unwrap_or_default();
+        let id = text(doc, "id").unwrap_or_default();
         if doc.get("correlation").is_some() {
             check_correlation(pack, id, tests, &title, &mut failures);
         } else {
