@@ -21,6 +21,13 @@
 //! `left + 1`, children come after their parent (so walking a tree always ends), and a
 //! leaf's `value` is `(depth + 1) + c(n)`, so a tree adds `value - 1 = depth + c(n)` to
 //! the path length in the same float operations as scikit-learn.
+//!
+//! For scoring, each tree is laid out on first use as a *complete* binary tree of its depth
+//! `d` (at most 8 for `max_samples` 256): a leaf above the bottom becomes pass-through
+//! nodes (threshold `+∞`, always left), so a row's walk is exactly `d` branch-free steps
+//! `h = 2h + !(x[f] <= t)` and a lookup of the bottom slot. Rows are scored in blocks of
+//! 256 (column-major, in L1), tree by tree, 16 walks in lock step; each row still adds
+//! its trees' terms in tree order, so scores are the same floats as one row at a time.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -1046,6 +1053,24 @@ mod tests {
             let one = -f.anomaly_score(row).unwrap();
             assert_eq!(all[i], one, "row {i}");
             assert_eq!(serial[i], one, "row {i}");
+        }
+    }
+
+    #[test]
+    fn trees_too_deep_for_the_complete_layout_score_the_same() {
+        // 8192 rows per tree: height limit 13 > MAX_COMPLETE_DEPTH, so some trees walk
+        // flat, next to shallower ones laid out complete.
+        let x = gaussianish(8192, 2, 10);
+        let p = ForestParams {
+            n_estimators: 4,
+            max_samples: MaxSamples::Count(8192),
+            ..Default::default()
+        };
+        let f = IsolationForest::fit(&x, &p).unwrap();
+        assert!(f.compiled().iter().any(Option::is_none));
+        let all = f.score_samples_serial(&x).unwrap();
+        for (i, row) in x.rows().enumerate().step_by(97) {
+            assert_eq!(all[i], -f.anomaly_score(row).unwrap(), "row {i}");
         }
     }
 
