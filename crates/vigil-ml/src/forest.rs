@@ -21,6 +21,13 @@
 //! `left + 1`, children come after their parent (so walking a tree always ends), and a
 //! leaf's `value` is `(depth + 1) + c(n)`, so a tree adds `value - 1 = depth + c(n)` to
 //! the path length in the same float operations as scikit-learn.
+//!
+//! For scoring, each tree is laid out on first use as a *complete* binary tree of its depth
+//! `d` (at most 8 for `max_samples` 256): a leaf above the bottom becomes pass-through
+//! nodes (threshold `+∞`, always left), so a row's walk is exactly `d` branch-free steps
+//! `h = 2h + !(x[f] <= t)` and a lookup of the bottom slot. Rows are scored in blocks of
+//! 256 (column-major, in L1), tree by tree, 16 walks in lock step; each row still adds
+//! its trees' terms in tree order, so scores are the same floats as one row at a time.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -326,29 +333,28 @@ pub struct IsolationForest {
     compiled: Compiled,
 }
 
-/// A tree laid out for walking several rows at once: a leaf points to itself with an
-/// infinite threshold, so a walk of `depth` steps ends at every row's leaf without a
-/// branch; leaf values sit apart.
+/// A tree compiled for scoring: a complete binary tree of the tree's depth `d`, 1-based
+/// (node `h` has children `2h` and `2h + 1`), so a walk is exactly `d` steps
+/// `h = 2h + (x[f] > t)` with no leaf test. A leaf above the bottom becomes a chain of
+/// pass-through nodes (threshold `+∞`, so every finite `x` goes left) down to the bottom
+/// slot under it. `value[h]` is node `h`'s threshold for `h < 2^d` and for `2^d <= h <
+/// 2^(d+1)` the term the leaf adds, `value - 1.0` of the flat leaf (scikit-learn's
+/// `(depth + 1) + c(n) - 1.0`, the same float).
 #[derive(Debug, Clone)]
-struct LaneTree {
-    nodes: Vec<LaneNode>,
-    values: Vec<f64>,
-    depth: usize,
+struct CompleteTree {
+    depth: u32,
+    /// Features of the forest: every `column` is below `n_features * BLOCK`.
     n_features: usize,
+    /// `feature * BLOCK` of node `h`: where its feature's column starts in a block.
+    column: Vec<u32>,
+    value: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Copy)]
-#[repr(C)]
-struct LaneNode {
-    feature: u32,
-    next: u32,
-    threshold: f64,
-}
-
-/// Cache of the lane layout (None when a tree breaks the invariants: then rows walk one
-/// at a time); never part of equality or the encodings.
+/// Cache of the scoring layout, one entry per tree (None for a tree deeper than
+/// [`MAX_COMPLETE_DEPTH`] or one that breaks the invariants: its rows walk the flat tree
+/// one at a time); never part of equality or the encodings.
 #[derive(Debug, Clone, Default)]
-struct Compiled(std::sync::OnceLock<Option<Vec<LaneTree>>>);
+struct Compiled(std::sync::OnceLock<Vec<Option<CompleteTree>>>);
 
 impl PartialEq for Compiled {
     fn eq(&self, _: &Self) -> bool {
@@ -356,72 +362,181 @@ impl PartialEq for Compiled {
     }
 }
 
-/// The lane layout of `t`, or None unless every internal node's children are after it and
-/// inside the tree and its feature is below `n_features` (what `walk_lanes` relies on).
-fn lane_tree(t: &Tree, n_features: usize) -> Option<LaneTree> {
+/// Deepest tree laid out complete: `2^12` slots, 48 KiB. The default height limit is 8
+/// (`max_samples` 256); a deeper tree's complete form would mostly be padding.
+const MAX_COMPLETE_DEPTH: usize = 12;
+
+/// The complete layout of `t`, or None unless every internal node's children are after it
+/// and inside the tree, its feature is below `n_features`, and the tree is at most
+/// [`MAX_COMPLETE_DEPTH`] deep (what `walk_complete` relies on).
+fn complete_tree(t: &Tree, n_features: usize) -> Option<CompleteTree> {
     let len = t.nodes.len();
+    if len == 0 || n_features.checked_mul(BLOCK)? > u32::MAX as usize {
+        return None;
+    }
+    // Depths, checking the order invariant (children after their parent).
     let mut depth_of = vec![0usize; len];
-    let mut nodes = Vec::with_capacity(len);
-    let mut values = Vec::with_capacity(len);
     let mut depth = 0;
     for (i, n) in t.nodes.iter().enumerate() {
         if n.feature == LEAF {
-            nodes.push(LaneNode {
-                feature: 0,
-                next: i as u32,
-                threshold: f64::INFINITY,
-            });
-            values.push(n.value);
             depth = depth.max(depth_of[i]);
+            continue;
+        }
+        let left = n.left as usize;
+        if left <= i || left + 1 >= len || n.feature as usize >= n_features {
+            return None;
+        }
+        if depth_of[i] + 1 > MAX_COMPLETE_DEPTH {
+            return None;
+        }
+        depth_of[left] = depth_of[i] + 1;
+        depth_of[left + 1] = depth_of[i] + 1;
+    }
+    let bottom = 1usize << depth;
+    let mut column = vec![0u32; bottom];
+    let mut value = vec![f64::INFINITY; 2 * bottom];
+    value[bottom..].fill(0.0);
+    // (flat index, complete index, depth)
+    let mut stack = vec![(0usize, 1usize, 0usize)];
+    while let Some((i, h, k)) = stack.pop() {
+        let n = t.nodes[i];
+        if n.feature == LEAF {
+            // Pass-through nodes always go left: the leaf's term sits leftmost below it.
+            value[h << (depth - k)] = n.value - 1.0;
         } else {
+            column[h] = n.feature * BLOCK as u32;
+            value[h] = n.value;
             let left = n.left as usize;
-            if left <= i || left + 1 >= len || n.feature as usize >= n_features {
-                return None;
-            }
-            depth_of[left] = depth_of[i] + 1;
-            depth_of[left + 1] = depth_of[i] + 1;
-            nodes.push(LaneNode {
-                feature: n.feature,
-                next: n.left,
-                threshold: n.value,
-            });
-            values.push(0.0);
+            stack.push((left, 2 * h, k + 1));
+            stack.push((left + 1, 2 * h + 1, k + 1));
         }
     }
-    (len > 0 && len <= u32::MAX as usize && n_features > 0).then_some(LaneTree {
-        nodes,
-        values,
-        depth,
+    Some(CompleteTree {
+        depth: depth as u32,
         n_features,
+        column,
+        value,
     })
 }
 
-/// Rows scored together against one tree at a time.
-const BLOCK: usize = 64;
+/// Rows scored together, one tree at a time: a block's columns (`BLOCK * 8` bytes a
+/// feature) and a tree's slots stay in L1.
+const BLOCK: usize = 256;
 /// Rows walking a tree in lock step (independent loads overlap).
 const LANES: usize = 16;
 
-/// Walks `LANES` rows down `t` in lock step for the tree's depth; returns their leaves.
-/// `rows` holds `LANES` rows of `d` values.
-#[inline(always)]
-fn walk_lanes<const F32: bool>(t: &LaneTree, rows: &[f64], d: usize) -> [u32; LANES] {
-    assert!(d == t.n_features && rows.len() >= LANES * d);
-    let mut at = [0u32; LANES];
-    let nodes = &t.nodes[..];
-    for _ in 0..t.depth {
-        for (l, i) in at.iter_mut().enumerate() {
-            // SAFETY: `lane_tree` only builds trees whose `next` (+1) indices are inside
-            // `nodes` and whose features are below `n_features` (= d, asserted above), and
-            // a walk only ever follows `next` or `next + 1`; `rows` has LANES rows of d.
-            let n = unsafe { *nodes.get_unchecked(*i as usize) };
-            let mut v = unsafe { *rows.get_unchecked(l * d + n.feature as usize) };
-            if F32 {
-                v = v as f32 as f64;
+/// Takes rows `0..n` of a block down the first (up to) two levels of `t` at once: every
+/// row meets the same root and one of its two children, so these compares read columns
+/// in order, with no dependent loads, and vectorize. Returns the levels done.
+fn top_levels(t: &CompleteTree, cols: &[f64], n: usize, at: &mut [usize; BLOCK]) -> u32 {
+    let column = |h: usize| {
+        let c = t.column[h] as usize;
+        &cols[c..c + n]
+    };
+    match t.depth {
+        0 => {
+            at.fill(1);
+            0
+        }
+        1 => {
+            let t1 = t.value[1];
+            for (h, &x1) in at.iter_mut().zip(column(1)) {
+                *h = 2 + usize::from(x1 > t1);
             }
-            *i = n.next + u32::from(v > n.threshold);
+            1
+        }
+        _ => {
+            let (t1, t2, t3) = (t.value[1], t.value[2], t.value[3]);
+            let rows = column(1).iter().zip(column(2)).zip(column(3));
+            for (h, ((&x1, &x2), &x3)) in at.iter_mut().zip(rows) {
+                let right = x1 > t1;
+                let next = (right & (x3 > t3)) | (!right & (x2 > t2));
+                *h = 4 + 2 * usize::from(right) + usize::from(next);
+            }
+            2
         }
     }
-    at
+}
+
+/// One step of lane `L` in a complete tree: `h = 2h + !(x[column[h] + L] <= value[h])`
+/// (scikit-learn's rule as written: `x <= t` goes left).
+///
+/// # Safety
+/// `column` and `value` must be readable at `h`, and `x` at `column[h] + L`.
+#[inline(always)]
+unsafe fn step<const L: usize>(
+    h: &mut usize,
+    column: *const u32,
+    value: *const f64,
+    x: *const f64,
+) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller's contract; the block only reads those three places. The carry
+    // of `ucomisd t, v` is `t < v` or unordered, that is `!(v <= t)`, and `adc h, h` is
+    // `2h + carry`: four instructions a step, where the compiler's `setb` + `lea` (+ a
+    // zeroing `xor`) made six and the walk is bound by instruction count.
+    unsafe {
+        std::arch::asm!(
+            "mov {c:e}, dword ptr [{column} + {h}*4]",
+            "movsd {t}, qword ptr [{value} + {h}*8]",
+            "ucomisd {t}, qword ptr [{x} + {c}*8 + {off}]",
+            "adc {h}, {h}",
+            h = inout(reg) *h,
+            c = out(reg) _,
+            t = out(xmm_reg) _,
+            column = in(reg) column,
+            value = in(reg) value,
+            x = in(reg) x,
+            off = const L * 8,
+            options(pure, readonly, nostack),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: the caller's contract.
+    unsafe {
+        let c = *column.add(*h) as usize;
+        let v = *x.add(c + L);
+        *h = 2 * *h + usize::from(!(v <= *value.add(*h)));
+    }
+}
+
+/// Walks rows `g..g + LANES` of a block the rest of the way down `t` from `at` (after
+/// `done` levels) and adds each one's leaf term to `acc`. `cols` is the block
+/// column-major: feature `f` of row `r` at `f * BLOCK + r`.
+#[inline(always)]
+fn walk_complete(
+    t: &CompleteTree,
+    cols: &[f64],
+    g: usize,
+    done: u32,
+    at: &[usize],
+    acc: &mut [f64],
+) {
+    assert!(cols.len() == t.n_features * BLOCK && g + LANES <= BLOCK && acc.len() >= LANES);
+    assert!(t.column.len() == 1 << t.depth && t.value.len() == 2 << t.depth);
+    assert!(done <= t.depth && at.len() >= LANES);
+    // Below `2^(done + 1)`, so below `2^depth` before each of the `depth - done` steps
+    // (a start is a node of level `done`; the mask only makes that a bound).
+    let mut at: [usize; LANES] = std::array::from_fn(|l| at[l] & ((2 << done) - 1));
+    let (column, value) = (t.column.as_ptr(), t.value.as_ptr());
+    let x = cols[g..].as_ptr();
+    const _: () = assert!(LANES == 16, "one `step` per lane below");
+    macro_rules! steps {
+        ($($l:literal)*) => { $(
+            // SAFETY: `h < 2^depth = column.len()` before each step and `value` is twice
+            // as long; `complete_tree` makes every `column[h]` a feature below
+            // `n_features` times BLOCK, so `column[h] + g + l < n_features * BLOCK =
+            // cols.len()` (asserted above, with `g + l < BLOCK`).
+            unsafe { step::<$l>(&mut at[$l], column, value, x) };
+        )* };
+    }
+    for _ in done..t.depth {
+        steps!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    }
+    for (a, h) in acc.iter_mut().zip(at) {
+        // `h` is a bottom slot: `2^depth <= h < 2^(depth + 1)`.
+        *a += t.value[h];
+    }
 }
 
 /// SplitMix64: independent per-tree seeds from one seed.
@@ -455,16 +570,13 @@ impl IsolationForest {
         }
     }
 
-    fn lanes(&self) -> Option<&[LaneTree]> {
-        self.compiled
-            .0
-            .get_or_init(|| {
-                self.trees
-                    .iter()
-                    .map(|t| lane_tree(t, self.n_features))
-                    .collect()
-            })
-            .as_deref()
+    fn compiled(&self) -> &[Option<CompleteTree>] {
+        self.compiled.0.get_or_init(|| {
+            self.trees
+                .iter()
+                .map(|t| complete_tree(t, self.n_features))
+                .collect()
+        })
     }
 
     /// Trains a forest on `x` (trees are grown in parallel across cores).
@@ -577,9 +689,9 @@ impl IsolationForest {
     pub fn score_samples(&self, x: &Matrix) -> Result<Vec<f64>> {
         self.check_matrix(x)?;
         let mut out = vec![0.0; x.n_rows()];
-        out.par_chunks_mut(BLOCK * 16)
+        out.par_chunks_mut(BLOCK * 4)
             .enumerate()
-            .for_each(|(c, chunk)| self.score_rows(x, c * BLOCK * 16, chunk));
+            .for_each(|(c, chunk)| self.score_rows(x, c * BLOCK * 4, chunk));
         Ok(out)
     }
 
@@ -604,28 +716,35 @@ impl IsolationForest {
 
     fn score_rows_as<const F32: bool>(&self, x: &Matrix, first: usize, out: &mut [f64]) {
         let d = x.n_features();
-        let lanes = self.lanes().filter(|_| d == self.n_features).unwrap_or(&[]);
+        let compiled = self.compiled();
+        let mut cols = vec![0.0f64; d * BLOCK];
         for (b, block) in out.chunks_mut(BLOCK).enumerate() {
             let start = first + b * BLOCK;
             let rows = &x.data[start * d..(start + block.len()) * d];
-            let mut depth = [0.0f64; BLOCK];
-            let full = if lanes.is_empty() {
-                0
-            } else {
-                block.len() / LANES * LANES
-            };
-            for t in lanes {
-                for g in (0..full).step_by(LANES) {
-                    let leaves = walk_lanes::<F32>(t, &rows[g * d..(g + LANES) * d], d);
-                    for (acc, leaf) in depth[g..g + LANES].iter_mut().zip(leaves) {
-                        *acc += t.values[leaf as usize] - 1.0;
-                    }
+            // Transposed once, rounded once; rows past the block's end keep finite values
+            // from before (or 0) and their sums are dropped.
+            for (r, row) in rows.chunks_exact(d).enumerate() {
+                for (f, &v) in row.iter().enumerate() {
+                    cols[f * BLOCK + r] = if F32 { v as f32 as f64 } else { v };
                 }
             }
-            // The rows left over walk one at a time (same leaves, same sums).
-            for t in &self.trees {
-                for j in full..block.len() {
-                    depth[j] += t.walk::<F32>(&rows[j * d..(j + 1) * d]) - 1.0;
+            let groups = block.len().div_ceil(LANES);
+            let mut depth = [0.0f64; BLOCK];
+            let mut at = [1usize; BLOCK];
+            for (t, c) in self.trees.iter().zip(compiled) {
+                match c {
+                    Some(c) => {
+                        let done = top_levels(c, &cols, groups * LANES, &mut at);
+                        for g in (0..groups * LANES).step_by(LANES) {
+                            let (at, acc) = (&at[g..g + LANES], &mut depth[g..g + LANES]);
+                            walk_complete(c, &cols, g, done, at, acc);
+                        }
+                    }
+                    None => {
+                        for (acc, row) in depth.iter_mut().zip(rows.chunks_exact(d)) {
+                            *acc += t.walk::<F32>(row) - 1.0;
+                        }
+                    }
                 }
             }
             for (o, acc) in block.iter_mut().zip(depth) {
@@ -934,6 +1053,24 @@ mod tests {
             let one = -f.anomaly_score(row).unwrap();
             assert_eq!(all[i], one, "row {i}");
             assert_eq!(serial[i], one, "row {i}");
+        }
+    }
+
+    #[test]
+    fn trees_too_deep_for_the_complete_layout_score_the_same() {
+        // 8192 rows per tree: height limit 13 > MAX_COMPLETE_DEPTH, so some trees walk
+        // flat, next to shallower ones laid out complete.
+        let x = gaussianish(8192, 2, 10);
+        let p = ForestParams {
+            n_estimators: 4,
+            max_samples: MaxSamples::Count(8192),
+            ..Default::default()
+        };
+        let f = IsolationForest::fit(&x, &p).unwrap();
+        assert!(f.compiled().iter().any(Option::is_none));
+        let all = f.score_samples_serial(&x).unwrap();
+        for (i, row) in x.rows().enumerate().step_by(97) {
+            assert_eq!(all[i], -f.anomaly_score(row).unwrap(), "row {i}");
         }
     }
 

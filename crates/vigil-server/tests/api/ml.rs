@@ -2,9 +2,11 @@
 //! with an `ml_engine` alert that names the unusual features; cold start; the API's bad
 //! input, RBAC and org isolation; metrics.
 //!
-//! Traffic is real packets: the test writes a pcap (Ethernet/IPv4/TCP and UDP DNS built
-//! with etherparse, TCP handshakes, data, FIN; the scan is a SYN to each of 300 ports of
-//! one host, each answered by RST/ACK as a closed port does) and turns it into
+//! Traffic is real packets on loopback: the test writes a pcap as Linux captures `lo`
+//! (Ethernet link type, all-zero MACs; 127.0.0.1 at both ends, the resolver a local stub
+//! at 127.0.0.53; IPv4/TCP and UDP DNS built with etherparse, TCP handshakes, data, FIN;
+//! the scan is a SYN to each of 300 ports of 127.0.0.1, each answered by RST/ACK as a
+//! closed port does) and turns it into
 //! `network.flow`/`network.dns` events with vigil-net's `summarize_bytes`, the same code
 //! the sensor runs. Times are fixed minutes in the past, so the run is deterministic.
 
@@ -23,11 +25,13 @@ both!(
     ml_routes_need_roles_and_stay_in_their_org
 );
 
-const CLIENT: [u8; 4] = [10, 0, 0, 5];
-const SERVER: [u8; 4] = [10, 0, 0, 1];
-const RESOLVER: [u8; 4] = [10, 0, 0, 53];
+const CLIENT: [u8; 4] = [127, 0, 0, 1];
+const SERVER: [u8; 4] = [127, 0, 0, 1];
+const RESOLVER: [u8; 4] = [127, 0, 0, 53];
+/// What Linux puts in the Ethernet header of a frame on `lo`.
+const LO_MAC: [u8; 6] = [0; 6];
 
-/// A classic pcap file being written (Ethernet link type).
+/// A classic pcap file being written (Ethernet link type, as Linux captures `lo`).
 struct Pcap(Vec<u8>);
 
 impl Pcap {
@@ -67,7 +71,7 @@ impl Pcap {
         flags: &str,
         payload: &[u8],
     ) {
-        let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        let mut b = PacketBuilder::ethernet2(LO_MAC, LO_MAC)
             .ipv4(from.0, to.0, 64)
             .tcp(from.1, to.1, seq, 64240);
         if flags.contains('S') {
@@ -139,7 +143,7 @@ impl Pcap {
             q.extend_from_slice(label.as_bytes());
         }
         q.extend_from_slice(&[0, 0, 1, 0, 1]);
-        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 3])
+        let b = PacketBuilder::ethernet2(LO_MAC, LO_MAC)
             .ipv4(CLIENT, RESOLVER, 64)
             .udp(sport, 53);
         let mut frame = Vec::with_capacity(b.size(q.len()));
