@@ -193,14 +193,19 @@ pub(crate) fn field_id(name: &str) -> usize {
 pub(crate) struct Leaf<'a> {
     pub(crate) value: FieldValue<'a>,
     pub(crate) text: Option<Cow<'a, str>>,
-    lower: OnceCell<String>,
+    lower: OnceCell<Cow<'a, str>>,
 }
 
 impl Leaf<'_> {
-    /// The text lower-cased (computed on first use). Only for leaves with text.
+    /// The text lower-cased (computed on first use; borrowed when lower-casing changes
+    /// nothing). Only for leaves with text.
     pub(crate) fn lower(&self) -> &str {
-        self.lower
-            .get_or_init(|| self.text.as_deref().unwrap_or_default().to_lowercase())
+        self.lower.get_or_init(|| match &self.text {
+            Some(Cow::Borrowed(s)) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => {
+                Cow::Borrowed(s)
+            }
+            text => Cow::Owned(text.as_deref().unwrap_or_default().to_lowercase()),
+        })
     }
 }
 
@@ -246,39 +251,51 @@ pub(crate) struct KeywordText {
 pub(crate) struct Prepared<'a> {
     inner: &'a dyn Event,
     root: Option<&'a Json>,
-    flat: Option<FxHashMap<Cow<'a, str>, &'a Json>>,
-    slots: Vec<OnceCell<Option<Box<Slot<'a>>>>>,
+    flat: Option<Flat<'a>>,
+    /// Looked-up fields by id, in chunks made when one of their fields is first asked for:
+    /// an event touches a few dozen of the thousands of field names rules use.
+    slots: Vec<OnceCell<Box<SlotChunk<'a>>>>,
+    /// Field ids below this are cached.
+    fields: usize,
     keywords: OnceCell<Vec<KeywordText>>,
 }
+
+/// Field ids per chunk of [`Prepared`]'s cache.
+const CHUNK: usize = 32;
+
+type SlotChunk<'a> = [OnceCell<Option<Slot<'a>>>; CHUNK];
 
 impl<'a> Prepared<'a> {
     pub(crate) fn new(inner: &'a dyn Event) -> Self {
         let root = inner.as_json();
         let flat = root.and_then(windows_event).map(flatten_windows);
-        let n = FIELD_COUNT.load(Ordering::Acquire);
+        let fields = FIELD_COUNT.load(Ordering::Acquire);
         Prepared {
             inner,
             root,
             flat,
-            slots: (0..n).map(|_| OnceCell::new()).collect(),
+            slots: (0..fields.div_ceil(CHUNK)).map(|_| OnceCell::new()).collect(),
+            fields,
             keywords: OnceCell::new(),
         }
     }
 
     /// The field with id `id` (named `name`), looked up once per event.
     pub(crate) fn slot(&self, id: usize, name: &str) -> Option<&Slot<'a>> {
-        match self.slots.get(id) {
-            Some(cell) => cell
-                .get_or_init(|| self.lookup(name).map(|v| Box::new(Slot::new(v))))
-                .as_deref(),
+        if id >= self.fields {
             // A field compiled after the event was prepared: not cached.
-            None => None,
+            return None;
         }
+        let chunk = self.slots[id / CHUNK]
+            .get_or_init(|| Box::new(std::array::from_fn(|_| OnceCell::new())));
+        chunk[id % CHUNK]
+            .get_or_init(|| self.lookup(name).map(Slot::new))
+            .as_ref()
     }
 
     /// Whether `id` is beyond the cache (the caller then looks the field up itself).
     pub(crate) fn cached(&self, id: usize) -> bool {
-        id < self.slots.len()
+        id < self.fields
     }
 
     fn lookup(&self, name: &str) -> Option<FieldValue<'a>> {
@@ -318,8 +335,26 @@ impl Event for Prepared<'_> {
     }
 }
 
-/// Every name [`windows_field`] resolves, with its value, inserted in precedence order.
-fn flatten_windows(event: &Json) -> FxHashMap<Cow<'_, str>, &Json> {
+/// A Windows event's fields by name, as [`windows_field`] resolves them.
+struct Flat<'a> {
+    /// Every name but `Element_Attribute`, with its value, inserted in precedence order.
+    names: FxHashMap<Cow<'a, str>, &'a Json>,
+    system: Option<&'a Json>,
+}
+
+impl<'a> Flat<'a> {
+    fn get(&self, name: &str) -> Option<&'a Json> {
+        if let Some(v) = self.names.get(name) {
+            return Some(v);
+        }
+        // System attributes come last in precedence: looked up on a miss instead of being
+        // named for every event.
+        let (element, attribute) = name.split_once('_')?;
+        self.system?.get(element)?.get("#attributes")?.get(attribute)
+    }
+}
+
+fn flatten_windows(event: &Json) -> Flat<'_> {
     let mut map: FxHashMap<Cow<'_, str>, &Json> =
         FxHashMap::with_capacity_and_hasher(48, Default::default());
     if let Some(Json::Object(data)) = event.get("EventData") {
@@ -341,23 +376,13 @@ fn flatten_windows(event: &Json) -> FxHashMap<Cow<'_, str>, &Json> {
             }
         }
     }
-    if let Some(Json::Object(system)) = event.get("System") {
+    let system = event.get("System");
+    if let Some(Json::Object(system)) = system {
         for (k, v) in system {
             map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
         }
-        for (element, v) in system {
-            if element.contains('_') {
-                continue; // `Element_Attribute` names split at the first `_`
-            }
-            if let Some(Json::Object(attributes)) = v.get("#attributes") {
-                for (attribute, a) in attributes {
-                    map.entry(Cow::Owned(format!("{element}_{attribute}")))
-                        .or_insert(a);
-                }
-            }
-        }
     }
-    map
+    Flat { names: map, system }
 }
 
 #[cfg(test)]
