@@ -730,7 +730,9 @@ impl Ruleset {
         let views: Vec<std::cell::OnceCell<Prepared<'_>>> =
             renamed.iter().map(|_| std::cell::OnceCell::new()).collect();
         // The event view of each renames set (view 0 is `event` itself), made when needed.
-        let view = |v: u16| views[v as usize].get_or_init(|| Prepared::new(&renamed[v as usize]));
+        let view = |v: u16| {
+            views[v as usize].get_or_init(|| Prepared::sharing_keywords(&renamed[v as usize], event))
+        };
         let mut states: Vec<Option<PrefilterState>> = index.views.iter().map(|_| None).collect();
         let mut eval: Vec<u32> = Vec::new();
         for e in entries {

@@ -81,22 +81,37 @@ impl Event for Json {
     }
 
     fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
-        fn walk(v: &Json, f: &mut dyn FnMut(&str) -> bool) -> bool {
-            match v {
-                Json::String(s) => f(s),
-                Json::Number(n) => f(&n.to_string()),
-                Json::Array(items) => items.iter().any(|i| walk(i, f)),
-                Json::Object(map) => map.values().any(|i| walk(i, f)),
-                Json::Bool(_) | Json::Null => false,
-            }
+        json_keywords(self, &mut |s| f(&s))
+    }
+}
+
+/// [`Event::any_keyword`] for JSON, with strings borrowed from the document.
+fn json_keywords<'a>(root: &'a Json, f: &mut dyn FnMut(Cow<'a, str>) -> bool) -> bool {
+    fn walk<'a>(v: &'a Json, f: &mut dyn FnMut(Cow<'a, str>) -> bool) -> bool {
+        match v {
+            Json::String(s) => f(Cow::Borrowed(s)),
+            Json::Number(n) => f(Cow::Owned(n.to_string())),
+            Json::Array(items) => items.iter().any(|i| walk(i, f)),
+            Json::Object(map) => map.values().any(|i| walk(i, f)),
+            Json::Bool(_) | Json::Null => false,
         }
-        match windows_event(self) {
-            Some(event) => ["EventData", "UserData"]
-                .iter()
-                .filter_map(|k| event.get(*k))
-                .any(|v| walk(v, f)),
-            None => walk(self, f),
+    }
+    match windows_event(root) {
+        Some(event) => ["EventData", "UserData"]
+            .iter()
+            .filter_map(|k| event.get(*k))
+            .any(|v| walk(v, f)),
+        None => walk(root, f),
+    }
+}
+
+/// `text` lower-cased, still borrowed when lower-casing changes nothing.
+fn lowered<'a>(text: &Cow<'a, str>) -> Cow<'a, str> {
+    match text {
+        Cow::Borrowed(s) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => {
+            Cow::Borrowed(s)
         }
+        text => Cow::Owned(text.to_lowercase()),
     }
 }
 
@@ -197,14 +212,11 @@ pub(crate) struct Leaf<'a> {
 }
 
 impl Leaf<'_> {
-    /// The text lower-cased (computed on first use; borrowed when lower-casing changes
-    /// nothing). Only for leaves with text.
+    /// The text lower-cased (computed on first use). Only for leaves with text.
     pub(crate) fn lower(&self) -> &str {
         self.lower.get_or_init(|| match &self.text {
-            Some(Cow::Borrowed(s)) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => {
-                Cow::Borrowed(s)
-            }
-            text => Cow::Owned(text.as_deref().unwrap_or_default().to_lowercase()),
+            Some(text) => lowered(text),
+            None => Cow::Borrowed(""),
         })
     }
 }
@@ -240,9 +252,15 @@ impl<'a> Slot<'a> {
 }
 
 /// Keyword strings of an event with their lower-cased form.
-pub(crate) struct KeywordText {
-    pub(crate) raw: String,
-    pub(crate) lower: String,
+pub(crate) struct KeywordText<'a> {
+    pub(crate) raw: Cow<'a, str>,
+    pub(crate) lower: Cow<'a, str>,
+}
+
+/// Where a view of an event finds the keyword strings: views that only rename fields share
+/// their event's.
+pub(crate) trait KeywordSource {
+    fn keyword_texts(&self) -> &[KeywordText<'_>];
 }
 
 /// An event prepared for evaluating many rules: Windows events are flattened once into a map
@@ -257,7 +275,9 @@ pub(crate) struct Prepared<'a> {
     slots: Vec<OnceCell<Box<SlotChunk<'a>>>>,
     /// Field ids below this are cached.
     fields: usize,
-    keywords: OnceCell<Vec<KeywordText>>,
+    keywords: OnceCell<Vec<KeywordText<'a>>>,
+    /// Set for views sharing another view's keyword strings.
+    keywords_of: Option<&'a dyn KeywordSource>,
 }
 
 /// Field ids per chunk of [`Prepared`]'s cache.
@@ -277,6 +297,15 @@ impl<'a> Prepared<'a> {
             slots: (0..fields.div_ceil(CHUNK)).map(|_| OnceCell::new()).collect(),
             fields,
             keywords: OnceCell::new(),
+            keywords_of: None,
+        }
+    }
+
+    /// A view whose keyword strings are `base`'s (a view that renames fields of `base`).
+    pub(crate) fn sharing_keywords(inner: &'a dyn Event, base: &'a dyn KeywordSource) -> Self {
+        Prepared {
+            keywords_of: Some(base),
+            ..Prepared::new(inner)
         }
     }
 
@@ -310,18 +339,31 @@ impl<'a> Prepared<'a> {
     }
 
     /// The strings a keyword search looks at, collected once.
-    pub(crate) fn keywords(&self) -> &[KeywordText] {
+    pub(crate) fn keywords(&self) -> &[KeywordText<'_>] {
+        if let Some(base) = self.keywords_of {
+            return base.keyword_texts();
+        }
         self.keywords.get_or_init(|| {
             let mut out = Vec::new();
-            self.inner.any_keyword(&mut |s| {
-                out.push(KeywordText {
-                    raw: s.to_string(),
-                    lower: s.to_lowercase(),
-                });
+            let mut push = |raw: Cow<'a, str>| {
+                let lower = lowered(&raw);
+                out.push(KeywordText { raw, lower });
                 false
-            });
+            };
+            match self.root {
+                Some(root) => json_keywords(root, &mut push),
+                None => self
+                    .inner
+                    .any_keyword(&mut |s| push(Cow::Owned(s.to_string()))),
+            };
             out
         })
+    }
+}
+
+impl KeywordSource for Prepared<'_> {
+    fn keyword_texts(&self) -> &[KeywordText<'_>] {
+        self.keywords()
     }
 }
 
