@@ -127,12 +127,11 @@ struct PrefilterField {
     all_gates: Vec<u32>,
 }
 
-/// What the prefilter learned about one event view: which fields were scanned, which gates
-/// opened, and how many of each rule's gates are open.
+/// What the prefilter learned about one event view: which fields were scanned, and which
+/// gates opened (a bitset: it is cleared for every view of every event).
 pub(crate) struct PrefilterState {
     scanned: Vec<bool>,
-    open: Vec<bool>,
-    opened: Vec<u8>,
+    open: Vec<u64>,
     /// Literals found by the current scan (a buffer kept between scans).
     seen: Vec<u64>,
 }
@@ -218,8 +217,7 @@ impl Prefilter {
     fn state(&self) -> PrefilterState {
         PrefilterState {
             scanned: vec![false; self.fields.len()],
-            open: vec![false; self.gate_rule.len()],
-            opened: vec![0; self.rule_gates.len()],
+            open: vec![0; self.gate_rule.len().div_ceil(64)],
             seen: Vec::new(),
         }
     }
@@ -233,7 +231,7 @@ impl Prefilter {
         for &f in needed {
             self.scan(f as usize, state, event, &mut |_| {});
         }
-        usize::from(state.opened[rule]) == self.rule_gates[rule].len()
+        self.rule_gates[rule].iter().all(|&g| has_bit(&state.open, g))
     }
 
     /// Scans field `f` of `event` (once per state): gates one of whose literals occurs there
@@ -250,12 +248,13 @@ impl Prefilter {
         }
         let field = &self.fields[f];
         let mut open = |g: u32, state: &mut PrefilterState| {
-            if !std::mem::replace(&mut state.open[g as usize], true) {
-                let r = self.gate_rule[g as usize] as usize;
-                state.opened[r] += 1;
-                if usize::from(state.opened[r]) == self.rule_gates[r].len() {
-                    found(r);
-                }
+            if has_bit(&state.open, g) {
+                return;
+            }
+            state.open[g as usize / 64] |= 1 << (g % 64);
+            let r = self.gate_rule[g as usize] as usize;
+            if self.rule_gates[r].iter().all(|&o| has_bit(&state.open, o)) {
+                found(r);
             }
         };
         if !event.cached(field.id) {
