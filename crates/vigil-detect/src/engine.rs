@@ -231,7 +231,9 @@ impl Prefilter {
         for &f in needed {
             self.scan(f as usize, state, event, &mut |_| {});
         }
-        self.rule_gates[rule].iter().all(|&g| has_bit(&state.open, g))
+        self.rule_gates[rule]
+            .iter()
+            .all(|&g| has_bit(&state.open, g))
     }
 
     /// Scans field `f` of `event` (once per state): gates one of whose literals occurs there
@@ -730,7 +732,8 @@ impl Ruleset {
             renamed.iter().map(|_| std::cell::OnceCell::new()).collect();
         // The event view of each renames set (view 0 is `event` itself), made when needed.
         let view = |v: u16| {
-            views[v as usize].get_or_init(|| Prepared::sharing_keywords(&renamed[v as usize], event))
+            views[v as usize]
+                .get_or_init(|| Prepared::sharing_keywords(&renamed[v as usize], event))
         };
         let mut states: Vec<Option<PrefilterState>> = index.views.iter().map(|_| None).collect();
         let mut eval: Vec<u32> = Vec::new();

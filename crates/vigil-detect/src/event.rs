@@ -294,7 +294,9 @@ impl<'a> Prepared<'a> {
             inner,
             root,
             flat,
-            slots: (0..fields.div_ceil(CHUNK)).map(|_| OnceCell::new()).collect(),
+            slots: (0..fields.div_ceil(CHUNK))
+                .map(|_| OnceCell::new())
+                .collect(),
             fields,
             keywords: OnceCell::new(),
             keywords_of: None,
@@ -392,7 +394,10 @@ impl<'a> Flat<'a> {
         // System attributes come last in precedence: looked up on a miss instead of being
         // named for every event.
         let (element, attribute) = name.split_once('_')?;
-        self.system?.get(element)?.get("#attributes")?.get(attribute)
+        self.system?
+            .get(element)?
+            .get("#attributes")?
+            .get(attribute)
     }
 }
 
