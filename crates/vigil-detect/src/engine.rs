@@ -114,6 +114,8 @@ struct Prefilter {
     rule_gates: Vec<Vec<u32>>,
     /// Per gate: its rule.
     gate_rule: Vec<u32>,
+    /// Per gate: the prefilter fields it looks at.
+    gate_fields: Vec<Vec<u32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +144,7 @@ impl Prefilter {
         let mut rule_fields: Vec<Vec<u32>> = vec![Vec::new(); rules.len()];
         let mut rule_gates: Vec<Vec<u32>> = vec![Vec::new(); rules.len()];
         let mut gate_rule: Vec<u32> = Vec::new();
+        let mut gate_fields: Vec<Vec<u32>> = Vec::new();
         for (r, rule) in rules.iter().enumerate() {
             let mut groups = cond_required(&rule.condition, &rule.searches);
             groups.sort_by_key(selectivity);
@@ -150,6 +153,7 @@ impl Prefilter {
             for group in groups {
                 let gate = gate_rule.len() as u32;
                 gate_rule.push(r as u32);
+                gate_fields.push(Vec::new());
                 rule_gates[r].push(gate);
                 for (id, name, lits) in group {
                     let slot = match by_field.iter().position(|(i, _, _)| *i == id) {
@@ -161,6 +165,9 @@ impl Prefilter {
                     };
                     if !rule_fields[r].contains(&(slot as u32)) {
                         rule_fields[r].push(slot as u32);
+                    }
+                    if !gate_fields[gate as usize].contains(&(slot as u32)) {
+                        gate_fields[gate as usize].push(slot as u32);
                     }
                     for lit in lits {
                         let list = by_field[slot].2.entry(lit).or_default();
@@ -211,6 +218,7 @@ impl Prefilter {
             rule_fields,
             rule_gates,
             gate_rule,
+            gate_fields,
         }
     }
 
@@ -224,16 +232,16 @@ impl Prefilter {
 
     /// Whether rule `rule` can match the event `event` (the view the rule's fields name).
     fn possible(&self, rule: usize, state: &mut PrefilterState, event: &Prepared<'_>) -> bool {
-        let needed = &self.rule_fields[rule];
-        if needed.is_empty() {
-            return true;
-        }
-        for &f in needed {
-            self.scan(f as usize, state, event, &mut |_| {});
-        }
-        self.rule_gates[rule]
-            .iter()
-            .all(|&g| has_bit(&state.open, g))
+        // Gate by gate, so the first closed one ends the scans.
+        self.rule_gates[rule].iter().all(|&g| {
+            for &f in &self.gate_fields[g as usize] {
+                if has_bit(&state.open, g) {
+                    break;
+                }
+                self.scan(f as usize, state, event, &mut |_| {});
+            }
+            has_bit(&state.open, g)
+        })
     }
 
     /// Scans field `f` of `event` (once per state): gates one of whose literals occurs there
