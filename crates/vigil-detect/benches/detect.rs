@@ -68,8 +68,9 @@
 //! | benign_mix      | 1,664 events/s | 16,229 events/s | 4,720 events/s | ~3.4x              |
 //!
 //! The spreads were wide (regression_json with pipelines 10.3k-20.6k events/s): steer by
-//! `detect_loop`. Under callgrind (3 passes) 192k instructions per regression event, from 220k:
-//! about 12 rules evaluated per event instead of 26; serde_json parsing and dropping the tree
+//! `detect_loop`. Under callgrind (3 passes) 189k instructions per regression event, from 220k
+//! (with the wildcard literal check that came after this run): about 12 rules evaluated per
+//! event instead of 26; serde_json parsing and dropping the tree
 //! is now about a third of the total. `detect_loop` on a quieter core: 45,500 events/s of CPU
 //! time with pipelines. Matches unchanged (476 / 591 / 215 / 0). Peak memory after loading:
 //! vigil 104 MB, rsigma-eval 268 MB.
