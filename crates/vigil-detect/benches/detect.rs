@@ -58,6 +58,23 @@
 //! machine use the `detect_loop` example (events/s of CPU time, or a fixed number of passes
 //! under callgrind: 222k instructions per regression event, JSON parsing included).
 //!
+//! 2026-12-02, after the detect-speed branch (conjunctive prefilter: up to three literal
+//! requirements per rule that must all be found; field cache in lazily made chunks; lower-cased
+//! and keyword text borrowed when unchanged), one run, the machine loaded by other builds:
+//!
+//! | workload        | vigil          | vigil_pipelines | rsigma-eval    | pipelines / rsigma |
+//! |-----------------|----------------|-----------------|----------------|--------------------|
+//! | regression_json | 2,347 events/s | 14,177 events/s | 2,745 events/s | ~5.2x              |
+//! | benign_mix      | 1,664 events/s | 16,229 events/s | 4,720 events/s | ~3.4x              |
+//!
+//! The spreads were wide (regression_json with pipelines 10.3k-20.6k events/s): steer by
+//! `detect_loop`. Under callgrind (3 passes) 189k instructions per regression event, from 220k
+//! (with the wildcard literal check that came after this run): about 12 rules evaluated per
+//! event instead of 26; serde_json parsing and dropping the tree
+//! is now about a third of the total. `detect_loop` on a quieter core: 45,500 events/s of CPU
+//! time with pipelines. Matches unchanged (476 / 591 / 215 / 0). Peak memory after loading:
+//! vigil 104 MB, rsigma-eval 268 MB.
+//!
 //! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
 //! only the rules whose logsource the event stands for, so it matches fewer (215 on the
 //! regression events, none in the mix) and is not the same workload as the other two.

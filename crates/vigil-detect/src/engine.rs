@@ -35,18 +35,25 @@ impl CompiledSearch {
 /// Field -> lower-cased literals: a rule can only match when one of them occurs in its field.
 type Required<'r> = Vec<(usize, &'r str, Vec<String>)>;
 
+/// At most this many requirements gate one rule: each costs a check, and the most selective
+/// ones rule out nearly everything already.
+const MAX_GROUPS: usize = 3;
+
 impl CompiledSearch {
-    fn required(&self) -> Option<Required<'_>> {
+    /// Requirements that hold together: a match needs one literal of each.
+    fn required(&self) -> Vec<Required<'_>> {
         match self {
             CompiledSearch::All(fields) => fields
                 .iter()
                 .filter_map(|f| f.required_literals().map(|r| vec![r]))
-                .min_by_key(selectivity),
+                .collect(),
             CompiledSearch::Any(maps) => union(maps.iter().map(|m| {
                 m.iter()
                     .filter_map(|f| f.required_literals().map(|r| vec![r]))
                     .min_by_key(selectivity)
-            })),
+            }))
+            .into_iter()
+            .collect(),
         }
     }
 }
@@ -68,34 +75,47 @@ fn union<'r>(items: impl Iterator<Item = Option<Required<'r>>>) -> Option<Requir
     (!out.is_empty()).then_some(out)
 }
 
-/// What the condition requires: `None` when no literal is required on every path to a match.
-fn cond_required<'r>(cond: &Cond, searches: &'r [CompiledSearch]) -> Option<Required<'r>> {
+/// The most selective of requirements that hold together.
+fn best(groups: Vec<Required<'_>>) -> Option<Required<'_>> {
+    groups.into_iter().min_by_key(selectivity)
+}
+
+/// What the condition requires: requirements that must all hold on every path to a match
+/// (none when nothing is required).
+fn cond_required<'r>(cond: &Cond, searches: &'r [CompiledSearch]) -> Vec<Required<'r>> {
     match cond {
         Cond::Search(i) => searches[*i].required(),
-        Cond::Not(_) => None,
-        Cond::And(cs) => cs
-            .iter()
-            .filter_map(|c| cond_required(c, searches))
-            .min_by_key(selectivity),
-        Cond::All(ids) => ids
-            .iter()
-            .filter_map(|i| searches[*i].required())
-            .min_by_key(selectivity),
-        Cond::Or(cs) => union(cs.iter().map(|c| cond_required(c, searches))),
-        Cond::AtLeast(n, ids) if *n >= 1 => union(ids.iter().map(|i| searches[*i].required())),
-        Cond::AtLeast(..) => None,
+        Cond::Not(_) => Vec::new(),
+        Cond::And(cs) => cs.iter().flat_map(|c| cond_required(c, searches)).collect(),
+        Cond::All(ids) => ids.iter().flat_map(|i| searches[*i].required()).collect(),
+        Cond::Or(cs) => union(cs.iter().map(|c| best(cond_required(c, searches))))
+            .into_iter()
+            .collect(),
+        Cond::AtLeast(n, ids) if *n >= 1 => {
+            union(ids.iter().map(|i| best(searches[*i].required())))
+                .into_iter()
+                .collect()
+        }
+        Cond::AtLeast(..) => Vec::new(),
     }
 }
 
-/// Rules skipped unless one of their required literals occurs in the event: one automaton per
-/// field over the literals rules require there. A field's automaton runs at most once per
-/// event view, and only when a candidate rule needs its answer.
+/// Rules skipped unless each of their requirements (up to [`MAX_GROUPS`]) has one of its
+/// literals in the event: one automaton per field over the literals rules require there,
+/// each literal pointing at the requirements ("gates") it satisfies. A field's automaton runs
+/// at most once per event view, and only when a candidate rule needs its answer.
 #[derive(Debug, Clone, Default)]
 struct Prefilter {
     fields: Vec<PrefilterField>,
-    /// Per rule: the prefilter fields of which at least one must contain one of the rule's
-    /// literals; empty for rules that are not gated (always evaluated).
+    /// Per rule: the prefilter fields its gates look at; empty for rules that are not gated
+    /// (always evaluated).
     rule_fields: Vec<Vec<u32>>,
+    /// Per rule: its gates (all must open for the rule to be possible).
+    rule_gates: Vec<Vec<u32>>,
+    /// Per gate: its rule.
+    gate_rule: Vec<u32>,
+    /// Per gate: the prefilter fields it looks at.
+    gate_fields: Vec<Vec<u32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,17 +123,17 @@ struct PrefilterField {
     id: usize,
     name: String,
     automaton: aho_corasick::AhoCorasick,
-    /// Per literal: the rules requiring it.
-    rules: Vec<Vec<u32>>,
-    /// Every rule gated on this field (for fields that cannot be looked at).
-    all_rules: Vec<u32>,
+    /// Per literal: the gates it opens.
+    gates: Vec<Vec<u32>>,
+    /// Every gate looking at this field (for fields that cannot be looked at).
+    all_gates: Vec<u32>,
 }
 
-/// What the prefilter learned about one event view: which fields were scanned, and the rules
-/// whose literals were found.
+/// What the prefilter learned about one event view: which fields were scanned, and which
+/// gates opened (a bitset: it is cleared for every view of every event).
 pub(crate) struct PrefilterState {
     scanned: Vec<bool>,
-    possible: Vec<bool>,
+    open: Vec<u64>,
     /// Literals found by the current scan (a buffer kept between scans).
     seen: Vec<u64>,
 }
@@ -122,25 +142,38 @@ impl Prefilter {
     fn build(rules: &[CompiledRule]) -> Self {
         let mut by_field: Vec<(usize, String, HashMap<String, Vec<u32>>)> = Vec::new();
         let mut rule_fields: Vec<Vec<u32>> = vec![Vec::new(); rules.len()];
+        let mut rule_gates: Vec<Vec<u32>> = vec![Vec::new(); rules.len()];
+        let mut gate_rule: Vec<u32> = Vec::new();
+        let mut gate_fields: Vec<Vec<u32>> = Vec::new();
         for (r, rule) in rules.iter().enumerate() {
-            let Some(required) = cond_required(&rule.condition, &rule.searches) else {
-                continue;
-            };
-            for (id, name, lits) in required {
-                let slot = match by_field.iter().position(|(i, _, _)| *i == id) {
-                    Some(i) => i,
-                    None => {
-                        by_field.push((id, name.to_string(), HashMap::new()));
-                        by_field.len() - 1
+            let mut groups = cond_required(&rule.condition, &rule.searches);
+            groups.sort_by_key(selectivity);
+            groups.dedup();
+            groups.truncate(MAX_GROUPS);
+            for group in groups {
+                let gate = gate_rule.len() as u32;
+                gate_rule.push(r as u32);
+                gate_fields.push(Vec::new());
+                rule_gates[r].push(gate);
+                for (id, name, lits) in group {
+                    let slot = match by_field.iter().position(|(i, _, _)| *i == id) {
+                        Some(i) => i,
+                        None => {
+                            by_field.push((id, name.to_string(), HashMap::new()));
+                            by_field.len() - 1
+                        }
+                    };
+                    if !rule_fields[r].contains(&(slot as u32)) {
+                        rule_fields[r].push(slot as u32);
                     }
-                };
-                if !rule_fields[r].contains(&(slot as u32)) {
-                    rule_fields[r].push(slot as u32);
-                }
-                for lit in lits {
-                    let list = by_field[slot].2.entry(lit).or_default();
-                    if list.last() != Some(&(r as u32)) {
-                        list.push(r as u32);
+                    if !gate_fields[gate as usize].contains(&(slot as u32)) {
+                        gate_fields[gate as usize].push(slot as u32);
+                    }
+                    for lit in lits {
+                        let list = by_field[slot].2.entry(lit).or_default();
+                        if list.last() != Some(&gate) {
+                            list.push(gate);
+                        }
                     }
                 }
             }
@@ -148,29 +181,29 @@ impl Prefilter {
         let mut fields = Vec::with_capacity(by_field.len());
         let mut ungated = Vec::new();
         for (id, name, lits) in by_field {
-            let (patterns, rule_lists): (Vec<String>, Vec<Vec<u32>>) = lits.into_iter().unzip();
-            let mut all_rules: Vec<u32> = rule_lists.iter().flatten().copied().collect();
-            all_rules.sort_unstable();
-            all_rules.dedup();
+            let (patterns, gate_lists): (Vec<String>, Vec<Vec<u32>>) = lits.into_iter().unzip();
+            let mut all_gates: Vec<u32> = gate_lists.iter().flatten().copied().collect();
+            all_gates.sort_unstable();
+            all_gates.dedup();
             match aho_corasick::AhoCorasick::new(&patterns) {
                 Ok(automaton) => fields.push(PrefilterField {
                     id,
                     name,
                     automaton,
-                    rules: rule_lists,
-                    all_rules,
+                    gates: gate_lists,
+                    all_gates,
                 }),
                 Err(_) => {
                     // Cannot search these: their rules are always evaluated. The field keeps
                     // its place (rule_fields index it) with an automaton that finds nothing.
-                    ungated.extend(all_rules.iter().copied());
+                    ungated.extend(all_gates.iter().map(|&g| gate_rule[g as usize]));
                     if let Ok(automaton) = aho_corasick::AhoCorasick::new(Vec::<&str>::new()) {
                         fields.push(PrefilterField {
                             id,
                             name,
                             automaton,
-                            rules: Vec::new(),
-                            all_rules,
+                            gates: Vec::new(),
+                            all_gates,
                         });
                     }
                 }
@@ -178,38 +211,41 @@ impl Prefilter {
         }
         for r in ungated {
             rule_fields[r as usize].clear();
+            rule_gates[r as usize].clear();
         }
         Prefilter {
             fields,
             rule_fields,
+            rule_gates,
+            gate_rule,
+            gate_fields,
         }
     }
 
     fn state(&self) -> PrefilterState {
         PrefilterState {
             scanned: vec![false; self.fields.len()],
-            possible: vec![false; self.rule_fields.len()],
+            open: vec![0; self.gate_rule.len().div_ceil(64)],
             seen: Vec::new(),
         }
     }
 
     /// Whether rule `rule` can match the event `event` (the view the rule's fields name).
     fn possible(&self, rule: usize, state: &mut PrefilterState, event: &Prepared<'_>) -> bool {
-        let needed = &self.rule_fields[rule];
-        if needed.is_empty() {
-            return true;
-        }
-        for &f in needed {
-            self.scan(f as usize, state, event, &mut |_| {});
-            if state.possible[rule] {
-                return true;
+        // Gate by gate, so the first closed one ends the scans.
+        self.rule_gates[rule].iter().all(|&g| {
+            for &f in &self.gate_fields[g as usize] {
+                if has_bit(&state.open, g) {
+                    break;
+                }
+                self.scan(f as usize, state, event, &mut |_| {});
             }
-        }
-        false
+            has_bit(&state.open, g)
+        })
     }
 
-    /// Scans field `f` of `event` (once per state): each rule one of whose literals occurs
-    /// there becomes possible, and `found` is called with it the first time.
+    /// Scans field `f` of `event` (once per state): gates one of whose literals occurs there
+    /// open, and `found` is called with each rule whose last gate this opened.
     fn scan(
         &self,
         f: usize,
@@ -221,25 +257,30 @@ impl Prefilter {
             return;
         }
         let field = &self.fields[f];
-        let mut mark = |r: u32, state: &mut PrefilterState| {
-            if !std::mem::replace(&mut state.possible[r as usize], true) {
-                found(r as usize);
+        let mut open = |g: u32, state: &mut PrefilterState| {
+            if has_bit(&state.open, g) {
+                return;
+            }
+            state.open[g as usize / 64] |= 1 << (g % 64);
+            let r = self.gate_rule[g as usize] as usize;
+            if self.rule_gates[r].iter().all(|&o| has_bit(&state.open, o)) {
+                found(r);
             }
         };
         if !event.cached(field.id) {
-            // Not looked up through the cache: evaluate its rules.
-            for &r in &field.all_rules {
-                mark(r, state);
+            // Not looked up through the cache: its gates open (the rules are evaluated).
+            for &g in &field.all_gates {
+                open(g, state);
             }
             return;
         }
         let Some(slot) = event.slot(field.id, &field.name) else {
             return;
         };
-        // Each literal's rules are marked once, however often it occurs.
+        // Each literal's gates are opened once, however often it occurs.
         let mut seen = std::mem::take(&mut state.seen);
         seen.clear();
-        seen.resize(field.rules.len().div_ceil(64), 0);
+        seen.resize(field.gates.len().div_ceil(64), 0);
         for leaf in &slot.leaves {
             if leaf.text.is_none() {
                 continue;
@@ -250,8 +291,8 @@ impl Prefilter {
                     continue;
                 }
                 seen[p / 64] |= 1 << (p % 64);
-                for &r in &field.rules[p] {
-                    mark(r, state);
+                for &g in &field.gates[p] {
+                    open(g, state);
                 }
             }
         }
@@ -698,7 +739,10 @@ impl Ruleset {
         let views: Vec<std::cell::OnceCell<Prepared<'_>>> =
             renamed.iter().map(|_| std::cell::OnceCell::new()).collect();
         // The event view of each renames set (view 0 is `event` itself), made when needed.
-        let view = |v: u16| views[v as usize].get_or_init(|| Prepared::new(&renamed[v as usize]));
+        let view = |v: u16| {
+            views[v as usize]
+                .get_or_init(|| Prepared::sharing_keywords(&renamed[v as usize], event))
+        };
         let mut states: Vec<Option<PrefilterState>> = index.views.iter().map(|_| None).collect();
         let mut eval: Vec<u32> = Vec::new();
         for e in entries {

@@ -81,22 +81,37 @@ impl Event for Json {
     }
 
     fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
-        fn walk(v: &Json, f: &mut dyn FnMut(&str) -> bool) -> bool {
-            match v {
-                Json::String(s) => f(s),
-                Json::Number(n) => f(&n.to_string()),
-                Json::Array(items) => items.iter().any(|i| walk(i, f)),
-                Json::Object(map) => map.values().any(|i| walk(i, f)),
-                Json::Bool(_) | Json::Null => false,
-            }
+        json_keywords(self, &mut |s| f(&s))
+    }
+}
+
+/// [`Event::any_keyword`] for JSON, with strings borrowed from the document.
+fn json_keywords<'a>(root: &'a Json, f: &mut dyn FnMut(Cow<'a, str>) -> bool) -> bool {
+    fn walk<'a>(v: &'a Json, f: &mut dyn FnMut(Cow<'a, str>) -> bool) -> bool {
+        match v {
+            Json::String(s) => f(Cow::Borrowed(s)),
+            Json::Number(n) => f(Cow::Owned(n.to_string())),
+            Json::Array(items) => items.iter().any(|i| walk(i, f)),
+            Json::Object(map) => map.values().any(|i| walk(i, f)),
+            Json::Bool(_) | Json::Null => false,
         }
-        match windows_event(self) {
-            Some(event) => ["EventData", "UserData"]
-                .iter()
-                .filter_map(|k| event.get(*k))
-                .any(|v| walk(v, f)),
-            None => walk(self, f),
+    }
+    match windows_event(root) {
+        Some(event) => ["EventData", "UserData"]
+            .iter()
+            .filter_map(|k| event.get(*k))
+            .any(|v| walk(v, f)),
+        None => walk(root, f),
+    }
+}
+
+/// `text` lower-cased, still borrowed when lower-casing changes nothing.
+fn lowered<'a>(text: &Cow<'a, str>) -> Cow<'a, str> {
+    match text {
+        Cow::Borrowed(s) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => {
+            Cow::Borrowed(s)
         }
+        text => Cow::Owned(text.to_lowercase()),
     }
 }
 
@@ -193,14 +208,16 @@ pub(crate) fn field_id(name: &str) -> usize {
 pub(crate) struct Leaf<'a> {
     pub(crate) value: FieldValue<'a>,
     pub(crate) text: Option<Cow<'a, str>>,
-    lower: OnceCell<String>,
+    lower: OnceCell<Cow<'a, str>>,
 }
 
 impl Leaf<'_> {
     /// The text lower-cased (computed on first use). Only for leaves with text.
     pub(crate) fn lower(&self) -> &str {
-        self.lower
-            .get_or_init(|| self.text.as_deref().unwrap_or_default().to_lowercase())
+        self.lower.get_or_init(|| match &self.text {
+            Some(text) => lowered(text),
+            None => Cow::Borrowed(""),
+        })
     }
 }
 
@@ -235,9 +252,15 @@ impl<'a> Slot<'a> {
 }
 
 /// Keyword strings of an event with their lower-cased form.
-pub(crate) struct KeywordText {
-    pub(crate) raw: String,
-    pub(crate) lower: String,
+pub(crate) struct KeywordText<'a> {
+    pub(crate) raw: Cow<'a, str>,
+    pub(crate) lower: Cow<'a, str>,
+}
+
+/// Where a view of an event finds the keyword strings: views that only rename fields share
+/// their event's.
+pub(crate) trait KeywordSource {
+    fn keyword_texts(&self) -> &[KeywordText<'_>];
 }
 
 /// An event prepared for evaluating many rules: Windows events are flattened once into a map
@@ -246,39 +269,64 @@ pub(crate) struct KeywordText {
 pub(crate) struct Prepared<'a> {
     inner: &'a dyn Event,
     root: Option<&'a Json>,
-    flat: Option<FxHashMap<Cow<'a, str>, &'a Json>>,
-    slots: Vec<OnceCell<Option<Box<Slot<'a>>>>>,
-    keywords: OnceCell<Vec<KeywordText>>,
+    flat: Option<Flat<'a>>,
+    /// Looked-up fields by id, in chunks made when one of their fields is first asked for:
+    /// an event touches a few dozen of the thousands of field names rules use.
+    slots: Vec<OnceCell<Box<SlotChunk<'a>>>>,
+    /// Field ids below this are cached.
+    fields: usize,
+    keywords: OnceCell<Vec<KeywordText<'a>>>,
+    /// Set for views sharing another view's keyword strings.
+    keywords_of: Option<&'a dyn KeywordSource>,
 }
+
+/// Field ids per chunk of [`Prepared`]'s cache.
+const CHUNK: usize = 32;
+
+type SlotChunk<'a> = [OnceCell<Option<Slot<'a>>>; CHUNK];
 
 impl<'a> Prepared<'a> {
     pub(crate) fn new(inner: &'a dyn Event) -> Self {
         let root = inner.as_json();
         let flat = root.and_then(windows_event).map(flatten_windows);
-        let n = FIELD_COUNT.load(Ordering::Acquire);
+        let fields = FIELD_COUNT.load(Ordering::Acquire);
         Prepared {
             inner,
             root,
             flat,
-            slots: (0..n).map(|_| OnceCell::new()).collect(),
+            slots: (0..fields.div_ceil(CHUNK))
+                .map(|_| OnceCell::new())
+                .collect(),
+            fields,
             keywords: OnceCell::new(),
+            keywords_of: None,
+        }
+    }
+
+    /// A view whose keyword strings are `base`'s (a view that renames fields of `base`).
+    pub(crate) fn sharing_keywords(inner: &'a dyn Event, base: &'a dyn KeywordSource) -> Self {
+        Prepared {
+            keywords_of: Some(base),
+            ..Prepared::new(inner)
         }
     }
 
     /// The field with id `id` (named `name`), looked up once per event.
     pub(crate) fn slot(&self, id: usize, name: &str) -> Option<&Slot<'a>> {
-        match self.slots.get(id) {
-            Some(cell) => cell
-                .get_or_init(|| self.lookup(name).map(|v| Box::new(Slot::new(v))))
-                .as_deref(),
+        if id >= self.fields {
             // A field compiled after the event was prepared: not cached.
-            None => None,
+            return None;
         }
+        let chunk = self.slots[id / CHUNK]
+            .get_or_init(|| Box::new(std::array::from_fn(|_| OnceCell::new())));
+        chunk[id % CHUNK]
+            .get_or_init(|| self.lookup(name).map(Slot::new))
+            .as_ref()
     }
 
     /// Whether `id` is beyond the cache (the caller then looks the field up itself).
     pub(crate) fn cached(&self, id: usize) -> bool {
-        id < self.slots.len()
+        id < self.fields
     }
 
     fn lookup(&self, name: &str) -> Option<FieldValue<'a>> {
@@ -293,18 +341,31 @@ impl<'a> Prepared<'a> {
     }
 
     /// The strings a keyword search looks at, collected once.
-    pub(crate) fn keywords(&self) -> &[KeywordText] {
+    pub(crate) fn keywords(&self) -> &[KeywordText<'_>] {
+        if let Some(base) = self.keywords_of {
+            return base.keyword_texts();
+        }
         self.keywords.get_or_init(|| {
             let mut out = Vec::new();
-            self.inner.any_keyword(&mut |s| {
-                out.push(KeywordText {
-                    raw: s.to_string(),
-                    lower: s.to_lowercase(),
-                });
+            let mut push = |raw: Cow<'a, str>| {
+                let lower = lowered(&raw);
+                out.push(KeywordText { raw, lower });
                 false
-            });
+            };
+            match self.root {
+                Some(root) => json_keywords(root, &mut push),
+                None => self
+                    .inner
+                    .any_keyword(&mut |s| push(Cow::Owned(s.to_string()))),
+            };
             out
         })
+    }
+}
+
+impl KeywordSource for Prepared<'_> {
+    fn keyword_texts(&self) -> &[KeywordText<'_>] {
+        self.keywords()
     }
 }
 
@@ -318,8 +379,29 @@ impl Event for Prepared<'_> {
     }
 }
 
-/// Every name [`windows_field`] resolves, with its value, inserted in precedence order.
-fn flatten_windows(event: &Json) -> FxHashMap<Cow<'_, str>, &Json> {
+/// A Windows event's fields by name, as [`windows_field`] resolves them.
+struct Flat<'a> {
+    /// Every name but `Element_Attribute`, with its value, inserted in precedence order.
+    names: FxHashMap<Cow<'a, str>, &'a Json>,
+    system: Option<&'a Json>,
+}
+
+impl<'a> Flat<'a> {
+    fn get(&self, name: &str) -> Option<&'a Json> {
+        if let Some(v) = self.names.get(name) {
+            return Some(v);
+        }
+        // System attributes come last in precedence: looked up on a miss instead of being
+        // named for every event.
+        let (element, attribute) = name.split_once('_')?;
+        self.system?
+            .get(element)?
+            .get("#attributes")?
+            .get(attribute)
+    }
+}
+
+fn flatten_windows(event: &Json) -> Flat<'_> {
     let mut map: FxHashMap<Cow<'_, str>, &Json> =
         FxHashMap::with_capacity_and_hasher(48, Default::default());
     if let Some(Json::Object(data)) = event.get("EventData") {
@@ -341,23 +423,13 @@ fn flatten_windows(event: &Json) -> FxHashMap<Cow<'_, str>, &Json> {
             }
         }
     }
-    if let Some(Json::Object(system)) = event.get("System") {
+    let system = event.get("System");
+    if let Some(Json::Object(system)) = system {
         for (k, v) in system {
             map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
         }
-        for (element, v) in system {
-            if element.contains('_') {
-                continue; // `Element_Attribute` names split at the first `_`
-            }
-            if let Some(Json::Object(attributes)) = v.get("#attributes") {
-                for (attribute, a) in attributes {
-                    map.entry(Cow::Owned(format!("{element}_{attribute}")))
-                        .or_insert(a);
-                }
-            }
-        }
     }
-    map
+    Flat { names: map, system }
 }
 
 #[cfg(test)]

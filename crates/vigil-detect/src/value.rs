@@ -584,6 +584,11 @@ impl FieldMatcher {
 
     fn check_text(&self, c: &Check, probe: &Probe<'_>, event: &dyn Event) -> bool {
         match c {
+            // The literal piece every match contains, found by memchr-driven search before
+            // the case-insensitive regex runs.
+            Check::Str(StrMatcher::Wildcard(re, Some(piece))) if !self.cased => {
+                probe.lower.contains(piece.as_str()) && re.is_match(probe.lower)
+            }
             Check::Str(m) => m.is_match(probe.text(self.cased)),
             Check::AnyContains(ac, _) => ac.is_match(probe.text(self.cased)),
             Check::Regex(re, _) => re.is_match(probe.raw),
