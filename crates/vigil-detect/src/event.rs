@@ -101,7 +101,16 @@ fn json_keywords<'a>(root: &'a Json, f: &mut dyn FnMut(Cow<'a, str>) -> bool) ->
             .iter()
             .filter_map(|k| event.get(*k))
             .any(|v| walk(v, f)),
-        None => walk(root, f),
+        None => match root.get("event").and_then(|e| e.get("original")) {
+            // A normalized event parsed from a text line (docs/EVENTS.md): keyword searches
+            // look at the line as written and its message, as they do at a Windows event's
+            // data, not at what was added to it (log.file.path, host.name, agent.*, ...).
+            Some(Json::String(original)) => {
+                let message = root.get("message").and_then(Json::as_str);
+                message.is_some_and(|m| f(Cow::Borrowed(m))) || f(Cow::Borrowed(original))
+            }
+            _ => walk(root, f),
+        },
     }
 }
 
@@ -464,6 +473,24 @@ mod tests {
         assert_eq!(e.field("Missing"), None);
         assert!(e.any_keyword(&mut |s| s == "C:\\x.exe"));
         assert!(!e.any_keyword(&mut |s| s == "Security"));
+    }
+
+    #[test]
+    fn keyword_searches_of_a_parsed_line_look_at_the_line_not_at_what_was_added() {
+        let e = json!({
+            "event": {"dataset": "cisco.ios", "original": "%PARSER-5-CFGLOG_LOGGEDCMD: User:admin  logged command:no shutdown"},
+            "message": "User:admin  logged command:no shutdown",
+            "log": {"file": {"path": "/var/log/network/aaa/switches.log"}},
+            "host": {"name": "dir-sw1"}
+        });
+        let has = |needle: &str| e.any_keyword(&mut |s| s.contains(needle));
+        assert!(has("no shutdown"));
+        assert!(has("CFGLOG_LOGGEDCMD"), "the original line");
+        assert!(!has("aaa"), "the file path is not the log line");
+        assert!(!has("dir-sw1"), "nor the host name");
+        // Without an original line (JSON events as they came), every value is searched.
+        let plain = json!({"log": {"file": {"path": "/var/log/aaa.log"}}, "msg": "x"});
+        assert!(plain.any_keyword(&mut |s| s.contains("aaa")));
     }
 
     #[test]
