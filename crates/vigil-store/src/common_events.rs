@@ -56,12 +56,21 @@ impl EventStore for StoreImpl {
                     .push_bind(e.dataset.as_deref())
                     .push_bind(channel)
                     .push_bind(e.message.as_deref())
-                    .push_bind(Json(&e.doc));
+                    .push_bind(e.doc.as_str())
+                    .push_unseparated(JSON_PARAM_CAST);
             });
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(crate::AppendOutcome { stored: events.len(), duplicate: false })
+    }
+
+    async fn count_events(&self, org: Uuid) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE org_id = $1")
+            .bind(org)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn batch_seen(&self, org: Uuid, batch: Uuid) -> Result<bool> {

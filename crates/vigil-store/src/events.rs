@@ -15,8 +15,28 @@ pub struct NewEvent {
     pub host: Option<String>,
     pub dataset: Option<String>,
     pub message: Option<String>,
-    /// The whole normalized event.
-    pub doc: serde_json::Value,
+    /// The whole normalized event as compact JSON text. Serialised once by the producer
+    /// (the ingest pipeline does it off the writer's path); stored as given.
+    pub doc: String,
+}
+
+impl NewEvent {
+    /// An event whose document is `doc` serialised.
+    pub fn with_doc(
+        timestamp: DateTime<Utc>,
+        host: Option<String>,
+        dataset: Option<String>,
+        message: Option<String>,
+        doc: &serde_json::Value,
+    ) -> Self {
+        Self {
+            timestamp,
+            host,
+            dataset,
+            message,
+            doc: doc.to_string(),
+        }
+    }
 }
 
 /// A stored event.
@@ -79,6 +99,8 @@ pub trait EventStore: Send + Sync + 'static {
         events: Vec<NewEvent>,
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome>;
+    /// How many events of `org` are stored.
+    async fn count_events(&self, org: Uuid) -> Result<u64>;
     /// Whether a batch id has been stored (a cheap check before doing work).
     async fn batch_seen(&self, org: Uuid, batch: Uuid) -> Result<bool>;
     async fn query_events(&self, org: Uuid, filter: &EventFilter) -> Result<EventPage>;

@@ -9,6 +9,8 @@ type Db = sqlx::Postgres;
 type StoreImpl = PgStore;
 const BACKEND: Backend = Backend::Postgres;
 const FOR_UPDATE: &str = " FOR UPDATE";
+/// After a bound JSON document's text: PostgreSQL parses it into JSONB.
+const JSON_PARAM_CAST: &str = "::jsonb";
 const ANALYZE_SQL: &str = "ANALYZE alerts, alert_tags";
 // Autovacuum keeps PostgreSQL's statistics fresh.
 const OPTIMIZE_SQL: &str = "SELECT 1";

@@ -877,7 +877,8 @@ fn event(i: usize, t0: chrono::DateTime<chrono::Utc>) -> NewEvent {
         doc: serde_json::json!({
             "@timestamp": vigil_core::event::format_timestamp(t0 + Duration::seconds(i as i64)),
             "message": msg, "host": {"name": host}, "source": {"ip": format!("10.0.0.{i}"), "port": 22 + i}
-        }),
+        })
+        .to_string(),
     }
 }
 
@@ -909,6 +910,11 @@ async fn event_batches_are_stored_once_and_queryable(db: &TestDb) {
             stored: 0,
             duplicate: true
         }
+    );
+    assert_eq!(
+        events.count_events(org).await.unwrap(),
+        30,
+        "a re-sent batch adds nothing"
     );
     // The same batch id in another org is another batch.
     let other = db.store.create_org("p").await.unwrap().id;

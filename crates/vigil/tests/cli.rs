@@ -657,7 +657,8 @@ fn analyze_prints_the_deterministic_analysis_and_the_models() {
                         "@timestamp": vigil_core::event::format_timestamp(ts),
                         "event": {"dataset": "auth", "action": "ssh_login", "outcome": outcome},
                         "host": {"name": "web-1"}, "source": {"ip": "203.0.113.9"},
-                        "user": {"name": "root"}, "message": "sshd"}),
+                        "user": {"name": "root"}, "message": "sshd"})
+                    .to_string(),
                 }
             })
             .collect();

@@ -147,10 +147,10 @@ async fn ingest_events(
     let mut errors = Vec::new();
     let mut events: Vec<Json> = Vec::with_capacity(batch.events.len());
     for (i, doc) in batch.events.into_iter().enumerate() {
-        let size = serde_json::to_vec(&doc)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
-        if size > MAX_EVENT_BYTES {
+        // The estimate is an upper bound: only an event it puts over the limit is measured.
+        let too_large = json_size_exceeds(&doc, MAX_EVENT_BYTES)
+            && serde_json::to_vec(&doc).map_or(true, |v| v.len() > MAX_EVENT_BYTES);
+        if too_large {
             errors.push(format!("event {i}: larger than {MAX_EVENT_BYTES} bytes"));
             continue;
         }

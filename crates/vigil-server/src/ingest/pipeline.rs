@@ -9,6 +9,11 @@
 //!                                               └─► raise or fold alerts ─► reply
 //! ```
 //!
+//! SQLite has one writer, so the store stage is the serial part: everything that can be
+//! done before it is done in the detect stage (on its own thread, overlapping the previous
+//! batch's write): the stored columns are extracted and each document is serialised to its
+//! JSON text there, once, and the documents are dropped there too.
+//!
 //! The queue is the back-pressure point: `try_submit` fails at once when it is full (HTTP
 //! ingest answers 503 with Retry-After), `submit` waits (syslog over TCP then stops reading).
 //! Nothing is dropped silently: every refusal is counted and answered.
@@ -60,7 +65,12 @@ pub struct Pipeline {
 }
 
 struct Detected {
-    job: Job,
+    org: Uuid,
+    batch: Option<Uuid>,
+    channel: &'static str,
+    /// The job's events, ready to store (document already serialised).
+    events: Vec<NewEvent>,
+    reply: Option<oneshot::Sender<JobResult>>,
     detections: Vec<Detection>,
     /// Feature vectors closed by this batch (stored after its events).
     ml_rows: Vec<vigil_store::NewFeatureRow>,
@@ -141,22 +151,33 @@ async fn detect_stage(
             }
             let scored = ml.observe_batch(job.org, &job.events);
             detections.extend(scored.detections);
-            (corr, job, detections, scored.rows)
+            let Job {
+                org,
+                batch,
+                channel,
+                events,
+                reply,
+            } = job;
+            let stored: Vec<NewEvent> = events.iter().map(new_event).collect();
+            // The documents are freed here rather than on the writer's path.
+            drop(events);
+            let detected = Detected {
+                org,
+                batch,
+                channel,
+                events: stored,
+                reply,
+                detections,
+                ml_rows: scored.rows,
+                started,
+            };
+            (corr, detected)
         })
         .await;
         match joined {
-            Ok((corr, job, detections, ml_rows)) => {
+            Ok((corr, detected)) => {
                 state = Some(corr);
-                if out
-                    .send(Detected {
-                        job,
-                        detections,
-                        ml_rows,
-                        started,
-                    })
-                    .await
-                    .is_err()
-                {
+                if out.send(detected).await.is_err() {
                     break;
                 }
             }
@@ -169,14 +190,26 @@ async fn detect_stage(
     }
 }
 
-fn new_event(doc: Json) -> NewEvent {
-    let text = |p: &str| event::get_str(&doc, p).map(|s| s.chars().take(4096).collect::<String>());
-    NewEvent {
-        timestamp: event::timestamp(&doc).unwrap_or_else(vigil_core::now),
-        host: text(fields::HOST_NAME),
-        dataset: text(fields::DATASET),
-        message: text(fields::MESSAGE).or_else(|| text(fields::ORIGINAL)),
+/// The stored columns of one event; the text columns are capped at 4096 characters.
+fn new_event(doc: &Json) -> NewEvent {
+    let text = |p: &str| event::get_str(doc, p).map(|s| truncate_chars(s, 4096).to_owned());
+    NewEvent::with_doc(
+        event::timestamp(doc).unwrap_or_else(vigil_core::now),
+        text(fields::HOST_NAME),
+        text(fields::DATASET),
+        text(fields::MESSAGE).or_else(|| text(fields::ORIGINAL)),
         doc,
+    )
+}
+
+/// The first `max` characters of `s` (all of it, without scanning, when it is short).
+fn truncate_chars(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    match s.char_indices().nth(max) {
+        Some((end, _)) => &s[..end],
+        None => s,
     }
 }
 
@@ -188,21 +221,17 @@ async fn store_stage(
     config: PipelineConfig,
 ) {
     while let Some(Detected {
-        job,
+        org,
+        batch,
+        channel,
+        events: docs,
+        reply,
         mut detections,
         ml_rows,
         started,
     }) = rx.recv().await
     {
-        let Job {
-            org,
-            batch,
-            channel,
-            events: docs,
-            reply,
-        } = job;
         let n = docs.len() as u64;
-        let docs: Vec<NewEvent> = docs.into_iter().map(new_event).collect();
         let result = match events
             .append_events(org, batch, channel, docs, vigil_core::now())
             .await
@@ -279,6 +308,18 @@ mod tests {
             events: vec![Json::Null; n],
             reply: None,
         }
+    }
+
+    #[test]
+    fn stored_text_is_capped_by_characters() {
+        assert_eq!(truncate_chars("héllo", 2), "hé");
+        assert_eq!(truncate_chars("héllo", 5), "héllo");
+        assert_eq!(truncate_chars("", 3), "");
+        let doc = serde_json::json!({"message": "é".repeat(5000), "host": {"name": "h"}});
+        let e = new_event(&doc);
+        assert_eq!(e.message.as_deref().map(|m| m.chars().count()), Some(4096));
+        assert_eq!(e.host.as_deref(), Some("h"));
+        assert_eq!(serde_json::from_str::<Json>(&e.doc).unwrap(), doc);
     }
 
     #[tokio::test]

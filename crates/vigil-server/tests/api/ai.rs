@@ -48,7 +48,7 @@ fn auth_event(i: i64, ip: &str, outcome: &str, message: &str) -> NewEvent {
             "source": {"ip": ip},
             "user": {"name": "root"},
             "message": message,
-        }),
+        }).to_string(),
     }
 }
 

@@ -22,7 +22,7 @@ async fn events_after_pages_in_storage_order(db: &TestDb) {
             host: None,
             dataset: None,
             message: Some(format!("m{i}")),
-            doc: serde_json::json!({"message": format!("m{i}")}),
+            doc: serde_json::json!({"message": format!("m{i}")}).to_string(),
         };
         s.event_store()
             .append_events(org, None, "api", vec![e], t)
