@@ -4,7 +4,9 @@
 //! `exe`, `cwd`). Processes present at the first scan are the baseline and produce no event.
 //! A process that exits before it is read is skipped; when another user's entries are not
 //! readable (`exe`, `cwd` need ptrace rights), what is readable is kept. Processes that live
-//! shorter than the scan interval can be missed: this is a poller, not an exec hook.
+//! shorter than the scan interval can be missed: this is a poller, not an exec hook. A
+//! process seen in the middle of `execve` (its new name set, its arguments not yet) is read
+//! again at the next scans rather than reported without arguments.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -222,6 +224,16 @@ pub fn process_event(
     ev
 }
 
+/// Scans a process without arguments is read again before it is reported as it is.
+const MID_EXEC_RETRIES: u8 = 3;
+
+/// A user process without arguments: `/proc/<pid>/cmdline` is empty for a moment during
+/// `execve` (and for zombies). Kernel threads (pid 2 and the children of kthreadd, or of
+/// pid 0) have no arguments ever.
+fn looks_mid_exec(info: &ProcInfo) -> bool {
+    info.args.is_empty() && info.pid != 2 && !matches!(info.ppid, Some(0 | 2) | None)
+}
+
 /// The `/proc` poller. See the module docs.
 pub struct ProcessSource {
     cfg: ProcessConfig,
@@ -250,15 +262,28 @@ impl Source for ProcessSource {
         let ticks = clock_ticks();
         let boot = boot_time(&self.root);
         let mut known: HashSet<u32> = list_pids(&self.root).into_iter().collect();
+        // Pids caught in the middle of `execve` (the new name is set, the new arguments not
+        // yet): read again at the next scans, up to MID_EXEC_RETRIES times.
+        let mut mid_exec: HashMap<u32, u8> = HashMap::new();
         let interval = Duration::from_millis(self.cfg.interval_ms);
         while !ctx.shutdown.sleep(interval).await {
-            let now: HashSet<u32> = list_pids(&self.root).into_iter().collect();
+            let mut now: HashSet<u32> = list_pids(&self.root).into_iter().collect();
             let mut new: Vec<u32> = now.difference(&known).copied().collect();
             new.sort_unstable();
+            mid_exec.retain(|pid, _| now.contains(pid));
             for pid in new {
                 let Some(info) = read_proc(&self.root, pid) else {
                     continue;
                 };
+                if looks_mid_exec(&info) {
+                    let tries = mid_exec.entry(pid).or_default();
+                    *tries += 1;
+                    if *tries <= MID_EXEC_RETRIES {
+                        now.remove(&pid); // new again at the next scan
+                        continue;
+                    }
+                }
+                mid_exec.remove(&pid);
                 // Threads do not show in /proc listings, but a kernel thread has no cmdline.
                 let parent = info.ppid.and_then(|pp| read_proc(&self.root, pp));
                 let user = info.uid.and_then(|u| self.users.name(u));
@@ -284,6 +309,21 @@ impl Source for ProcessSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_process_without_arguments_is_mid_exec_and_a_kernel_thread_is_not() {
+        let p = |pid, ppid, args: &[&str]| ProcInfo {
+            pid,
+            ppid,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..ProcInfo::default()
+        };
+        assert!(looks_mid_exec(&p(4242, Some(1000), &[])));
+        assert!(!looks_mid_exec(&p(4242, Some(1000), &["sleep", "3"])));
+        assert!(!looks_mid_exec(&p(57, Some(2), &[])), "a kernel thread");
+        assert!(!looks_mid_exec(&p(2, Some(0), &[])), "kthreadd");
+        assert!(!looks_mid_exec(&p(1, Some(0), &[])));
+    }
 
     #[test]
     fn stat_with_spaces_and_parens_in_comm() {
