@@ -3,10 +3,10 @@
 //! the same rows: `cargo bench -p vigil-ml --bench forest` then
 //! `python3 scripts/bench_sklearn.py target/ml-bench/data.csv`.
 //!
-//! Measured back to back, three times, on the shared 2-core VM (load average 5-6; see
-//! `docs/ML.md`): scoring 20,000 rows on 1 thread 12.0 / 11.5 / 10.6 ms against
-//! scikit-learn's 110.7 / 120.9 / 96.0 ms (9.2x / 10.5x / 9.1x); fitting 3.35 / 3.88 /
-//! 3.47 ms against 171.9 / 217.9 / 141.4 ms (51x / 56x / 41x).
+//! Measured back to back, three times, on the 2-core VM with nothing else running (load
+//! ~1.2; see `docs/ML.md`): scoring 20,000 rows on 1 thread 5.72 / 5.93 / 5.71 ms against
+//! scikit-learn's 62.5 / 61.9 / 60.6 ms (10.9x / 10.4x / 10.6x); fitting 1.98 / 2.07 /
+//! 2.03 ms against 96.7 / 93.1 / 91.0 ms (49x / 45x / 45x).
 
 use std::io::Write;
 
