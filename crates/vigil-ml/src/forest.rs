@@ -1111,6 +1111,33 @@ mod tests {
     }
 
     #[test]
+    fn top_levels_take_every_row_to_the_same_node_with_or_without_avx2() {
+        let x = gaussianish(BLOCK, 3, 11);
+        let f = IsolationForest::fit(&x, &ForestParams::default()).unwrap();
+        let mut cols = vec![0.0; 3 * BLOCK];
+        for (r, row) in x.rows().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                cols[c * BLOCK + r] = *v;
+            }
+        }
+        for tree in f.compiled().iter().flatten() {
+            let (mut a, mut b) = ([0usize; BLOCK], [0usize; BLOCK]);
+            let done = top_levels(tree, &cols, BLOCK, &mut a);
+            assert_eq!(top_levels_any(tree, &cols, BLOCK, &mut b), done);
+            assert_eq!(a, b);
+            // Each row's node is where a plain walk of `done` levels ends.
+            for (r, &h) in a.iter().enumerate() {
+                let mut walked = 1;
+                for _ in 0..done {
+                    let c = tree.column[walked] as usize;
+                    walked = 2 * walked + usize::from(cols[c + r] > tree.value[walked]);
+                }
+                assert_eq!(h, walked, "row {r}");
+            }
+        }
+    }
+
+    #[test]
     fn percentile_matches_numpy() {
         // np.percentile([1, 2, 3, 4], 10) == 1.3; ([5, 1, 3], 50) == 3
         assert!((percentile(&[1.0, 2.0, 3.0, 4.0], 10.0) - 1.3).abs() < 1e-15);
