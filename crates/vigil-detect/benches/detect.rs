@@ -75,6 +75,13 @@
 //! time with pipelines. Matches unchanged (476 / 591 / 215 / 0). Peak memory after loading:
 //! vigil 104 MB, rsigma-eval 268 MB.
 //!
+//! The same day on merged main with nothing else running (load 0.2-1.3), one run:
+//!
+//! | workload        | vigil          | vigil_pipelines | rsigma-eval    | pipelines / rsigma |
+//! |-----------------|----------------|-----------------|----------------|--------------------|
+//! | regression_json | 6,117 events/s | 47,843 events/s | 8,267 events/s | ~5.8x              |
+//! | benign_mix      | 5,577 events/s | 53,695 events/s | 8,772 events/s | ~6.1x              |
+//!
 //! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
 //! only the rules whose logsource the event stands for, so it matches fewer (215 on the
 //! regression events, none in the mix) and is not the same workload as the other two.
