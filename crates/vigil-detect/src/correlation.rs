@@ -425,6 +425,11 @@ impl CorrelationRule {
 
     /// The field holding `group_by`/`field` name `key` in events matched by referenced rule
     /// `rule` (its entry in `rules`): the alias's field, or `key` itself.
+    /// Whether `reference` (an entry of some correlation's `rules`) names this one.
+    pub fn answers_to(&self, reference: &str) -> bool {
+        self.id.as_deref() == Some(reference) || self.name.as_deref() == Some(reference)
+    }
+
     fn field_for<'a>(&'a self, key: &'a str, rule: usize) -> &'a str {
         self.aliases
             .get(key)
@@ -540,9 +545,8 @@ impl CorrelationEngine {
     /// correlations that refer to themselves through a chain.
     pub fn new(rules: Vec<CorrelationRule>) -> Result<Self> {
         let mut by_ref: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
-        // Correlation -> the correlations it refers to.
-        let mut refers: Vec<Vec<usize>> = vec![Vec::new(); rules.len()];
-        let mut hidden = vec![false; rules.len()];
+        let refers = references(&rules);
+        let hidden = inputs_of(&rules, &refers);
         for (c, rule) in rules.iter().enumerate() {
             let fail = |reason: String| Error::InvalidRule {
                 rule: rule.display_name(),
@@ -554,12 +558,6 @@ impl CorrelationEngine {
                 ));
             }
             for (pos, r) in rule.rules.iter().enumerate() {
-                for (o, other) in rules.iter().enumerate() {
-                    if other.id.as_ref() == Some(r) || other.name.as_ref() == Some(r) {
-                        refers[c].push(o);
-                        hidden[o] |= !rule.generate;
-                    }
-                }
                 by_ref.entry(r.clone()).or_default().push((c, pos));
             }
         }
@@ -919,6 +917,38 @@ impl Event for Chained<'_> {
     fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
         self.event.any_keyword(f)
     }
+}
+
+/// For each correlation, the correlations of `rules` it refers to.
+pub(crate) fn references(rules: &[CorrelationRule]) -> Vec<Vec<usize>> {
+    rules
+        .iter()
+        .map(|c| {
+            (0..rules.len())
+                .filter(|&o| c.rules.iter().any(|r| rules[o].answers_to(r)))
+                .collect()
+        })
+        .collect()
+}
+
+/// For each correlation, whether it is only input to a chain: referred to by a correlation
+/// that does not `generate` it. Its matches are not reported, and the specification gives it
+/// no metadata of its own ("only the outermost correlation rule may define meta information
+/// such as status, level").
+pub fn chain_inputs(rules: &[CorrelationRule]) -> Vec<bool> {
+    inputs_of(rules, &references(rules))
+}
+
+fn inputs_of(rules: &[CorrelationRule], refers: &[Vec<usize>]) -> Vec<bool> {
+    let mut inputs = vec![false; rules.len()];
+    for (c, targets) in refers.iter().enumerate() {
+        if !rules[c].generate {
+            for &o in targets {
+                inputs[o] = true;
+            }
+        }
+    }
+    inputs
 }
 
 /// A correlation on a cycle of `refers` (correlation -> the correlations it refers to).

@@ -960,87 +960,60 @@ fn link_correlations(report: &mut LoadReport, correlations: Vec<(PathBuf, Correl
         known.extend(r.rule.id.as_deref());
         known.extend(r.rule.name.as_deref());
     }
-    // A correlation may refer to another (a chain) that is itself good; a reference to a
-    // rejected one rejects it too, so go on until nothing changes.
-    let mut good: Vec<bool> = vec![true; correlations.len()];
-    let mut errors: Vec<Option<Error>> = (0..correlations.len()).map(|_| None).collect();
-    loop {
-        let names: std::collections::HashSet<&str> = correlations
+    let (paths, rules): (Vec<PathBuf>, Vec<CorrelationRule>) = correlations.into_iter().unzip();
+    let refers = crate::correlation::references(&rules);
+    let mut errors: Vec<Option<Error>> = (0..rules.len()).map(|_| None).collect();
+    let error = |i: usize, reason: String| {
+        let rule = rules[i].display_name();
+        Some(Error::InvalidRule { rule, reason }.in_file(&paths[i]))
+    };
+    for (i, c) in rules.iter().enumerate() {
+        let unknown = c
+            .rules
             .iter()
-            .zip(&good)
-            .filter(|(_, ok)| **ok)
-            .flat_map(|((_, c), _)| c.id.as_deref().into_iter().chain(c.name.as_deref()))
-            .collect();
-        let mut changed = false;
-        for (i, (path, c)) in correlations.iter().enumerate() {
-            if !good[i] {
-                continue;
-            }
-            let missing = c
-                .rules
-                .iter()
-                .find(|r| !known.contains(r.as_str()) && !names.contains(r.as_str()));
-            if let Some(missing) = missing {
-                let reason = if correlations.iter().any(|(_, o)| {
-                    o.id.as_deref() == Some(missing) || o.name.as_deref() == Some(missing)
-                }) {
-                    format!("refers to correlation `{missing}`, which was rejected")
-                } else {
-                    format!("unknown referenced rule `{missing}`")
-                };
-                errors[i] = Some(
-                    Error::InvalidRule {
-                        rule: c.display_name(),
-                        reason,
-                    }
-                    .in_file(path),
-                );
-                good[i] = false;
-                changed = true;
-            }
-        }
-        if !changed {
-            // A chain that comes back to where it started can never be evaluated.
-            let refers: Vec<Vec<usize>> = correlations
-                .iter()
-                .zip(&good)
-                .map(|((_, c), ok)| {
-                    let names = |o: &CorrelationRule| {
-                        c.rules.iter().any(|r| {
-                            o.id.as_deref() == Some(r.as_str())
-                                || o.name.as_deref() == Some(r.as_str())
-                        })
-                    };
-                    match ok {
-                        true => (0..correlations.len())
-                            .filter(|&o| good[o] && names(&correlations[o].1))
-                            .collect(),
-                        false => Vec::new(),
-                    }
-                })
-                .collect();
-            let Some(c) = crate::correlation::cycle(&refers) else {
-                break;
-            };
-            let (path, rule) = &correlations[c];
-            errors[c] = Some(
-                Error::InvalidRule {
-                    rule: rule.display_name(),
-                    reason: "refers to itself through a chain of correlations".into(),
-                }
-                .in_file(path),
-            );
-            good[c] = false;
+            .find(|r| !known.contains(r.as_str()) && !rules.iter().any(|o| o.answers_to(r)));
+        if let Some(missing) = unknown {
+            errors[i] = error(i, format!("unknown referenced rule `{missing}`"));
         }
     }
-    report.errors.extend(errors.into_iter().flatten());
-    report.correlations.extend(
-        correlations
-            .into_iter()
-            .zip(good)
-            .filter(|(_, ok)| *ok)
-            .map(|((_, c), _)| c),
-    );
+    // A correlation may refer to another (a chain) that is itself good; a reference to a
+    // rejected one rejects it too, and a chain that comes back to where it started can never
+    // be evaluated: go on until nothing changes.
+    loop {
+        let good: Vec<bool> = errors.iter().map(Option::is_none).collect();
+        let over_rejected = (0..rules.len())
+            .filter(|&i| good[i])
+            .find_map(|i| refers[i].iter().find(|&&o| !good[o]).map(|&o| (i, o)));
+        if let Some((i, o)) = over_rejected {
+            let name = rules[i].rules.iter().find(|r| rules[o].answers_to(r));
+            let name = name.map_or("?", String::as_str);
+            errors[i] = error(
+                i,
+                format!("refers to correlation `{name}`, which was rejected"),
+            );
+            continue;
+        }
+        let live: Vec<Vec<usize>> = refers
+            .iter()
+            .enumerate()
+            .map(|(i, to)| match good[i] {
+                true => to.iter().copied().filter(|&o| good[o]).collect(),
+                false => Vec::new(),
+            })
+            .collect();
+        match crate::correlation::cycle(&live) {
+            Some(c) => {
+                errors[c] = error(c, "refers to itself through a chain of correlations".into())
+            }
+            None => break,
+        }
+    }
+    for (rule, error) in rules.into_iter().zip(errors) {
+        match error {
+            Some(e) => report.errors.push(e),
+            None => report.correlations.push(rule),
+        }
+    }
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>, top: bool) -> Result<()> {

@@ -82,7 +82,7 @@ mod value;
 pub use builtin::{BUILTIN_RULE_FILES, builtin_rules};
 pub use correlation::{
     Contribution, CorrelationEngine, CorrelationMatch, CorrelationRule, CorrelationType,
-    CountCondition, Timespan,
+    CountCondition, Timespan, chain_inputs,
 };
 pub use engine::{CompiledRule, LoadReport, Ruleset, load_dir, load_sources};
 pub use error::{Error, Result};

@@ -159,24 +159,22 @@ fn check_rule_file(path: &str) {
     let pack = pack();
     let mut failures = Vec::new();
     let docs = documents(text_);
-    // Correlations another one of the file chains behind it without `generate`: their
-    // matches are only that correlation's input (never reported), so the outer rule's
-    // metadata and sequences cover them; they need a name, an id and a description.
-    let chain_inputs: Vec<&str> = docs
+    // Correlations that are only a chain's input (vigil_detect::chain_inputs) are never
+    // reported, so the outer rule's metadata and sequences cover them; they need an id, a
+    // name and a description.
+    let inputs = vigil_detect::chain_inputs(&pack.correlations);
+    let chain_inputs: Vec<&str> = pack
+        .correlations
         .iter()
-        .filter(|d| d.get("correlation").is_some())
-        .filter(|d| d["correlation"].get("generate").and_then(Yaml::as_bool) != Some(true))
-        .flat_map(|d| {
-            list(&d["correlation"], "rules")
-                .iter()
-                .filter_map(Yaml::as_str)
-        })
+        .zip(&inputs)
+        .filter(|(_, input)| **input)
+        .filter_map(|(c, _)| c.id.as_deref())
         .collect();
     for doc in &docs {
         let title = format!("{path}: `{}`", text(doc, "title").unwrap_or("<untitled>"));
-        let name = text(doc, "name");
-        if doc.get("correlation").is_some() && name.is_some_and(|n| chain_inputs.contains(&n)) {
-            for key in ["id", "description", "author", "date", "status"] {
+        let id = text(doc, "id");
+        if doc.get("correlation").is_some() && id.is_some_and(|i| chain_inputs.contains(&i)) {
+            for key in ["name", "description", "author", "date", "status"] {
                 if doc.get(key).is_none() {
                     failures.push(format!("{title}: missing `{key}`"));
                 }

@@ -95,7 +95,7 @@ pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
     }
 
     let mut ids: BTreeMap<&str, Vec<&Document>> = BTreeMap::new();
-    let chain_inputs = super::chain_inputs(&docs);
+    let chain_inputs = super::chain_inputs(&docs, &loaded.correlations);
     for (index, doc) in docs.iter().enumerate() {
         let mut warn = |message: String| {
             findings.push(Finding {

@@ -186,41 +186,30 @@ fn read_documents(sources: &[RuleSource]) -> Vec<Document> {
     out
 }
 
-/// The correlations that are only input to a chain: referred to (by id or name) by another
-/// correlation that does not `generate` them. The specification gives those no metadata of
-/// their own ("only the outermost correlation rule may define meta information such as
-/// status, level"), and their matches are never reported, so neither level, tags nor tests
-/// are asked of them.
-fn chain_inputs(docs: &[Document]) -> std::collections::HashSet<usize> {
-    let name = |d: &Document| d.doc.get("name").and_then(|v| v.as_str()).map(String::from);
-    let mut out = std::collections::HashSet::new();
-    for outer in docs.iter().filter(|d| d.kind == Kind::Correlation) {
-        let body = outer.doc.get("correlation");
-        let generate = outer
-            .doc
-            .get("generate")
-            .or_else(|| body.and_then(|c| c.get("generate")))
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        if generate {
-            continue;
-        }
-        let refs: Vec<&str> = match body.and_then(|c| c.get("rules")) {
-            Some(serde_yaml::Value::Sequence(items)) => {
-                items.iter().filter_map(|v| v.as_str()).collect()
-            }
-            Some(v) => v.as_str().into_iter().collect(),
-            None => Vec::new(),
-        };
-        for (i, inner) in docs.iter().enumerate() {
-            let named =
-                |r: &&str| inner.id.as_deref() == Some(*r) || name(inner).as_deref() == Some(*r);
-            if inner.kind == Kind::Correlation && refs.iter().any(named) {
-                out.insert(i);
-            }
-        }
+/// The documents that are correlations only a chain's input (see
+/// [`vigil_detect::chain_inputs`]): no level, tags or tests are asked of them.
+fn chain_inputs(
+    docs: &[Document],
+    loaded: &[vigil_detect::CorrelationRule],
+) -> std::collections::HashSet<usize> {
+    let inputs = vigil_detect::chain_inputs(loaded);
+    let input = |d: &Document| {
+        loaded
+            .iter()
+            .zip(&inputs)
+            .any(|(c, &input)| input && same(d, c.id.as_deref(), &c.title))
+    };
+    (0..docs.len())
+        .filter(|&i| docs[i].kind == Kind::Correlation && input(&docs[i]))
+        .collect()
+}
+
+/// Whether `doc` is the rule with this id (or, without an id, this title).
+fn same(doc: &Document, id: Option<&str>, title: &str) -> bool {
+    match &doc.id {
+        Some(d) => id == Some(d.as_str()),
+        None => doc.title.as_deref() == Some(title),
     }
-    out
 }
 
 /// Loads the sources with the engine, as `vigil hunt` and `vigil serve` do.

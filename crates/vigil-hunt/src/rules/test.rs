@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use vigil_detect::{CompiledRule, CorrelationEngine, PipelineSet, Ruleset};
 
-use super::{Document, Kind, RuleSource, load, read_documents};
+use super::{Document, Kind, RuleSource, load, read_documents, same};
 
 /// The key under which rules carry their test events.
 pub const TESTS_KEY: &str = "x-vigil-tests";
@@ -78,7 +78,7 @@ pub fn test(sources: &[RuleSource], pipelines: &PipelineSet) -> TestReport {
     let ruleset = Ruleset::with_pipelines(loaded.rules, pipelines);
     let mut rules = Vec::new();
     // A chain's input is tested by the sequences of the correlation it feeds.
-    let chain_inputs = super::chain_inputs(&docs);
+    let chain_inputs = super::chain_inputs(&docs, &correlations);
     for (_, doc) in docs
         .iter()
         .enumerate()
@@ -141,13 +141,6 @@ fn not_loaded(doc: &Document) -> String {
 }
 
 /// Whether a document is the rule with this id and title: by id when the document has one.
-fn same(doc: &Document, id: Option<&str>, title: &str) -> bool {
-    match &doc.id {
-        Some(d) => id == Some(d.as_str()),
-        None => doc.title.as_deref() == Some(title),
-    }
-}
-
 fn find_rule<'a>(ruleset: &'a Ruleset, doc: &Document) -> Option<&'a CompiledRule> {
     ruleset
         .rules()
