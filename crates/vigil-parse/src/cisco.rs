@@ -16,7 +16,7 @@ use serde_json::{Value as Json, json};
 use vigil_core::event::{self, fields};
 
 /// `%FACILITY-SEVERITY-MNEMONIC:` found in a message.
-struct Tag<'a> {
+pub(crate) struct Tag<'a> {
     /// Byte offset of the `%`.
     at: usize,
     facility: &'a str,
@@ -26,7 +26,8 @@ struct Tag<'a> {
     description: &'a str,
 }
 
-fn find_tag(text: &str) -> Option<Tag<'_>> {
+/// The Cisco system message tag in `text`, if it holds one.
+pub(crate) fn find_tag(text: &str) -> Option<Tag<'_>> {
     let mut from = 0;
     while let Some(i) = text[from..].find('%') {
         let at = from + i;
@@ -68,17 +69,20 @@ fn tag_at(text: &str, at: usize) -> Option<Tag<'_>> {
     })
 }
 
-/// Whether `text` holds a Cisco system message.
-pub(crate) fn looks_like(text: &str) -> bool {
-    find_tag(text).is_some()
+/// Adds the fields of a Cisco system message in `text` to `ev`; false when there is none.
+/// What precedes the message (address, sequence number, time) is read too.
+pub(crate) fn parse_into(text: &str, ev: &mut Json, received: DateTime<Utc>) -> bool {
+    match find_tag(text) {
+        Some(tag) => {
+            add_fields(text, &tag, ev, received);
+            true
+        }
+        None => false,
+    }
 }
 
-/// Adds the fields of a Cisco system message in `text` to `ev`; false when there is none.
-/// With `header`, what precedes the message (address, sequence number, time) is read too.
-pub(crate) fn parse_into(text: &str, ev: &mut Json, header: bool, received: DateTime<Utc>) -> bool {
-    let Some(tag) = find_tag(text) else {
-        return false;
-    };
+/// Adds the fields of `tag`, found in `text`, to `ev`.
+pub(crate) fn add_fields(text: &str, tag: &Tag<'_>, ev: &mut Json, received: DateTime<Utc>) {
     let mut ios = json!({
         "facility": tag.facility,
         "severity": tag.severity,
@@ -107,10 +111,7 @@ pub(crate) fn parse_into(text: &str, ev: &mut Json, header: bool, received: Date
         event::set(ev, fields::ACTION, "logged-command".into());
     }
     event::set(ev, "cisco.ios", ios);
-    if header {
-        read_header(&text[..tag.at], ev, received);
-    }
-    true
+    read_header(&text[..tag.at], ev, received);
 }
 
 /// `[device] [seq:] [*|.]Mmm dd hh:mm:ss[.fff] [zone]:` before the message; a device name
@@ -146,7 +147,7 @@ mod tests {
     fn parsed(text: &str) -> Option<Json> {
         let received = "2026-03-01T00:00:00Z".parse().unwrap();
         let mut ev = json!({});
-        parse_into(text, &mut ev, true, received).then_some(ev)
+        parse_into(text, &mut ev, received).then_some(ev)
     }
 
     #[test]

@@ -229,11 +229,10 @@ fn firewall_line(line: &str, ctx: &LineContext) -> Option<Json> {
 
 /// A Cisco IOS system message as a syslog server writes it to a file (no syslog header).
 fn cisco_line(line: &str, ctx: &LineContext) -> Option<Json> {
-    if !cisco::looks_like(line) {
-        return None;
-    }
+    let tag = cisco::find_tag(line)?;
     let mut event = base(line, "cisco.ios", ctx.received);
-    cisco::parse_into(line, &mut event, true, ctx.received).then_some(event)
+    cisco::add_fields(line, &tag, &mut event, ctx.received);
+    Some(event)
 }
 
 /// Adds what the context knows and the line did not say.

@@ -575,9 +575,9 @@ fn cisco_message(msg: &SyslogMessage, text: &str, ev: &mut Json) -> bool {
     let app = msg.appname.as_deref().unwrap_or("");
     let tag_as_app = app.starts_with('%');
     let found = if tag_as_app {
-        cisco::parse_into(&format!("{app}: {text}"), ev, true, msg.received)
+        cisco::parse_into(&format!("{app}: {text}"), ev, msg.received)
     } else {
-        cisco::parse_into(text, ev, true, msg.received)
+        cisco::parse_into(text, ev, msg.received)
     };
     let sequence_as_app = !app.is_empty() && app.bytes().all(|b| b.is_ascii_digit());
     if found && (tag_as_app || sequence_as_app) {
