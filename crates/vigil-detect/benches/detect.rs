@@ -102,10 +102,7 @@ const RULE_DIRS: [&str; 3] = ["rules", "rules-emerging-threats", "rules-threat-h
 const BENIGN_EVENTS: usize = 500;
 
 fn sigma_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("VIGIL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let dir = base.join("sigma");
+    let dir = vigil_testdata::root().join("sigma");
     if dir.is_dir() {
         Some(dir)
     } else {

@@ -4,42 +4,20 @@
 //!
 //! `cargo run --release -p vigil-detect --example detect_loop -- [SECONDS] [pipelines|plain]`
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vigil_detect::{CompileOptions, CompiledRule, PipelineSet, Ruleset};
 
-fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, ext, out);
-        } else if p
-            .extension()
-            .is_some_and(|x| x == ext || (ext == "yml" && x == "yaml"))
-        {
-            out.push(p);
-        }
-    }
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let secs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
     let plain = args.next().is_some_and(|m| m == "plain");
-    let base = std::env::var_os("VIGIL_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let sigma = base.join("sigma");
+    let sigma = vigil_testdata::root().join("sigma");
     let mut rule_files = Vec::new();
     for d in ["rules", "rules-emerging-threats", "rules-threat-hunting"] {
-        files(&sigma.join(d), "yml", &mut rule_files);
+        rule_files.extend(vigil_testdata::files_with_extension(&sigma.join(d), "yml"));
     }
-    rule_files.sort();
     let opts = CompileOptions::default();
     let rules: Vec<CompiledRule> = rule_files
         .iter()
@@ -52,9 +30,7 @@ fn main() {
     } else {
         Ruleset::with_pipelines(rules, &PipelineSet::builtin().expect("pipelines"))
     };
-    let mut event_files = Vec::new();
-    files(&sigma.join("regression_data"), "json", &mut event_files);
-    event_files.sort();
+    let event_files = vigil_testdata::files_with_extension(&sigma.join("regression_data"), "json");
     let mut texts = Vec::new();
     for p in event_files {
         let Ok(t) = std::fs::read_to_string(&p) else {
