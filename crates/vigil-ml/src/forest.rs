@@ -419,6 +419,16 @@ fn complete_tree(t: &Tree, n_features: usize) -> Option<CompleteTree> {
     })
 }
 
+/// Writes row-major `rows` of `d` features column-major into `cols` (feature `f` of row `r`
+/// at `f * BLOCK + r`), each value rounded to `f32` once when `F32`.
+fn to_columns<const F32: bool>(rows: &[f64], d: usize, cols: &mut [f64]) {
+    for (r, row) in rows.chunks_exact(d).enumerate() {
+        for (f, &v) in row.iter().enumerate() {
+            cols[f * BLOCK + r] = if F32 { v as f32 as f64 } else { v };
+        }
+    }
+}
+
 /// Rows scored together, one tree at a time: a block's columns (`BLOCK * 8` bytes a
 /// feature) and a tree's slots stay in L1.
 const BLOCK: usize = 256;
@@ -757,13 +767,9 @@ impl IsolationForest {
         for (b, block) in out.chunks_mut(BLOCK).enumerate() {
             let start = first + b * BLOCK;
             let rows = &x.data[start * d..(start + block.len()) * d];
-            // Transposed once, rounded once; rows past the block's end keep finite values
-            // from before (or 0) and their sums are dropped.
-            for (r, row) in rows.chunks_exact(d).enumerate() {
-                for (f, &v) in row.iter().enumerate() {
-                    cols[f * BLOCK + r] = if F32 { v as f32 as f64 } else { v };
-                }
-            }
+            // Rows past the block's end keep finite values from before (or 0) and their
+            // sums are dropped.
+            to_columns::<F32>(rows, d, &mut cols);
             let groups = block.len().div_ceil(LANES);
             let mut depth = [0.0f64; BLOCK];
             let mut at = [1usize; BLOCK];
@@ -1115,11 +1121,7 @@ mod tests {
         let x = gaussianish(BLOCK, 3, 11);
         let f = IsolationForest::fit(&x, &ForestParams::default()).unwrap();
         let mut cols = vec![0.0; 3 * BLOCK];
-        for (r, row) in x.rows().enumerate() {
-            for (c, v) in row.iter().enumerate() {
-                cols[c * BLOCK + r] = *v;
-            }
-        }
+        to_columns::<false>(&x.data, 3, &mut cols);
         for tree in f.compiled().iter().flatten() {
             let (mut a, mut b) = ([0usize; BLOCK], [0usize; BLOCK]);
             let done = top_levels(tree, &cols, BLOCK, &mut a);
