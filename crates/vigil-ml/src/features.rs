@@ -135,7 +135,10 @@ fn has_flag(doc: &Json, path: &str, flag: &str) -> bool {
 
 /// Shannon entropy of a string's characters, in bits per character.
 pub fn shannon_entropy(s: &str) -> f64 {
-    let mut counts: HashMap<char, usize> = HashMap::new();
+    // A BTreeMap, not a HashMap: the terms are summed in character order, so the same
+    // string gives the same bits in every process (a HashMap's random order changed the
+    // last bits, and with them the forests trained on these values).
+    let mut counts: std::collections::BTreeMap<char, usize> = std::collections::BTreeMap::new();
     let mut n = 0usize;
     for c in s.chars() {
         *counts.entry(c).or_default() += 1;
@@ -541,5 +544,22 @@ mod tests {
     fn entropy() {
         assert_eq!(shannon_entropy("aaaa"), 0.0);
         assert!((shannon_entropy("abcd") - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn entropy_is_the_same_float_for_the_same_letters_in_any_order() {
+        let names = [
+            "mail.example.org",
+            "gro.elpmaxe.liam",
+            "x7f3kq9z.tunnel.example.net",
+            "ten.elpmaxe.lennut.z9qk3f7x",
+        ];
+        for pair in names.chunks(2) {
+            let a = shannon_entropy(pair[0]);
+            for _ in 0..50 {
+                assert_eq!(a.to_bits(), shannon_entropy(pair[0]).to_bits());
+                assert_eq!(a.to_bits(), shannon_entropy(pair[1]).to_bits());
+            }
+        }
     }
 }
