@@ -149,19 +149,34 @@ async fn live_capture_on_loopback_reports_a_udp_flow() {
     cfg.capture.idle_timeout_secs = 1;
     let f = server.fake.clone();
     let handle = Agent::build(cfg).await.unwrap().spawn();
-    tokio::time::sleep(Duration::from_millis(1500)).await; // the capture is open
-    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    for i in 0..5u8 {
-        client.send_to(&[i; 100], ("127.0.0.1", port)).unwrap();
-    }
-    let find = || {
-        f.events().into_iter().find(|e| {
-            e["event"]["dataset"] == "network.flow"
-                && e["destination"]["port"] == serde_json::json!(port)
-        })
+    // The capture opens in the background, at a moment the test cannot see: a burst of five
+    // datagrams from a new client port (a new flow) each round, until one flow event carries
+    // a whole burst. A fixed wait before one burst lost it when the machine was slow.
+    let started = std::time::Instant::now();
+    let mut bursts = 0;
+    let ev = 'found: loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no flow event of a whole burst after {bursts} bursts: {:?}",
+            f.events()
+        );
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..5u8 {
+            client.send_to(&[i; 100], ("127.0.0.1", port)).unwrap();
+        }
+        bursts += 1;
+        // The flow is reported once it has been idle for a second.
+        for _ in 0..40 {
+            if let Some(e) = f.events().into_iter().find(|e| {
+                e["event"]["dataset"] == "network.flow"
+                    && e["destination"]["port"] == serde_json::json!(port)
+                    && e["network"]["packets"] == 5
+            }) {
+                break 'found e;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     };
-    wait_for(15, "the flow event", || find().is_some()).await;
-    let ev = find().unwrap();
     handle.shutdown().await.unwrap();
     assert_eq!(ev["network"]["transport"], "udp");
     assert_eq!(ev["network"]["packets"], 5);
