@@ -8,6 +8,10 @@ use uuid::Uuid;
 
 use crate::Result;
 
+/// Most characters of `host` and `dataset` stored (both are in the listing index's key,
+/// whose entries PostgreSQL limits to ~2.7 kB); longer values are cut.
+pub const MAX_KEY_CHARS: usize = 256;
+
 /// An event to store.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
