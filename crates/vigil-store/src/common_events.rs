@@ -98,7 +98,9 @@ impl EventStore for StoreImpl {
         )
         .bind(org)
         .bind(batch)
-        .fetch_optional(self.writer())
+        // A reader: on SQLite the writer connection is busy storing batches, and this early
+        // check must not queue behind them (`append_events` decides, in its transaction).
+        .fetch_optional(&self.read)
         .await?;
         Ok(found.is_some())
     }
