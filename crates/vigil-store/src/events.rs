@@ -33,12 +33,16 @@ impl NewEvent {
         message: Option<String>,
         doc: &serde_json::Value,
     ) -> Self {
+        // Straight into a byte buffer: `to_string` goes through `fmt::Write`, a call per
+        // piece of text.
+        let mut text = Vec::with_capacity(512);
+        serde_json::to_writer(&mut text, doc).expect("a JSON value serialises");
         Self {
             timestamp,
             host,
             dataset,
             message,
-            doc: doc.to_string(),
+            doc: String::from_utf8(text).expect("serde_json writes UTF-8"),
         }
     }
 }
