@@ -19,14 +19,18 @@ pub struct Origin {
 }
 
 /// Nests flat dotted keys (`{"event.dataset": x}` -> `{"event": {"dataset": x}}`), at
-/// every level; a nested value wins over a flat one for the same path.
+/// every level; a nested value wins over a flat one for the same path. A document without
+/// dotted keys (the usual case) is returned as it is, not rebuilt.
 pub fn nest(doc: Json) -> Json {
+    if !has_dotted_key(&doc) {
+        return doc;
+    }
     match doc {
         Json::Object(map) => {
             let mut out = Json::Object(Map::new());
             let mut dotted = Vec::new();
             for (k, v) in map {
-                if k.contains('.') && !k.starts_with('.') && !k.ends_with('.') {
+                if is_dotted(&k) {
                     dotted.push((k, v));
                 } else if let Some(o) = out.as_object_mut() {
                     o.insert(k, nest(v));
@@ -38,6 +42,18 @@ pub fn nest(doc: Json) -> Json {
             out
         }
         other => other,
+    }
+}
+
+fn is_dotted(key: &str) -> bool {
+    key.contains('.') && !key.starts_with('.') && !key.ends_with('.')
+}
+
+/// Whether `nest` would change anything: a dotted key in some object (not inside arrays).
+fn has_dotted_key(v: &Json) -> bool {
+    match v {
+        Json::Object(map) => map.iter().any(|(k, v)| is_dotted(k) || has_dotted_key(v)),
+        _ => false,
     }
 }
 
@@ -130,6 +146,16 @@ pub fn normalize(doc: Json, received: DateTime<Utc>, origin: &Origin) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_without_dotted_keys_are_kept_as_they_are() {
+        let doc = json!({"message": "a.b", "log": {"file": {"path": "/x.log"}}, ".x": 1, "y.": [{"a.b": 1}]});
+        assert_eq!(nest(doc.clone()), doc);
+        assert_eq!(
+            nest(json!({"log": {"file.path": "/x.log"}})),
+            json!({"log": {"file": {"path": "/x.log"}}})
+        );
+    }
 
     #[test]
     fn flat_keys_nest_and_nested_values_win() {
