@@ -61,19 +61,26 @@ pub fn set(doc: &mut Json, path: &str, value: Json) {
     let Some(mut obj) = doc.as_object_mut() else {
         return;
     };
+    // Keys are allocated only when they are added: parsers set many fields under the
+    // same few parents (`event.*`, `source.*`).
     let mut parts = path.split('.').peekable();
     while let Some(part) = parts.next() {
         if parts.peek().is_none() {
-            obj.insert(part.to_owned(), value);
+            match obj.get_mut(part) {
+                Some(slot) => *slot = value,
+                None => {
+                    obj.insert(part.to_owned(), value);
+                }
+            }
             return;
         }
-        let slot = obj
-            .entry(part.to_owned())
-            .or_insert_with(|| Json::Object(Map::new()));
-        if !slot.is_object() {
-            *slot = Json::Object(Map::new());
+        if !obj.get(part).is_some_and(Json::is_object) {
+            obj.insert(part.to_owned(), Json::Object(Map::new()));
         }
-        obj = slot.as_object_mut().expect("just made an object");
+        obj = obj
+            .get_mut(part)
+            .and_then(Json::as_object_mut)
+            .expect("just made an object");
     }
 }
 

@@ -16,6 +16,23 @@ fn event_chunks(len: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// A stored `host` or `dataset`: at most `MAX_KEY_CHARS` characters (they are in the
+/// listing index's key).
+fn capped_key(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(|s| cap_chars(s, crate::events::MAX_KEY_CHARS))
+}
+
+/// The first `max` characters of `s` (all of it, without scanning, when it is short).
+fn cap_chars(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    match s.char_indices().nth(max) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
 #[async_trait::async_trait]
 impl EventStore for StoreImpl {
     async fn append_events(
@@ -44,16 +61,18 @@ impl EventStore for StoreImpl {
             }
         }
         for r in event_chunks(events.len()) {
-            let mut q = QueryBuilder::<Db>::new(
-                "INSERT INTO events (id, org_id, timestamp, ingested_at, host, dataset, channel, message, doc) ",
-            );
+            // Plain `?` placeholders on SQLite: with numbered or named ones it looks each one
+            // up by a scan of the statement's list of names (quadratic in a 4,500-value INSERT).
+            let mut q = QueryBuilder::<Db>::new(format!(
+                "{INSERT_EVENTS} (id, org_id, timestamp, ingested_at, host, dataset, channel, message, doc) "
+            ));
             q.push_values(&events[r], |mut b, e| {
                 b.push_bind(Uuid::now_v7())
                     .push_bind(org)
                     .push_bind(vigil_core::truncate_micros(e.timestamp))
                     .push_bind(now)
-                    .push_bind(e.host.as_deref())
-                    .push_bind(e.dataset.as_deref())
+                    .push_bind(capped_key(&e.host))
+                    .push_bind(capped_key(&e.dataset))
                     .push_bind(channel)
                     .push_bind(e.message.as_deref())
                     .push_bind(e.doc.as_str())
@@ -79,7 +98,9 @@ impl EventStore for StoreImpl {
         )
         .bind(org)
         .bind(batch)
-        .fetch_optional(self.writer())
+        // A reader: on SQLite the writer connection is busy storing batches, and this early
+        // check must not queue behind them (`append_events` decides, in its transaction).
+        .fetch_optional(&self.read)
         .await?;
         Ok(found.is_some())
     }

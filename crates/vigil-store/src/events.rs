@@ -8,6 +8,10 @@ use uuid::Uuid;
 
 use crate::Result;
 
+/// Most characters of `host` and `dataset` stored (both are in the listing index's key,
+/// whose entries PostgreSQL limits to ~2.7 kB); longer values are cut.
+pub const MAX_KEY_CHARS: usize = 256;
+
 /// An event to store.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -29,12 +33,16 @@ impl NewEvent {
         message: Option<String>,
         doc: &serde_json::Value,
     ) -> Self {
+        // Straight into a byte buffer: `to_string` goes through `fmt::Write`, a call per
+        // piece of text.
+        let mut text = Vec::with_capacity(512);
+        serde_json::to_writer(&mut text, doc).expect("a JSON value serialises");
         Self {
             timestamp,
             host,
             dataset,
             message,
-            doc: doc.to_string(),
+            doc: String::from_utf8(text).expect("serde_json writes UTF-8"),
         }
     }
 }

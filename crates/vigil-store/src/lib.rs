@@ -37,7 +37,7 @@ pub mod testing;
 pub use change::{AlertChange, FieldChange, apply_change};
 pub use error::{Error, Result};
 pub use events::{
-    AppendOutcome, EventFilter, EventPage, EventStore, NewEvent, StoredEvent,
+    AppendOutcome, EventFilter, EventPage, EventStore, MAX_KEY_CHARS, NewEvent, StoredEvent,
     valid_field_path as events_valid_field_path,
 };
 pub use ml::{MlStore, NewFeatureRow, NewModel, StoredModel};

@@ -12,6 +12,7 @@ const FOR_UPDATE: &str = " FOR UPDATE";
 /// After a bound JSON document's text: PostgreSQL parses it into JSONB.
 const JSON_PARAM_CAST: &str = "::jsonb";
 const ANALYZE_SQL: &str = "ANALYZE alerts, alert_tags";
+const INSERT_EVENTS: &str = "INSERT INTO events";
 // Autovacuum keeps PostgreSQL's statistics fresh.
 const OPTIMIZE_SQL: &str = "SELECT 1";
 

@@ -14,6 +14,10 @@ const FOR_UPDATE: &str = "";
 /// After a bound JSON document's text: SQLite stores it as TEXT as it is.
 const JSON_PARAM_CAST: &str = "";
 const ANALYZE_SQL: &str = "ANALYZE";
+/// OR FAIL: a constraint error ends the statement without undoing its earlier rows, so
+/// SQLite keeps no statement journal for the multi-row insert (the ingest transaction is
+/// rolled back whole on any error anyway); see migration 0005.
+const INSERT_EVENTS: &str = "INSERT OR FAIL INTO events";
 const OPTIMIZE_SQL: &str = "PRAGMA optimize";
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -40,6 +40,7 @@ both!(
     agent_credentials_heartbeats_and_revocation,
     api_keys_by_hash_and_revocation,
     event_batches_are_stored_once_and_queryable,
+    a_failed_event_batch_stores_nothing_and_long_keys_are_capped,
     detections_fold_into_open_alerts_within_window,
     ml_features_and_models_are_versioned_per_org,
 );
@@ -1062,6 +1063,50 @@ async fn event_batches_are_stored_once_and_queryable(db: &TestDb) {
         31
     );
     assert!(!events.batch_seen(org, batch).await.unwrap());
+}
+
+async fn a_failed_event_batch_stores_nothing_and_long_keys_are_capped(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap().id;
+    let events = db.store.event_store();
+    let t0 = vigil_core::now();
+    // An unknown organization: the reference is checked (at commit on SQLite), the whole
+    // batch is refused and its id is not kept, so a retry is not taken for a duplicate.
+    let ghost = Uuid::now_v7();
+    let batch = Uuid::now_v7();
+    let all: Vec<NewEvent> = (0..600).map(|i| event(i, t0)).collect();
+    assert!(
+        events
+            .append_events(ghost, Some(batch), "agent", all, vigil_core::now())
+            .await
+            .is_err()
+    );
+    assert!(!events.batch_seen(ghost, batch).await.unwrap());
+    assert_eq!(events.count_events(ghost).await.unwrap(), 0);
+
+    // Host and dataset are in the listing index's key: over-long values are cut, not refused.
+    let mut long = event(1, t0);
+    long.host = Some("h".repeat(5000));
+    long.dataset = Some("é".repeat(3000));
+    events
+        .append_events(org, Some(batch), "agent", vec![long], vigil_core::now())
+        .await
+        .unwrap();
+    let page = events
+        .query_events(
+            org,
+            &EventFilter {
+                host: Some("h".repeat(vigil_store::MAX_KEY_CHARS)),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(
+        page.items[0].dataset.as_deref(),
+        Some("é".repeat(vigil_store::MAX_KEY_CHARS).as_str())
+    );
 }
 
 async fn detections_fold_into_open_alerts_within_window(db: &TestDb) {

@@ -19,14 +19,18 @@ pub struct Origin {
 }
 
 /// Nests flat dotted keys (`{"event.dataset": x}` -> `{"event": {"dataset": x}}`), at
-/// every level; a nested value wins over a flat one for the same path.
+/// every level; a nested value wins over a flat one for the same path. A document without
+/// dotted keys (the usual case) is returned as it is, not rebuilt.
 pub fn nest(doc: Json) -> Json {
+    if !has_dotted_key(&doc) {
+        return doc;
+    }
     match doc {
         Json::Object(map) => {
             let mut out = Json::Object(Map::new());
             let mut dotted = Vec::new();
             for (k, v) in map {
-                if k.contains('.') && !k.starts_with('.') && !k.ends_with('.') {
+                if is_dotted(&k) {
                     dotted.push((k, v));
                 } else if let Some(o) = out.as_object_mut() {
                     o.insert(k, nest(v));
@@ -41,28 +45,48 @@ pub fn nest(doc: Json) -> Json {
     }
 }
 
+fn is_dotted(key: &str) -> bool {
+    key.contains('.') && !key.starts_with('.') && !key.ends_with('.')
+}
+
+/// Whether `nest` would change anything: a dotted key in some object (not inside arrays).
+fn has_dotted_key(v: &Json) -> bool {
+    match v {
+        Json::Object(map) => map.iter().any(|(k, v)| is_dotted(k) || has_dotted_key(v)),
+        _ => false,
+    }
+}
+
 /// Parses a raw text event (one with `message` or `event.original` and no dataset). The
 /// parsed message and the line's own time replace the raw ones; every other field the
-/// sender set (host, agent, file path) wins over what the line says.
-fn parse_raw(doc: &mut Json, received: DateTime<Utc>, origin: &Origin) {
-    let line = event::get_str(doc, fields::ORIGINAL)
-        .or_else(|| event::get_str(doc, fields::MESSAGE))
-        .map(str::to_owned);
-    let Some(line) = line else { return };
-    let path = event::get_str(doc, fields::LOG_FILE_PATH).map(str::to_owned);
-    let host = event::get_str(doc, fields::HOST_NAME)
-        .map(str::to_owned)
-        .or_else(|| origin.host.clone());
+/// sender set (host, agent, file path) wins over what the line says. The sender's few
+/// fields are laid over the parsed event (not the parsed event's many fields copied into
+/// the sender's document).
+fn parse_raw(doc: Json, received: DateTime<Utc>, origin: &Origin) -> Json {
+    let Some(line) =
+        event::get_str(&doc, fields::ORIGINAL).or_else(|| event::get_str(&doc, fields::MESSAGE))
+    else {
+        return doc;
+    };
+    let path = event::get_str(&doc, fields::LOG_FILE_PATH);
+    let host = event::get_str(&doc, fields::HOST_NAME).or(origin.host.as_deref());
     // When the sender read the line (the agent's @timestamp) is the best guess for lines
     // without a time of their own, and the year of RFC 3164 times.
-    let read_at = event::timestamp(doc).unwrap_or(received);
-    let mut parsed = parse_line(&line, path.as_deref(), host.as_deref(), read_at);
-    for key in [fields::MESSAGE, fields::TIMESTAMP] {
-        if let Some(v) = parsed.as_object_mut().and_then(|o| o.remove(key)) {
-            event::set(doc, key, v);
+    let read_at = event::timestamp(&doc).unwrap_or(received);
+    let mut parsed = parse_line(line, path, host, read_at);
+    let Some(fields_parsed) = parsed.as_object() else {
+        return doc;
+    };
+    let mut sender = doc;
+    if let Some(own) = sender.as_object_mut() {
+        for key in [fields::MESSAGE, fields::TIMESTAMP] {
+            if fields_parsed.contains_key(key) {
+                own.remove(key);
+            }
         }
     }
-    merge_missing(doc, parsed);
+    overlay(&mut parsed, sender);
+    parsed
 }
 
 fn parse_line(line: &str, path: Option<&str>, host: Option<&str>, received: DateTime<Utc>) -> Json {
@@ -75,20 +99,38 @@ fn parse_line(line: &str, path: Option<&str>, host: Option<&str>, received: Date
     vigil_parse::parse_line(line, &ctx)
 }
 
-/// Copies every field of `from` that `into` lacks (recursively).
-fn merge_missing(into: &mut Json, from: Json) {
+/// Puts every field of `from` into `into` (recursively): `from`'s values win, objects on
+/// both sides are merged.
+fn overlay(into: &mut Json, from: Json) {
     let (Some(into), Json::Object(from)) = (into.as_object_mut(), from) else {
         return;
     };
     for (k, v) in from {
         match into.get_mut(&k) {
+            Some(existing) if existing.is_object() && v.is_object() => overlay(existing, v),
+            Some(existing) => *existing = v,
             None => {
                 into.insert(k, v);
             }
-            Some(existing) if existing.is_object() && v.is_object() => merge_missing(existing, v),
-            Some(_) => {}
         }
     }
+}
+
+/// `received` as `@timestamp` text. The events of a batch share it, so it is formatted
+/// once per batch (per thread), not per event.
+fn received_text(received: DateTime<Utc>) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(DateTime<Utc>, String)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((t, text)) if *t == received => text.clone(),
+        _ => {
+            let text = event::format_timestamp(received);
+            *last = Some((received, text.clone()));
+            text
+        }
+    })
 }
 
 /// Normalizes one received event. `Err` says why it is refused.
@@ -98,23 +140,15 @@ pub fn normalize(doc: Json, received: DateTime<Utc>, origin: &Origin) -> Result<
     }
     let mut doc = nest(doc);
     if event::get(&doc, fields::DATASET).is_none() {
-        parse_raw(&mut doc, received, origin);
+        doc = parse_raw(doc, received, origin);
     }
     if event::timestamp(&doc).is_none() {
         if let Some(bad) = event::get(&doc, fields::TIMESTAMP).cloned() {
             event::set(&mut doc, "event.created_raw", bad);
         }
-        event::set(
-            &mut doc,
-            fields::TIMESTAMP,
-            json!(event::format_timestamp(received)),
-        );
+        event::set(&mut doc, fields::TIMESTAMP, json!(received_text(received)));
     }
-    event::set(
-        &mut doc,
-        fields::INGESTED,
-        json!(event::format_timestamp(received)),
-    );
+    event::set(&mut doc, fields::INGESTED, json!(received_text(received)));
     if let Some(id) = &origin.agent_id {
         event::set(&mut doc, fields::AGENT_ID, json!(id));
     }
@@ -130,6 +164,16 @@ pub fn normalize(doc: Json, received: DateTime<Utc>, origin: &Origin) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_without_dotted_keys_are_kept_as_they_are() {
+        let doc = json!({"message": "a.b", "log": {"file": {"path": "/x.log"}}, ".x": 1, "y.": [{"a.b": 1}]});
+        assert_eq!(nest(doc.clone()), doc);
+        assert_eq!(
+            nest(json!({"log": {"file.path": "/x.log"}})),
+            json!({"log": {"file": {"path": "/x.log"}}})
+        );
+    }
 
     #[test]
     fn flat_keys_nest_and_nested_values_win() {
@@ -160,6 +204,38 @@ mod tests {
         assert_eq!(event::timestamp(&doc), Some(t));
         assert_eq!(doc["event"]["created_raw"], "bad");
         assert!(normalize(json!([1]), t, &origin).is_err());
+    }
+
+    #[test]
+    fn the_senders_fields_win_over_the_parsed_ones_except_message_and_time() {
+        let t = vigil_core::now();
+        let line = "Nov 23 10:00:00 bastion sshd[42]: Failed password for root from 203.0.113.9 port 50000 ssh2";
+        let doc = normalize(
+            json!({"message": line, "@timestamp": "2026-11-24T00:00:00Z", "process": "custom",
+                   "source": {"port": 1}, "labels": {"team": "a"}}),
+            t,
+            &Origin::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            doc["process"], "custom",
+            "a sender's value wins whatever its shape"
+        );
+        assert_eq!(doc["source"]["port"], 1);
+        assert_eq!(
+            doc["source"]["ip"], "203.0.113.9",
+            "objects on both sides are merged"
+        );
+        assert_eq!(doc["labels"]["team"], "a");
+        assert_eq!(doc["event"]["dataset"], "auth");
+        assert!(
+            doc["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Failed password")
+        );
+        assert_eq!(doc["@timestamp"], "2026-11-23T10:00:00.000000Z");
+        assert_eq!(doc["event"]["ingested"], event::format_timestamp(t));
     }
 
     #[test]
