@@ -91,7 +91,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, black_box};
 use serde_json::{Value, json};
-use vigil_detect::{CompileOptions, CompiledRule, PipelineSet, Ruleset};
+use vigil_detect::{CompileOptions, CompiledRule, JsonEvent, PipelineSet, Ruleset};
 
 #[path = "../tests/rsigma_event.rs"]
 mod rsigma_event;
@@ -446,9 +446,9 @@ fn benign_texts() -> Vec<String> {
 fn run_vigil(rules: &Ruleset, texts: &[String]) -> usize {
     texts
         .iter()
-        .map(|t| {
-            let event: Value = serde_json::from_str(t).unwrap_or(Value::Null);
-            rules.matches(&event).count()
+        .map(|t| match JsonEvent::parse(t) {
+            Ok(event) => rules.matches(&event).count(),
+            Err(_) => 0,
         })
         .sum()
 }
@@ -467,7 +467,9 @@ fn run_rsigma(engine: &rsigma_eval::Engine, texts: &[String]) -> usize {
 fn print_top_matches(rules: &Ruleset, texts: &[String]) {
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
     for t in texts {
-        let event: Value = serde_json::from_str(t).unwrap_or(Value::Null);
+        let Ok(event) = JsonEvent::parse(t) else {
+            continue;
+        };
         for r in rules.matches(&event) {
             let ls = &r.rule().logsource;
             let key = format!(

@@ -384,7 +384,7 @@ impl CompiledRule {
 
     /// Whether the event matches the rule's condition and none of its filters.
     pub fn is_match(&self, event: &dyn Event) -> bool {
-        self.is_match_prepared(&Prepared::new(event))
+        Prepared::with(event, |p| self.is_match_prepared(p))
     }
 
     /// [`CompiledRule::is_match`] against an event prepared once for many rules.
@@ -687,7 +687,7 @@ impl Ruleset {
             None => self.rules.len(),
             Some(index) => {
                 let mut bits = index.bitset();
-                index.matched_entries(&Prepared::new(event), &mut bits);
+                Prepared::with(event, |p| index.matched_entries(p, &mut bits));
                 let mut rules: Vec<usize> = (0..index.targets.len() as u32)
                     .filter(|&t| has_bit(&bits, t))
                     .map(|t| index.targets[t as usize].rule)
@@ -700,22 +700,21 @@ impl Ruleset {
 
     /// The rules the event matches, in ruleset order, each once.
     pub fn matches<'a>(&'a self, event: &'a dyn Event) -> impl Iterator<Item = &'a CompiledRule> {
-        let prepared = Prepared::new(event);
-        let found: Vec<&CompiledRule> = match &self.index {
+        let found: Vec<&CompiledRule> = Prepared::with(event, |prepared| match &self.index {
             None => {
                 let mut state = self.prefilter.state();
                 self.rules
                     .iter()
                     .enumerate()
                     .filter(|(i, r)| {
-                        self.prefilter.possible(*i, &mut state, &prepared)
-                            && r.is_match_prepared(&prepared)
+                        self.prefilter.possible(*i, &mut state, prepared)
+                            && r.is_match_prepared(prepared)
                     })
                     .map(|(_, r)| r)
                     .collect()
             }
-            Some(index) => self.indexed_matches(index, &prepared),
-        };
+            Some(index) => self.indexed_matches(index, prepared),
+        });
         found.into_iter()
     }
 

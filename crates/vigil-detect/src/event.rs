@@ -9,6 +9,8 @@ use std::sync::{LazyLock, Mutex};
 use rustc_hash::FxHashMap;
 use serde_json::Value as Json;
 
+use crate::json::JsonEvent;
+
 /// One field's value as the engine sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue<'a> {
@@ -58,6 +60,12 @@ pub trait Event {
     /// The JSON document behind the event, when it is one: lets the engine flatten a Windows
     /// event's fields once per evaluation instead of searching them on every lookup.
     fn as_json(&self) -> Option<&Json> {
+        None
+    }
+
+    /// The event's parsed JSON table, when it is a [`JsonEvent`]: the engine then reads its
+    /// fields without a `serde_json::Value`.
+    fn as_json_event(&self) -> Option<&JsonEvent<'_>> {
         None
     }
 }
@@ -272,12 +280,13 @@ pub(crate) trait KeywordSource {
     fn keyword_texts(&self) -> &[KeywordText<'_>];
 }
 
-/// An event prepared for evaluating many rules: Windows events are flattened once into a map
-/// (with the same precedence as [`Event::field`]), and every field a rule asks for is looked
-/// up once and kept, with its lower-cased text, for the other rules.
+/// An event prepared for evaluating many rules: JSON documents are read through their node
+/// table ([`JsonEvent`], made from a `Value` when given one), Windows events flattened once
+/// into a map (with the same precedence as [`Event::field`]), and every field a rule asks for
+/// is looked up once and kept, with its lower-cased text, for the other rules.
 pub(crate) struct Prepared<'a> {
     inner: &'a dyn Event,
-    root: Option<&'a Json>,
+    doc: Option<&'a JsonEvent<'a>>,
     flat: Option<Flat<'a>>,
     /// Looked-up fields by id, in chunks made when one of their fields is first asked for:
     /// an event touches a few dozen of the thousands of field names rules use.
@@ -295,13 +304,29 @@ const CHUNK: usize = 32;
 type SlotChunk<'a> = [OnceCell<Option<Slot<'a>>>; CHUNK];
 
 impl<'a> Prepared<'a> {
-    pub(crate) fn new(inner: &'a dyn Event) -> Self {
-        let root = inner.as_json();
-        let flat = root.and_then(windows_event).map(flatten_windows);
+    /// Calls `f` with `event` prepared: a JSON event's node table is made here when the event
+    /// is a `serde_json::Value`.
+    pub(crate) fn with<R>(event: &dyn Event, f: impl FnOnce(&Prepared<'_>) -> R) -> R {
+        let walked;
+        let doc = match event.as_json_event() {
+            Some(doc) => Some(doc),
+            None => match event.as_json() {
+                Some(value) => {
+                    walked = JsonEvent::from_value(value);
+                    Some(&walked)
+                }
+                None => None,
+            },
+        };
+        f(&Prepared::new(event, doc))
+    }
+
+    fn new(inner: &'a dyn Event, doc: Option<&'a JsonEvent<'a>>) -> Self {
+        let flat = doc.and_then(|d| Some(flatten_windows(d, d.windows_event()?)));
         let fields = FIELD_COUNT.load(Ordering::Acquire);
         Prepared {
             inner,
-            root,
+            doc,
             flat,
             slots: (0..fields.div_ceil(CHUNK))
                 .map(|_| OnceCell::new())
@@ -316,7 +341,7 @@ impl<'a> Prepared<'a> {
     pub(crate) fn sharing_keywords(inner: &'a dyn Event, base: &'a dyn KeywordSource) -> Self {
         Prepared {
             keywords_of: Some(base),
-            ..Prepared::new(inner)
+            ..Prepared::new(inner, None)
         }
     }
 
@@ -339,14 +364,13 @@ impl<'a> Prepared<'a> {
     }
 
     fn lookup(&self, name: &str) -> Option<FieldValue<'a>> {
-        match (&self.flat, self.root) {
-            (Some(flat), Some(root)) => match flat.get(name) {
-                Some(v) => Some(to_field_value(v)),
-                None => lookup(root, name).map(to_field_value),
-            },
-            (_, Some(root)) => root.field(name),
-            _ => self.inner.field(name),
-        }
+        let Some(doc) = self.doc else {
+            return self.inner.field(name);
+        };
+        let found = self.flat.as_ref().and_then(|flat| flat.get(doc, name));
+        found
+            .or_else(|| doc.lookup(doc.root()?, name))
+            .map(|i| doc.field_value(i))
     }
 
     /// The strings a keyword search looks at, collected once.
@@ -361,8 +385,8 @@ impl<'a> Prepared<'a> {
                 out.push(KeywordText { raw, lower });
                 false
             };
-            match self.root {
-                Some(root) => json_keywords(root, &mut push),
+            match self.doc {
+                Some(doc) => doc.keywords(&mut push),
                 None => self
                     .inner
                     .any_keyword(&mut |s| push(Cow::Owned(s.to_string()))),
@@ -388,54 +412,66 @@ impl Event for Prepared<'_> {
     }
 }
 
-/// A Windows event's fields by name, as [`windows_field`] resolves them.
+/// A Windows event's fields by name (node indices), as [`windows_field`] resolves them.
 struct Flat<'a> {
-    /// Every name but `Element_Attribute`, with its value, inserted in precedence order.
-    names: FxHashMap<Cow<'a, str>, &'a Json>,
-    system: Option<&'a Json>,
+    /// Every name but `Element_Attribute`, with its node and the object it came from.
+    names: FxHashMap<Cow<'a, str>, (usize, usize)>,
+    system: Option<usize>,
 }
 
-impl<'a> Flat<'a> {
-    fn get(&self, name: &str) -> Option<&'a Json> {
-        if let Some(v) = self.names.get(name) {
+impl Flat<'_> {
+    fn get(&self, doc: &JsonEvent<'_>, name: &str) -> Option<usize> {
+        if let Some(&(v, _)) = self.names.get(name) {
             return Some(v);
         }
         // System attributes come last in precedence: looked up on a miss instead of being
         // named for every event.
-        let (element, attribute) = name.split_once('_')?;
-        self.system?
-            .get(element)?
-            .get("#attributes")?
-            .get(attribute)
+        doc.system_attribute(self.system?, name)
     }
 }
 
-fn flatten_windows(event: &Json) -> Flat<'_> {
-    let mut map: FxHashMap<Cow<'_, str>, &Json> =
+fn flatten_windows<'a>(doc: &'a JsonEvent<'a>, event: usize) -> Flat<'a> {
+    let mut map: FxHashMap<Cow<'a, str>, (usize, usize)> =
         FxHashMap::with_capacity_and_hasher(48, Default::default());
-    if let Some(Json::Object(data)) = event.get("EventData") {
-        for (k, v) in data {
-            map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
-        }
-        for (k, v) in data {
-            if k.contains(' ') {
-                map.entry(Cow::Owned(k.replace(' ', ""))).or_insert(v);
-            }
-        }
-    }
-    if let Some(Json::Object(user)) = event.get("UserData") {
-        for inner in user.values() {
-            if let Json::Object(fields) = inner {
-                for (k, v) in fields {
-                    map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
+    // Sources in precedence order: a name already there from an earlier source stays; one
+    // from the same object is a key written twice, whose last value counts.
+    let add =
+        |map: &mut FxHashMap<Cow<'a, str>, (usize, usize)>, k: Cow<'a, str>, v, from| match map
+            .entry(k)
+        {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                if e.get().1 == from {
+                    e.insert((v, from));
                 }
             }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((v, from));
+            }
+        };
+    let object = |key: &str| doc.get(event, key).filter(|&i| doc.is_object(i));
+    if let Some(data) = object("EventData") {
+        for c in doc.children(data) {
+            add(&mut map, Cow::Borrowed(doc.key(c)), c, data);
+        }
+        for c in doc.children(data) {
+            let k = doc.key(c);
+            if k.contains(' ') {
+                // Unspaced names (Windows Defender's "Source Name") rank after every real one.
+                add(&mut map, Cow::Owned(k.replace(' ', "")), c, usize::MAX);
+            }
         }
     }
-    let system = event.get("System");
-    if let Some(Json::Object(system)) = system {
-        for (k, v) in system {
-            map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
+    if let Some(user) = object("UserData") {
+        for inner in doc.children(user) {
+            for c in doc.children(inner).filter(|_| doc.is_object(inner)) {
+                add(&mut map, Cow::Borrowed(doc.key(c)), c, inner);
+            }
+        }
+    }
+    let system = doc.get(event, "System");
+    if let Some(system) = system.filter(|&s| doc.is_object(s)) {
+        for c in doc.children(system) {
+            add(&mut map, Cow::Borrowed(doc.key(c)), c, system);
         }
     }
     Flat { names: map, system }

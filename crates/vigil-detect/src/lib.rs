@@ -75,6 +75,7 @@ mod engine;
 mod error;
 mod event;
 mod filter;
+mod json;
 pub mod pipeline;
 mod rule;
 mod value;
@@ -88,6 +89,7 @@ pub use engine::{CompiledRule, LoadReport, Ruleset, load_dir, load_sources};
 pub use error::{Error, Result};
 pub use event::{Event, FieldValue};
 pub use filter::FilterRule;
+pub use json::JsonEvent;
 pub use pipeline::{Pipeline, PipelineSet};
 pub use rule::{
     Detection, FieldSelection, Level, LogSource, Modifier, Search, SigmaRule, SigmaValue, Status,
