@@ -281,7 +281,7 @@ impl Prefilter {
         let mut seen = std::mem::take(&mut state.seen);
         seen.clear();
         seen.resize(field.gates.len().div_ceil(64), 0);
-        for leaf in &slot.leaves {
+        for leaf in slot.leaves() {
             if leaf.text.is_none() {
                 continue;
             }
@@ -477,6 +477,8 @@ struct Entry {
 struct Target {
     rule: usize,
     view: u16,
+    /// The entries listing this target (sorted).
+    entries: Vec<u32>,
 }
 
 impl Index {
@@ -510,7 +512,11 @@ impl Index {
                 let view = u16::try_from(view).unwrap_or(u16::MAX);
                 // Targets are numbered in rule order: candidates come out sorted by rule.
                 let target = index.targets.len() as u32;
-                index.targets.push(Target { rule, view });
+                index.targets.push(Target {
+                    rule,
+                    view,
+                    entries: Vec::new(),
+                });
                 index.rule_targets[rule].push(target);
                 let fields: Vec<String> = alt.conditions.iter().map(|(f, _)| f.clone()).collect();
                 let shape = match index.shapes.iter().position(|s| s.fields == fields) {
@@ -539,6 +545,7 @@ impl Index {
                     let targets = &mut index.entries[entry].targets;
                     if targets.last() != Some(&target) {
                         targets.push(target);
+                        index.targets[target as usize].entries.push(entry as u32);
                     }
                 }
             }
@@ -559,61 +566,60 @@ impl Index {
         index
     }
 
-    /// The entries whose logsource keys the event has; sets their targets in `bits`.
-    fn matched_entries(&self, event: &Prepared<'_>, bits: &mut [u64]) -> Vec<usize> {
+    /// The entries whose logsource keys the event has.
+    fn matched_entries(&self, event: &Prepared<'_>) -> Vec<usize> {
         let mut found = Vec::new();
         let mut key = String::new();
-        let mut values: Vec<Vec<&str>> = Vec::new();
+        // The lower-cased texts of the shape's fields, one after the other, and where each
+        // field's texts end.
+        let mut texts: Vec<&str> = Vec::new();
+        let mut ends: Vec<usize> = Vec::new();
+        let mut odometer: Vec<usize> = Vec::new();
         for shape in &self.shapes {
-            values.clear();
+            texts.clear();
+            ends.clear();
             for (id, field) in shape.ids.iter().zip(&shape.fields) {
-                let texts: Vec<&str> = match event.slot(*id, field) {
-                    Some(slot) => slot
-                        .leaves
-                        .iter()
-                        .filter(|l| l.text.is_some())
-                        .map(|l| l.lower())
-                        .collect(),
-                    None => Vec::new(),
-                };
-                if texts.is_empty() {
+                let before = texts.len();
+                if let Some(slot) = event.slot(*id, field) {
+                    texts.extend(slot.leaves().iter().map(|l| l.lower()));
+                }
+                if texts.len() == before {
                     break; // the event lacks a field every entry of this shape needs
                 }
-                values.push(texts);
+                ends.push(texts.len());
             }
-            if values.len() < shape.fields.len() {
+            if ends.len() < shape.fields.len() {
                 continue;
             }
-            let mut odometer = vec![0usize; values.len()];
+            // Every combination of one text per field (usually there is one).
+            odometer.clear();
+            odometer.extend(
+                std::iter::once(0)
+                    .chain(ends.iter().copied())
+                    .take(ends.len()),
+            );
             'keys: loop {
                 key.clear();
-                for (i, list) in values.iter().enumerate() {
+                for (i, &at) in odometer.iter().enumerate() {
                     if i > 0 {
                         key.push('\0');
                     }
-                    key.push_str(list[odometer[i]]);
+                    key.push_str(texts[at]);
                 }
                 if let Some(&e) = shape.table.get(key.as_str()) {
                     found.push(e);
-                    for &t in &self.entries[e].targets {
-                        bits[t as usize / 64] |= 1 << (t % 64);
-                    }
                 }
                 for i in (0..odometer.len()).rev() {
                     odometer[i] += 1;
-                    if odometer[i] < values[i].len() {
+                    if odometer[i] < ends[i] {
                         continue 'keys;
                     }
-                    odometer[i] = 0;
+                    odometer[i] = if i == 0 { 0 } else { ends[i - 1] };
                 }
                 break;
             }
         }
         found
-    }
-
-    fn bitset(&self) -> Vec<u64> {
-        vec![0u64; self.targets.len().div_ceil(64)]
     }
 }
 
@@ -686,12 +692,13 @@ impl Ruleset {
         match &self.index {
             None => self.rules.len(),
             Some(index) => {
-                let mut bits = index.bitset();
-                Prepared::with(event, |p| index.matched_entries(p, &mut bits));
-                let mut rules: Vec<usize> = (0..index.targets.len() as u32)
-                    .filter(|&t| has_bit(&bits, t))
-                    .map(|t| index.targets[t as usize].rule)
+                let entries = Prepared::with(event, |p| index.matched_entries(p));
+                let mut rules: Vec<usize> = entries
+                    .iter()
+                    .flat_map(|&e| &index.entries[e].targets)
+                    .map(|&t| index.targets[t as usize].rule)
                     .collect();
+                rules.sort_unstable();
                 rules.dedup();
                 rules.len()
             }
@@ -722,8 +729,7 @@ impl Ruleset {
     /// rules whose literals its scans find are evaluated, so the work per event follows the
     /// literals found, not the number of rules for the logsource.
     fn indexed_matches<'a>(&'a self, index: &Index, event: &Prepared<'_>) -> Vec<&'a CompiledRule> {
-        let mut bits = index.bitset();
-        let entries = index.matched_entries(event, &mut bits);
+        let entries = index.matched_entries(event);
         if entries.is_empty() {
             return Vec::new();
         }
@@ -744,14 +750,21 @@ impl Ruleset {
         };
         let mut states: Vec<Option<PrefilterState>> = index.views.iter().map(|_| None).collect();
         let mut eval: Vec<u32> = Vec::new();
-        for e in entries {
+        for &e in &entries {
             let entry = &index.entries[e];
             eval.extend_from_slice(&entry.ungated);
             for &(v, f) in &entry.scans {
                 let state = states[v as usize].get_or_insert_with(|| self.prefilter.state());
                 let mut found = |rule: usize| {
                     for &t in &index.rule_targets[rule] {
-                        if index.targets[t as usize].view == v && has_bit(&bits, t) {
+                        let target = &index.targets[t as usize];
+                        // A candidate: one of its entries is the event's.
+                        if target.view == v
+                            && target
+                                .entries
+                                .iter()
+                                .any(|&e| entries.contains(&(e as usize)))
+                        {
                             eval.push(t);
                         }
                     }

@@ -128,6 +128,8 @@ fn lowered<'a>(text: &Cow<'a, str>) -> Cow<'a, str> {
         Cow::Borrowed(s) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => {
             Cow::Borrowed(s)
         }
+        // The same as `to_lowercase` for ASCII, byte by byte.
+        text if text.is_ascii() => Cow::Owned(text.to_ascii_lowercase()),
         text => Cow::Owned(text.to_lowercase()),
     }
 }
@@ -241,30 +243,53 @@ impl Leaf<'_> {
 /// A field's value as looked up once for an event.
 pub(crate) struct Slot<'a> {
     pub(crate) value: FieldValue<'a>,
-    pub(crate) leaves: Vec<Leaf<'a>>,
+    leaves: Leaves<'a>,
+}
+
+/// Most fields hold one scalar: its leaf is kept without a vector.
+enum Leaves<'a> {
+    One(Leaf<'a>),
+    Many(Vec<Leaf<'a>>),
 }
 
 impl<'a> Slot<'a> {
     pub(crate) fn new(value: FieldValue<'a>) -> Self {
-        fn flatten<'a>(v: &FieldValue<'a>, out: &mut Vec<Leaf<'a>>) {
+        fn leaf<'a>(v: &FieldValue<'a>) -> Option<Leaf<'a>> {
             let text = match v {
-                FieldValue::List(items) => return items.iter().for_each(|i| flatten(i, out)),
-                FieldValue::Null => return,
+                FieldValue::List(_) | FieldValue::Null => return None,
                 FieldValue::Str(Cow::Borrowed(s)) => Cow::Borrowed(*s),
-                v => match v.as_text() {
-                    Some(t) => Cow::Owned(t.into_owned()),
-                    None => return,
-                },
+                v => Cow::Owned(v.as_text()?.into_owned()),
             };
-            out.push(Leaf {
+            Some(Leaf {
                 value: v.clone(),
                 text: Some(text),
                 lower: OnceCell::new(),
-            });
+            })
         }
-        let mut leaves = Vec::new();
-        flatten(&value, &mut leaves);
+        fn flatten<'a>(v: &FieldValue<'a>, out: &mut Vec<Leaf<'a>>) {
+            match v {
+                FieldValue::List(items) => items.iter().for_each(|i| flatten(i, out)),
+                v => out.extend(leaf(v)),
+            }
+        }
+        let leaves = match (&value, leaf(&value)) {
+            (_, Some(one)) => Leaves::One(one),
+            (FieldValue::List(_), None) => {
+                let mut many = Vec::new();
+                flatten(&value, &mut many);
+                Leaves::Many(many)
+            }
+            (_, None) => Leaves::Many(Vec::new()),
+        };
         Slot { value, leaves }
+    }
+
+    /// The scalars of the value (lists flattened, nulls left out).
+    pub(crate) fn leaves(&self) -> &[Leaf<'a>] {
+        match &self.leaves {
+            Leaves::One(leaf) => std::slice::from_ref(leaf),
+            Leaves::Many(leaves) => leaves,
+        }
     }
 }
 

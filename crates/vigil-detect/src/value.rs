@@ -12,6 +12,7 @@ use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ipnet::IpNet;
+use memchr::memmem::Finder;
 use regex::{Regex, RegexBuilder};
 
 use crate::event::{Event, FieldValue, Leaf, Prepared, Slot, field_id};
@@ -213,13 +214,19 @@ enum StrMatcher {
     Exact(String),
     Prefix(String),
     Suffix(String),
-    Contains(String),
+    /// With its searcher, built once.
+    Contains(String, Box<Finder<'static>>),
     /// With the longest literal piece (lower-cased) that every match contains, when one is
     /// safe to search for in lower-cased text (see [`safe_literal`]).
     Wildcard(Regex, Option<String>),
 }
 
 impl StrMatcher {
+    fn contains(literal: String) -> Self {
+        let finder = Box::new(Finder::new(literal.as_bytes()).into_owned());
+        StrMatcher::Contains(literal, finder)
+    }
+
     fn compile(p: &Pattern, cased: bool) -> Result<Self, String> {
         let text = |b: &[u8]| {
             let s = String::from_utf8_lossy(b).into_owned();
@@ -231,7 +238,7 @@ impl StrMatcher {
             [Part::Many] => StrMatcher::Prefix(String::new()),
             [Part::Lit(b), Part::Many] => StrMatcher::Prefix(text(b)),
             [Part::Many, Part::Lit(b)] => StrMatcher::Suffix(text(b)),
-            [Part::Many, Part::Lit(b), Part::Many] => StrMatcher::Contains(text(b)),
+            [Part::Many, Part::Lit(b), Part::Many] => StrMatcher::contains(text(b)),
             parts => {
                 let mut re = String::from(if cased { "(?s)^" } else { "(?si)^" });
                 for part in parts {
@@ -260,7 +267,7 @@ impl StrMatcher {
             StrMatcher::Exact(l) => s == l,
             StrMatcher::Prefix(l) => s.starts_with(l.as_str()),
             StrMatcher::Suffix(l) => s.ends_with(l.as_str()),
-            StrMatcher::Contains(l) => s.contains(l.as_str()),
+            StrMatcher::Contains(_, f) => f.find(s.as_bytes()).is_some(),
             StrMatcher::Wildcard(re, _) => re.is_match(s),
         }
     }
@@ -515,7 +522,7 @@ impl FieldMatcher {
                         StrMatcher::Exact(l)
                         | StrMatcher::Prefix(l)
                         | StrMatcher::Suffix(l)
-                        | StrMatcher::Contains(l),
+                        | StrMatcher::Contains(l, _),
                     ) if !l.is_empty() => lits.push(l.clone()),
                     Check::Str(StrMatcher::Wildcard(_, Some(l))) => lits.push(l.clone()),
                     Check::Regex(_, Some(l)) => lits.extend(l.iter().cloned()),
@@ -548,7 +555,7 @@ impl FieldMatcher {
             }
             (_, None) => false,
             (_, Some(slot)) => slot
-                .leaves
+                .leaves()
                 .iter()
                 .any(|leaf| self.check_leaf(c, leaf, event)),
         }
@@ -726,14 +733,14 @@ fn check_combination(mods: &[Modifier]) -> Result<(), String> {
 fn optimise_contains(checks: &mut Vec<Check>) {
     let count = checks
         .iter()
-        .filter(|c| matches!(c, Check::Str(StrMatcher::Contains(_))))
+        .filter(|c| matches!(c, Check::Str(StrMatcher::Contains(..))))
         .count();
     if count < 4 {
         return;
     }
     let mut needles = Vec::with_capacity(count);
     checks.retain(|c| match c {
-        Check::Str(StrMatcher::Contains(l)) => {
+        Check::Str(StrMatcher::Contains(l, _)) => {
             needles.push(l.clone());
             false
         }
@@ -744,7 +751,7 @@ fn optimise_contains(checks: &mut Vec<Check>) {
         Err(_) => checks.extend(
             needles
                 .into_iter()
-                .map(|n| Check::Str(StrMatcher::Contains(n))),
+                .map(|n| Check::Str(StrMatcher::contains(n))),
         ),
     }
 }
