@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crate::condition::{self, Cond};
 use crate::correlation::{CorrelationEngine, CorrelationRule, is_correlation};
-use crate::event::{Event, Prepared};
+use crate::event::{Event, Prepared, ViewRenames};
 use crate::filter::{FilterRule, is_filter};
-use crate::pipeline::{PipelineSet, Renamed, Renames};
+use crate::pipeline::{PipelineSet, Renames};
 use crate::rule::{FieldSelection, Search, SigmaRule};
 use crate::value::{CompileOptions, FieldMatcher};
 use crate::{Error, Result};
@@ -24,7 +24,7 @@ enum CompiledSearch {
 }
 
 impl CompiledSearch {
-    fn is_match(&self, event: &Prepared<'_>) -> bool {
+    fn is_match(&self, event: &Prepared<'_, '_>) -> bool {
         match self {
             CompiledSearch::All(fields) => fields.iter().all(|f| f.is_match(event)),
             CompiledSearch::Any(maps) => maps.iter().any(|m| m.iter().all(|f| f.is_match(event))),
@@ -231,7 +231,7 @@ impl Prefilter {
     }
 
     /// Whether rule `rule` can match the event `event` (the view the rule's fields name).
-    fn possible(&self, rule: usize, state: &mut PrefilterState, event: &Prepared<'_>) -> bool {
+    fn possible(&self, rule: usize, state: &mut PrefilterState, event: &Prepared<'_, '_>) -> bool {
         // Gate by gate, so the first closed one ends the scans.
         self.rule_gates[rule].iter().all(|&g| {
             for &f in &self.gate_fields[g as usize] {
@@ -250,7 +250,7 @@ impl Prefilter {
         &self,
         f: usize,
         state: &mut PrefilterState,
-        event: &Prepared<'_>,
+        event: &Prepared<'_, '_>,
         found: &mut dyn FnMut(usize),
     ) {
         if std::mem::replace(&mut state.scanned[f], true) {
@@ -388,7 +388,7 @@ impl CompiledRule {
     }
 
     /// [`CompiledRule::is_match`] against an event prepared once for many rules.
-    pub(crate) fn is_match_prepared(&self, event: &Prepared<'_>) -> bool {
+    pub(crate) fn is_match_prepared(&self, event: &Prepared<'_, '_>) -> bool {
         // Each search is evaluated at most once per event, however often the condition names it.
         let hit = if self.searches.len() <= 64 {
             let (mut done, mut found) = (0u64, 0u64);
@@ -448,6 +448,8 @@ struct Index {
     targets: Vec<Target>,
     /// The distinct field renames of the targets; view 0 is the event as it is.
     views: Vec<Arc<Renames>>,
+    /// The same, for views of an event (by field id).
+    view_renames: Vec<ViewRenames>,
     /// Per rule: its targets, in order.
     rule_targets: Vec<Vec<u32>>,
     /// Rules no pipeline entry applies to: never evaluated.
@@ -550,6 +552,11 @@ impl Index {
                 }
             }
         }
+        index.view_renames = index
+            .views
+            .iter()
+            .map(|r| ViewRenames::new(r.clone()))
+            .collect();
         for entry in &mut index.entries {
             for &t in &entry.targets {
                 let target = &index.targets[t as usize];
@@ -567,7 +574,7 @@ impl Index {
     }
 
     /// The entries whose logsource keys the event has.
-    fn matched_entries(&self, event: &Prepared<'_>) -> Vec<usize> {
+    fn matched_entries(&self, event: &Prepared<'_, '_>) -> Vec<usize> {
         let mut found = Vec::new();
         let mut key = String::new();
         // The lower-cased texts of the shape's fields, one after the other, and where each
@@ -728,25 +735,19 @@ impl Ruleset {
     /// Candidates come from the logsource index; of those the prefilter can gate, only the
     /// rules whose literals its scans find are evaluated, so the work per event follows the
     /// literals found, not the number of rules for the logsource.
-    fn indexed_matches<'a>(&'a self, index: &Index, event: &Prepared<'_>) -> Vec<&'a CompiledRule> {
+    fn indexed_matches<'a>(
+        &'a self,
+        index: &Index,
+        event: &Prepared<'_, '_>,
+    ) -> Vec<&'a CompiledRule> {
         let entries = index.matched_entries(event);
         if entries.is_empty() {
             return Vec::new();
         }
-        let renamed: Vec<Renamed<'_>> = index
-            .views
-            .iter()
-            .map(|renames| Renamed {
-                event,
-                renames: renames.as_ref(),
-            })
-            .collect();
-        let views: Vec<std::cell::OnceCell<Prepared<'_>>> =
-            renamed.iter().map(|_| std::cell::OnceCell::new()).collect();
-        // The event view of each renames set (view 0 is `event` itself), made when needed.
-        let view = |v: u16| {
-            views[v as usize]
-                .get_or_init(|| Prepared::sharing_keywords(&renamed[v as usize], event))
+        // The event through each renames set (view 0 is `event` itself).
+        let view = |v: u16| match v {
+            0 => *event,
+            v => event.view(&index.view_renames[v as usize]),
         };
         let mut states: Vec<Option<PrefilterState>> = index.views.iter().map(|_| None).collect();
         let mut eval: Vec<u32> = Vec::new();
@@ -769,10 +770,7 @@ impl Ruleset {
                         }
                     }
                 };
-                match v {
-                    0 => self.prefilter.scan(f as usize, state, event, &mut found),
-                    v => self.prefilter.scan(f as usize, state, view(v), &mut found),
-                }
+                self.prefilter.scan(f as usize, state, &view(v), &mut found);
             }
         }
         eval.sort_unstable();
@@ -785,10 +783,7 @@ impl Ruleset {
                 continue; // another alternative of this rule matched already
             }
             let rule = &self.rules[target.rule];
-            let hit = match target.view {
-                0 => rule.is_match_prepared(event),
-                v => rule.is_match_prepared(view(v)),
-            };
+            let hit = rule.is_match_prepared(&view(target.view));
             if hit {
                 last_matched = Some(target.rule);
                 out.push(rule);

@@ -10,6 +10,8 @@ use rustc_hash::FxHashMap;
 use serde_json::Value as Json;
 
 use crate::json::JsonEvent;
+use crate::pipeline::Renames;
+use std::sync::Arc;
 
 /// One field's value as the engine sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,12 +124,31 @@ fn json_keywords<'a>(root: &'a Json, f: &mut dyn FnMut(Cow<'a, str>) -> bool) ->
     }
 }
 
+/// Whether `b` has an ASCII capital or a non-ASCII byte: eight bytes per step.
+fn has_upper_or_non_ascii(b: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        // With each byte's high bit set no subtraction borrows from the next byte: the high
+        // bit stays set where the byte (as ASCII) is >= 'A', and where it is > 'Z'.
+        let at_least_a = (w | HIGH) - ONES * 0x41;
+        let above_z = (w | HIGH) - ONES * 0x5B;
+        if (w & HIGH) | (at_least_a & !above_z & HIGH) != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|b| b.is_ascii_uppercase() || *b >= 0x80)
+}
+
 /// `text` lower-cased, still borrowed when lower-casing changes nothing.
 fn lowered<'a>(text: &Cow<'a, str>) -> Cow<'a, str> {
     match text {
-        Cow::Borrowed(s) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => {
-            Cow::Borrowed(s)
-        }
+        Cow::Borrowed(s) if !has_upper_or_non_ascii(s.as_bytes()) => Cow::Borrowed(s),
         // The same as `to_lowercase` for ASCII, byte by byte.
         text if text.is_ascii() => Cow::Owned(text.to_ascii_lowercase()),
         text => Cow::Owned(text.to_lowercase()),
@@ -299,17 +320,11 @@ pub(crate) struct KeywordText<'a> {
     pub(crate) lower: Cow<'a, str>,
 }
 
-/// Where a view of an event finds the keyword strings: views that only rename fields share
-/// their event's.
-pub(crate) trait KeywordSource {
-    fn keyword_texts(&self) -> &[KeywordText<'_>];
-}
-
 /// An event prepared for evaluating many rules: JSON documents are read through their node
 /// table ([`JsonEvent`], made from a `Value` when given one), Windows events flattened once
 /// into a map (with the same precedence as [`Event::field`]), and every field a rule asks for
 /// is looked up once and kept, with its lower-cased text, for the other rules.
-pub(crate) struct Prepared<'a> {
+pub(crate) struct Cache<'a> {
     inner: &'a dyn Event,
     doc: Option<&'a JsonEvent<'a>>,
     flat: Option<Flat<'a>>,
@@ -319,19 +334,51 @@ pub(crate) struct Prepared<'a> {
     /// Field ids below this are cached.
     fields: usize,
     keywords: OnceCell<Vec<KeywordText<'a>>>,
-    /// Set for views sharing another view's keyword strings.
-    keywords_of: Option<&'a dyn KeywordSource>,
 }
 
-/// Field ids per chunk of [`Prepared`]'s cache.
+/// Field ids per chunk of [`Cache`]'s slots.
 const CHUNK: usize = 32;
 
 type SlotChunk<'a> = [OnceCell<Option<Slot<'a>>>; CHUNK];
 
-impl<'a> Prepared<'a> {
+/// A pipeline alternative's field renames, for views of an event.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ViewRenames {
+    /// Rule field id -> the event fields (id, name) it may be called, tried in order.
+    by_id: FxHashMap<usize, Vec<(usize, String)>>,
+    /// The same by name (for fields looked up without the cache).
+    by_name: Arc<Renames>,
+}
+
+impl ViewRenames {
+    pub(crate) fn new(renames: Arc<Renames>) -> Self {
+        let by_id = renames
+            .iter()
+            .map(|(from, to)| {
+                let to = to.iter().map(|t| (field_id(t), t.clone())).collect();
+                (field_id(from), to)
+            })
+            .collect();
+        ViewRenames {
+            by_id,
+            by_name: renames,
+        }
+    }
+}
+
+/// An event as rules see it: its [`Cache`], through a pipeline alternative's field renames
+/// or as it is. Views of one event share its cache, so a field is looked up and lower-cased
+/// once per event whatever the views that read it.
+#[derive(Clone, Copy)]
+pub(crate) struct Prepared<'v, 'a> {
+    cache: &'v Cache<'a>,
+    renames: Option<&'v ViewRenames>,
+}
+
+impl<'v, 'a> Prepared<'v, 'a> {
     /// Calls `f` with `event` prepared: a JSON event's node table is made here when the event
     /// is a `serde_json::Value`.
-    pub(crate) fn with<R>(event: &dyn Event, f: impl FnOnce(&Prepared<'_>) -> R) -> R {
+    pub(crate) fn with<R>(event: &dyn Event, f: impl FnOnce(&Prepared<'_, '_>) -> R) -> R {
         let walked;
         let doc = match event.as_json_event() {
             Some(doc) => Some(doc),
@@ -343,13 +390,58 @@ impl<'a> Prepared<'a> {
                 None => None,
             },
         };
-        f(&Prepared::new(event, doc))
+        let cache = Cache::new(event, doc);
+        f(&Prepared {
+            cache: &cache,
+            renames: None,
+        })
     }
 
+    /// The same event seen through `renames`.
+    pub(crate) fn view(&self, renames: &'v ViewRenames) -> Self {
+        Prepared {
+            cache: self.cache,
+            renames: Some(renames),
+        }
+    }
+
+    /// The field with id `id` (named `name`), looked up once per event.
+    pub(crate) fn slot(&self, id: usize, name: &str) -> Option<&'v Slot<'a>> {
+        match self.renames.and_then(|r| r.by_id.get(&id)) {
+            Some(targets) => targets.iter().find_map(|(t, n)| self.cache.slot(*t, n)),
+            None => self.cache.slot(id, name),
+        }
+    }
+
+    /// Whether `id` is beyond the cache (the caller then looks the field up itself).
+    pub(crate) fn cached(&self, id: usize) -> bool {
+        id < self.cache.fields
+    }
+
+    /// The strings a keyword search looks at, collected once per event.
+    pub(crate) fn keywords(&self) -> &'v [KeywordText<'a>] {
+        self.cache.keywords()
+    }
+}
+
+impl Event for Prepared<'_, '_> {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        match self.renames.and_then(|r| r.by_name.get(name)) {
+            Some(targets) => targets.iter().find_map(|t| self.cache.lookup(t)),
+            None => self.cache.lookup(name),
+        }
+    }
+
+    fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.cache.inner.any_keyword(f)
+    }
+}
+
+impl<'a> Cache<'a> {
     fn new(inner: &'a dyn Event, doc: Option<&'a JsonEvent<'a>>) -> Self {
         let flat = doc.and_then(|d| Some(flatten_windows(d, d.windows_event()?)));
         let fields = FIELD_COUNT.load(Ordering::Acquire);
-        Prepared {
+        Cache {
             inner,
             doc,
             flat,
@@ -358,20 +450,10 @@ impl<'a> Prepared<'a> {
                 .collect(),
             fields,
             keywords: OnceCell::new(),
-            keywords_of: None,
         }
     }
 
-    /// A view whose keyword strings are `base`'s (a view that renames fields of `base`).
-    pub(crate) fn sharing_keywords(inner: &'a dyn Event, base: &'a dyn KeywordSource) -> Self {
-        Prepared {
-            keywords_of: Some(base),
-            ..Prepared::new(inner, None)
-        }
-    }
-
-    /// The field with id `id` (named `name`), looked up once per event.
-    pub(crate) fn slot(&self, id: usize, name: &str) -> Option<&Slot<'a>> {
+    fn slot(&self, id: usize, name: &str) -> Option<&Slot<'a>> {
         if id >= self.fields {
             // A field compiled after the event was prepared: not cached.
             return None;
@@ -381,11 +463,6 @@ impl<'a> Prepared<'a> {
         chunk[id % CHUNK]
             .get_or_init(|| self.lookup(name).map(Slot::new))
             .as_ref()
-    }
-
-    /// Whether `id` is beyond the cache (the caller then looks the field up itself).
-    pub(crate) fn cached(&self, id: usize) -> bool {
-        id < self.fields
     }
 
     fn lookup(&self, name: &str) -> Option<FieldValue<'a>> {
@@ -398,11 +475,7 @@ impl<'a> Prepared<'a> {
             .map(|i| doc.field_value(i))
     }
 
-    /// The strings a keyword search looks at, collected once.
-    pub(crate) fn keywords(&self) -> &[KeywordText<'_>] {
-        if let Some(base) = self.keywords_of {
-            return base.keyword_texts();
-        }
+    fn keywords(&self) -> &[KeywordText<'a>] {
         self.keywords.get_or_init(|| {
             let mut out = Vec::new();
             let mut push = |raw: Cow<'a, str>| {
@@ -418,22 +491,6 @@ impl<'a> Prepared<'a> {
             };
             out
         })
-    }
-}
-
-impl KeywordSource for Prepared<'_> {
-    fn keyword_texts(&self) -> &[KeywordText<'_>] {
-        self.keywords()
-    }
-}
-
-impl Event for Prepared<'_> {
-    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
-        self.lookup(name)
-    }
-
-    fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
-        self.inner.any_keyword(f)
     }
 }
 
@@ -506,6 +563,30 @@ fn flatten_windows<'a>(doc: &'a JsonEvent<'a>, event: usize) -> Flat<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn capitals_and_non_ascii_are_found_in_every_position() {
+        for len in 0..20 {
+            let base = "a".repeat(len);
+            assert!(!has_upper_or_non_ascii(base.as_bytes()));
+            assert!(!has_upper_or_non_ascii(b"@[`{ 09az~\x7f"));
+            for at in 0..len {
+                for c in ['A', 'M', 'Z', '\u{e9}', '\u{80}'] {
+                    let mut s = base.clone();
+                    s.replace_range(at..at + 1, c.encode_utf8(&mut [0; 4]));
+                    assert!(has_upper_or_non_ascii(s.as_bytes()), "{s:?}");
+                }
+            }
+        }
+        for b in 0..=255u8 {
+            let want = b.is_ascii_uppercase() || b >= 0x80;
+            assert_eq!(
+                has_upper_or_non_ascii(&[b'a', b, b'a', b'a', b'a', b'a', b'a', b'a']),
+                want,
+                "{b}"
+            );
+        }
+    }
 
     #[test]
     fn windows_events_look_in_event_data_then_system() {

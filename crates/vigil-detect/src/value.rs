@@ -476,7 +476,7 @@ impl FieldMatcher {
         })
     }
 
-    pub(crate) fn is_match(&self, event: &Prepared<'_>) -> bool {
+    pub(crate) fn is_match(&self, event: &Prepared<'_, '_>) -> bool {
         match &self.field {
             None => {
                 let texts = event.keywords();
