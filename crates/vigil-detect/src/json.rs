@@ -8,9 +8,7 @@
 //! does not depend on how `serde_json` orders its maps (`preserve_order`).
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value as Json};
 
 use crate::event::{Event, FieldValue};
@@ -67,19 +65,26 @@ enum Val<'a> {
 
 impl<'a> JsonEvent<'a> {
     /// Parses one JSON document (any JSON value; trailing text other than whitespace is an
-    /// error). Nesting deeper than `serde_json`'s limit (128) is an error.
+    /// error), accepting what `serde_json` accepts: nesting as deep as 127, strings without
+    /// control characters or lone surrogates, numbers read as `serde_json` reads them.
     pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
         let mut doc = JsonEvent {
             nodes: Vec::with_capacity(text.len() / 24 + 4),
             arena: String::new(),
         };
-        let mut de = serde_json::Deserializer::from_str(text);
-        Seed {
+        let mut p = Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
             doc: &mut doc,
-            key: EMPTY,
+        };
+        p.ws();
+        p.value(EMPTY)?;
+        p.ws();
+        if p.pos != p.bytes.len() {
+            return Err(p.error("trailing characters"));
         }
-        .deserialize(&mut de)?;
-        de.end()?;
         Ok(doc)
     }
 
@@ -128,12 +133,6 @@ impl<'a> JsonEvent<'a> {
     fn close(&mut self, i: usize) {
         let end = self.nodes.len();
         self.nodes[i].end = end;
-    }
-
-    fn arena_text(&mut self, s: &str) -> Text<'a> {
-        let start = self.arena.len();
-        self.arena.push_str(s);
-        Text::Arena(start, s.len())
     }
 
     fn text(&self, t: Text<'a>) -> &str {
@@ -339,128 +338,298 @@ impl Event for JsonEvent<'_> {
     }
 }
 
-/// Deserializes one value into the table.
-struct Seed<'d, 'a> {
+/// Bytes that end a run of plain string characters: the quote, the backslash and the
+/// control characters (which JSON does not allow in strings).
+static STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Nesting at which `serde_json` stops (its recursion limit).
+const MAX_DEPTH: usize = 128;
+
+/// A recursive-descent JSON parser writing straight into the node table.
+struct Parser<'a, 'd> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    depth: usize,
     doc: &'d mut JsonEvent<'a>,
-    key: Text<'a>,
 }
 
-impl<'de> DeserializeSeed<'de> for Seed<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Seed<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
+impl<'a> Parser<'a, '_> {
+    fn error(&self, what: &str) -> serde_json::Error {
+        <serde_json::Error as serde::de::Error>::custom(format_args!("{what} at byte {}", self.pos))
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.doc.open(self.key, Val::Bool(v));
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn value(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+        match self.bytes.get(self.pos) {
+            Some(b'{') => self.object(key),
+            Some(b'[') => self.array(key),
+            Some(b'"') => {
+                self.pos += 1;
+                let t = self.string()?;
+                self.doc.open(key, Val::Str(t));
+                Ok(())
+            }
+            Some(b't') => self.literal(key, "true", Val::Bool(true)),
+            Some(b'f') => self.literal(key, "false", Val::Bool(false)),
+            Some(b'n') => self.literal(key, "null", Val::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(key),
+            Some(_) => Err(self.error("expected value")),
+            None => Err(self.error("EOF while parsing a value")),
+        }
+    }
+
+    fn literal(
+        &mut self,
+        key: Text<'a>,
+        word: &str,
+        value: Val<'a>,
+    ) -> Result<(), serde_json::Error> {
+        if !self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            return Err(self.error("expected value"));
+        }
+        self.pos += word.len();
+        self.doc.open(key, value);
         Ok(())
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.doc.open(self.key, Val::Num(v.into()));
+    fn enter(&mut self) -> Result<(), serde_json::Error> {
+        self.depth += 1;
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error("recursion limit exceeded"));
+        }
+        self.pos += 1;
+        self.ws();
         Ok(())
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.doc.open(self.key, Val::Num(v.into()));
-        Ok(())
+    /// After a member or element: `,` (true: another follows) or the closing byte.
+    fn next(&mut self, close: u8) -> Result<bool, serde_json::Error> {
+        self.ws();
+        match self.bytes.get(self.pos) {
+            Some(b',') => {
+                self.pos += 1;
+                self.ws();
+                Ok(true)
+            }
+            Some(&b) if b == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(_) => Err(self.error("expected `,` or the end of the list or object")),
+            None => Err(self.error("EOF while parsing a list or object")),
+        }
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        // As `serde_json::Value`: a number that is not finite reads as null.
-        let value = Number::from_f64(v).map_or(Val::Null, Val::Num);
-        self.doc.open(self.key, value);
-        Ok(())
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
-        self.doc.open(self.key, Val::Str(Text::Borrowed(v)));
-        Ok(())
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        let t = self.doc.arena_text(v);
-        self.doc.open(self.key, Val::Str(t));
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        self.doc.open(self.key, Val::Null);
-        Ok(())
-    }
-
-    fn visit_none<E>(self) -> Result<(), E> {
-        self.doc.open(self.key, Val::Null);
-        Ok(())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let i = self.doc.open(self.key, Val::Arr);
-        while seq
-            .next_element_seed(Seed {
-                doc: &mut *self.doc,
-                key: EMPTY,
-            })?
-            .is_some()
-        {}
-        self.doc.close(i);
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let i = self.doc.open(self.key, Val::Obj);
-        while let Some(key) = map.next_key_seed(KeySeed {
-            doc: &mut *self.doc,
-        })? {
-            map.next_value_seed(Seed {
-                doc: &mut *self.doc,
-                key,
-            })?;
+    fn object(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+        self.enter()?;
+        let i = self.doc.open(key, Val::Obj);
+        if self.bytes.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                if self.bytes.get(self.pos) != Some(&b'"') {
+                    return Err(self.error("expected a member name"));
+                }
+                self.pos += 1;
+                let name = self.string()?;
+                self.ws();
+                if self.bytes.get(self.pos) != Some(&b':') {
+                    return Err(self.error("expected `:`"));
+                }
+                self.pos += 1;
+                self.ws();
+                self.value(name)?;
+                if !self.next(b'}')? {
+                    break;
+                }
+            }
         }
         self.doc.close(i);
+        self.depth -= 1;
         Ok(())
     }
-}
 
-/// Deserializes a member name: borrowed from the text, or unescaped into the arena.
-struct KeySeed<'d, 'a> {
-    doc: &'d mut JsonEvent<'a>,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, 'de> {
-    type Value = Text<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Text<'de>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_, 'de> {
-    type Value = Text<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a member name")
+    fn array(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+        self.enter()?;
+        let i = self.doc.open(key, Val::Arr);
+        if self.bytes.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.value(EMPTY)?;
+                if !self.next(b']')? {
+                    break;
+                }
+            }
+        }
+        self.doc.close(i);
+        self.depth -= 1;
+        Ok(())
     }
 
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
-        Ok(Text::Borrowed(v))
+    /// The end of the run of plain string characters starting at `self.pos`.
+    fn plain_run(&self) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let mut end = self.pos;
+        // Eight bytes per step: a byte's high bit is set in `stops` where it is a quote, a
+        // backslash or below 0x20 (exactly for the lowest such byte, which is all we need).
+        while let Some(&[b0, b1, b2, b3, b4, b5, b6, b7]) = self.bytes.get(end..end + 8) {
+            let w = u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
+            let quote = w ^ (ONES * u64::from(b'"'));
+            let backslash = w ^ (ONES * u64::from(b'\\'));
+            let stops = (quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (w.wrapping_sub(ONES * 0x20) & !w);
+            let stops = stops & HIGH;
+            if stops != 0 {
+                return end + (stops.trailing_zeros() / 8) as usize;
+            }
+            end += 8;
+        }
+        while end < self.bytes.len() && !STRING_STOP[usize::from(self.bytes[end])] {
+            end += 1;
+        }
+        end
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
-        Ok(self.doc.arena_text(v))
+    /// A string whose opening quote was just read: borrowed from the text unless it has
+    /// escapes.
+    fn string(&mut self) -> Result<Text<'a>, serde_json::Error> {
+        let start = self.pos;
+        let end = self.plain_run();
+        // The stop bytes are ASCII, so `start..end` lies on character boundaries.
+        let run = self.text.get(start..end).unwrap_or_default();
+        self.pos = end;
+        match self.bytes.get(end) {
+            Some(b'"') => {
+                self.pos += 1;
+                return Ok(Text::Borrowed(run));
+            }
+            Some(b'\\') => {}
+            Some(_) => return Err(self.error("control character in string")),
+            None => return Err(self.error("EOF while parsing a string")),
+        }
+        let from = self.doc.arena.len();
+        self.doc.arena.push_str(run);
+        loop {
+            match self.bytes.get(self.pos) {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(Text::Arena(from, self.doc.arena.len() - from));
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let c = self.escape()?;
+                    self.doc.arena.push(c);
+                }
+                Some(_) => return Err(self.error("control character in string")),
+                None => return Err(self.error("EOF while parsing a string")),
+            }
+            let end = self.plain_run();
+            let run = self.text.get(self.pos..end).unwrap_or_default();
+            self.doc.arena.push_str(run);
+            self.pos = end;
+        }
+    }
+
+    /// The character of the escape after a backslash.
+    fn escape(&mut self) -> Result<char, serde_json::Error> {
+        let b = *self
+            .bytes
+            .get(self.pos)
+            .ok_or_else(|| self.error("EOF while parsing a string"))?;
+        self.pos += 1;
+        Ok(match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = self.hex4()?;
+                let code = match unit {
+                    0xD800..=0xDBFF => {
+                        if !self.bytes[self.pos..].starts_with(b"\\u") {
+                            return Err(self.error("lone leading surrogate in hex escape"));
+                        }
+                        self.pos += 2;
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err(self.error("lone leading surrogate in hex escape"));
+                        }
+                        0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => {
+                        return Err(self.error("lone trailing surrogate in hex escape"));
+                    }
+                    unit => unit,
+                };
+                char::from_u32(code).ok_or_else(|| self.error("invalid unicode code point"))?
+            }
+            _ => return Err(self.error("invalid escape")),
+        })
+    }
+
+    fn hex4(&mut self) -> Result<u32, serde_json::Error> {
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("EOF while parsing a string"))?;
+        let mut n = 0;
+        for &d in digits {
+            let v = char::from(d)
+                .to_digit(16)
+                .ok_or_else(|| self.error("invalid escape"))?;
+            n = n * 16 + v;
+        }
+        self.pos += 4;
+        Ok(n)
+    }
+
+    /// A number: plain non-negative integers here, everything else by `serde_json` (the same
+    /// `Number` a `Value` would hold, and the same errors).
+    fn number(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+        let start = self.pos;
+        // A number cannot be followed by any of these in valid JSON: take them all and let
+        // the number's parser reject what is not a number.
+        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+        let digits = &self.bytes[start..self.pos];
+        let simple = digits.len() <= 19
+            && digits.iter().all(u8::is_ascii_digit)
+            && (digits.len() == 1 || digits[0] != b'0');
+        let number = if simple {
+            let n = digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            Number::from(n)
+        } else {
+            let text = self.text.get(start..self.pos).unwrap_or_default();
+            serde_json::from_str::<Number>(text).map_err(|e| self.error(&e.to_string()))?
+        };
+        self.doc.open(key, Val::Num(number));
+        Ok(())
     }
 }
 
@@ -562,6 +731,120 @@ mod tests {
     fn duplicate_keys_read_as_their_last_value() {
         let e = JsonEvent::parse(r#"{"a": 1, "b": 2, "a": 3}"#).unwrap();
         assert_eq!(e.field("a"), Some(FieldValue::Int(3)));
+    }
+
+    /// Accepted exactly when `serde_json` accepts, with the same values.
+    #[test]
+    fn parses_what_serde_json_parses() {
+        let cases = [
+            r#"{"a":[1,-2,3.5,-0,0,1e3,1E-2,-1.5e+2,18446744073709551615,18446744073709551616,-9223372036854775808,-9223372036854775809,123456789012345678901234567890]}"#,
+            r#" { "a" : "x\"y\\z\/\b\f\n\r\t\u00e9\ud83d\ude00" , "b" : [ true , false , null ] } "#,
+            r#"{"":{"":[[],{}]}}"#,
+            r#""top""#,
+            "42",
+            "-7",
+            "0",
+            "null",
+            r#"{"k\u0041":"v"}"#,
+            "{\"a\":1}\n",
+            // Not JSON.
+            "",
+            " ",
+            "{",
+            "}",
+            "[1,]",
+            "[,1]",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{a:1}",
+            "[01]",
+            "[-]",
+            "[1.]",
+            "[.5]",
+            "[1e]",
+            "[+1]",
+            "[1-2]",
+            "[--1]",
+            "[1e999]",
+            "[tru]",
+            "[nulll]",
+            "[True]",
+            "\"a\u{1}\"",
+            "\"a\\u000\"",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"\\ud800\"",
+            "\"\\ud800\\u0041\"",
+            "\"\\udc00\"",
+            "\"\\ud800\\ud800\"",
+            "\"abc",
+            "\"ab\\",
+            "[1] [2]",
+            "\u{feff}{}",
+            "[1\u{a0}]",
+        ];
+        for case in cases {
+            let want = serde_json::from_str::<Json>(case);
+            let got = JsonEvent::parse(case);
+            assert_eq!(got.is_ok(), want.is_ok(), "{case:?}: {got:?} / {want:?}");
+            if let (Ok(got), Ok(want)) = (got, want) {
+                assert_eq!(got.to_value(0), want, "{case:?}");
+            }
+        }
+        let strings = ["\u{0}", "\u{1f}", "\t"];
+        for s in strings {
+            let case = format!("\"{s}\"");
+            assert_eq!(
+                JsonEvent::parse(&case).is_ok(),
+                serde_json::from_str::<Json>(&case).is_ok(),
+                "{case:?}"
+            );
+        }
+        for depth in [1, 126, 127, 128, 129, 300] {
+            for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+                let case = open.repeat(depth) + "1" + &close.repeat(depth);
+                assert_eq!(
+                    JsonEvent::parse(&case).is_ok(),
+                    serde_json::from_str::<Json>(&case).is_ok(),
+                    "depth {depth} {open}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn string_runs_stop_at_the_first_quote_backslash_or_control_byte() {
+        for len in 0..24 {
+            for at in 0..=len {
+                for stop in [b'"', b'\\', 0, 0x1f, b'\n'] {
+                    let mut bytes: Vec<u8> = (0..len).map(|i| b"az09 !~\x7f"[i % 8]).collect();
+                    if at < len {
+                        bytes[at] = stop;
+                    }
+                    let text = String::from_utf8(bytes.clone()).unwrap();
+                    let mut doc = JsonEvent::default();
+                    let p = Parser {
+                        text: &text,
+                        bytes: text.as_bytes(),
+                        pos: 0,
+                        depth: 0,
+                        doc: &mut doc,
+                    };
+                    assert_eq!(p.plain_run(), at, "{bytes:?}");
+                }
+            }
+        }
+        // Multi-byte characters (bytes >= 0x80, some with 0x22 or 0x5c in no position) pass.
+        let text = "\u{e9}\u{5c22}\u{2222}\u{1f600}abc\u{e9}\u{e9}\u{e9}\"";
+        let mut doc = JsonEvent::default();
+        let p = Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+            doc: &mut doc,
+        };
+        assert_eq!(p.plain_run(), text.len() - 1);
     }
 
     #[test]
