@@ -1,7 +1,7 @@
 //! What the engine needs from an event, and the implementation for JSON documents.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
@@ -328,18 +328,23 @@ pub(crate) struct Cache<'a> {
     inner: &'a dyn Event,
     doc: Option<&'a JsonEvent<'a>>,
     flat: Option<Flat<'a>>,
-    /// Looked-up fields by id, in chunks made when one of their fields is first asked for:
-    /// an event touches a few dozen of the thousands of field names rules use.
-    slots: Vec<OnceCell<Box<SlotChunk<'a>>>>,
+    /// Per field id: 0 not looked up yet, 1 absent, `n + 2` in `slots[n]`. An event
+    /// touches a few dozen of the thousands of field names rules use.
+    index: Box<[Cell<u32>]>,
+    /// The fields looked up, in blocks made as they fill (references to them stay valid):
+    /// enough blocks for every field id.
+    slots: Box<[OnceCell<Box<SlotBlock<'a>>>]>,
+    /// How many of `slots` are taken.
+    taken: Cell<usize>,
     /// Field ids below this are cached.
     fields: usize,
     keywords: OnceCell<Vec<KeywordText<'a>>>,
 }
 
-/// Field ids per chunk of [`Cache`]'s slots.
-const CHUNK: usize = 32;
+/// Slots per block of [`Cache`]'s slots.
+const BLOCK: usize = 16;
 
-type SlotChunk<'a> = [OnceCell<Option<Slot<'a>>>; CHUNK];
+type SlotBlock<'a> = [OnceCell<Slot<'a>>; BLOCK];
 
 /// A pipeline alternative's field renames, for views of an event.
 #[derive(Debug, Clone, Default)]
@@ -445,9 +450,11 @@ impl<'a> Cache<'a> {
             inner,
             doc,
             flat,
-            slots: (0..fields.div_ceil(CHUNK))
+            index: (0..fields).map(|_| Cell::new(0)).collect(),
+            slots: (0..fields.div_ceil(BLOCK))
                 .map(|_| OnceCell::new())
                 .collect(),
+            taken: Cell::new(0),
             fields,
             keywords: OnceCell::new(),
         }
@@ -458,11 +465,28 @@ impl<'a> Cache<'a> {
             // A field compiled after the event was prepared: not cached.
             return None;
         }
-        let chunk = self.slots[id / CHUNK]
-            .get_or_init(|| Box::new(std::array::from_fn(|_| OnceCell::new())));
-        chunk[id % CHUNK]
-            .get_or_init(|| self.lookup(name).map(Slot::new))
-            .as_ref()
+        let at = |n: usize| {
+            let block = self.slots.get(n / BLOCK)?;
+            block.get()?[n % BLOCK].get()
+        };
+        match self.index[id].get() {
+            0 => {}
+            1 => return None,
+            n => return at(n as usize - 2),
+        }
+        let Some(value) = self.lookup(name) else {
+            self.index[id].set(1);
+            return None;
+        };
+        // Each field id takes at most one slot, so there is room (`n < fields`).
+        let n = self.taken.get();
+        let block = self.slots.get(n / BLOCK)?;
+        let block = block.get_or_init(|| Box::new(std::array::from_fn(|_| OnceCell::new())));
+        let slot = block[n % BLOCK].get_or_init(|| Slot::new(value));
+        self.taken.set(n + 1);
+        // Ids are interned field names: far fewer than u32::MAX.
+        self.index[id].set(u32::try_from(n + 2).unwrap_or(0));
+        Some(slot)
     }
 
     fn lookup(&self, name: &str) -> Option<FieldValue<'a>> {
