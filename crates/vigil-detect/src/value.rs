@@ -654,17 +654,9 @@ fn regex_literals(
         let lits = seq.literals()?;
         let mut out = Vec::with_capacity(lits.len());
         for lit in lits {
-            let bytes = lit.as_bytes();
-            let ok = !bytes.is_empty()
-                && bytes.iter().all(|b| b.is_ascii())
-                && (!ignore_case
-                    || bytes
-                        .iter()
-                        .all(|b| !matches!(b.to_ascii_lowercase(), b'k' | b's' | b'i')));
-            if !ok {
-                return None;
-            }
-            out.push(String::from_utf8_lossy(bytes).to_ascii_lowercase());
+            // A match contains the literal, so it contains any run of the literal's bytes.
+            let run = safe_run(lit.as_bytes(), ignore_case)?;
+            out.push(String::from_utf8_lossy(run).to_ascii_lowercase());
         }
         out.sort();
         out.dedup();
@@ -677,12 +669,23 @@ fn regex_literals(
     }
 }
 
-/// A wildcard pattern's literal piece as it must occur in the lower-cased text the
-/// case-insensitive pattern matches: only ASCII without the letters whose case folding reaches
-/// beyond ASCII (`k` Kelvin sign, `s` long s, `i` for safety), so lower-casing it is exact.
+/// A wildcard pattern's literal piece, or the longest run of it, as it must occur in the
+/// lower-cased text the case-insensitive pattern matches (see [`safe_run`]).
 fn safe_literal(b: &[u8]) -> Option<String> {
-    let safe = |c: &u8| c.is_ascii() && !matches!(c.to_ascii_lowercase(), b'k' | b's' | b'i');
-    (!b.is_empty() && b.iter().all(safe)).then(|| String::from_utf8_lossy(b).to_ascii_lowercase())
+    safe_run(b, true).map(|run| String::from_utf8_lossy(run).to_ascii_lowercase())
+}
+
+/// The longest run of `b` that every text containing `b` contains as written once
+/// lower-cased: ASCII only and, when `b` is compared ignoring case, without the letters whose
+/// case folding reaches beyond ASCII (`k` Kelvin sign, `s` long s, `i` for safety). The whole
+/// of `b` when it qualifies, otherwise a run of at least three bytes (shorter ones are found
+/// nearly everywhere); `None` when there is none.
+fn safe_run(b: &[u8], ignore_case: bool) -> Option<&[u8]> {
+    let unsafe_byte = |c: &u8| {
+        !c.is_ascii() || (ignore_case && matches!(c.to_ascii_lowercase(), b'k' | b's' | b'i'))
+    };
+    let run = b.split(unsafe_byte).max_by_key(|r| r.len())?;
+    (!run.is_empty() && (run.len() == b.len() || run.len() >= 3)).then_some(run)
 }
 
 /// Rejects modifiers that cannot work together (`re|contains`, `cidr|base64`, `i` without
@@ -937,14 +940,41 @@ mod tests {
         // Case-insensitive: the case variants collapse into one lower-cased literal.
         assert_eq!(lits("(?i)wget ", false), Some(vec!["wget ".into()]));
         assert_eq!(lits("wget ", true), Some(vec!["wget ".into()]));
-        // Letters whose case folding leaves ASCII (Kelvin sign, long s) are not provable.
-        assert_eq!(lits("(?i)kill", false), None);
-        assert_eq!(lits("(?i)curl -s", false), None);
+        // Letters whose case folding leaves ASCII (Kelvin sign, long s) are left out: the
+        // longest run without them, when it has three bytes or more.
+        // (An inline `(?i)` lists the Kelvin sign and long s variants, which give the runs.)
+        assert_eq!(
+            lits("(?i)kill", false),
+            Some(vec!["ill".into(), "kill".into()])
+        );
+        assert_eq!(lits("kill", true), None);
+        assert_eq!(lits("curl -s", true), Some(vec!["curl -".into()]));
+        assert_eq!(
+            lits("(?i)curl -s", false),
+            Some(vec!["curl -".into(), "curl -s".into()])
+        );
+        assert_eq!(lits("x-s-z", true), None);
         // Nothing every match must contain, or non-ASCII.
         assert_eq!(lits(".*", false), None);
         assert_eq!(lits("a?", false), None);
         assert_eq!(lits("é+x", false), None);
         assert_eq!(lits("[", false), None);
+    }
+
+    #[test]
+    fn wildcard_literals_are_runs_without_unsafe_letters() {
+        let lit = |p: &str| match StrMatcher::compile(&Pattern::parse(p), false) {
+            Ok(StrMatcher::Wildcard(_, l)) => l,
+            _ => panic!("{p}: not a wildcard"),
+        };
+        assert_eq!(
+            lit("*reg query hkey_current*\\putty*"),
+            Some("reg query h".into())
+        );
+        assert_eq!(lit("*ab*cde*"), Some("cde".into()));
+        assert_eq!(lit("*sk*is*"), None);
+        assert_eq!(lit("*x\u{e9}y*\u{e9}*"), None);
+        assert_eq!(lit("*abc\u{e9}defg*h\u{e9}*"), Some("defg".into()));
     }
 
     #[test]
