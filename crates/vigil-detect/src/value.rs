@@ -665,7 +665,29 @@ fn regex_literals(
     let shortest = |l: &Vec<String>| l.iter().map(String::len).min().unwrap_or(0);
     match (usable(ExtractKind::Prefix), usable(ExtractKind::Suffix)) {
         (Some(p), Some(s)) => Some(if shortest(&s) > shortest(&p) { s } else { p }),
+        (None, None) => {
+            // Neither end is a literal (`\w+`x`\w+`): a literal every match has inside.
+            let mut inner = Vec::new();
+            required_literals(&hir, &mut inner);
+            let run = inner
+                .into_iter()
+                .filter_map(|l| safe_run(l, ignore_case))
+                .max_by_key(|r| r.len())?;
+            Some(vec![String::from_utf8_lossy(run).to_ascii_lowercase()])
+        }
         (p, s) => p.or(s),
+    }
+}
+
+/// Literals every match of `hir` contains as written: the literals of its top-level
+/// concatenation (through groups).
+fn required_literals<'h>(hir: &'h regex_syntax::hir::Hir, out: &mut Vec<&'h [u8]>) {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Literal(l) => out.push(&l.0),
+        HirKind::Capture(c) => required_literals(&c.sub, out),
+        HirKind::Concat(items) => items.iter().for_each(|h| required_literals(h, out)),
+        _ => {}
     }
 }
 
@@ -953,11 +975,23 @@ mod tests {
             lits("(?i)curl -s", false),
             Some(vec!["curl -".into(), "curl -s".into()])
         );
-        assert_eq!(lits("x-s-z", true), None);
+        // Runs shorter than three bytes do not count, but a whole literal inside does.
+        assert_eq!(lits("x-s-z", true), Some(vec!["-".into()]));
+        // A literal inside when neither end is one.
+        assert_eq!(
+            lits("\\w+`(?:\\w+|-|.)`[\\w+|\\s]", false),
+            Some(vec!["`".into()])
+        );
+        assert_eq!(lits("[a-z]+(foo)+[a-z]+", false), None);
+        assert_eq!(
+            lits("[a-z]+(x|y)(foo)[a-z]+", false),
+            Some(vec!["foo".into()])
+        );
         // Nothing every match must contain, or non-ASCII.
         assert_eq!(lits(".*", false), None);
         assert_eq!(lits("a?", false), None);
-        assert_eq!(lits("é+x", false), None);
+        assert_eq!(lits("é+", false), None);
+        assert_eq!(lits("é+x", false), Some(vec!["x".into()]));
         assert_eq!(lits("[", false), None);
     }
 
