@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
@@ -314,10 +315,42 @@ impl<'a> Slot<'a> {
     }
 }
 
-/// Keyword strings of an event with their lower-cased form.
-pub(crate) struct KeywordText<'a> {
-    pub(crate) raw: Cow<'a, str>,
-    pub(crate) lower: Cow<'a, str>,
+/// The strings keyword searches look at, with their lower-cased forms: one buffer holds
+/// those that lower-casing changes.
+#[derive(Default)]
+pub(crate) struct Keywords<'a> {
+    /// Each string, and where `lower` holds its lower-cased form when that differs.
+    texts: Vec<(Cow<'a, str>, Option<Range<usize>>)>,
+    lower: String,
+}
+
+impl<'a> Keywords<'a> {
+    fn push(&mut self, raw: Cow<'a, str>) {
+        let lower = has_upper_or_non_ascii(raw.as_bytes()).then(|| {
+            let from = self.lower.len();
+            if raw.is_ascii() {
+                self.lower.push_str(&raw);
+                if let Some(added) = self.lower.get_mut(from..) {
+                    added.make_ascii_lowercase();
+                }
+            } else {
+                self.lower.push_str(&raw.to_lowercase());
+            }
+            from..self.lower.len()
+        });
+        self.texts.push((raw, lower));
+    }
+
+    /// Each string and its lower-cased form.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.texts.iter().map(|(raw, lower)| {
+            let lower = match lower {
+                Some(range) => self.lower.get(range.clone()).unwrap_or_default(),
+                None => raw,
+            };
+            (&**raw, lower)
+        })
+    }
 }
 
 /// An event prepared for evaluating many rules: JSON documents are read through their node
@@ -338,7 +371,7 @@ pub(crate) struct Cache<'a> {
     taken: Cell<usize>,
     /// Field ids below this are cached.
     fields: usize,
-    keywords: OnceCell<Vec<KeywordText<'a>>>,
+    keywords: OnceCell<Keywords<'a>>,
 }
 
 /// Slots per block of [`Cache`]'s slots.
@@ -424,7 +457,7 @@ impl<'v, 'a> Prepared<'v, 'a> {
     }
 
     /// The strings a keyword search looks at, collected once per event.
-    pub(crate) fn keywords(&self) -> &'v [KeywordText<'a>] {
+    pub(crate) fn keywords(&self) -> &'v Keywords<'a> {
         self.cache.keywords()
     }
 }
@@ -499,12 +532,11 @@ impl<'a> Cache<'a> {
             .map(|i| doc.field_value(i))
     }
 
-    fn keywords(&self) -> &[KeywordText<'a>] {
+    fn keywords(&self) -> &Keywords<'a> {
         self.keywords.get_or_init(|| {
-            let mut out = Vec::new();
+            let mut out = Keywords::default();
             let mut push = |raw: Cow<'a, str>| {
-                let lower = lowered(&raw);
-                out.push(KeywordText { raw, lower });
+                out.push(raw);
                 false
             };
             match self.doc {

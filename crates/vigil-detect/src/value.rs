@@ -481,11 +481,8 @@ impl FieldMatcher {
             None => {
                 let texts = event.keywords();
                 self.groups.iter().all(|g| {
-                    texts.iter().any(|t| {
-                        let probe = Probe {
-                            raw: &t.raw,
-                            lower: &t.lower,
-                        };
+                    texts.iter().any(|(raw, lower)| {
+                        let probe = Probe { raw, lower };
                         g.iter().any(|c| self.check_text(c, &probe, event))
                     })
                 })
