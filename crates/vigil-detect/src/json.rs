@@ -229,6 +229,9 @@ impl<'a> JsonEvent<'a> {
         if let Some(found) = self.get(i, name) {
             return Some(found);
         }
+        if self.is_object(i) && !name.bytes().any(|b| b == b'.') {
+            return None; // a path of one part: the lookup just made
+        }
         let mut cur = i;
         for part in name.split('.') {
             cur = match self.nodes[cur].value {
