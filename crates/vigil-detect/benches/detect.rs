@@ -2,7 +2,9 @@
 //!
 //! Workloads (the same events for both engines, in the same run):
 //! - `regression_json`: the SigmaHQ regression events (`sigma/regression_data/**/*.json`),
-//!   each replayed from its JSON text, so parsing is included.
+//!   each replayed from its JSON text, so parsing is included: ours with
+//!   [`JsonEvent::parse`] (a flat node table borrowing the text, since the detect-speed3
+//!   branch), rsigma-eval's into a `serde_json::Value`, as it needs.
 //! - `benign_mix`: 500 generated Sysmon process creations (EventID 1) of everyday binaries
 //!   (browsers, Office, svchost, explorer, git, compilers, updaters ...) with ordinary command
 //!   lines, users and hashes, each under its usual parent (services.exe for svchost, Explorer for
@@ -81,6 +83,27 @@
 //! |-----------------|----------------|-----------------|----------------|--------------------|
 //! | regression_json | 6,117 events/s | 47,843 events/s | 8,267 events/s | ~5.8x              |
 //! | benign_mix      | 5,577 events/s | 53,695 events/s | 8,772 events/s | ~6.1x              |
+//!
+//! 2026-12-05, after the detect-speed3 branch (events parsed from their text into
+//! [`JsonEvent`]'s node table instead of a `serde_json::Value`; views of an event share its
+//! field cache; slots from blocks; wildcard and regex literals gate their rules through their
+//! longest safe run or an inner literal). One run, the 2 cores shared with other engineers'
+//! builds (load 3.4-3.8), so read the ratios:
+//!
+//! | workload        | vigil          | vigil_pipelines | rsigma-eval    | pipelines / rsigma |
+//! |-----------------|----------------|-----------------|----------------|--------------------|
+//! | regression_json | 4,237 events/s | 37,664 events/s | 4,812 events/s | ~7.8x              |
+//! | benign_mix      | 3,242 events/s | 51,643 events/s | 4,171 events/s | ~12x               |
+//!
+//! Steadier, under callgrind (`detect_loop`, pipelines, JSON parsing included): 118k
+//! instructions per regression event over 3 passes (from 190k), 106k per event for passes 4-6
+//! (from 176k; the first pass also pays the regexes' lazy DFA caches). Parsing is now ~20k
+//! of it (was ~60k with the `Value` tree), the Aho-Corasick scans ~16k, rule evaluation ~26k
+//! (~9.7 rules per event, from 12.2). `detect_loop` back to back with main's build on the same
+//! loaded machine: 46.5k-53.1k events/s of CPU time against 31.7k-36.7k (~1.45x); on an idle
+//! machine main did 47.8k, so expect ~70k, still short of 100k. Matches unchanged
+//! (476 / 591 / 215 / 0). Peak memory after loading: vigil 106 MB (from 104: a prebuilt
+//! memmem finder per `contains` literal), rsigma-eval 267 MB.
 //!
 //! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
 //! only the rules whose logsource the event stands for, so it matches fewer (215 on the

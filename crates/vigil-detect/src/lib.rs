@@ -2,7 +2,8 @@
 //!
 //! This crate knows nothing about the server or the store: it sees events only through the
 //! [`Event`] trait, implemented here for `serde_json::Value` (including Windows events in
-//! their EVTX-as-JSON shape).
+//! their EVTX-as-JSON shape) and for [`JsonEvent`], the same documents parsed from their text
+//! without building a `Value` (the faster way in when events arrive as JSON text).
 //!
 //! ```
 //! use vigil_detect::{CompileOptions, CompiledRule};
