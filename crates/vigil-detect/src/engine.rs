@@ -88,16 +88,42 @@ fn cond_required<'r>(cond: &Cond, searches: &'r [CompiledSearch]) -> Vec<Require
         Cond::Not(_) => Vec::new(),
         Cond::And(cs) => cs.iter().flat_map(|c| cond_required(c, searches)).collect(),
         Cond::All(ids) => ids.iter().flat_map(|i| searches[*i].required()).collect(),
-        Cond::Or(cs) => union(cs.iter().map(|c| best(cond_required(c, searches))))
-            .into_iter()
-            .collect(),
+        Cond::Or(cs) => alternatives(cs.iter().map(|c| cond_required(c, searches)).collect()),
         Cond::AtLeast(n, ids) if *n >= 1 => {
-            union(ids.iter().map(|i| best(searches[*i].required())))
-                .into_iter()
-                .collect()
+            alternatives(ids.iter().map(|i| searches[*i].required()).collect())
         }
         Cond::AtLeast(..) => Vec::new(),
     }
+}
+
+/// What a match of any one of several branches requires, given each branch's requirements:
+/// for every requirement of every branch, its union with the other branches' best ones (each
+/// holds whichever branch matched). `1 of (A and B, C)` gives `A or C` and `B or C`, not only
+/// the one with the longer literals, which may be found in nearly every event.
+fn alternatives(branches: Vec<Vec<Required<'_>>>) -> Vec<Required<'_>> {
+    if branches.iter().any(Vec::is_empty) {
+        return Vec::new();
+    }
+    let Some(bests) = branches
+        .iter()
+        .map(|b| best(b.clone()))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, branch) in branches.iter().enumerate() {
+        for group in branch {
+            let mut u = group.clone();
+            for (j, other) in bests.iter().enumerate() {
+                if j != i {
+                    u.extend(other.iter().cloned());
+                }
+            }
+            out.push(u);
+        }
+    }
+    out
 }
 
 /// Rules skipped unless each of their requirements (up to [`MAX_GROUPS`]) has one of its
@@ -1042,4 +1068,63 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>, top: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The literals of each requirement the rule's condition gives, each list sorted.
+    fn requirements(yaml: &str) -> Vec<Vec<String>> {
+        let rule = CompiledRule::from_yaml(yaml, &CompileOptions::default()).unwrap();
+        let mut out: Vec<Vec<String>> = cond_required(&rule.condition, &rule.searches)
+            .iter()
+            .map(|g| {
+                let mut lits: Vec<String> = g.iter().flat_map(|(_, _, l)| l.clone()).collect();
+                lits.sort();
+                lits
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn one_of_several_branches_requires_each_group_of_a_branch_or_the_others() {
+        let got = requirements(
+            r#"
+title: t
+logsource: {product: windows}
+detection:
+    s1:
+        Image|contains: '\Windows\'
+        CommandLine|contains: '\..\..\'
+    s2:
+        CommandLine|contains: '.exe\..\'
+    condition: 1 of s*
+"#,
+        );
+        let want = [
+            vec![r".exe\..\".to_string(), r"\..\..\".to_string()],
+            vec![r".exe\..\".to_string(), r"\windows\".to_string()],
+            vec![r".exe\..\".to_string()],
+        ];
+        // Each of s1's requirements with s2's, and s2's with s1's best.
+        assert!(want[..2].iter().all(|w| got.contains(w)), "{got:?}");
+        assert!(got.iter().all(|g| g.contains(&want[2][0])), "{got:?}");
+        // A branch without requirements leaves none.
+        let none = requirements(
+            r#"
+title: t
+logsource: {product: windows}
+detection:
+    s1:
+        Image|contains: '\Windows\'
+    s2:
+        CommandLine|re: '.*'
+    condition: s1 or s2
+"#,
+        );
+        assert!(none.is_empty(), "{none:?}");
+    }
 }
