@@ -659,21 +659,26 @@ fn regex_literals(
         out.dedup();
         (!out.is_empty()).then_some(out)
     };
+    // Or a literal every match has inside (`\w+`x`\w+`, `set.*&&.*"`).
+    let mut inner = Vec::new();
+    required_literals(&hir, &mut inner);
+    let inner = inner
+        .into_iter()
+        .filter_map(|l| safe_run(l, ignore_case))
+        .max_by_key(|r| r.len())
+        .map(|run| vec![String::from_utf8_lossy(run).to_ascii_lowercase()]);
+    // The set whose shortest literal is longest (short ones are found nearly everywhere),
+    // the prefixes first, then the suffixes, on a tie.
     let shortest = |l: &Vec<String>| l.iter().map(String::len).min().unwrap_or(0);
-    match (usable(ExtractKind::Prefix), usable(ExtractKind::Suffix)) {
-        (Some(p), Some(s)) => Some(if shortest(&s) > shortest(&p) { s } else { p }),
-        (None, None) => {
-            // Neither end is a literal (`\w+`x`\w+`): a literal every match has inside.
-            let mut inner = Vec::new();
-            required_literals(&hir, &mut inner);
-            let run = inner
-                .into_iter()
-                .filter_map(|l| safe_run(l, ignore_case))
-                .max_by_key(|r| r.len())?;
-            Some(vec![String::from_utf8_lossy(run).to_ascii_lowercase()])
-        }
-        (p, s) => p.or(s),
-    }
+    [
+        usable(ExtractKind::Prefix),
+        usable(ExtractKind::Suffix),
+        inner,
+    ]
+    .into_iter()
+    .flatten()
+    .rev()
+    .max_by_key(shortest)
 }
 
 /// Literals every match of `hir` contains as written: the literals of its top-level
@@ -974,7 +979,15 @@ mod tests {
         );
         // Runs shorter than three bytes do not count, but a whole literal inside does.
         assert_eq!(lits("x-s-z", true), Some(vec!["-".into()]));
-        // A literal inside when neither end is one.
+        // A literal inside when neither end is one, or when it is longer than the ends'.
+        assert_eq!(
+            lits(
+                r#"(?i)(?:set).*&&\s?set.*(?:environment|invoke).*&&.*""#,
+                false
+            ),
+            Some(vec!["&&".into()])
+        );
+        assert_eq!(lits("ab[a-z]cdef[a-z]gh", false), Some(vec!["cdef".into()]));
         assert_eq!(
             lits("\\w+`(?:\\w+|-|.)`[\\w+|\\s]", false),
             Some(vec!["`".into()])
