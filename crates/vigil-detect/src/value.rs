@@ -661,10 +661,10 @@ fn regex_literals(
     };
     // Or a literal every match has inside (`\w+`x`\w+`, `set.*&&.*"`).
     let mut inner = Vec::new();
-    required_literals(&hir, &mut inner);
+    required_runs(&hir, &mut inner);
     let inner = inner
-        .into_iter()
-        .filter_map(|l| safe_run(l, ignore_case))
+        .iter()
+        .filter_map(|(l, folded)| safe_run(l, ignore_case || *folded))
         .max_by_key(|r| r.len())
         .map(|run| vec![String::from_utf8_lossy(run).to_ascii_lowercase()]);
     // The set whose shortest literal is longest (short ones are found nearly everywhere),
@@ -681,16 +681,72 @@ fn regex_literals(
     .max_by_key(shortest)
 }
 
-/// Literals every match of `hir` contains as written: the literals of its top-level
-/// concatenation (through groups).
-fn required_literals<'h>(hir: &'h regex_syntax::hir::Hir, out: &mut Vec<&'h [u8]>) {
+/// Runs every match of `hir` contains: the literals of its top-level concatenation (through
+/// groups), joined with the letters of adjacent case-insensitive single-letter classes
+/// (`[Ww]`, as `(?i)` writes them); `true` for a run with such letters.
+fn required_runs(hir: &regex_syntax::hir::Hir, out: &mut Vec<(Vec<u8>, bool)>) {
     use regex_syntax::hir::HirKind;
     match hir.kind() {
-        HirKind::Literal(l) => out.push(&l.0),
-        HirKind::Capture(c) => required_literals(&c.sub, out),
-        HirKind::Concat(items) => items.iter().for_each(|h| required_literals(h, out)),
+        HirKind::Literal(l) => out.push((l.0.to_vec(), false)),
+        HirKind::Capture(c) => required_runs(&c.sub, out),
+        HirKind::Concat(items) => {
+            let mut run: (Vec<u8>, bool) = (Vec::new(), false);
+            for item in items {
+                let letter = match item.kind() {
+                    HirKind::Class(c) => folded_letter(c),
+                    _ => None,
+                };
+                match (item.kind(), letter) {
+                    (HirKind::Literal(l), _) => run.0.extend_from_slice(&l.0),
+                    (_, Some(letter)) => {
+                        run.0.push(letter);
+                        run.1 = true;
+                    }
+                    _ => {
+                        if !run.0.is_empty() {
+                            out.push(std::mem::take(&mut run));
+                        }
+                        required_runs(item, out);
+                    }
+                }
+            }
+            if !run.0.is_empty() {
+                out.push(run);
+            }
+        }
         _ => {}
     }
+}
+
+/// The ASCII letter (lower-case) whose case variants are exactly the class's characters.
+fn folded_letter(class: &regex_syntax::hir::Class) -> Option<u8> {
+    let regex_syntax::hir::Class::Unicode(class) = class else {
+        return None;
+    };
+    let size: u32 = class
+        .iter()
+        .map(|r| u32::from(r.end()) - u32::from(r.start()) + 1)
+        .sum();
+    if !(2..=3).contains(&size) {
+        return None;
+    }
+    let fold = |c: char| match c {
+        'A'..='Z' | 'a'..='z' => Some(c.to_ascii_lowercase()),
+        '\u{212A}' => Some('k'),
+        '\u{17F}' => Some('s'),
+        _ => None,
+    };
+    let mut chars = class.iter().flat_map(|r| r.start()..=r.end());
+    let letter = fold(chars.next()?)?;
+    let (mut upper, mut lower) = (false, false);
+    for c in class.iter().flat_map(|r| r.start()..=r.end()) {
+        if fold(c)? != letter {
+            return None;
+        }
+        upper |= c == letter.to_ascii_uppercase();
+        lower |= c == letter;
+    }
+    (upper && lower).then_some(letter as u8)
 }
 
 /// A wildcard pattern's literal piece, or the longest run of it, as it must occur in the
@@ -977,8 +1033,8 @@ mod tests {
             lits("(?i)curl -s", false),
             Some(vec!["curl -".into(), "curl -s".into()])
         );
-        // Runs shorter than three bytes do not count, but a whole literal inside does.
-        assert_eq!(lits("x-s-z", true), Some(vec!["-".into()]));
+        // Runs shorter than three bytes do not count (a whole literal inside does: "`").
+        assert_eq!(lits("x-s-z", true), None);
         // A literal inside when neither end is one, or when it is longer than the ends'.
         assert_eq!(
             lits(
@@ -988,6 +1044,18 @@ mod tests {
             Some(vec!["&&".into()])
         );
         assert_eq!(lits("ab[a-z]cdef[a-z]gh", false), Some(vec!["cdef".into()]));
+        // Case-insensitive letters inside, without the unsafe ones.
+        assert_eq!(
+            lits(
+                r#"(?i)\.exe["']?\s+[^"]{0,64}werfaultsecure\.exe["']?\s+\d{2,10}"#,
+                false
+            ),
+            Some(vec!["ecure.exe".into()])
+        );
+        assert_eq!(
+            lits("[a-z]+werfault[a-z]+", true),
+            Some(vec!["werfault".into()])
+        );
         assert_eq!(
             lits("\\w+`(?:\\w+|-|.)`[\\w+|\\s]", false),
             Some(vec!["`".into()])
