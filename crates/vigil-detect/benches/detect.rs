@@ -87,23 +87,24 @@
 //! 2026-12-05, after the detect-speed3 branch (events parsed from their text into
 //! [`JsonEvent`]'s node table instead of a `serde_json::Value`; views of an event share its
 //! field cache; slots from blocks; wildcard and regex literals gate their rules through their
-//! longest safe run or an inner literal). One run, the 2 cores shared with other engineers'
-//! builds (load 3.4-3.8), so read the ratios:
+//! longest safe run, a regex also through the literals inside it, `(?i)` letters included,
+//! and `1 of` through every group of its branches). One run, the 2 cores shared with other
+//! engineers' work (load 1.4-2.4; rsigma-eval ran ~20 % below its idle figure above):
 //!
 //! | workload        | vigil          | vigil_pipelines | rsigma-eval    | pipelines / rsigma |
 //! |-----------------|----------------|-----------------|----------------|--------------------|
-//! | regression_json | 4,237 events/s | 37,664 events/s | 4,812 events/s | ~7.8x              |
-//! | benign_mix      | 3,242 events/s | 51,643 events/s | 4,171 events/s | ~12x               |
+//! | regression_json | 5,677 events/s | 57,295 events/s | 6,521 events/s | ~8.8x              |
+//! | benign_mix      | 5,226 events/s | 75,153 events/s | 7,604 events/s | ~9.9x              |
 //!
-//! Steadier, under callgrind (`detect_loop`, pipelines, JSON parsing included): 118k
-//! instructions per regression event over 3 passes (from 190k), 106k per event for passes 4-6
-//! (from 176k; the first pass also pays the regexes' lazy DFA caches). Parsing is now ~20k
-//! of it (was ~60k with the `Value` tree), the Aho-Corasick scans ~16k, rule evaluation ~26k
-//! (~9.7 rules per event, from 12.2). `detect_loop` back to back with main's build on the same
-//! loaded machine: 46.5k-53.1k events/s of CPU time against 31.7k-36.7k (~1.45x); on an idle
-//! machine main did 47.8k, so expect ~70k, still short of 100k. Matches unchanged
-//! (476 / 591 / 215 / 0). Peak memory after loading: vigil 106 MB (from 104: a prebuilt
-//! memmem finder per `contains` literal), rsigma-eval 267 MB.
+//! Steadier, under callgrind (`detect_loop`, pipelines, JSON parsing included): 110k
+//! instructions per regression event over 3 passes (from 190k), 104k per event for passes 4-6
+//! (from 176k; the first pass also fills the regexes' lazy DFA caches). Parsing is ~20k of it
+//! (was ~60k with the `Value` tree), the Aho-Corasick scans ~16k; ~8.2 rules evaluated per
+//! event (from 12.2). `detect_loop` back to back with main's build, same machine and load:
+//! 53.6k-58.3k events/s of CPU time against 34.8k-37.1k (~1.55x); main did 47.8k on an idle
+//! machine, so expect ~70-75k there: short of 100k. Matches unchanged (476 / 591 / 215 / 0).
+//! Peak memory after loading: vigil 106 MB (from 104: a prebuilt memmem finder per `contains`
+//! literal), rsigma-eval 268 MB.
 //!
 //! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
 //! only the rules whose logsource the event stands for, so it matches fewer (215 on the
