@@ -47,13 +47,15 @@ impl CompiledSearch {
                 .iter()
                 .filter_map(|f| f.required_literals().map(|r| vec![r]))
                 .collect(),
-            CompiledSearch::Any(maps) => union(maps.iter().map(|m| {
-                m.iter()
-                    .filter_map(|f| f.required_literals().map(|r| vec![r]))
-                    .min_by_key(selectivity)
-            }))
-            .into_iter()
-            .collect(),
+            CompiledSearch::Any(maps) => alternatives(
+                maps.iter()
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|f| f.required_literals().map(|r| vec![r]))
+                            .collect()
+                    })
+                    .collect(),
+            ),
         }
     }
 }
@@ -64,15 +66,6 @@ fn selectivity(r: &Required<'_>) -> (std::cmp::Reverse<usize>, usize) {
     let lits = r.iter().flat_map(|(_, _, l)| l);
     let shortest = lits.clone().map(String::len).min().unwrap_or(0);
     (std::cmp::Reverse(shortest), lits.count())
-}
-
-/// Every one of `items` must be provable; their requirements are then alternatives.
-fn union<'r>(items: impl Iterator<Item = Option<Required<'r>>>) -> Option<Required<'r>> {
-    let mut out = Vec::new();
-    for item in items {
-        out.extend(item?);
-    }
-    (!out.is_empty()).then_some(out)
 }
 
 /// The most selective of requirements that hold together.
