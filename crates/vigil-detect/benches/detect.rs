@@ -103,7 +103,8 @@
 //! event (from 12.2). `detect_loop` back to back with main's build, same machine and load:
 //! 53.6k-58.3k events/s of CPU time against 34.8k-37.1k (~1.55x); main did 47.8k on an idle
 //! machine, so expect ~70-75k there: short of 100k. Matches unchanged (476 / 591 / 215 / 0).
-//! Peak memory after loading: vigil 106 MB (from 104: a prebuilt memmem finder per `contains`
+//! Peak memory after loading: vigil 106 MB in that run, 110 MB after the last commit of the
+//! branch (more gates per rule; from 104: also a prebuilt memmem finder per `contains`
 //! literal), rsigma-eval 268 MB.
 //!
 //! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
