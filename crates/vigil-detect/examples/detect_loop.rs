@@ -1,13 +1,14 @@
 //! Replays the SigmaHQ regression events against every SigmaHQ rule (with the built-in
 //! pipelines) for a few seconds and prints events/s: a loop to profile (`perf record`), not a
-//! benchmark (that is `benches/detect.rs`).
+//! benchmark (that is `benches/detect.rs`). Each event is parsed from its JSON text
+//! ([`JsonEvent::parse`]) as part of the work.
 //!
 //! `cargo run --release -p vigil-detect --example detect_loop -- [SECONDS] [pipelines|plain]`
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vigil_detect::{CompileOptions, CompiledRule, PipelineSet, Ruleset};
+use vigil_detect::{CompileOptions, CompiledRule, JsonEvent, PipelineSet, Ruleset};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -57,8 +58,9 @@ fn main() {
     let (mut events, mut matches) = (0u64, 0usize);
     while started.elapsed() < Duration::from_secs(secs) {
         for t in &texts {
-            let v: Value = serde_json::from_str(t).unwrap_or(Value::Null);
-            matches += ruleset.matches(&v).count();
+            if let Ok(event) = JsonEvent::parse(t) {
+                matches += ruleset.matches(&event).count();
+            }
             events += 1;
         }
     }
@@ -75,8 +77,9 @@ fn run_passes(ruleset: &Ruleset, texts: &[String], passes: usize) -> usize {
     let mut matches = 0;
     for _ in 0..passes {
         for t in texts {
-            let v: Value = serde_json::from_str(t).unwrap_or(Value::Null);
-            matches += ruleset.matches(&v).count();
+            if let Ok(event) = JsonEvent::parse(t) {
+                matches += ruleset.matches(&event).count();
+            }
         }
     }
     matches

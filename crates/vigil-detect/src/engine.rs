@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crate::condition::{self, Cond};
 use crate::correlation::{CorrelationEngine, CorrelationRule, is_correlation};
-use crate::event::{Event, Prepared};
+use crate::event::{Event, Prepared, ViewRenames};
 use crate::filter::{FilterRule, is_filter};
-use crate::pipeline::{PipelineSet, Renamed, Renames};
+use crate::pipeline::{PipelineSet, Renames};
 use crate::rule::{FieldSelection, Search, SigmaRule};
 use crate::value::{CompileOptions, FieldMatcher};
 use crate::{Error, Result};
@@ -24,7 +24,7 @@ enum CompiledSearch {
 }
 
 impl CompiledSearch {
-    fn is_match(&self, event: &Prepared<'_>) -> bool {
+    fn is_match(&self, event: &Prepared<'_, '_>) -> bool {
         match self {
             CompiledSearch::All(fields) => fields.iter().all(|f| f.is_match(event)),
             CompiledSearch::Any(maps) => maps.iter().any(|m| m.iter().all(|f| f.is_match(event))),
@@ -47,13 +47,15 @@ impl CompiledSearch {
                 .iter()
                 .filter_map(|f| f.required_literals().map(|r| vec![r]))
                 .collect(),
-            CompiledSearch::Any(maps) => union(maps.iter().map(|m| {
-                m.iter()
-                    .filter_map(|f| f.required_literals().map(|r| vec![r]))
-                    .min_by_key(selectivity)
-            }))
-            .into_iter()
-            .collect(),
+            CompiledSearch::Any(maps) => alternatives(
+                maps.iter()
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|f| f.required_literals().map(|r| vec![r]))
+                            .collect()
+                    })
+                    .collect(),
+            ),
         }
     }
 }
@@ -64,15 +66,6 @@ fn selectivity(r: &Required<'_>) -> (std::cmp::Reverse<usize>, usize) {
     let lits = r.iter().flat_map(|(_, _, l)| l);
     let shortest = lits.clone().map(String::len).min().unwrap_or(0);
     (std::cmp::Reverse(shortest), lits.count())
-}
-
-/// Every one of `items` must be provable; their requirements are then alternatives.
-fn union<'r>(items: impl Iterator<Item = Option<Required<'r>>>) -> Option<Required<'r>> {
-    let mut out = Vec::new();
-    for item in items {
-        out.extend(item?);
-    }
-    (!out.is_empty()).then_some(out)
 }
 
 /// The most selective of requirements that hold together.
@@ -88,16 +81,42 @@ fn cond_required<'r>(cond: &Cond, searches: &'r [CompiledSearch]) -> Vec<Require
         Cond::Not(_) => Vec::new(),
         Cond::And(cs) => cs.iter().flat_map(|c| cond_required(c, searches)).collect(),
         Cond::All(ids) => ids.iter().flat_map(|i| searches[*i].required()).collect(),
-        Cond::Or(cs) => union(cs.iter().map(|c| best(cond_required(c, searches))))
-            .into_iter()
-            .collect(),
+        Cond::Or(cs) => alternatives(cs.iter().map(|c| cond_required(c, searches)).collect()),
         Cond::AtLeast(n, ids) if *n >= 1 => {
-            union(ids.iter().map(|i| best(searches[*i].required())))
-                .into_iter()
-                .collect()
+            alternatives(ids.iter().map(|i| searches[*i].required()).collect())
         }
         Cond::AtLeast(..) => Vec::new(),
     }
+}
+
+/// What a match of any one of several branches requires, given each branch's requirements:
+/// for every requirement of every branch, its union with the other branches' best ones (each
+/// holds whichever branch matched). `1 of (A and B, C)` gives `A or C` and `B or C`, not only
+/// the one with the longer literals, which may be found in nearly every event.
+fn alternatives(branches: Vec<Vec<Required<'_>>>) -> Vec<Required<'_>> {
+    if branches.iter().any(Vec::is_empty) {
+        return Vec::new();
+    }
+    let Some(bests) = branches
+        .iter()
+        .map(|b| best(b.clone()))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, branch) in branches.iter().enumerate() {
+        for group in branch {
+            let mut u = group.clone();
+            for (j, other) in bests.iter().enumerate() {
+                if j != i {
+                    u.extend(other.iter().cloned());
+                }
+            }
+            out.push(u);
+        }
+    }
+    out
 }
 
 /// Rules skipped unless each of their requirements (up to [`MAX_GROUPS`]) has one of its
@@ -231,7 +250,7 @@ impl Prefilter {
     }
 
     /// Whether rule `rule` can match the event `event` (the view the rule's fields name).
-    fn possible(&self, rule: usize, state: &mut PrefilterState, event: &Prepared<'_>) -> bool {
+    fn possible(&self, rule: usize, state: &mut PrefilterState, event: &Prepared<'_, '_>) -> bool {
         // Gate by gate, so the first closed one ends the scans.
         self.rule_gates[rule].iter().all(|&g| {
             for &f in &self.gate_fields[g as usize] {
@@ -250,7 +269,7 @@ impl Prefilter {
         &self,
         f: usize,
         state: &mut PrefilterState,
-        event: &Prepared<'_>,
+        event: &Prepared<'_, '_>,
         found: &mut dyn FnMut(usize),
     ) {
         if std::mem::replace(&mut state.scanned[f], true) {
@@ -281,7 +300,7 @@ impl Prefilter {
         let mut seen = std::mem::take(&mut state.seen);
         seen.clear();
         seen.resize(field.gates.len().div_ceil(64), 0);
-        for leaf in &slot.leaves {
+        for leaf in slot.leaves() {
             if leaf.text.is_none() {
                 continue;
             }
@@ -384,11 +403,11 @@ impl CompiledRule {
 
     /// Whether the event matches the rule's condition and none of its filters.
     pub fn is_match(&self, event: &dyn Event) -> bool {
-        self.is_match_prepared(&Prepared::new(event))
+        Prepared::with(event, |p| self.is_match_prepared(p))
     }
 
     /// [`CompiledRule::is_match`] against an event prepared once for many rules.
-    pub(crate) fn is_match_prepared(&self, event: &Prepared<'_>) -> bool {
+    pub(crate) fn is_match_prepared(&self, event: &Prepared<'_, '_>) -> bool {
         // Each search is evaluated at most once per event, however often the condition names it.
         let hit = if self.searches.len() <= 64 {
             let (mut done, mut found) = (0u64, 0u64);
@@ -448,6 +467,8 @@ struct Index {
     targets: Vec<Target>,
     /// The distinct field renames of the targets; view 0 is the event as it is.
     views: Vec<Arc<Renames>>,
+    /// The same, for views of an event (by field id).
+    view_renames: Vec<ViewRenames>,
     /// Per rule: its targets, in order.
     rule_targets: Vec<Vec<u32>>,
     /// Rules no pipeline entry applies to: never evaluated.
@@ -477,6 +498,8 @@ struct Entry {
 struct Target {
     rule: usize,
     view: u16,
+    /// The entries listing this target (sorted).
+    entries: Vec<u32>,
 }
 
 impl Index {
@@ -510,7 +533,11 @@ impl Index {
                 let view = u16::try_from(view).unwrap_or(u16::MAX);
                 // Targets are numbered in rule order: candidates come out sorted by rule.
                 let target = index.targets.len() as u32;
-                index.targets.push(Target { rule, view });
+                index.targets.push(Target {
+                    rule,
+                    view,
+                    entries: Vec::new(),
+                });
                 index.rule_targets[rule].push(target);
                 let fields: Vec<String> = alt.conditions.iter().map(|(f, _)| f.clone()).collect();
                 let shape = match index.shapes.iter().position(|s| s.fields == fields) {
@@ -539,10 +566,16 @@ impl Index {
                     let targets = &mut index.entries[entry].targets;
                     if targets.last() != Some(&target) {
                         targets.push(target);
+                        index.targets[target as usize].entries.push(entry as u32);
                     }
                 }
             }
         }
+        index.view_renames = index
+            .views
+            .iter()
+            .map(|r| ViewRenames::new(r.clone()))
+            .collect();
         for entry in &mut index.entries {
             for &t in &entry.targets {
                 let target = &index.targets[t as usize];
@@ -559,61 +592,60 @@ impl Index {
         index
     }
 
-    /// The entries whose logsource keys the event has; sets their targets in `bits`.
-    fn matched_entries(&self, event: &Prepared<'_>, bits: &mut [u64]) -> Vec<usize> {
+    /// The entries whose logsource keys the event has.
+    fn matched_entries(&self, event: &Prepared<'_, '_>) -> Vec<usize> {
         let mut found = Vec::new();
         let mut key = String::new();
-        let mut values: Vec<Vec<&str>> = Vec::new();
+        // The lower-cased texts of the shape's fields, one after the other, and where each
+        // field's texts end.
+        let mut texts: Vec<&str> = Vec::new();
+        let mut ends: Vec<usize> = Vec::new();
+        let mut odometer: Vec<usize> = Vec::new();
         for shape in &self.shapes {
-            values.clear();
+            texts.clear();
+            ends.clear();
             for (id, field) in shape.ids.iter().zip(&shape.fields) {
-                let texts: Vec<&str> = match event.slot(*id, field) {
-                    Some(slot) => slot
-                        .leaves
-                        .iter()
-                        .filter(|l| l.text.is_some())
-                        .map(|l| l.lower())
-                        .collect(),
-                    None => Vec::new(),
-                };
-                if texts.is_empty() {
+                let before = texts.len();
+                if let Some(slot) = event.slot(*id, field) {
+                    texts.extend(slot.leaves().iter().map(|l| l.lower()));
+                }
+                if texts.len() == before {
                     break; // the event lacks a field every entry of this shape needs
                 }
-                values.push(texts);
+                ends.push(texts.len());
             }
-            if values.len() < shape.fields.len() {
+            if ends.len() < shape.fields.len() {
                 continue;
             }
-            let mut odometer = vec![0usize; values.len()];
+            // Every combination of one text per field (usually there is one).
+            odometer.clear();
+            odometer.extend(
+                std::iter::once(0)
+                    .chain(ends.iter().copied())
+                    .take(ends.len()),
+            );
             'keys: loop {
                 key.clear();
-                for (i, list) in values.iter().enumerate() {
+                for (i, &at) in odometer.iter().enumerate() {
                     if i > 0 {
                         key.push('\0');
                     }
-                    key.push_str(list[odometer[i]]);
+                    key.push_str(texts[at]);
                 }
                 if let Some(&e) = shape.table.get(key.as_str()) {
                     found.push(e);
-                    for &t in &self.entries[e].targets {
-                        bits[t as usize / 64] |= 1 << (t % 64);
-                    }
                 }
                 for i in (0..odometer.len()).rev() {
                     odometer[i] += 1;
-                    if odometer[i] < values[i].len() {
+                    if odometer[i] < ends[i] {
                         continue 'keys;
                     }
-                    odometer[i] = 0;
+                    odometer[i] = if i == 0 { 0 } else { ends[i - 1] };
                 }
                 break;
             }
         }
         found
-    }
-
-    fn bitset(&self) -> Vec<u64> {
-        vec![0u64; self.targets.len().div_ceil(64)]
     }
 }
 
@@ -686,12 +718,13 @@ impl Ruleset {
         match &self.index {
             None => self.rules.len(),
             Some(index) => {
-                let mut bits = index.bitset();
-                index.matched_entries(&Prepared::new(event), &mut bits);
-                let mut rules: Vec<usize> = (0..index.targets.len() as u32)
-                    .filter(|&t| has_bit(&bits, t))
-                    .map(|t| index.targets[t as usize].rule)
+                let entries = Prepared::with(event, |p| index.matched_entries(p));
+                let mut rules: Vec<usize> = entries
+                    .iter()
+                    .flat_map(|&e| &index.entries[e].targets)
+                    .map(|&t| index.targets[t as usize].rule)
                     .collect();
+                rules.sort_unstable();
                 rules.dedup();
                 rules.len()
             }
@@ -700,67 +733,63 @@ impl Ruleset {
 
     /// The rules the event matches, in ruleset order, each once.
     pub fn matches<'a>(&'a self, event: &'a dyn Event) -> impl Iterator<Item = &'a CompiledRule> {
-        let prepared = Prepared::new(event);
-        let found: Vec<&CompiledRule> = match &self.index {
+        let found: Vec<&CompiledRule> = Prepared::with(event, |prepared| match &self.index {
             None => {
                 let mut state = self.prefilter.state();
                 self.rules
                     .iter()
                     .enumerate()
                     .filter(|(i, r)| {
-                        self.prefilter.possible(*i, &mut state, &prepared)
-                            && r.is_match_prepared(&prepared)
+                        self.prefilter.possible(*i, &mut state, prepared)
+                            && r.is_match_prepared(prepared)
                     })
                     .map(|(_, r)| r)
                     .collect()
             }
-            Some(index) => self.indexed_matches(index, &prepared),
-        };
+            Some(index) => self.indexed_matches(index, prepared),
+        });
         found.into_iter()
     }
 
     /// Candidates come from the logsource index; of those the prefilter can gate, only the
     /// rules whose literals its scans find are evaluated, so the work per event follows the
     /// literals found, not the number of rules for the logsource.
-    fn indexed_matches<'a>(&'a self, index: &Index, event: &Prepared<'_>) -> Vec<&'a CompiledRule> {
-        let mut bits = index.bitset();
-        let entries = index.matched_entries(event, &mut bits);
+    fn indexed_matches<'a>(
+        &'a self,
+        index: &Index,
+        event: &Prepared<'_, '_>,
+    ) -> Vec<&'a CompiledRule> {
+        let entries = index.matched_entries(event);
         if entries.is_empty() {
             return Vec::new();
         }
-        let renamed: Vec<Renamed<'_>> = index
-            .views
-            .iter()
-            .map(|renames| Renamed {
-                event,
-                renames: renames.as_ref(),
-            })
-            .collect();
-        let views: Vec<std::cell::OnceCell<Prepared<'_>>> =
-            renamed.iter().map(|_| std::cell::OnceCell::new()).collect();
-        // The event view of each renames set (view 0 is `event` itself), made when needed.
-        let view = |v: u16| {
-            views[v as usize]
-                .get_or_init(|| Prepared::sharing_keywords(&renamed[v as usize], event))
+        // The event through each renames set (view 0 is `event` itself).
+        let view = |v: u16| match v {
+            0 => *event,
+            v => event.view(&index.view_renames[v as usize]),
         };
         let mut states: Vec<Option<PrefilterState>> = index.views.iter().map(|_| None).collect();
         let mut eval: Vec<u32> = Vec::new();
-        for e in entries {
+        for &e in &entries {
             let entry = &index.entries[e];
             eval.extend_from_slice(&entry.ungated);
             for &(v, f) in &entry.scans {
                 let state = states[v as usize].get_or_insert_with(|| self.prefilter.state());
                 let mut found = |rule: usize| {
                     for &t in &index.rule_targets[rule] {
-                        if index.targets[t as usize].view == v && has_bit(&bits, t) {
+                        let target = &index.targets[t as usize];
+                        // A candidate: one of its entries is the event's.
+                        if target.view == v
+                            && target
+                                .entries
+                                .iter()
+                                .any(|&e| entries.contains(&(e as usize)))
+                        {
                             eval.push(t);
                         }
                     }
                 };
-                match v {
-                    0 => self.prefilter.scan(f as usize, state, event, &mut found),
-                    v => self.prefilter.scan(f as usize, state, view(v), &mut found),
-                }
+                self.prefilter.scan(f as usize, state, &view(v), &mut found);
             }
         }
         eval.sort_unstable();
@@ -773,10 +802,7 @@ impl Ruleset {
                 continue; // another alternative of this rule matched already
             }
             let rule = &self.rules[target.rule];
-            let hit = match target.view {
-                0 => rule.is_match_prepared(event),
-                v => rule.is_match_prepared(view(v)),
-            };
+            let hit = rule.is_match_prepared(&view(target.view));
             if hit {
                 last_matched = Some(target.rule);
                 out.push(rule);
@@ -1035,4 +1061,63 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>, top: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The literals of each requirement the rule's condition gives, each list sorted.
+    fn requirements(yaml: &str) -> Vec<Vec<String>> {
+        let rule = CompiledRule::from_yaml(yaml, &CompileOptions::default()).unwrap();
+        let mut out: Vec<Vec<String>> = cond_required(&rule.condition, &rule.searches)
+            .iter()
+            .map(|g| {
+                let mut lits: Vec<String> = g.iter().flat_map(|(_, _, l)| l.clone()).collect();
+                lits.sort();
+                lits
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn one_of_several_branches_requires_each_group_of_a_branch_or_the_others() {
+        let got = requirements(
+            r#"
+title: t
+logsource: {product: windows}
+detection:
+    s1:
+        Image|contains: '\Windows\'
+        CommandLine|contains: '\..\..\'
+    s2:
+        CommandLine|contains: '.exe\..\'
+    condition: 1 of s*
+"#,
+        );
+        let want = [
+            vec![r".exe\..\".to_string(), r"\..\..\".to_string()],
+            vec![r".exe\..\".to_string(), r"\windows\".to_string()],
+            vec![r".exe\..\".to_string()],
+        ];
+        // Each of s1's requirements with s2's, and s2's with s1's best.
+        assert!(want[..2].iter().all(|w| got.contains(w)), "{got:?}");
+        assert!(got.iter().all(|g| g.contains(&want[2][0])), "{got:?}");
+        // A branch without requirements leaves none.
+        let none = requirements(
+            r#"
+title: t
+logsource: {product: windows}
+detection:
+    s1:
+        Image|contains: '\Windows\'
+    s2:
+        CommandLine|re: '.*'
+    condition: s1 or s2
+"#,
+        );
+        assert!(none.is_empty(), "{none:?}");
+    }
 }

@@ -1,13 +1,18 @@
 //! What the engine needs from an event, and the implementation for JSON documents.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use rustc_hash::FxHashMap;
 use serde_json::Value as Json;
+
+use crate::json::JsonEvent;
+use crate::pipeline::Renames;
+use std::sync::Arc;
 
 /// One field's value as the engine sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +63,12 @@ pub trait Event {
     /// The JSON document behind the event, when it is one: lets the engine flatten a Windows
     /// event's fields once per evaluation instead of searching them on every lookup.
     fn as_json(&self) -> Option<&Json> {
+        None
+    }
+
+    /// The event's parsed JSON table, when it is a [`JsonEvent`]: the engine then reads its
+    /// fields without a `serde_json::Value`.
+    fn as_json_event(&self) -> Option<&JsonEvent<'_>> {
         None
     }
 }
@@ -114,12 +125,33 @@ fn json_keywords<'a>(root: &'a Json, f: &mut dyn FnMut(Cow<'a, str>) -> bool) ->
     }
 }
 
+/// Whether `b` has an ASCII capital or a non-ASCII byte: eight bytes per step.
+fn has_upper_or_non_ascii(b: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        // With each byte's high bit set no subtraction borrows from the next byte: the high
+        // bit stays set where the byte (as ASCII) is >= 'A', and where it is > 'Z'.
+        let at_least_a = (w | HIGH) - ONES * 0x41;
+        let above_z = (w | HIGH) - ONES * 0x5B;
+        if (w & HIGH) | (at_least_a & !above_z & HIGH) != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|b| b.is_ascii_uppercase() || *b >= 0x80)
+}
+
 /// `text` lower-cased, still borrowed when lower-casing changes nothing.
 fn lowered<'a>(text: &Cow<'a, str>) -> Cow<'a, str> {
     match text {
-        Cow::Borrowed(s) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => {
-            Cow::Borrowed(s)
-        }
+        Cow::Borrowed(s) if !has_upper_or_non_ascii(s.as_bytes()) => Cow::Borrowed(s),
+        // The same as `to_lowercase` for ASCII, byte by byte.
+        text if text.is_ascii() => Cow::Owned(text.to_ascii_lowercase()),
         text => Cow::Owned(text.to_lowercase()),
     }
 }
@@ -233,136 +265,282 @@ impl Leaf<'_> {
 /// A field's value as looked up once for an event.
 pub(crate) struct Slot<'a> {
     pub(crate) value: FieldValue<'a>,
-    pub(crate) leaves: Vec<Leaf<'a>>,
+    leaves: Leaves<'a>,
+}
+
+/// Most fields hold one scalar: its leaf is kept without a vector.
+enum Leaves<'a> {
+    One(Leaf<'a>),
+    Many(Vec<Leaf<'a>>),
 }
 
 impl<'a> Slot<'a> {
     pub(crate) fn new(value: FieldValue<'a>) -> Self {
-        fn flatten<'a>(v: &FieldValue<'a>, out: &mut Vec<Leaf<'a>>) {
+        fn leaf<'a>(v: &FieldValue<'a>) -> Option<Leaf<'a>> {
             let text = match v {
-                FieldValue::List(items) => return items.iter().for_each(|i| flatten(i, out)),
-                FieldValue::Null => return,
+                FieldValue::List(_) | FieldValue::Null => return None,
                 FieldValue::Str(Cow::Borrowed(s)) => Cow::Borrowed(*s),
-                v => match v.as_text() {
-                    Some(t) => Cow::Owned(t.into_owned()),
-                    None => return,
-                },
+                v => Cow::Owned(v.as_text()?.into_owned()),
             };
-            out.push(Leaf {
+            Some(Leaf {
                 value: v.clone(),
                 text: Some(text),
                 lower: OnceCell::new(),
-            });
+            })
         }
-        let mut leaves = Vec::new();
-        flatten(&value, &mut leaves);
+        fn flatten<'a>(v: &FieldValue<'a>, out: &mut Vec<Leaf<'a>>) {
+            match v {
+                FieldValue::List(items) => items.iter().for_each(|i| flatten(i, out)),
+                v => out.extend(leaf(v)),
+            }
+        }
+        let leaves = match (&value, leaf(&value)) {
+            (_, Some(one)) => Leaves::One(one),
+            (FieldValue::List(_), None) => {
+                let mut many = Vec::new();
+                flatten(&value, &mut many);
+                Leaves::Many(many)
+            }
+            (_, None) => Leaves::Many(Vec::new()),
+        };
         Slot { value, leaves }
     }
-}
 
-/// Keyword strings of an event with their lower-cased form.
-pub(crate) struct KeywordText<'a> {
-    pub(crate) raw: Cow<'a, str>,
-    pub(crate) lower: Cow<'a, str>,
-}
-
-/// Where a view of an event finds the keyword strings: views that only rename fields share
-/// their event's.
-pub(crate) trait KeywordSource {
-    fn keyword_texts(&self) -> &[KeywordText<'_>];
-}
-
-/// An event prepared for evaluating many rules: Windows events are flattened once into a map
-/// (with the same precedence as [`Event::field`]), and every field a rule asks for is looked
-/// up once and kept, with its lower-cased text, for the other rules.
-pub(crate) struct Prepared<'a> {
-    inner: &'a dyn Event,
-    root: Option<&'a Json>,
-    flat: Option<Flat<'a>>,
-    /// Looked-up fields by id, in chunks made when one of their fields is first asked for:
-    /// an event touches a few dozen of the thousands of field names rules use.
-    slots: Vec<OnceCell<Box<SlotChunk<'a>>>>,
-    /// Field ids below this are cached.
-    fields: usize,
-    keywords: OnceCell<Vec<KeywordText<'a>>>,
-    /// Set for views sharing another view's keyword strings.
-    keywords_of: Option<&'a dyn KeywordSource>,
-}
-
-/// Field ids per chunk of [`Prepared`]'s cache.
-const CHUNK: usize = 32;
-
-type SlotChunk<'a> = [OnceCell<Option<Slot<'a>>>; CHUNK];
-
-impl<'a> Prepared<'a> {
-    pub(crate) fn new(inner: &'a dyn Event) -> Self {
-        let root = inner.as_json();
-        let flat = root.and_then(windows_event).map(flatten_windows);
-        let fields = FIELD_COUNT.load(Ordering::Acquire);
-        Prepared {
-            inner,
-            root,
-            flat,
-            slots: (0..fields.div_ceil(CHUNK))
-                .map(|_| OnceCell::new())
-                .collect(),
-            fields,
-            keywords: OnceCell::new(),
-            keywords_of: None,
+    /// The scalars of the value (lists flattened, nulls left out).
+    pub(crate) fn leaves(&self) -> &[Leaf<'a>] {
+        match &self.leaves {
+            Leaves::One(leaf) => std::slice::from_ref(leaf),
+            Leaves::Many(leaves) => leaves,
         }
     }
+}
 
-    /// A view whose keyword strings are `base`'s (a view that renames fields of `base`).
-    pub(crate) fn sharing_keywords(inner: &'a dyn Event, base: &'a dyn KeywordSource) -> Self {
+/// The strings keyword searches look at, with their lower-cased forms: one buffer holds
+/// those that lower-casing changes.
+#[derive(Default)]
+pub(crate) struct Keywords<'a> {
+    /// Each string, and where `lower` holds its lower-cased form when that differs.
+    texts: Vec<(Cow<'a, str>, Option<Range<usize>>)>,
+    lower: String,
+}
+
+impl<'a> Keywords<'a> {
+    fn push(&mut self, raw: Cow<'a, str>) {
+        let lower = has_upper_or_non_ascii(raw.as_bytes()).then(|| {
+            let from = self.lower.len();
+            if raw.is_ascii() {
+                self.lower.push_str(&raw);
+                if let Some(added) = self.lower.get_mut(from..) {
+                    added.make_ascii_lowercase();
+                }
+            } else {
+                self.lower.push_str(&raw.to_lowercase());
+            }
+            from..self.lower.len()
+        });
+        self.texts.push((raw, lower));
+    }
+
+    /// Each string and its lower-cased form.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.texts.iter().map(|(raw, lower)| {
+            let lower = match lower {
+                Some(range) => self.lower.get(range.clone()).unwrap_or_default(),
+                None => raw,
+            };
+            (&**raw, lower)
+        })
+    }
+}
+
+/// An event prepared for evaluating many rules: JSON documents are read through their node
+/// table ([`JsonEvent`], made from a `Value` when given one), Windows events flattened once
+/// into a map (with the same precedence as [`Event::field`]), and every field a rule asks for
+/// is looked up once and kept, with its lower-cased text, for the other rules.
+pub(crate) struct Cache<'a> {
+    inner: &'a dyn Event,
+    doc: Option<&'a JsonEvent<'a>>,
+    flat: Option<Flat<'a>>,
+    /// Per field id: 0 not looked up yet, 1 absent, `n + 2` in `slots[n]`. An event
+    /// touches a few dozen of the thousands of field names rules use.
+    index: Box<[Cell<u32>]>,
+    /// The fields looked up, in blocks made as they fill (references to them stay valid):
+    /// enough blocks for every field id.
+    slots: Box<[OnceCell<Box<SlotBlock<'a>>>]>,
+    /// How many of `slots` are taken.
+    taken: Cell<usize>,
+    /// Field ids below this are cached.
+    fields: usize,
+    keywords: OnceCell<Keywords<'a>>,
+}
+
+/// Slots per block of [`Cache`]'s slots.
+const BLOCK: usize = 16;
+
+type SlotBlock<'a> = [OnceCell<Slot<'a>>; BLOCK];
+
+/// A pipeline alternative's field renames, for views of an event.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ViewRenames {
+    /// Rule field id -> the event fields (id, name) it may be called, tried in order.
+    by_id: FxHashMap<usize, Vec<(usize, String)>>,
+    /// The same by name (for fields looked up without the cache).
+    by_name: Arc<Renames>,
+}
+
+impl ViewRenames {
+    pub(crate) fn new(renames: Arc<Renames>) -> Self {
+        let by_id = renames
+            .iter()
+            .map(|(from, to)| {
+                let to = to.iter().map(|t| (field_id(t), t.clone())).collect();
+                (field_id(from), to)
+            })
+            .collect();
+        ViewRenames {
+            by_id,
+            by_name: renames,
+        }
+    }
+}
+
+/// An event as rules see it: its [`Cache`], through a pipeline alternative's field renames
+/// or as it is. Views of one event share its cache, so a field is looked up and lower-cased
+/// once per event whatever the views that read it.
+#[derive(Clone, Copy)]
+pub(crate) struct Prepared<'v, 'a> {
+    cache: &'v Cache<'a>,
+    renames: Option<&'v ViewRenames>,
+}
+
+impl<'v, 'a> Prepared<'v, 'a> {
+    /// Calls `f` with `event` prepared: a JSON event's node table is made here when the event
+    /// is a `serde_json::Value`.
+    pub(crate) fn with<R>(event: &dyn Event, f: impl FnOnce(&Prepared<'_, '_>) -> R) -> R {
+        let walked;
+        let doc = match event.as_json_event() {
+            Some(doc) => Some(doc),
+            None => match event.as_json() {
+                Some(value) => {
+                    walked = JsonEvent::from_value(value);
+                    Some(&walked)
+                }
+                None => None,
+            },
+        };
+        let cache = Cache::new(event, doc);
+        f(&Prepared {
+            cache: &cache,
+            renames: None,
+        })
+    }
+
+    /// The same event seen through `renames`.
+    pub(crate) fn view(&self, renames: &'v ViewRenames) -> Self {
         Prepared {
-            keywords_of: Some(base),
-            ..Prepared::new(inner)
+            cache: self.cache,
+            renames: Some(renames),
         }
     }
 
     /// The field with id `id` (named `name`), looked up once per event.
-    pub(crate) fn slot(&self, id: usize, name: &str) -> Option<&Slot<'a>> {
-        if id >= self.fields {
-            // A field compiled after the event was prepared: not cached.
-            return None;
+    pub(crate) fn slot(&self, id: usize, name: &str) -> Option<&'v Slot<'a>> {
+        match self.renames.and_then(|r| r.by_id.get(&id)) {
+            Some(targets) => targets.iter().find_map(|(t, n)| self.cache.slot(*t, n)),
+            None => self.cache.slot(id, name),
         }
-        let chunk = self.slots[id / CHUNK]
-            .get_or_init(|| Box::new(std::array::from_fn(|_| OnceCell::new())));
-        chunk[id % CHUNK]
-            .get_or_init(|| self.lookup(name).map(Slot::new))
-            .as_ref()
     }
 
     /// Whether `id` is beyond the cache (the caller then looks the field up itself).
     pub(crate) fn cached(&self, id: usize) -> bool {
-        id < self.fields
+        id < self.cache.fields
+    }
+
+    /// The strings a keyword search looks at, collected once per event.
+    pub(crate) fn keywords(&self) -> &'v Keywords<'a> {
+        self.cache.keywords()
+    }
+}
+
+impl Event for Prepared<'_, '_> {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        match self.renames.and_then(|r| r.by_name.get(name)) {
+            Some(targets) => targets.iter().find_map(|t| self.cache.lookup(t)),
+            None => self.cache.lookup(name),
+        }
+    }
+
+    fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.cache.inner.any_keyword(f)
+    }
+}
+
+impl<'a> Cache<'a> {
+    fn new(inner: &'a dyn Event, doc: Option<&'a JsonEvent<'a>>) -> Self {
+        let flat = doc.and_then(|d| Some(flatten_windows(d, d.windows_event()?)));
+        let fields = FIELD_COUNT.load(Ordering::Acquire);
+        Cache {
+            inner,
+            doc,
+            flat,
+            index: (0..fields).map(|_| Cell::new(0)).collect(),
+            slots: (0..fields.div_ceil(BLOCK))
+                .map(|_| OnceCell::new())
+                .collect(),
+            taken: Cell::new(0),
+            fields,
+            keywords: OnceCell::new(),
+        }
+    }
+
+    fn slot(&self, id: usize, name: &str) -> Option<&Slot<'a>> {
+        if id >= self.fields {
+            // A field compiled after the event was prepared: not cached.
+            return None;
+        }
+        let at = |n: usize| {
+            let block = self.slots.get(n / BLOCK)?;
+            block.get()?[n % BLOCK].get()
+        };
+        match self.index[id].get() {
+            0 => {}
+            1 => return None,
+            n => return at(n as usize - 2),
+        }
+        let Some(value) = self.lookup(name) else {
+            self.index[id].set(1);
+            return None;
+        };
+        // Each field id takes at most one slot, so there is room (`n < fields`).
+        let n = self.taken.get();
+        let block = self.slots.get(n / BLOCK)?;
+        let block = block.get_or_init(|| Box::new(std::array::from_fn(|_| OnceCell::new())));
+        let slot = block[n % BLOCK].get_or_init(|| Slot::new(value));
+        self.taken.set(n + 1);
+        // Ids are interned field names: far fewer than u32::MAX.
+        self.index[id].set(u32::try_from(n + 2).unwrap_or(0));
+        Some(slot)
     }
 
     fn lookup(&self, name: &str) -> Option<FieldValue<'a>> {
-        match (&self.flat, self.root) {
-            (Some(flat), Some(root)) => match flat.get(name) {
-                Some(v) => Some(to_field_value(v)),
-                None => lookup(root, name).map(to_field_value),
-            },
-            (_, Some(root)) => root.field(name),
-            _ => self.inner.field(name),
-        }
+        let Some(doc) = self.doc else {
+            return self.inner.field(name);
+        };
+        let found = self.flat.as_ref().and_then(|flat| flat.get(doc, name));
+        found
+            .or_else(|| doc.lookup(doc.root()?, name))
+            .map(|i| doc.field_value(i))
     }
 
-    /// The strings a keyword search looks at, collected once.
-    pub(crate) fn keywords(&self) -> &[KeywordText<'_>] {
-        if let Some(base) = self.keywords_of {
-            return base.keyword_texts();
-        }
+    fn keywords(&self) -> &Keywords<'a> {
         self.keywords.get_or_init(|| {
-            let mut out = Vec::new();
+            let mut out = Keywords::default();
             let mut push = |raw: Cow<'a, str>| {
-                let lower = lowered(&raw);
-                out.push(KeywordText { raw, lower });
+                out.push(raw);
                 false
             };
-            match self.root {
-                Some(root) => json_keywords(root, &mut push),
+            match self.doc {
+                Some(doc) => doc.keywords(&mut push),
                 None => self
                     .inner
                     .any_keyword(&mut |s| push(Cow::Owned(s.to_string()))),
@@ -372,70 +550,66 @@ impl<'a> Prepared<'a> {
     }
 }
 
-impl KeywordSource for Prepared<'_> {
-    fn keyword_texts(&self) -> &[KeywordText<'_>] {
-        self.keywords()
-    }
-}
-
-impl Event for Prepared<'_> {
-    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
-        self.lookup(name)
-    }
-
-    fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
-        self.inner.any_keyword(f)
-    }
-}
-
-/// A Windows event's fields by name, as [`windows_field`] resolves them.
+/// A Windows event's fields by name (node indices), as [`windows_field`] resolves them.
 struct Flat<'a> {
-    /// Every name but `Element_Attribute`, with its value, inserted in precedence order.
-    names: FxHashMap<Cow<'a, str>, &'a Json>,
-    system: Option<&'a Json>,
+    /// Every name but `Element_Attribute`, with its node and the object it came from.
+    names: FxHashMap<Cow<'a, str>, (usize, usize)>,
+    system: Option<usize>,
 }
 
-impl<'a> Flat<'a> {
-    fn get(&self, name: &str) -> Option<&'a Json> {
-        if let Some(v) = self.names.get(name) {
+impl Flat<'_> {
+    fn get(&self, doc: &JsonEvent<'_>, name: &str) -> Option<usize> {
+        if let Some(&(v, _)) = self.names.get(name) {
             return Some(v);
         }
         // System attributes come last in precedence: looked up on a miss instead of being
         // named for every event.
-        let (element, attribute) = name.split_once('_')?;
-        self.system?
-            .get(element)?
-            .get("#attributes")?
-            .get(attribute)
+        doc.system_attribute(self.system?, name)
     }
 }
 
-fn flatten_windows(event: &Json) -> Flat<'_> {
-    let mut map: FxHashMap<Cow<'_, str>, &Json> =
+fn flatten_windows<'a>(doc: &'a JsonEvent<'a>, event: usize) -> Flat<'a> {
+    let mut map: FxHashMap<Cow<'a, str>, (usize, usize)> =
         FxHashMap::with_capacity_and_hasher(48, Default::default());
-    if let Some(Json::Object(data)) = event.get("EventData") {
-        for (k, v) in data {
-            map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
-        }
-        for (k, v) in data {
-            if k.contains(' ') {
-                map.entry(Cow::Owned(k.replace(' ', ""))).or_insert(v);
-            }
-        }
-    }
-    if let Some(Json::Object(user)) = event.get("UserData") {
-        for inner in user.values() {
-            if let Json::Object(fields) = inner {
-                for (k, v) in fields {
-                    map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
+    // Sources in precedence order: a name already there from an earlier source stays; one
+    // from the same object is a key written twice, whose last value counts.
+    let add =
+        |map: &mut FxHashMap<Cow<'a, str>, (usize, usize)>, k: Cow<'a, str>, v, from| match map
+            .entry(k)
+        {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                if e.get().1 == from {
+                    e.insert((v, from));
                 }
             }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((v, from));
+            }
+        };
+    let object = |key: &str| doc.get(event, key).filter(|&i| doc.is_object(i));
+    if let Some(data) = object("EventData") {
+        for c in doc.children(data) {
+            add(&mut map, Cow::Borrowed(doc.key(c)), c, data);
+        }
+        for c in doc.children(data) {
+            let k = doc.key(c);
+            if k.contains(' ') {
+                // Unspaced names (Windows Defender's "Source Name") rank after every real one.
+                add(&mut map, Cow::Owned(k.replace(' ', "")), c, usize::MAX);
+            }
         }
     }
-    let system = event.get("System");
-    if let Some(Json::Object(system)) = system {
-        for (k, v) in system {
-            map.entry(Cow::Borrowed(k.as_str())).or_insert(v);
+    if let Some(user) = object("UserData") {
+        for inner in doc.children(user) {
+            for c in doc.children(inner).filter(|_| doc.is_object(inner)) {
+                add(&mut map, Cow::Borrowed(doc.key(c)), c, inner);
+            }
+        }
+    }
+    let system = doc.get(event, "System");
+    if let Some(system) = system.filter(|&s| doc.is_object(s)) {
+        for c in doc.children(system) {
+            add(&mut map, Cow::Borrowed(doc.key(c)), c, system);
         }
     }
     Flat { names: map, system }
@@ -445,6 +619,30 @@ fn flatten_windows(event: &Json) -> Flat<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn capitals_and_non_ascii_are_found_in_every_position() {
+        for len in 0..20 {
+            let base = "a".repeat(len);
+            assert!(!has_upper_or_non_ascii(base.as_bytes()));
+            assert!(!has_upper_or_non_ascii(b"@[`{ 09az~\x7f"));
+            for at in 0..len {
+                for c in ['A', 'M', 'Z', '\u{e9}', '\u{80}'] {
+                    let mut s = base.clone();
+                    s.replace_range(at..at + 1, c.encode_utf8(&mut [0; 4]));
+                    assert!(has_upper_or_non_ascii(s.as_bytes()), "{s:?}");
+                }
+            }
+        }
+        for b in 0..=255u8 {
+            let want = b.is_ascii_uppercase() || b >= 0x80;
+            assert_eq!(
+                has_upper_or_non_ascii(&[b'a', b, b'a', b'a', b'a', b'a', b'a', b'a']),
+                want,
+                "{b}"
+            );
+        }
+    }
 
     #[test]
     fn windows_events_look_in_event_data_then_system() {

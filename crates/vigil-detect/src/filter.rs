@@ -117,7 +117,7 @@ impl FilterRule {
         self.matcher.is_match(event)
     }
 
-    pub(crate) fn is_match_prepared(&self, event: &crate::event::Prepared<'_>) -> bool {
+    pub(crate) fn is_match_prepared(&self, event: &crate::event::Prepared<'_, '_>) -> bool {
         self.matcher.is_match_prepared(event)
     }
 

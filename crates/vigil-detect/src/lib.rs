@@ -2,7 +2,8 @@
 //!
 //! This crate knows nothing about the server or the store: it sees events only through the
 //! [`Event`] trait, implemented here for `serde_json::Value` (including Windows events in
-//! their EVTX-as-JSON shape).
+//! their EVTX-as-JSON shape) and for [`JsonEvent`], the same documents parsed from their text
+//! without building a `Value` (the faster way in when events arrive as JSON text).
 //!
 //! ```
 //! use vigil_detect::{CompileOptions, CompiledRule};
@@ -75,6 +76,7 @@ mod engine;
 mod error;
 mod event;
 mod filter;
+mod json;
 pub mod pipeline;
 mod rule;
 mod value;
@@ -88,6 +90,7 @@ pub use engine::{CompiledRule, LoadReport, Ruleset, load_dir, load_sources};
 pub use error::{Error, Result};
 pub use event::{Event, FieldValue};
 pub use filter::FilterRule;
+pub use json::JsonEvent;
 pub use pipeline::{Pipeline, PipelineSet};
 pub use rule::{
     Detection, FieldSelection, Level, LogSource, Modifier, Search, SigmaRule, SigmaValue, Status,

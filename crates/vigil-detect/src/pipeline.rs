@@ -87,7 +87,6 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_yaml::Value as Yaml;
 
-use crate::event::{Event, FieldValue};
 use crate::rule::LogSource;
 use crate::{Error, Result};
 
@@ -352,25 +351,6 @@ impl PipelineSet {
     }
 }
 
-/// An event seen through an alternative's field renames.
-pub(crate) struct Renamed<'a> {
-    pub(crate) event: &'a dyn Event,
-    pub(crate) renames: &'a Renames,
-}
-
-impl Event for Renamed<'_> {
-    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
-        match self.renames.get(name) {
-            Some(targets) => targets.iter().find_map(|t| self.event.field(t)),
-            None => self.event.field(name),
-        }
-    }
-
-    fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
-        self.event.any_keyword(f)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,17 +413,5 @@ mod tests {
             .unwrap();
         assert_eq!(security.renames["Image"], ["NewProcessName"]);
         assert_eq!(security.renames["ParentImage"], ["ParentProcessName"]);
-    }
-
-    #[test]
-    fn renamed_events_look_up_the_event_name() {
-        let event = serde_json::json!({"NewProcessName": "a.exe", "CommandLine": "a"});
-        let renames: Renames = [("Image".to_string(), vec!["NewProcessName".to_string()])].into();
-        let r = Renamed {
-            event: &event,
-            renames: &renames,
-        };
-        assert_eq!(r.field("Image"), Some(FieldValue::Str("a.exe".into())));
-        assert_eq!(r.field("CommandLine"), Some(FieldValue::Str("a".into())));
     }
 }

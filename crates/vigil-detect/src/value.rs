@@ -12,6 +12,7 @@ use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ipnet::IpNet;
+use memchr::memmem::Finder;
 use regex::{Regex, RegexBuilder};
 
 use crate::event::{Event, FieldValue, Leaf, Prepared, Slot, field_id};
@@ -213,13 +214,19 @@ enum StrMatcher {
     Exact(String),
     Prefix(String),
     Suffix(String),
-    Contains(String),
+    /// With its searcher, built once.
+    Contains(String, Box<Finder<'static>>),
     /// With the longest literal piece (lower-cased) that every match contains, when one is
     /// safe to search for in lower-cased text (see [`safe_literal`]).
     Wildcard(Regex, Option<String>),
 }
 
 impl StrMatcher {
+    fn contains(literal: String) -> Self {
+        let finder = Box::new(Finder::new(literal.as_bytes()).into_owned());
+        StrMatcher::Contains(literal, finder)
+    }
+
     fn compile(p: &Pattern, cased: bool) -> Result<Self, String> {
         let text = |b: &[u8]| {
             let s = String::from_utf8_lossy(b).into_owned();
@@ -231,7 +238,7 @@ impl StrMatcher {
             [Part::Many] => StrMatcher::Prefix(String::new()),
             [Part::Lit(b), Part::Many] => StrMatcher::Prefix(text(b)),
             [Part::Many, Part::Lit(b)] => StrMatcher::Suffix(text(b)),
-            [Part::Many, Part::Lit(b), Part::Many] => StrMatcher::Contains(text(b)),
+            [Part::Many, Part::Lit(b), Part::Many] => StrMatcher::contains(text(b)),
             parts => {
                 let mut re = String::from(if cased { "(?s)^" } else { "(?si)^" });
                 for part in parts {
@@ -260,7 +267,7 @@ impl StrMatcher {
             StrMatcher::Exact(l) => s == l,
             StrMatcher::Prefix(l) => s.starts_with(l.as_str()),
             StrMatcher::Suffix(l) => s.ends_with(l.as_str()),
-            StrMatcher::Contains(l) => s.contains(l.as_str()),
+            StrMatcher::Contains(_, f) => f.find(s.as_bytes()).is_some(),
             StrMatcher::Wildcard(re, _) => re.is_match(s),
         }
     }
@@ -469,16 +476,13 @@ impl FieldMatcher {
         })
     }
 
-    pub(crate) fn is_match(&self, event: &Prepared<'_>) -> bool {
+    pub(crate) fn is_match(&self, event: &Prepared<'_, '_>) -> bool {
         match &self.field {
             None => {
                 let texts = event.keywords();
                 self.groups.iter().all(|g| {
-                    texts.iter().any(|t| {
-                        let probe = Probe {
-                            raw: &t.raw,
-                            lower: &t.lower,
-                        };
+                    texts.iter().any(|(raw, lower)| {
+                        let probe = Probe { raw, lower };
                         g.iter().any(|c| self.check_text(c, &probe, event))
                     })
                 })
@@ -515,7 +519,7 @@ impl FieldMatcher {
                         StrMatcher::Exact(l)
                         | StrMatcher::Prefix(l)
                         | StrMatcher::Suffix(l)
-                        | StrMatcher::Contains(l),
+                        | StrMatcher::Contains(l, _),
                     ) if !l.is_empty() => lits.push(l.clone()),
                     Check::Str(StrMatcher::Wildcard(_, Some(l))) => lits.push(l.clone()),
                     Check::Regex(_, Some(l)) => lits.extend(l.iter().cloned()),
@@ -548,7 +552,7 @@ impl FieldMatcher {
             }
             (_, None) => false,
             (_, Some(slot)) => slot
-                .leaves
+                .leaves()
                 .iter()
                 .any(|leaf| self.check_leaf(c, leaf, event)),
         }
@@ -647,35 +651,121 @@ fn regex_literals(
         let lits = seq.literals()?;
         let mut out = Vec::with_capacity(lits.len());
         for lit in lits {
-            let bytes = lit.as_bytes();
-            let ok = !bytes.is_empty()
-                && bytes.iter().all(|b| b.is_ascii())
-                && (!ignore_case
-                    || bytes
-                        .iter()
-                        .all(|b| !matches!(b.to_ascii_lowercase(), b'k' | b's' | b'i')));
-            if !ok {
-                return None;
-            }
-            out.push(String::from_utf8_lossy(bytes).to_ascii_lowercase());
+            // A match contains the literal, so it contains any run of the literal's bytes.
+            let run = safe_run(lit.as_bytes(), ignore_case)?;
+            out.push(String::from_utf8_lossy(run).to_ascii_lowercase());
         }
         out.sort();
         out.dedup();
         (!out.is_empty()).then_some(out)
     };
+    // Or a literal every match has inside (`\w+`x`\w+`, `set.*&&.*"`).
+    let mut inner = Vec::new();
+    required_runs(&hir, &mut inner);
+    let inner = inner
+        .iter()
+        .filter_map(|(l, folded)| safe_run(l, ignore_case || *folded))
+        .max_by_key(|r| r.len())
+        .map(|run| vec![String::from_utf8_lossy(run).to_ascii_lowercase()]);
+    // The set whose shortest literal is longest (short ones are found nearly everywhere),
+    // the prefixes first, then the suffixes, on a tie.
     let shortest = |l: &Vec<String>| l.iter().map(String::len).min().unwrap_or(0);
-    match (usable(ExtractKind::Prefix), usable(ExtractKind::Suffix)) {
-        (Some(p), Some(s)) => Some(if shortest(&s) > shortest(&p) { s } else { p }),
-        (p, s) => p.or(s),
+    [
+        usable(ExtractKind::Prefix),
+        usable(ExtractKind::Suffix),
+        inner,
+    ]
+    .into_iter()
+    .flatten()
+    .rev()
+    .max_by_key(shortest)
+}
+
+/// Runs every match of `hir` contains: the literals of its top-level concatenation (through
+/// groups), joined with the letters of adjacent case-insensitive single-letter classes
+/// (`[Ww]`, as `(?i)` writes them); `true` for a run with such letters.
+fn required_runs(hir: &regex_syntax::hir::Hir, out: &mut Vec<(Vec<u8>, bool)>) {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Literal(l) => out.push((l.0.to_vec(), false)),
+        HirKind::Capture(c) => required_runs(&c.sub, out),
+        HirKind::Concat(items) => {
+            let mut run: (Vec<u8>, bool) = (Vec::new(), false);
+            for item in items {
+                let letter = match item.kind() {
+                    HirKind::Class(c) => folded_letter(c),
+                    _ => None,
+                };
+                match (item.kind(), letter) {
+                    (HirKind::Literal(l), _) => run.0.extend_from_slice(&l.0),
+                    (_, Some(letter)) => {
+                        run.0.push(letter);
+                        run.1 = true;
+                    }
+                    _ => {
+                        if !run.0.is_empty() {
+                            out.push(std::mem::take(&mut run));
+                        }
+                        required_runs(item, out);
+                    }
+                }
+            }
+            if !run.0.is_empty() {
+                out.push(run);
+            }
+        }
+        _ => {}
     }
 }
 
-/// A wildcard pattern's literal piece as it must occur in the lower-cased text the
-/// case-insensitive pattern matches: only ASCII without the letters whose case folding reaches
-/// beyond ASCII (`k` Kelvin sign, `s` long s, `i` for safety), so lower-casing it is exact.
+/// The ASCII letter (lower-case) whose case variants are exactly the class's characters.
+fn folded_letter(class: &regex_syntax::hir::Class) -> Option<u8> {
+    let regex_syntax::hir::Class::Unicode(class) = class else {
+        return None;
+    };
+    let size: u32 = class
+        .iter()
+        .map(|r| u32::from(r.end()) - u32::from(r.start()) + 1)
+        .sum();
+    if !(2..=3).contains(&size) {
+        return None;
+    }
+    let fold = |c: char| match c {
+        'A'..='Z' | 'a'..='z' => Some(c.to_ascii_lowercase()),
+        '\u{212A}' => Some('k'),
+        '\u{17F}' => Some('s'),
+        _ => None,
+    };
+    let mut chars = class.iter().flat_map(|r| r.start()..=r.end());
+    let letter = fold(chars.next()?)?;
+    let (mut upper, mut lower) = (false, false);
+    for c in class.iter().flat_map(|r| r.start()..=r.end()) {
+        if fold(c)? != letter {
+            return None;
+        }
+        upper |= c == letter.to_ascii_uppercase();
+        lower |= c == letter;
+    }
+    (upper && lower).then_some(letter as u8)
+}
+
+/// A wildcard pattern's literal piece, or the longest run of it, as it must occur in the
+/// lower-cased text the case-insensitive pattern matches (see [`safe_run`]).
 fn safe_literal(b: &[u8]) -> Option<String> {
-    let safe = |c: &u8| c.is_ascii() && !matches!(c.to_ascii_lowercase(), b'k' | b's' | b'i');
-    (!b.is_empty() && b.iter().all(safe)).then(|| String::from_utf8_lossy(b).to_ascii_lowercase())
+    safe_run(b, true).map(|run| String::from_utf8_lossy(run).to_ascii_lowercase())
+}
+
+/// The longest run of `b` that every text containing `b` contains as written once
+/// lower-cased: ASCII only and, when `b` is compared ignoring case, without the letters whose
+/// case folding reaches beyond ASCII (`k` Kelvin sign, `s` long s, `i` for safety). The whole
+/// of `b` when it qualifies, otherwise a run of at least three bytes (shorter ones are found
+/// nearly everywhere); `None` when there is none.
+fn safe_run(b: &[u8], ignore_case: bool) -> Option<&[u8]> {
+    let unsafe_byte = |c: &u8| {
+        !c.is_ascii() || (ignore_case && matches!(c.to_ascii_lowercase(), b'k' | b's' | b'i'))
+    };
+    let run = b.split(unsafe_byte).max_by_key(|r| r.len())?;
+    (!run.is_empty() && (run.len() == b.len() || run.len() >= 3)).then_some(run)
 }
 
 /// Rejects modifiers that cannot work together (`re|contains`, `cidr|base64`, `i` without
@@ -726,14 +816,14 @@ fn check_combination(mods: &[Modifier]) -> Result<(), String> {
 fn optimise_contains(checks: &mut Vec<Check>) {
     let count = checks
         .iter()
-        .filter(|c| matches!(c, Check::Str(StrMatcher::Contains(_))))
+        .filter(|c| matches!(c, Check::Str(StrMatcher::Contains(..))))
         .count();
     if count < 4 {
         return;
     }
     let mut needles = Vec::with_capacity(count);
     checks.retain(|c| match c {
-        Check::Str(StrMatcher::Contains(l)) => {
+        Check::Str(StrMatcher::Contains(l, _)) => {
             needles.push(l.clone());
             false
         }
@@ -744,7 +834,7 @@ fn optimise_contains(checks: &mut Vec<Check>) {
         Err(_) => checks.extend(
             needles
                 .into_iter()
-                .map(|n| Check::Str(StrMatcher::Contains(n))),
+                .map(|n| Check::Str(StrMatcher::contains(n))),
         ),
     }
 }
@@ -930,14 +1020,73 @@ mod tests {
         // Case-insensitive: the case variants collapse into one lower-cased literal.
         assert_eq!(lits("(?i)wget ", false), Some(vec!["wget ".into()]));
         assert_eq!(lits("wget ", true), Some(vec!["wget ".into()]));
-        // Letters whose case folding leaves ASCII (Kelvin sign, long s) are not provable.
-        assert_eq!(lits("(?i)kill", false), None);
-        assert_eq!(lits("(?i)curl -s", false), None);
+        // Letters whose case folding leaves ASCII (Kelvin sign, long s) are left out: the
+        // longest run without them, when it has three bytes or more.
+        // (An inline `(?i)` lists the Kelvin sign and long s variants, which give the runs.)
+        assert_eq!(
+            lits("(?i)kill", false),
+            Some(vec!["ill".into(), "kill".into()])
+        );
+        assert_eq!(lits("kill", true), None);
+        assert_eq!(lits("curl -s", true), Some(vec!["curl -".into()]));
+        assert_eq!(
+            lits("(?i)curl -s", false),
+            Some(vec!["curl -".into(), "curl -s".into()])
+        );
+        // Runs shorter than three bytes do not count (a whole literal inside does: "`").
+        assert_eq!(lits("x-s-z", true), None);
+        // A literal inside when neither end is one, or when it is longer than the ends'.
+        assert_eq!(
+            lits(
+                r#"(?i)(?:set).*&&\s?set.*(?:environment|invoke).*&&.*""#,
+                false
+            ),
+            Some(vec!["&&".into()])
+        );
+        assert_eq!(lits("ab[a-z]cdef[a-z]gh", false), Some(vec!["cdef".into()]));
+        // Case-insensitive letters inside, without the unsafe ones.
+        assert_eq!(
+            lits(
+                r#"(?i)\.exe["']?\s+[^"]{0,64}werfaultsecure\.exe["']?\s+\d{2,10}"#,
+                false
+            ),
+            Some(vec!["ecure.exe".into()])
+        );
+        assert_eq!(
+            lits("[a-z]+werfault[a-z]+", true),
+            Some(vec!["werfault".into()])
+        );
+        assert_eq!(
+            lits("\\w+`(?:\\w+|-|.)`[\\w+|\\s]", false),
+            Some(vec!["`".into()])
+        );
+        assert_eq!(lits("[a-z]+(foo)+[a-z]+", false), None);
+        assert_eq!(
+            lits("[a-z]+(x|y)(foo)[a-z]+", false),
+            Some(vec!["foo".into()])
+        );
         // Nothing every match must contain, or non-ASCII.
         assert_eq!(lits(".*", false), None);
         assert_eq!(lits("a?", false), None);
-        assert_eq!(lits("é+x", false), None);
+        assert_eq!(lits("é+", false), None);
+        assert_eq!(lits("é+x", false), Some(vec!["x".into()]));
         assert_eq!(lits("[", false), None);
+    }
+
+    #[test]
+    fn wildcard_literals_are_runs_without_unsafe_letters() {
+        let lit = |p: &str| match StrMatcher::compile(&Pattern::parse(p), false) {
+            Ok(StrMatcher::Wildcard(_, l)) => l,
+            _ => panic!("{p}: not a wildcard"),
+        };
+        assert_eq!(
+            lit("*reg query hkey_current*\\putty*"),
+            Some("reg query h".into())
+        );
+        assert_eq!(lit("*ab*cde*"), Some("cde".into()));
+        assert_eq!(lit("*sk*is*"), None);
+        assert_eq!(lit("*x\u{e9}y*\u{e9}*"), None);
+        assert_eq!(lit("*abc\u{e9}defg*h\u{e9}*"), Some("defg".into()));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use vigil_detect::Event as _;
 use vigil_detect::{
-    CompileOptions, CompiledRule, LoadReport, Pipeline, PipelineSet, Ruleset, load_dir,
+    CompileOptions, CompiledRule, JsonEvent, LoadReport, Pipeline, PipelineSet, Ruleset, load_dir,
 };
 
 /// Rules rejected today; lower it when support grows, never raise it.
@@ -229,7 +229,17 @@ fn run_regression(sigma: &Path, report: &LoadReport, ruleset: &Ruleset, label: &
                     .or_default();
                 slot.0 += 1;
                 slot.1 += candidates;
-                ruleset.matches(event).collect::<Vec<_>>()
+                let found = ruleset.matches(event).collect::<Vec<_>>();
+                // The same event parsed from its text, without a `Value`, matches the same.
+                let text = event.to_string();
+                let parsed = JsonEvent::parse(&text).unwrap_or_else(|e| panic!("{case}: {e}"));
+                let same: Vec<_> = ruleset.matches(&parsed).collect();
+                assert!(
+                    found.len() == same.len()
+                        && found.iter().zip(&same).all(|(a, b)| std::ptr::eq(*a, *b)),
+                    "{case}: JsonEvent::parse matches differ from the Value's"
+                );
+                found
             })
             .map(|r| {
                 *fired.entry(r.rule().name()).or_default() += 1;

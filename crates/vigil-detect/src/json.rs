@@ -1,0 +1,866 @@
+//! JSON events parsed for detection without building a `serde_json::Value`: one flat table of
+//! nodes in document order, strings borrowed from the text (those with escapes unescaped into
+//! one buffer per document), so parsing an event costs two allocations instead of one per
+//! key, string and map node, and dropping it frees two buffers.
+//!
+//! The engine evaluates `serde_json::Value` events through the same table (built from the
+//! `Value` by a walk that borrows its strings), so field resolution has one implementation and
+//! does not depend on how `serde_json` orders its maps (`preserve_order`).
+
+use std::borrow::Cow;
+
+use serde_json::{Number, Value as Json};
+
+use crate::event::{Event, FieldValue};
+
+/// A JSON event parsed from its text for detection; implements [`Event`] with the same field
+/// resolution as `serde_json::Value` (Windows events included), borrowing from the text.
+///
+/// ```
+/// use vigil_detect::{Event, FieldValue, JsonEvent};
+///
+/// let text = r#"{"Event":{"System":{"EventID":1},"EventData":{"Image":"C:\\x.exe"}}}"#;
+/// let event = JsonEvent::parse(text)?;
+/// assert_eq!(event.field("Image"), Some(FieldValue::Str("C:\\x.exe".into())));
+/// assert_eq!(event.field("EventID"), Some(FieldValue::Int(1)));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// A key written twice in one object: lookups see its last value, as in a `serde_json::Value`;
+/// keyword searches (searches without field names) see both values.
+#[derive(Debug, Clone, Default)]
+pub struct JsonEvent<'a> {
+    nodes: Vec<Node<'a>>,
+    /// Strings that had escapes in the text, unescaped.
+    arena: String,
+}
+
+#[derive(Debug, Clone)]
+struct Node<'a> {
+    /// The member name in its object (empty for the root and array elements).
+    key: Text<'a>,
+    value: Val<'a>,
+    /// Index one past this node's last descendant (its next sibling's index).
+    end: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Text<'a> {
+    Borrowed(&'a str),
+    /// `arena[start..start + len]`.
+    Arena(usize, usize),
+}
+
+const EMPTY: Text<'static> = Text::Borrowed("");
+
+#[derive(Debug, Clone)]
+enum Val<'a> {
+    Null,
+    Bool(bool),
+    Num(Number),
+    Str(Text<'a>),
+    Arr,
+    Obj,
+}
+
+impl<'a> JsonEvent<'a> {
+    /// Parses one JSON document (any JSON value; trailing text other than whitespace is an
+    /// error), accepting what `serde_json` accepts: nesting as deep as 127, strings without
+    /// control characters or lone surrogates, numbers read as `serde_json` reads them.
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        let mut doc = JsonEvent {
+            // About one node per 20 bytes in Windows events: room without growing.
+            nodes: Vec::with_capacity(text.len() / 12 + 8),
+            arena: String::new(),
+        };
+        let mut p = Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+            doc: &mut doc,
+        };
+        p.ws();
+        p.value(EMPTY)?;
+        p.ws();
+        if p.pos != p.bytes.len() {
+            return Err(p.error("trailing characters"));
+        }
+        Ok(doc)
+    }
+
+    /// The same table for a document already parsed into a `serde_json::Value` (strings
+    /// borrowed from it).
+    pub fn from_value(value: &'a Json) -> Self {
+        let mut doc = JsonEvent::default();
+        doc.push_value(EMPTY, value);
+        doc
+    }
+
+    fn push_value(&mut self, key: Text<'a>, v: &'a Json) {
+        let value = match v {
+            Json::Null => Val::Null,
+            Json::Bool(b) => Val::Bool(*b),
+            Json::Number(n) => Val::Num(n.clone()),
+            Json::String(s) => Val::Str(Text::Borrowed(s)),
+            Json::Array(items) => {
+                let i = self.open(key, Val::Arr);
+                for item in items {
+                    self.push_value(EMPTY, item);
+                }
+                return self.close(i);
+            }
+            Json::Object(map) => {
+                let i = self.open(key, Val::Obj);
+                for (k, item) in map {
+                    self.push_value(Text::Borrowed(k), item);
+                }
+                return self.close(i);
+            }
+        };
+        self.open(key, value);
+    }
+
+    fn open(&mut self, key: Text<'a>, value: Val<'a>) -> usize {
+        let i = self.nodes.len();
+        self.nodes.push(Node {
+            key,
+            value,
+            end: i + 1,
+        });
+        i
+    }
+
+    fn close(&mut self, i: usize) {
+        let end = self.nodes.len();
+        self.nodes[i].end = end;
+    }
+
+    fn text(&self, t: Text<'a>) -> &str {
+        match t {
+            Text::Borrowed(s) => s,
+            Text::Arena(start, len) => self.arena.get(start..start + len).unwrap_or_default(),
+        }
+    }
+
+    /// The root node (none for an empty table).
+    pub(crate) fn root(&self) -> Option<usize> {
+        (!self.nodes.is_empty()).then_some(0)
+    }
+
+    pub(crate) fn key(&self, i: usize) -> &str {
+        self.text(self.nodes[i].key)
+    }
+
+    pub(crate) fn is_object(&self, i: usize) -> bool {
+        matches!(self.nodes[i].value, Val::Obj)
+    }
+
+    /// The node's string, when it is one.
+    pub(crate) fn as_str(&self, i: usize) -> Option<&str> {
+        match self.nodes[i].value {
+            Val::Str(t) => Some(self.text(t)),
+            _ => None,
+        }
+    }
+
+    /// The children of an array or object node (none for scalars), in document order.
+    pub(crate) fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let end = self.nodes[i].end;
+        let mut next = i + 1;
+        std::iter::from_fn(move || {
+            (next < end).then(|| {
+                let c = next;
+                next = self.nodes[c].end;
+                c
+            })
+        })
+    }
+
+    /// Member `key` of object node `i` (the last one when the key is written twice).
+    pub(crate) fn get(&self, i: usize, key: &str) -> Option<usize> {
+        if !self.is_object(i) {
+            return None;
+        }
+        self.children(i).filter(|&c| self.key(c) == key).last()
+    }
+
+    /// `{"Event": {"System": .., ..}}`: the `Event` node.
+    pub(crate) fn windows_event(&self) -> Option<usize> {
+        let event = self.get(self.root()?, "Event")?;
+        self.get(event, "System").is_some().then_some(event)
+    }
+
+    /// A field of a Windows event, as [`Event::field`] resolves it for a `Value`.
+    fn windows_field(&self, event: usize, name: &str) -> Option<usize> {
+        if let Some(data) = self.get(event, "EventData").filter(|&d| self.is_object(d)) {
+            if let Some(v) = self.get(data, name) {
+                return Some(v);
+            }
+            let unspaced = self.children(data).find(|&c| {
+                let k = self.key(c);
+                k.contains(' ') && k.chars().filter(|c| *c != ' ').eq(name.chars())
+            });
+            if unspaced.is_some() {
+                return unspaced;
+            }
+        }
+        if let Some(user) = self.get(event, "UserData").filter(|&u| self.is_object(u))
+            && let Some(v) = self.children(user).find_map(|inner| self.get(inner, name))
+        {
+            return Some(v);
+        }
+        let system = self.get(event, "System")?;
+        if let Some(v) = self.get(system, name) {
+            return Some(v);
+        }
+        self.system_attribute(system, name)
+    }
+
+    /// `Element_Attribute` of a Windows event's System: `Element.#attributes.Attribute`.
+    pub(crate) fn system_attribute(&self, system: usize, name: &str) -> Option<usize> {
+        let (element, attribute) = name.split_once('_')?;
+        let element = self.get(system, element)?;
+        self.get(self.get(element, "#attributes")?, attribute)
+    }
+
+    /// `name` under node `i`: as a whole key, then as a dotted path (array elements by index).
+    pub(crate) fn lookup(&self, i: usize, name: &str) -> Option<usize> {
+        if let Some(found) = self.get(i, name) {
+            return Some(found);
+        }
+        if self.is_object(i) && !name.bytes().any(|b| b == b'.') {
+            return None; // a path of one part: the lookup just made
+        }
+        let mut cur = i;
+        for part in name.split('.') {
+            cur = match self.nodes[cur].value {
+                Val::Obj => self.get(cur, part)?,
+                Val::Arr => self.children(cur).nth(part.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+
+    /// The engine's view of node `i`'s value.
+    pub(crate) fn field_value(&self, i: usize) -> FieldValue<'_> {
+        match &self.nodes[i].value {
+            Val::Str(t) => FieldValue::Str(Cow::Borrowed(self.text(*t))),
+            Val::Num(n) => match n.as_i64() {
+                Some(i) => FieldValue::Int(i),
+                None => n
+                    .as_f64()
+                    .map(FieldValue::Float)
+                    .unwrap_or_else(|| FieldValue::Str(Cow::Owned(n.to_string()))),
+            },
+            Val::Bool(b) => FieldValue::Bool(*b),
+            Val::Null => FieldValue::Null,
+            Val::Arr => FieldValue::List(self.children(i).map(|c| self.field_value(c)).collect()),
+            Val::Obj => match self.get(i, "#text") {
+                Some(text) => self.field_value(text),
+                None => FieldValue::Str(Cow::Owned(self.to_value(i).to_string())),
+            },
+        }
+    }
+
+    /// Node `i` as a `serde_json::Value` (for objects compared as text: rare).
+    fn to_value(&self, i: usize) -> Json {
+        match &self.nodes[i].value {
+            Val::Null => Json::Null,
+            Val::Bool(b) => Json::Bool(*b),
+            Val::Num(n) => Json::Number(n.clone()),
+            Val::Str(t) => Json::String(self.text(*t).to_string()),
+            Val::Arr => Json::Array(self.children(i).map(|c| self.to_value(c)).collect()),
+            Val::Obj => Json::Object(
+                self.children(i)
+                    .map(|c| (self.key(c).to_string(), self.to_value(c)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Calls `f` with each string a keyword search looks at (see [`Event::any_keyword`] for
+    /// `Value`), until it returns `true`.
+    pub(crate) fn keywords<'s>(&'s self, f: &mut dyn FnMut(Cow<'s, str>) -> bool) -> bool {
+        let Some(root) = self.root() else {
+            return false;
+        };
+        match self.windows_event() {
+            Some(event) => self
+                .children(event)
+                .filter(|&c| matches!(self.key(c), "EventData" | "UserData"))
+                .any(|c| self.walk(c, f)),
+            None => match self
+                .get(root, "event")
+                .and_then(|e| self.get(e, "original"))
+            {
+                // A normalized event parsed from a text line (docs/EVENTS.md): the line as
+                // written and its message, not what was added to it.
+                Some(original) if self.as_str(original).is_some() => {
+                    let message = self.get(root, "message").and_then(|m| self.as_str(m));
+                    message.is_some_and(|m| f(Cow::Borrowed(m)))
+                        || self.as_str(original).is_some_and(|o| f(Cow::Borrowed(o)))
+                }
+                _ => self.walk(root, f),
+            },
+        }
+    }
+
+    fn walk<'s>(&'s self, i: usize, f: &mut dyn FnMut(Cow<'s, str>) -> bool) -> bool {
+        match &self.nodes[i].value {
+            Val::Str(t) => f(Cow::Borrowed(self.text(*t))),
+            Val::Num(n) => f(Cow::Owned(n.to_string())),
+            // Every descendant, in document order (containers themselves have no text).
+            Val::Arr | Val::Obj => (i + 1..self.nodes[i].end).any(|d| match &self.nodes[d].value {
+                Val::Str(t) => f(Cow::Borrowed(self.text(*t))),
+                Val::Num(n) => f(Cow::Owned(n.to_string())),
+                _ => false,
+            }),
+            Val::Bool(_) | Val::Null => false,
+        }
+    }
+}
+
+impl Event for JsonEvent<'_> {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        let found = match self.windows_event() {
+            Some(event) => self.windows_field(event, name),
+            None => None,
+        };
+        found
+            .or_else(|| self.lookup(self.root()?, name))
+            .map(|i| self.field_value(i))
+    }
+
+    fn any_keyword(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.keywords(&mut |s| f(&s))
+    }
+
+    fn as_json_event(&self) -> Option<&JsonEvent<'_>> {
+        Some(self)
+    }
+}
+
+/// Bytes that end a run of plain string characters: the quote, the backslash and the
+/// control characters (which JSON does not allow in strings).
+static STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Nesting at which `serde_json` stops (its recursion limit).
+const MAX_DEPTH: usize = 128;
+
+/// A recursive-descent JSON parser writing straight into the node table.
+struct Parser<'a, 'd> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    depth: usize,
+    doc: &'d mut JsonEvent<'a>,
+}
+
+impl<'a> Parser<'a, '_> {
+    fn error(&self, what: &str) -> serde_json::Error {
+        <serde_json::Error as serde::de::Error>::custom(format_args!("{what} at byte {}", self.pos))
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn value(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+        match self.bytes.get(self.pos) {
+            Some(b'{') => self.object(key),
+            Some(b'[') => self.array(key),
+            Some(b'"') => {
+                self.pos += 1;
+                let t = self.string()?;
+                self.doc.open(key, Val::Str(t));
+                Ok(())
+            }
+            Some(b't') => self.literal(key, "true", Val::Bool(true)),
+            Some(b'f') => self.literal(key, "false", Val::Bool(false)),
+            Some(b'n') => self.literal(key, "null", Val::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(key),
+            Some(_) => Err(self.error("expected value")),
+            None => Err(self.error("EOF while parsing a value")),
+        }
+    }
+
+    fn literal(
+        &mut self,
+        key: Text<'a>,
+        word: &str,
+        value: Val<'a>,
+    ) -> Result<(), serde_json::Error> {
+        if !self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            return Err(self.error("expected value"));
+        }
+        self.pos += word.len();
+        self.doc.open(key, value);
+        Ok(())
+    }
+
+    fn enter(&mut self) -> Result<(), serde_json::Error> {
+        self.depth += 1;
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error("recursion limit exceeded"));
+        }
+        self.pos += 1;
+        self.ws();
+        Ok(())
+    }
+
+    /// After a member or element: `,` (true: another follows) or the closing byte.
+    fn next(&mut self, close: u8) -> Result<bool, serde_json::Error> {
+        self.ws();
+        match self.bytes.get(self.pos) {
+            Some(b',') => {
+                self.pos += 1;
+                self.ws();
+                Ok(true)
+            }
+            Some(&b) if b == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(_) => Err(self.error("expected `,` or the end of the list or object")),
+            None => Err(self.error("EOF while parsing a list or object")),
+        }
+    }
+
+    fn object(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+        self.enter()?;
+        let i = self.doc.open(key, Val::Obj);
+        if self.bytes.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                if self.bytes.get(self.pos) != Some(&b'"') {
+                    return Err(self.error("expected a member name"));
+                }
+                self.pos += 1;
+                let name = self.string()?;
+                self.ws();
+                if self.bytes.get(self.pos) != Some(&b':') {
+                    return Err(self.error("expected `:`"));
+                }
+                self.pos += 1;
+                self.ws();
+                self.value(name)?;
+                if !self.next(b'}')? {
+                    break;
+                }
+            }
+        }
+        self.doc.close(i);
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn array(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+        self.enter()?;
+        let i = self.doc.open(key, Val::Arr);
+        if self.bytes.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.value(EMPTY)?;
+                if !self.next(b']')? {
+                    break;
+                }
+            }
+        }
+        self.doc.close(i);
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// The end of the run of plain string characters starting at `self.pos`.
+    fn plain_run(&self) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let mut end = self.pos;
+        // Eight bytes per step: a byte's high bit is set in `stops` where it is a quote, a
+        // backslash or below 0x20 (exactly for the lowest such byte, which is all we need).
+        while let Some(&[b0, b1, b2, b3, b4, b5, b6, b7]) = self.bytes.get(end..end + 8) {
+            let w = u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
+            let quote = w ^ (ONES * u64::from(b'"'));
+            let backslash = w ^ (ONES * u64::from(b'\\'));
+            let stops = (quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (w.wrapping_sub(ONES * 0x20) & !w);
+            let stops = stops & HIGH;
+            if stops != 0 {
+                return end + (stops.trailing_zeros() / 8) as usize;
+            }
+            end += 8;
+        }
+        while end < self.bytes.len() && !STRING_STOP[usize::from(self.bytes[end])] {
+            end += 1;
+        }
+        end
+    }
+
+    /// A string whose opening quote was just read: borrowed from the text unless it has
+    /// escapes.
+    fn string(&mut self) -> Result<Text<'a>, serde_json::Error> {
+        let start = self.pos;
+        let end = self.plain_run();
+        // The stop bytes are ASCII, so `start..end` lies on character boundaries.
+        let run = self.text.get(start..end).unwrap_or_default();
+        self.pos = end;
+        match self.bytes.get(end) {
+            Some(b'"') => {
+                self.pos += 1;
+                return Ok(Text::Borrowed(run));
+            }
+            Some(b'\\') => {}
+            Some(_) => return Err(self.error("control character in string")),
+            None => return Err(self.error("EOF while parsing a string")),
+        }
+        if self.doc.arena.capacity() == 0 {
+            // Unescaping never lengthens text: the rest of the document is room enough.
+            self.doc.arena.reserve(self.bytes.len() - start);
+        }
+        let from = self.doc.arena.len();
+        self.doc.arena.push_str(run);
+        loop {
+            match self.bytes.get(self.pos) {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(Text::Arena(from, self.doc.arena.len() - from));
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let c = self.escape()?;
+                    self.doc.arena.push(c);
+                }
+                Some(_) => return Err(self.error("control character in string")),
+                None => return Err(self.error("EOF while parsing a string")),
+            }
+            let end = self.plain_run();
+            let run = self.text.get(self.pos..end).unwrap_or_default();
+            self.doc.arena.push_str(run);
+            self.pos = end;
+        }
+    }
+
+    /// The character of the escape after a backslash.
+    fn escape(&mut self) -> Result<char, serde_json::Error> {
+        let b = *self
+            .bytes
+            .get(self.pos)
+            .ok_or_else(|| self.error("EOF while parsing a string"))?;
+        self.pos += 1;
+        Ok(match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = self.hex4()?;
+                let code = match unit {
+                    0xD800..=0xDBFF => {
+                        if !self.bytes[self.pos..].starts_with(b"\\u") {
+                            return Err(self.error("lone leading surrogate in hex escape"));
+                        }
+                        self.pos += 2;
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err(self.error("lone leading surrogate in hex escape"));
+                        }
+                        0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => {
+                        return Err(self.error("lone trailing surrogate in hex escape"));
+                    }
+                    unit => unit,
+                };
+                char::from_u32(code).ok_or_else(|| self.error("invalid unicode code point"))?
+            }
+            _ => return Err(self.error("invalid escape")),
+        })
+    }
+
+    fn hex4(&mut self) -> Result<u32, serde_json::Error> {
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("EOF while parsing a string"))?;
+        let mut n = 0;
+        for &d in digits {
+            let v = char::from(d)
+                .to_digit(16)
+                .ok_or_else(|| self.error("invalid escape"))?;
+            n = n * 16 + v;
+        }
+        self.pos += 4;
+        Ok(n)
+    }
+
+    /// A number: plain non-negative integers here, everything else by `serde_json` (the same
+    /// `Number` a `Value` would hold, and the same errors).
+    fn number(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+        let start = self.pos;
+        // A number cannot be followed by any of these in valid JSON: take them all and let
+        // the number's parser reject what is not a number.
+        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+        let digits = &self.bytes[start..self.pos];
+        let simple = digits.len() <= 19
+            && digits.iter().all(u8::is_ascii_digit)
+            && (digits.len() == 1 || digits[0] != b'0');
+        let number = if simple {
+            let n = digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            Number::from(n)
+        } else {
+            let text = self.text.get(start..self.pos).unwrap_or_default();
+            serde_json::from_str::<Number>(text).map_err(|e| self.error(&e.to_string()))?
+        };
+        self.doc.open(key, Val::Num(number));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Field names and keyword texts agree with the `Value` implementation.
+    fn same_as_value(v: &Json, names: &[&str]) {
+        let text = v.to_string();
+        let parsed = JsonEvent::parse(&text).unwrap();
+        let walked = JsonEvent::from_value(v);
+        for name in names {
+            let want = v.field(name);
+            assert_eq!(parsed.field(name), want, "{name} parsed");
+            assert_eq!(walked.field(name), want, "{name} from value");
+        }
+        let collect = |e: &dyn Event| {
+            let mut out = Vec::new();
+            e.any_keyword(&mut |s| {
+                out.push(s.to_string());
+                false
+            });
+            out.sort();
+            out
+        };
+        assert_eq!(collect(&parsed), collect(v));
+        assert_eq!(collect(&walked), collect(v));
+    }
+
+    #[test]
+    fn fields_and_keywords_agree_with_value() {
+        let windows = json!({"Event": {
+            "System": {
+                "EventID": {"#text": "4688", "#attributes": {"Qualifiers": 0}},
+                "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}},
+                "Channel": "Security",
+                "Computer": "host",
+                "Level": 4
+            },
+            "EventData": {"NewProcessName": "C:\\x.exe \"quoted\" \u{e9}", "Computer": "data wins",
+                "Source Name": "RTP", "List": [1, "two", null, 2.5, {"a": true}], "Obj": {"k": "v"},
+                "Big": 18446744073709551615u64, "Neg": -3}
+        }});
+        same_as_value(
+            &windows,
+            &[
+                "EventID",
+                "Channel",
+                "Computer",
+                "Provider_Name",
+                "SourceName",
+                "Source Name",
+                "List",
+                "Obj",
+                "Big",
+                "Neg",
+                "Level",
+                "Missing",
+                "Provider_Missing",
+                "Event.System.Channel",
+            ],
+        );
+        let user = json!({"Event": {"System": {"EventID": 1}, "UserData": {"X": {"Param": "p"}}}});
+        same_as_value(&user, &["Param", "EventID"]);
+        let plain =
+            json!({"process": {"name": "cmd.exe", "pid": 4, "args": ["a", "b"]}, "a.b": true});
+        same_as_value(
+            &plain,
+            &[
+                "process.name",
+                "process.pid",
+                "process.args.1",
+                "a.b",
+                "process.nope",
+                "process",
+            ],
+        );
+        let line =
+            json!({"event": {"original": "raw line"}, "message": "msg", "host": {"name": "h"}});
+        same_as_value(&line, &["host.name", "message"]);
+        same_as_value(&json!("just a string"), &["x"]);
+        same_as_value(&json!([1, {"a": "b"}]), &["0", "1.a"]);
+    }
+
+    #[test]
+    fn escaped_strings_and_keys_are_unescaped() {
+        let text = r#"{"Event":{"System":{"EventID":1},"EventData":{"Im\u0061ge":"C:\\Windows\\x.exe","Tab":"a\tb"}}}"#;
+        let e = JsonEvent::parse(text).unwrap();
+        assert_eq!(
+            e.field("Image"),
+            Some(FieldValue::Str("C:\\Windows\\x.exe".into()))
+        );
+        assert_eq!(e.field("Tab"), Some(FieldValue::Str("a\tb".into())));
+    }
+
+    #[test]
+    fn duplicate_keys_read_as_their_last_value() {
+        let e = JsonEvent::parse(r#"{"a": 1, "b": 2, "a": 3}"#).unwrap();
+        assert_eq!(e.field("a"), Some(FieldValue::Int(3)));
+    }
+
+    /// Accepted exactly when `serde_json` accepts, with the same values.
+    #[test]
+    fn parses_what_serde_json_parses() {
+        let cases = [
+            r#"{"a":[1,-2,3.5,-0,0,1e3,1E-2,-1.5e+2,18446744073709551615,18446744073709551616,-9223372036854775808,-9223372036854775809,123456789012345678901234567890]}"#,
+            r#" { "a" : "x\"y\\z\/\b\f\n\r\t\u00e9\ud83d\ude00" , "b" : [ true , false , null ] } "#,
+            r#"{"":{"":[[],{}]}}"#,
+            r#""top""#,
+            "42",
+            "-7",
+            "0",
+            "null",
+            r#"{"k\u0041":"v"}"#,
+            "{\"a\":1}\n",
+            // Not JSON.
+            "",
+            " ",
+            "{",
+            "}",
+            "[1,]",
+            "[,1]",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{a:1}",
+            "[01]",
+            "[-]",
+            "[1.]",
+            "[.5]",
+            "[1e]",
+            "[+1]",
+            "[1-2]",
+            "[--1]",
+            "[1e999]",
+            "[tru]",
+            "[nulll]",
+            "[True]",
+            "\"a\u{1}\"",
+            "\"a\\u000\"",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"\\ud800\"",
+            "\"\\ud800\\u0041\"",
+            "\"\\udc00\"",
+            "\"\\ud800\\ud800\"",
+            "\"abc",
+            "\"ab\\",
+            "[1] [2]",
+            "\u{feff}{}",
+            "[1\u{a0}]",
+        ];
+        for case in cases {
+            let want = serde_json::from_str::<Json>(case);
+            let got = JsonEvent::parse(case);
+            assert_eq!(got.is_ok(), want.is_ok(), "{case:?}: {got:?} / {want:?}");
+            if let (Ok(got), Ok(want)) = (got, want) {
+                assert_eq!(got.to_value(0), want, "{case:?}");
+            }
+        }
+        let strings = ["\u{0}", "\u{1f}", "\t"];
+        for s in strings {
+            let case = format!("\"{s}\"");
+            assert_eq!(
+                JsonEvent::parse(&case).is_ok(),
+                serde_json::from_str::<Json>(&case).is_ok(),
+                "{case:?}"
+            );
+        }
+        for depth in [1, 126, 127, 128, 129, 300] {
+            for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+                let case = open.repeat(depth) + "1" + &close.repeat(depth);
+                assert_eq!(
+                    JsonEvent::parse(&case).is_ok(),
+                    serde_json::from_str::<Json>(&case).is_ok(),
+                    "depth {depth} {open}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn string_runs_stop_at_the_first_quote_backslash_or_control_byte() {
+        for len in 0..24 {
+            for at in 0..=len {
+                for stop in [b'"', b'\\', 0, 0x1f, b'\n'] {
+                    let mut bytes: Vec<u8> = (0..len).map(|i| b"az09 !~\x7f"[i % 8]).collect();
+                    if at < len {
+                        bytes[at] = stop;
+                    }
+                    let text = String::from_utf8(bytes.clone()).unwrap();
+                    let mut doc = JsonEvent::default();
+                    let p = Parser {
+                        text: &text,
+                        bytes: text.as_bytes(),
+                        pos: 0,
+                        depth: 0,
+                        doc: &mut doc,
+                    };
+                    assert_eq!(p.plain_run(), at, "{bytes:?}");
+                }
+            }
+        }
+        // Multi-byte characters (bytes >= 0x80, some with 0x22 or 0x5c in no position) pass.
+        let text = "\u{e9}\u{5c22}\u{2222}\u{1f600}abc\u{e9}\u{e9}\u{e9}\"";
+        let mut doc = JsonEvent::default();
+        let p = Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+            doc: &mut doc,
+        };
+        assert_eq!(p.plain_run(), text.len() - 1);
+    }
+
+    #[test]
+    fn bad_json_is_an_error_not_a_panic() {
+        for bad in ["", "{", "{\"a\":}", "[1,]", "{} x", "\"\\ud800\"", "nul"] {
+            assert!(JsonEvent::parse(bad).is_err(), "{bad}");
+        }
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(JsonEvent::parse(&deep).is_err());
+    }
+}
