@@ -460,6 +460,24 @@ impl<'v, 'a> Prepared<'v, 'a> {
     pub(crate) fn keywords(&self) -> &'v Keywords<'a> {
         self.cache.keywords()
     }
+
+    /// Whether one of the strings a keyword search looks at may, lower-cased, contain one of
+    /// `filter`'s (lower-cased, ASCII case-insensitive) literals: false only when none can.
+    /// Reads the strings as they are, without collecting them: the literals are ASCII, and
+    /// lower-casing turns no non-ASCII character into ASCII but the Kelvin sign (`k`) and
+    /// `İ` (`i` and a combining dot), so a string with either counts as a possible match.
+    pub(crate) fn keywords_may_contain(&self, filter: &aho_corasick::AhoCorasick) -> bool {
+        if self.cache.keywords.get().is_some() {
+            return true;
+        }
+        match self.cache.doc {
+            Some(doc) => doc.keywords(&mut |s| {
+                (!s.is_ascii() && s.contains(['\u{212A}', '\u{130}']))
+                    || filter.is_match(s.as_bytes())
+            }),
+            None => true,
+        }
+    }
 }
 
 impl Event for Prepared<'_, '_> {

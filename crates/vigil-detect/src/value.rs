@@ -319,6 +319,10 @@ pub(crate) struct FieldMatcher {
     cased: bool,
     /// [`field_id`] of `field`.
     field_id: usize,
+    /// Keyword searches: the required [`literals`](Self::literals), ASCII case-insensitively,
+    /// so events whose strings hold none of them are turned away without collecting and
+    /// lower-casing their keyword strings.
+    keyword_filter: Option<AhoCorasick>,
 }
 
 /// Text of a value and its lower-cased form (computed once per event and field).
@@ -468,17 +472,37 @@ impl FieldMatcher {
             optimise_contains(&mut flat);
             groups = vec![flat];
         }
-        Ok(FieldMatcher {
+        let mut matcher = FieldMatcher {
             field_id: sel.field.as_deref().map(field_id).unwrap_or(usize::MAX),
             field: sel.field.clone(),
             groups,
             cased,
-        })
+            keyword_filter: None,
+        };
+        if sel.field.is_none() {
+            // ASCII literals only: a lower-cased non-ASCII letter is not ASCII (but for the
+            // two `keywords_may_contain` looks for), so it cannot be part of one.
+            let lits = matcher
+                .literals()
+                .filter(|lits| lits.iter().all(|l| l.is_ascii()));
+            matcher.keyword_filter = lits.and_then(|lits| {
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(lits)
+                    .ok()
+            });
+        }
+        Ok(matcher)
     }
 
     pub(crate) fn is_match(&self, event: &Prepared<'_, '_>) -> bool {
         match &self.field {
             None => {
+                if let Some(filter) = &self.keyword_filter
+                    && !event.keywords_may_contain(filter)
+                {
+                    return false;
+                }
                 let texts = event.keywords();
                 self.groups.iter().all(|g| {
                     texts.iter().any(|(raw, lower)| {
@@ -508,10 +532,16 @@ impl FieldMatcher {
     /// (keywords, cased comparisons, regular expressions, wildcards, ...).
     pub(crate) fn required_literals(&self) -> Option<(usize, &str, Vec<String>)> {
         let name = self.field.as_deref()?;
+        Some((self.field_id, name, self.literals()?))
+    }
+
+    /// Lower-cased literals of which at least one occurs in (the lower-cased text of) every
+    /// value the matcher accepts, when they can be proven.
+    fn literals(&self) -> Option<Vec<String>> {
         if self.cased {
             return None;
         }
-        let group = self.groups.iter().find_map(|g| {
+        self.groups.iter().find_map(|g| {
             let mut lits = Vec::new();
             for c in g {
                 match c {
@@ -534,8 +564,7 @@ impl FieldMatcher {
                 }
             }
             (!lits.is_empty()).then_some(lits)
-        })?;
-        Some((self.field_id, name, group))
+        })
     }
 
     fn check_slot(&self, c: &Check, slot: Option<&Slot<'_>>, event: &dyn Event) -> bool {

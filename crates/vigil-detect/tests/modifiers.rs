@@ -467,8 +467,13 @@ fn keywords_search_the_whole_event() {
         &[
             json!({"cmd": "run MIMIKATZ.exe"}),
             json!({"x": {"y": ["a", "sekurlsa::logonpasswords"]}}),
+            // Lower-cased, the Kelvin sign is a `k`.
+            json!({"cmd": "run MIMI\u{212A}ATZ.exe"}),
         ],
-        &[json!({"cmd": "benign"})],
+        &[
+            json!({"cmd": "benign"}),
+            json!({"product": "Microsoft® Windows®", "cmd": "mimi katz"}),
+        ],
     );
     let r = rule(
         "    keywords:\n        '|all':\n            - 'foo'\n            - 'bar'\n    condition: keywords\n",
