@@ -107,6 +107,24 @@
 //! branch (more gates per rule; from 104: also a prebuilt memmem finder per `contains`
 //! literal), rsigma-eval 268 MB.
 //!
+//! 2026-12-05 evening, after the detect-speed4 branch (a keyword search with proven ASCII
+//! literals looks for them in the event's strings as they are before collecting and
+//! lower-casing its keyword strings: the Windows-wide mimikatz keyword rule and NotPetya's
+//! keyword branch no longer build them for every Windows event). Under callgrind
+//! (`detect_loop`, pipelines, JSON parsing included): 105.0k instructions per regression event
+//! over 3 passes (from 109.4k measured on main just before), 99.1k for passes 4-6 (from
+//! 104k). One criterion run on a heavily loaded machine (load 3.8-4.0 on the 2 cores, a
+//! callgrind run beside it; rsigma-eval ran at ~40 % of its figure above), so read the
+//! ratios only:
+//!
+//! | workload        | vigil          | vigil_pipelines | rsigma-eval    | pipelines / rsigma |
+//! |-----------------|----------------|-----------------|----------------|--------------------|
+//! | regression_json | 2,565 events/s | 26,511 events/s | 2,625 events/s | ~10.1x             |
+//! | benign_mix      | 2,213 events/s | 36,686 events/s | 3,117 events/s | ~11.8x             |
+//!
+//! Matches unchanged (476 / 591 / 215 / 0). Peak memory after loading: vigil 112 MB (VmHWM
+//! 111,548 kB), rsigma-eval 268 MB.
+//!
 //! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
 //! only the rules whose logsource the event stands for, so it matches fewer (215 on the
 //! regression events, none in the mix) and is not the same workload as the other two.
