@@ -125,6 +125,16 @@
 //! Matches unchanged (476 / 591 / 215 / 0). Peak memory after loading: vigil 112 MB (VmHWM
 //! 111,548 kB), rsigma-eval 268 MB.
 //!
+//! The same code (merged main) on a quiet machine, nothing else running (load 1.4-1.7, the
+//! bench itself), one run:
+//!
+//! | workload        | vigil          | vigil_pipelines | rsigma-eval    | pipelines / rsigma |
+//! |-----------------|----------------|-----------------|----------------|--------------------|
+//! | regression_json | 5,239 events/s | 64,140 events/s | 6,254 events/s | ~10.3x             |
+//! | benign_mix      | 4,910 events/s | 79,034 events/s | 7,121 events/s | ~11.1x             |
+//!
+//! Still short of the 100k events/s target for regression_json (~1.6x away).
+//!
 //! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
 //! only the rules whose logsource the event stands for, so it matches fewer (215 on the
 //! regression events, none in the mix) and is not the same workload as the other two.
