@@ -50,6 +50,18 @@ pub fn get<'a>(doc: &'a Json, path: &str) -> Option<&'a Json> {
     Some(cur)
 }
 
+/// The first `max` characters of `s` (all of it, without scanning, when it is short): how
+/// stored event text is capped, on a character boundary.
+pub fn truncate_chars(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    match s.char_indices().nth(max) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
 /// The string at a dotted path, if it is a string.
 pub fn get_str<'a>(doc: &'a Json, path: &str) -> Option<&'a str> {
     get(doc, path)?.as_str()

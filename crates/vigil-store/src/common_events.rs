@@ -19,18 +19,7 @@ fn event_chunks(len: usize) -> Vec<std::ops::Range<usize>> {
 /// A stored `host` or `dataset`: at most `MAX_KEY_CHARS` characters (they are in the
 /// listing index's key).
 fn capped_key(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(|s| cap_chars(s, crate::events::MAX_KEY_CHARS))
-}
-
-/// The first `max` characters of `s` (all of it, without scanning, when it is short).
-fn cap_chars(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    match s.char_indices().nth(max) {
-        Some((end, _)) => &s[..end],
-        None => s,
-    }
+    v.as_deref().map(|s| vigil_core::event::truncate_chars(s, crate::events::MAX_KEY_CHARS))
 }
 
 #[async_trait::async_trait]

@@ -192,7 +192,7 @@ async fn detect_stage(
 
 /// The stored columns of one event; the text columns are capped at 4096 characters.
 fn new_event(doc: &Json) -> NewEvent {
-    let text = |p: &str| event::get_str(doc, p).map(|s| truncate_chars(s, 4096).to_owned());
+    let text = |p: &str| event::get_str(doc, p).map(|s| event::truncate_chars(s, 4096).to_owned());
     NewEvent::with_doc(
         event::timestamp(doc).unwrap_or_else(vigil_core::now),
         text(fields::HOST_NAME),
@@ -200,17 +200,6 @@ fn new_event(doc: &Json) -> NewEvent {
         text(fields::MESSAGE).or_else(|| text(fields::ORIGINAL)),
         doc,
     )
-}
-
-/// The first `max` characters of `s` (all of it, without scanning, when it is short).
-fn truncate_chars(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    match s.char_indices().nth(max) {
-        Some((end, _)) => &s[..end],
-        None => s,
-    }
 }
 
 async fn store_stage(
@@ -312,9 +301,9 @@ mod tests {
 
     #[test]
     fn stored_text_is_capped_by_characters() {
-        assert_eq!(truncate_chars("héllo", 2), "hé");
-        assert_eq!(truncate_chars("héllo", 5), "héllo");
-        assert_eq!(truncate_chars("", 3), "");
+        assert_eq!(event::truncate_chars("héllo", 2), "hé");
+        assert_eq!(event::truncate_chars("héllo", 5), "héllo");
+        assert_eq!(event::truncate_chars("", 3), "");
         let doc = serde_json::json!({"message": "é".repeat(5000), "host": {"name": "h"}});
         let e = new_event(&doc);
         assert_eq!(e.message.as_deref().map(|m| m.chars().count()), Some(4096));
