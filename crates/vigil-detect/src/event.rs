@@ -211,13 +211,7 @@ fn lookup<'a>(v: &'a Json, name: &str) -> Option<&'a Json> {
 fn to_field_value(v: &Json) -> FieldValue<'_> {
     match v {
         Json::String(s) => FieldValue::Str(Cow::Borrowed(s)),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => FieldValue::Int(i),
-            None => n
-                .as_f64()
-                .map(FieldValue::Float)
-                .unwrap_or_else(|| FieldValue::Str(Cow::Owned(n.to_string()))),
-        },
+        Json::Number(n) => number_value(n),
         Json::Bool(b) => FieldValue::Bool(*b),
         Json::Null => FieldValue::Null,
         Json::Array(items) => FieldValue::List(items.iter().map(to_field_value).collect()),
@@ -225,6 +219,18 @@ fn to_field_value(v: &Json) -> FieldValue<'_> {
             Some(text) => to_field_value(text),
             None => FieldValue::Str(Cow::Owned(v.to_string())),
         },
+    }
+}
+
+/// A JSON number as the engine compares it: an integer when it is one, else a float, else
+/// (beyond f64) its text. Shared by `Value` events and [`JsonEvent`].
+pub(crate) fn number_value(n: &serde_json::Number) -> FieldValue<'static> {
+    match n.as_i64() {
+        Some(i) => FieldValue::Int(i),
+        None => n
+            .as_f64()
+            .map(FieldValue::Float)
+            .unwrap_or_else(|| FieldValue::Str(Cow::Owned(n.to_string()))),
     }
 }
 

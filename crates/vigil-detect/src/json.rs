@@ -247,13 +247,7 @@ impl<'a> JsonEvent<'a> {
     pub(crate) fn field_value(&self, i: usize) -> FieldValue<'_> {
         match &self.nodes[i].value {
             Val::Str(t) => FieldValue::Str(Cow::Borrowed(self.text(*t))),
-            Val::Num(n) => match n.as_i64() {
-                Some(i) => FieldValue::Int(i),
-                None => n
-                    .as_f64()
-                    .map(FieldValue::Float)
-                    .unwrap_or_else(|| FieldValue::Str(Cow::Owned(n.to_string()))),
-            },
+            Val::Num(n) => crate::event::number_value(n),
             Val::Bool(b) => FieldValue::Bool(*b),
             Val::Null => FieldValue::Null,
             Val::Arr => FieldValue::List(self.children(i).map(|c| self.field_value(c)).collect()),
