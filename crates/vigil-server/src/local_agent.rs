@@ -15,7 +15,7 @@ use vigil_core::event::{Heartbeat, IngestReceipt};
 use vigil_core::{Agent, AgentStatus};
 use vigil_store::{DynStore, HeartbeatUpdate};
 
-use crate::ingest::normalize::{Origin, normalize};
+use crate::ingest::normalize::{Origin, Received, normalize};
 use crate::ingest::{Job, Pipeline};
 
 struct LocalTransport {
@@ -38,11 +38,11 @@ impl Transport for LocalTransport {
                 };
             }
         };
-        let now = vigil_core::now();
+        let received = Received::new(vigil_core::now());
         let events: Vec<_> = decoded
             .events
             .into_iter()
-            .filter_map(|e| normalize(e, now, &self.origin).ok())
+            .filter_map(|e| normalize(e, &received, &self.origin).ok())
             .collect();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = Job {

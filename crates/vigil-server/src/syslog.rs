@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use uuid::Uuid;
 
 use crate::config::SyslogConfig;
-use crate::ingest::normalize::{Origin, normalize};
+use crate::ingest::normalize::{Origin, Received, normalize};
 use crate::ingest::{Job, Pipeline};
 
 /// Events per pipeline job, and how long a partial batch waits.
@@ -130,7 +130,7 @@ fn to_event(bytes: &[u8], peer: SocketAddr) -> Option<Json> {
         Ok(msg) => {
             let mut doc = vigil_parse::syslog::to_event(&msg);
             vigil_core::event::set_default(&mut doc, "host.ip", Json::from(peer.ip().to_string()));
-            normalize(doc, now, &Origin::default()).ok()
+            normalize(doc, &Received::new(now), &Origin::default()).ok()
         }
         Err(e) => {
             metrics::counter!(crate::metrics::SECURITY_EVENTS, "source" => "syslog", "outcome" => "failed").increment(1);

@@ -15,7 +15,7 @@ use vigil_core::event::{IngestBatch, IngestReceipt};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::ingest::auth::IngestCaller;
-use crate::ingest::normalize::{MAX_EVENT_BYTES, Origin, normalize};
+use crate::ingest::normalize::{MAX_EVENT_BYTES, Origin, Received, normalize};
 use crate::ingest::{Job, JobResult};
 use crate::state::AppState;
 
@@ -143,7 +143,7 @@ async fn ingest_events(
         }));
     }
     let origin = origin_of(&caller);
-    let now = vigil_core::now();
+    let received = Received::new(vigil_core::now());
     let mut errors = Vec::new();
     let mut events: Vec<Json> = Vec::with_capacity(batch.events.len());
     for (i, doc) in batch.events.into_iter().enumerate() {
@@ -154,7 +154,7 @@ async fn ingest_events(
             errors.push(format!("event {i}: larger than {MAX_EVENT_BYTES} bytes"));
             continue;
         }
-        match normalize(doc, now, &origin) {
+        match normalize(doc, &received, &origin) {
             Ok(doc) => events.push(doc),
             Err(e) => errors.push(format!("event {i}: {e}")),
         }

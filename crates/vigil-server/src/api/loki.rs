@@ -18,7 +18,7 @@ use crate::api::ingest::{MAX_DECOMPRESSED, origin_of, submit_and_wait};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::Job;
 use crate::ingest::auth::IngestCaller;
-use crate::ingest::normalize::normalize;
+use crate::ingest::normalize::{Received, normalize};
 use crate::state::AppState;
 
 fn header(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
@@ -88,11 +88,11 @@ pub async fn push(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let origin = origin_of(&caller);
-    let now = vigil_core::now();
+    let received = Received::new(vigil_core::now());
     let events: Vec<_> = streams
         .iter()
         .flat_map(vigil_parse::loki::to_events)
-        .filter_map(|doc| normalize(doc, now, &origin).ok())
+        .filter_map(|doc| normalize(doc, &received, &origin).ok())
         .collect();
     let job = Job {
         org,

@@ -116,39 +116,38 @@ fn overlay(into: &mut Json, from: Json) {
     }
 }
 
-/// `received` as `@timestamp` text. The events of a batch share it, so it is formatted
-/// once per batch (per thread), not per event.
-fn received_text(received: DateTime<Utc>) -> String {
-    thread_local! {
-        static LAST: std::cell::RefCell<Option<(DateTime<Utc>, String)>> =
-            const { std::cell::RefCell::new(None) };
-    }
-    LAST.with_borrow_mut(|last| match last {
-        Some((t, text)) if *t == received => text.clone(),
-        _ => {
-            let text = event::format_timestamp(received);
-            *last = Some((received, text.clone()));
-            text
+/// When a batch arrived, with its `@timestamp` text: the events of a batch share it, so it
+/// is formatted once per batch, not per event.
+pub struct Received {
+    time: DateTime<Utc>,
+    text: String,
+}
+
+impl Received {
+    pub fn new(time: DateTime<Utc>) -> Self {
+        Self {
+            time,
+            text: event::format_timestamp(time),
         }
-    })
+    }
 }
 
 /// Normalizes one received event. `Err` says why it is refused.
-pub fn normalize(doc: Json, received: DateTime<Utc>, origin: &Origin) -> Result<Json, String> {
+pub fn normalize(doc: Json, received: &Received, origin: &Origin) -> Result<Json, String> {
     if !doc.is_object() {
         return Err("an event must be a JSON object".into());
     }
     let mut doc = nest(doc);
     if event::get(&doc, fields::DATASET).is_none() {
-        doc = parse_raw(doc, received, origin);
+        doc = parse_raw(doc, received.time, origin);
     }
     if event::timestamp(&doc).is_none() {
         if let Some(bad) = event::get(&doc, fields::TIMESTAMP).cloned() {
             event::set(&mut doc, "event.created_raw", bad);
         }
-        event::set(&mut doc, fields::TIMESTAMP, json!(received_text(received)));
+        event::set(&mut doc, fields::TIMESTAMP, json!(received.text));
     }
-    event::set(&mut doc, fields::INGESTED, json!(received_text(received)));
+    event::set(&mut doc, fields::INGESTED, json!(received.text));
     if let Some(id) = &origin.agent_id {
         event::set(&mut doc, fields::AGENT_ID, json!(id));
     }
@@ -195,7 +194,7 @@ mod tests {
         let t = vigil_core::now();
         let doc = normalize(
             json!({"agent": {"id": "forged"}, "event": {"dataset": "x"}, "@timestamp": "bad"}),
-            t,
+            &Received::new(t),
             &origin,
         )
         .unwrap();
@@ -203,7 +202,7 @@ mod tests {
         assert_eq!(doc["host"]["name"], "web-1");
         assert_eq!(event::timestamp(&doc), Some(t));
         assert_eq!(doc["event"]["created_raw"], "bad");
-        assert!(normalize(json!([1]), t, &origin).is_err());
+        assert!(normalize(json!([1]), &Received::new(t), &origin).is_err());
     }
 
     #[test]
@@ -213,7 +212,7 @@ mod tests {
         let doc = normalize(
             json!({"message": line, "@timestamp": "2026-11-24T00:00:00Z", "process": "custom",
                    "source": {"port": 1}, "labels": {"team": "a"}}),
-            t,
+            &Received::new(t),
             &Origin::default(),
         )
         .unwrap();
@@ -244,7 +243,7 @@ mod tests {
         let line = "Nov 23 10:00:00 bastion sshd[42]: Failed password for root from 203.0.113.9 port 50000 ssh2";
         let doc = normalize(
             json!({"message": line, "log": {"file": {"path": "/var/log/auth.log"}}, "host": {"name": "bastion-1"}}),
-            t,
+            &Received::new(t),
             &Origin::default(),
         )
         .unwrap();
