@@ -312,6 +312,22 @@ impl<'a> Slot<'a> {
         Slot { value, leaves }
     }
 
+    /// Gives the leaves that are strings of `doc` their lower-cased forms from its
+    /// lower-cased copy, instead of lower-casing each on its own.
+    fn lower_from(&mut self, doc: &'a JsonEvent<'a>) {
+        let leaves = match &mut self.leaves {
+            Leaves::One(leaf) => std::slice::from_mut(leaf),
+            Leaves::Many(leaves) => leaves,
+        };
+        for leaf in leaves {
+            if let Some(Cow::Borrowed(text)) = leaf.text
+                && let Some(lower) = doc.lower_of(text)
+            {
+                leaf.lower = OnceCell::from(Cow::Borrowed(lower));
+            }
+        }
+    }
+
     /// The scalars of the value (lists flattened, nulls left out).
     pub(crate) fn leaves(&self) -> &[Leaf<'a>] {
         match &self.leaves {
@@ -367,9 +383,12 @@ pub(crate) struct Cache<'a> {
     inner: &'a dyn Event,
     doc: Option<&'a JsonEvent<'a>>,
     flat: Option<Flat<'a>>,
-    /// Per field id: 0 not looked up yet, 1 absent, `n + 2` in `slots[n]`. An event
-    /// touches a few dozen of the thousands of field names rules use.
-    index: Box<[Cell<u32>]>,
+    /// Per field id: `generation << 32` and then 1 absent, `n + 2` in `slots[n]`; any other
+    /// generation means not looked up yet. An event touches a few dozen of the thousands of
+    /// field names rules use: the table is kept for the thread's next event, which starts a
+    /// new generation instead of clearing it.
+    index: Box<[Cell<u64>]>,
+    generation: u64,
     /// The fields looked up, in blocks made as they fill (references to them stay valid):
     /// enough blocks for every field id.
     slots: Box<[OnceCell<Box<SlotBlock<'a>>>]>,
@@ -378,6 +397,21 @@ pub(crate) struct Cache<'a> {
     /// Field ids below this are cached.
     fields: usize,
     keywords: OnceCell<Keywords<'a>>,
+}
+
+/// A [`Cache`]'s field table and its generation.
+type FieldTable = (Box<[Cell<u64>]>, u64);
+
+thread_local! {
+    /// The field table of the thread's last event.
+    static INDEX_POOL: Cell<Option<FieldTable>> = const { Cell::new(None) };
+}
+
+impl Drop for Cache<'_> {
+    fn drop(&mut self) {
+        let index = std::mem::take(&mut self.index);
+        let _ = INDEX_POOL.try_with(|pool| pool.set(Some((index, self.generation))));
+    }
 }
 
 /// Slots per block of [`Cache`]'s slots.
@@ -472,9 +506,24 @@ impl<'v, 'a> Prepared<'v, 'a> {
     /// Reads the strings as they are, without collecting them: the literals are ASCII, and
     /// lower-casing turns no non-ASCII character into ASCII but the Kelvin sign (`k`) and
     /// `İ` (`i` and a combining dot), so a string with either counts as a possible match.
-    pub(crate) fn keywords_may_contain(&self, filter: &aho_corasick::AhoCorasick) -> bool {
+    ///
+    /// With `in_text` (the literals as [`json_escaped`](crate::json::json_escaped) writes
+    /// them) a JSON event parsed from text is searched as written, ASCII-lower-cased, when
+    /// the text shows every string as a keyword search sees it (and has neither of those two
+    /// characters).
+    pub(crate) fn keywords_may_contain(
+        &self,
+        filter: &aho_corasick::AhoCorasick,
+        in_text: Option<&[memchr::memmem::Finder<'static>]>,
+    ) -> bool {
         if self.cache.keywords.get().is_some() {
             return true;
+        }
+        if let (Some(in_text), Some(text)) = (
+            in_text,
+            self.cache.doc.and_then(|d| d.faithful_lower_text()),
+        ) {
+            return in_text.iter().any(|f| f.find(text.as_bytes()).is_some());
         }
         match self.cache.doc {
             Some(doc) => doc.keywords(&mut |s| {
@@ -503,11 +552,21 @@ impl<'a> Cache<'a> {
     fn new(inner: &'a dyn Event, doc: Option<&'a JsonEvent<'a>>) -> Self {
         let flat = doc.and_then(|d| Some(flatten_windows(d, d.windows_event()?)));
         let fields = FIELD_COUNT.load(Ordering::Acquire);
+        let pooled = INDEX_POOL.try_with(Cell::take).ok().flatten();
+        let (index, generation) = match pooled {
+            Some((index, generation))
+                if index.len() >= fields && generation < u64::from(u32::MAX) =>
+            {
+                (index, generation + 1)
+            }
+            _ => ((0..fields).map(|_| Cell::new(0)).collect(), 1),
+        };
         Cache {
             inner,
             doc,
             flat,
-            index: (0..fields).map(|_| Cell::new(0)).collect(),
+            index,
+            generation,
             slots: (0..fields.div_ceil(BLOCK))
                 .map(|_| OnceCell::new())
                 .collect(),
@@ -526,23 +585,32 @@ impl<'a> Cache<'a> {
             let block = self.slots.get(n / BLOCK)?;
             block.get()?[n % BLOCK].get()
         };
-        match self.index[id].get() {
-            0 => {}
-            1 => return None,
-            n => return at(n as usize - 2),
+        let entry = self.index[id].get();
+        if entry >> 32 == self.generation {
+            return match entry as u32 {
+                1 => None,
+                n => at(n as usize - 2),
+            };
         }
+        let stamp = self.generation << 32;
         let Some(value) = self.lookup(name) else {
-            self.index[id].set(1);
+            self.index[id].set(stamp | 1);
             return None;
         };
         // Each field id takes at most one slot, so there is room (`n < fields`).
         let n = self.taken.get();
         let block = self.slots.get(n / BLOCK)?;
         let block = block.get_or_init(|| Box::new(std::array::from_fn(|_| OnceCell::new())));
-        let slot = block[n % BLOCK].get_or_init(|| Slot::new(value));
+        let slot = block[n % BLOCK].get_or_init(|| {
+            let mut slot = Slot::new(value);
+            if let Some(doc) = self.doc {
+                slot.lower_from(doc);
+            }
+            slot
+        });
         self.taken.set(n + 1);
         // Ids are interned field names: far fewer than u32::MAX.
-        self.index[id].set(u32::try_from(n + 2).unwrap_or(0));
+        self.index[id].set(stamp | u64::from(u32::try_from(n + 2).unwrap_or(1)));
         Some(slot)
     }
 
@@ -574,16 +642,74 @@ impl<'a> Cache<'a> {
     }
 }
 
-/// A Windows event's fields by name (node indices), as [`windows_field`] resolves them.
+/// A Windows event's fields by name (node indices), as [`windows_field`] resolves them: a
+/// small chained hash table made for each event (cheaper to fill than a general map, as
+/// most of its names are never asked for).
 struct Flat<'a> {
-    /// Every name but `Element_Attribute`, with its node and the object it came from.
-    names: FxHashMap<Cow<'a, str>, (usize, usize)>,
+    /// Per bucket ([`bucket`] of the name): its newest entry, [`NONE`] when empty.
+    heads: [usize; BUCKETS],
+    /// Every name but `Element_Attribute`, in the order added (sources by precedence).
+    entries: Vec<FlatEntry<'a>>,
     system: Option<usize>,
 }
 
-impl Flat<'_> {
+struct FlatEntry<'a> {
+    name: Cow<'a, str>,
+    node: usize,
+    /// The object the name is a key of (`usize::MAX` for names with their spaces dropped).
+    from: usize,
+    /// The bucket's next older entry.
+    next: usize,
+}
+
+const BUCKETS: usize = 64;
+const NONE: usize = usize::MAX;
+
+/// A name's bucket, from its length and three of its bytes.
+fn bucket(name: &[u8]) -> usize {
+    let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
+        return 0;
+    };
+    let mid = name[name.len() / 2];
+    let h = (name.len() as u32).wrapping_mul(0x9E37_79B9)
+        ^ u32::from(first).wrapping_mul(0x85EB_CA6B)
+        ^ u32::from(last).wrapping_mul(0xC2B2_AE35)
+        ^ u32::from(mid).wrapping_mul(0x27D4_EB2F);
+    (h >> 26) as usize
+}
+
+impl<'a> Flat<'a> {
+    fn add(&mut self, name: Cow<'a, str>, node: usize, from: usize) {
+        let b = bucket(name.as_bytes());
+        let next = self.heads[b];
+        self.heads[b] = self.entries.len();
+        self.entries.push(FlatEntry {
+            name,
+            node,
+            from,
+            next,
+        });
+    }
+
+    /// The node a name stands for: the earliest source that has it wins; within that source
+    /// (an object with the key written twice) the last value.
+    fn find(&self, name: &str) -> Option<usize> {
+        let chain = || {
+            let mut at = self.heads[bucket(name.as_bytes())];
+            std::iter::from_fn(move || {
+                let entry = self.entries.get(at)?;
+                at = entry.next;
+                Some(entry)
+            })
+            .filter(|e| e.name == name)
+        };
+        // Newest first: the last one found is the earliest added.
+        let from = chain().last()?.from;
+        chain().find(|e| e.from == from).map(|e| e.node)
+    }
+
     fn get(&self, doc: &JsonEvent<'_>, name: &str) -> Option<usize> {
-        if let Some(&(v, _)) = self.names.get(name) {
+        if let Some(v) = self.find(name) {
             return Some(v);
         }
         // System attributes come last in precedence: looked up on a miss instead of being
@@ -593,56 +719,111 @@ impl Flat<'_> {
 }
 
 fn flatten_windows<'a>(doc: &'a JsonEvent<'a>, event: usize) -> Flat<'a> {
-    let mut map: FxHashMap<Cow<'a, str>, (usize, usize)> =
-        FxHashMap::with_capacity_and_hasher(48, Default::default());
-    // Sources in precedence order: a name already there from an earlier source stays; one
-    // from the same object is a key written twice, whose last value counts.
-    let add =
-        |map: &mut FxHashMap<Cow<'a, str>, (usize, usize)>, k: Cow<'a, str>, v, from| match map
-            .entry(k)
-        {
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                if e.get().1 == from {
-                    e.insert((v, from));
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert((v, from));
-            }
-        };
+    let mut flat = Flat {
+        heads: [NONE; BUCKETS],
+        entries: Vec::with_capacity(48),
+        system: None,
+    };
     let object = |key: &str| doc.get(event, key).filter(|&i| doc.is_object(i));
     if let Some(data) = object("EventData") {
         for c in doc.children(data) {
-            add(&mut map, Cow::Borrowed(doc.key(c)), c, data);
+            flat.add(Cow::Borrowed(doc.key(c)), c, data);
         }
         for c in doc.children(data) {
             let k = doc.key(c);
-            if k.contains(' ') {
+            if k.bytes().any(|b| b == b' ') {
                 // Unspaced names (Windows Defender's "Source Name") rank after every real one.
-                add(&mut map, Cow::Owned(k.replace(' ', "")), c, usize::MAX);
+                flat.add(Cow::Owned(k.replace(' ', "")), c, usize::MAX);
             }
         }
     }
     if let Some(user) = object("UserData") {
         for inner in doc.children(user) {
             for c in doc.children(inner).filter(|_| doc.is_object(inner)) {
-                add(&mut map, Cow::Borrowed(doc.key(c)), c, inner);
+                flat.add(Cow::Borrowed(doc.key(c)), c, inner);
             }
         }
     }
     let system = doc.get(event, "System");
     if let Some(system) = system.filter(|&s| doc.is_object(s)) {
         for c in doc.children(system) {
-            add(&mut map, Cow::Borrowed(doc.key(c)), c, system);
+            flat.add(Cow::Borrowed(doc.key(c)), c, system);
         }
     }
-    Flat { names: map, system }
+    flat.system = system;
+    flat
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn rule(detection: &str) -> crate::CompiledRule {
+        let yaml = format!(
+            "title: t\nlogsource: {{product: windows}}\ndetection:\n{detection}\nlevel: low\n"
+        );
+        crate::CompiledRule::from_yaml(&yaml, &Default::default()).expect("rule compiles")
+    }
+
+    #[test]
+    fn keyword_searches_read_the_text_as_written_only_when_it_shows_every_string() {
+        let keyword = rule(
+            "    keywords: ['\\perfc.dat', 'kelvin', '1000', 'tab\\there']\n    condition: keywords",
+        );
+        let hit = |text: &str| keyword.is_match(&JsonEvent::parse(text).expect("json"));
+        // Escaped backslashes and quotes, capitals: found in the text as written.
+        assert!(hit(r#"{"a":"C:\\Windows\\PERFC.dat","b":"\"q\""}"#));
+        assert!(!hit(r#"{"a":"C:\\Windows\\perfc.txt","b":1001}"#));
+        // Escapes the text does not show as the string is: `\u005c` is a backslash, `\t` a tab.
+        assert!(hit(r#"{"a":"C:\u005cperfc.dat"}"#));
+        assert!(hit(r#"{"a":"a tab\\there"}"#), "a backslash in the literal");
+        assert!(
+            !hit(r#"{"a":"a tab\there"}"#),
+            "a tab is not a backslash and a t"
+        );
+        let tab = rule("    keywords: ['tab\there']\n    condition: keywords");
+        assert!(tab.is_match(&JsonEvent::parse(r#"{"a":"a tab\there"}"#).expect("json")));
+        // A number is searched as the engine prints it: 1e3 is 1000.0.
+        assert!(hit(r#"{"a":1e3}"#));
+        assert!(hit(r#"{"a":1000}"#));
+        // The Kelvin sign lower-cases to an ASCII k.
+        assert!(hit("{\"a\":\"\u{212A}elvin\"}"));
+        assert!(!hit("{\"a\":\"\u{212B}elvin\"}"));
+        // In a key only: not a keyword string, however the text is searched.
+        assert!(!hit(
+            r#"{"Event":{"System":{"EventID":1},"EventData":{"perfc.dat":"x"}}}"#
+        ));
+    }
+
+    #[test]
+    fn windows_fields_resolve_by_source_precedence_then_last_duplicate() {
+        let text = r##"{"Event":{"System":{"EventID":4688,"Computer":"sys","Provider":{"#attributes":{"Name":"P"}}},
+            "EventData":{"Image":"first","Image":"second","Computer":"data","Source Name":"spaced"},
+            "UserData":{"Inner":{"Computer":"user","Only":"u1","Only":"u2"},"Other":{"Only":"other"}}}}"##;
+        let doc = JsonEvent::parse(text).expect("json");
+        let is = |field: &str, value: &str| {
+            rule(&format!(
+                "    sel:\n        {field}: '{value}'\n    condition: sel"
+            ))
+            .is_match(&doc)
+        };
+        assert!(
+            is("Image", "second") && !is("Image", "first"),
+            "last duplicate wins"
+        );
+        assert!(
+            is("Computer", "data"),
+            "EventData before UserData and System"
+        );
+        assert!(
+            is("Only", "u2") && !is("Only", "other"),
+            "first UserData element, last value"
+        );
+        assert!(is("SourceName", "spaced"));
+        assert!(is("EventID", "4688"));
+        assert!(is("Provider_Name", "P"));
+    }
 
     #[test]
     fn capitals_and_non_ascii_are_found_in_every_position() {

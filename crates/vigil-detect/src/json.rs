@@ -8,6 +8,7 @@
 //! does not depend on how `serde_json` orders its maps (`preserve_order`).
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 use serde_json::{Number, Value as Json};
 
@@ -33,6 +34,23 @@ pub struct JsonEvent<'a> {
     nodes: Vec<Node<'a>>,
     /// Strings that had escapes in the text, unescaped.
     arena: String,
+    /// The text parsed (empty for a table made from a `Value`).
+    source: &'a str,
+    /// Whether `source` holds every string and number a keyword search sees as it sees them
+    /// (escaped, and only as `\\` and `\"`, which [`json_escaped`] reproduces), so a literal
+    /// not in the text is in none of them.
+    faithful: bool,
+    /// `source` and `arena` ASCII-lower-cased, made on first use: a string's lower-cased form
+    /// is the same range of these when the string is ASCII.
+    lower: OnceCell<Lowered>,
+}
+
+#[derive(Debug, Clone)]
+struct Lowered {
+    source: String,
+    arena: String,
+    /// Whether `source` has the Kelvin sign or `İ`.
+    folds_to_ascii: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +90,9 @@ impl<'a> JsonEvent<'a> {
             // About one node per 20 bytes in Windows events: room without growing.
             nodes: Vec::with_capacity(text.len() / 12 + 8),
             arena: String::new(),
+            source: text,
+            faithful: true,
+            lower: OnceCell::new(),
         };
         let mut p = Parser {
             text,
@@ -140,6 +161,48 @@ impl<'a> JsonEvent<'a> {
         match t {
             Text::Borrowed(s) => s,
             Text::Arena(start, len) => self.arena.get(start..start + len).unwrap_or_default(),
+        }
+    }
+
+    /// The parsed text, when it shows every string and number a keyword search looks at as
+    /// [`json_escaped`] writes it (no other escapes, numbers as the engine prints them):
+    /// a literal absent from it is absent from all of them. The text is
+    /// ASCII-lower-cased; `None` also when the text has one of the two characters whose
+    /// lower-cased forms hold ASCII letters (the Kelvin sign and `İ`), which ASCII
+    /// lower-casing leaves as they are.
+    pub(crate) fn faithful_lower_text(&self) -> Option<&str> {
+        let lower = self.lowered();
+        (self.faithful && !self.source.is_empty() && !lower.folds_to_ascii)
+            .then_some(lower.source.as_str())
+    }
+
+    fn lowered(&self) -> &Lowered {
+        self.lower.get_or_init(|| Lowered {
+            source: self.source.to_ascii_lowercase(),
+            arena: self.arena.to_ascii_lowercase(),
+            folds_to_ascii: folds_to_ascii(self.source.as_bytes()),
+        })
+    }
+
+    /// `s` ASCII-lower-cased, borrowed from one lower-cased copy of the document, when `s` is
+    /// one of its strings (borrowed from the text or the unescaped strings) and is ASCII.
+    pub(crate) fn lower_of(&self, s: &str) -> Option<&str> {
+        fn range(within: &str, s: &str) -> Option<std::ops::Range<usize>> {
+            let at = (s.as_ptr() as usize).checked_sub(within.as_ptr() as usize)?;
+            (at + s.len() <= within.len()).then_some(at..at + s.len())
+        }
+        if !s.is_ascii() {
+            return None;
+        }
+        let (source, arena) = match (range(self.source, s), range(&self.arena, s)) {
+            (None, None) => return None,
+            found => found,
+        };
+        let lower = self.lowered();
+        match (source, arena) {
+            (Some(r), _) => lower.source.get(r),
+            (None, Some(r)) => lower.arena.get(r),
+            (None, None) => None,
         }
     }
 
@@ -558,6 +621,9 @@ impl<'a> Parser<'a, '_> {
             .get(self.pos)
             .ok_or_else(|| self.error("EOF while parsing a string"))?;
         self.pos += 1;
+        if !matches!(b, b'"' | b'\\') {
+            self.doc.faithful = false;
+        }
         Ok(match b {
             b'"' => '"',
             b'\\' => '\\',
@@ -628,11 +694,41 @@ impl<'a> Parser<'a, '_> {
             Number::from(n)
         } else {
             let text = self.text.get(start..self.pos).unwrap_or_default();
-            serde_json::from_str::<Number>(text).map_err(|e| self.error(&e.to_string()))?
+            let number =
+                serde_json::from_str::<Number>(text).map_err(|e| self.error(&e.to_string()))?;
+            if self.doc.faithful && number.to_string() != text {
+                self.doc.faithful = false; // `1e3` is searched as `1000.0`
+            }
+            number
         };
         self.doc.open(key, Val::Num(number));
         Ok(())
     }
+}
+
+/// Whether `text` has the Kelvin sign (E2 84 AA) or `İ` (C4 B0): the characters whose
+/// lower-cased forms hold ASCII letters.
+fn folds_to_ascii(text: &[u8]) -> bool {
+    memchr::memchr2_iter(0xE2, 0xC4, text).any(|at| {
+        let rest = &text[at..];
+        rest.starts_with(&[0xE2, 0x84, 0xAA]) || rest.starts_with(&[0xC4, 0xB0])
+    })
+}
+
+/// `s` as a JSON string's text writes it with only `\\` and `\"` escaped (see
+/// [`JsonEvent::faithful_text`]); `None` when it has a control character (always escaped
+/// otherwise).
+pub(crate) fn json_escaped(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            c if c < ' ' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]

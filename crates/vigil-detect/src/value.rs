@@ -323,6 +323,9 @@ pub(crate) struct FieldMatcher {
     /// so events whose strings hold none of them are turned away without collecting and
     /// lower-casing their keyword strings.
     keyword_filter: Option<AhoCorasick>,
+    /// The same for a JSON event's text as written (see
+    /// [`Prepared::keywords_may_contain`]).
+    keyword_filter_in_text: Option<Vec<Finder<'static>>>,
 }
 
 /// Text of a value and its lower-cased form (computed once per event and field).
@@ -478,6 +481,7 @@ impl FieldMatcher {
             groups,
             cased,
             keyword_filter: None,
+            keyword_filter_in_text: None,
         };
         if sel.field.is_none() {
             // ASCII literals only: a lower-cased non-ASCII letter is not ASCII (but for the
@@ -485,12 +489,23 @@ impl FieldMatcher {
             let lits = matcher
                 .literals()
                 .filter(|lits| lits.iter().all(|l| l.is_ascii()));
-            matcher.keyword_filter = lits.and_then(|lits| {
+            let build = |lits: &[String]| {
                 AhoCorasick::builder()
                     .ascii_case_insensitive(true)
                     .build(lits)
                     .ok()
+            };
+            // The same literals as written in a JSON text (each found by its own memchr-driven
+            // search: keyword searches have a few literals).
+            matcher.keyword_filter_in_text = lits.as_ref().and_then(|lits| {
+                lits.iter()
+                    .map(|l| {
+                        let escaped = crate::json::json_escaped(&l.to_ascii_lowercase())?;
+                        Some(Finder::new(escaped.as_bytes()).into_owned())
+                    })
+                    .collect()
             });
+            matcher.keyword_filter = lits.and_then(|lits| build(&lits));
         }
         Ok(matcher)
     }
@@ -499,7 +514,7 @@ impl FieldMatcher {
         match &self.field {
             None => {
                 if let Some(filter) = &self.keyword_filter
-                    && !event.keywords_may_contain(filter)
+                    && !event.keywords_may_contain(filter, self.keyword_filter_in_text.as_deref())
                 {
                     return false;
                 }
