@@ -141,7 +141,7 @@ struct Prefilter {
 struct PrefilterField {
     id: usize,
     name: String,
-    automaton: aho_corasick::AhoCorasick,
+    automaton: Literals,
     /// Per literal: the gates it opens.
     gates: Vec<Vec<u32>>,
     /// Every gate looking at this field (for fields that cannot be looked at).
@@ -204,7 +204,7 @@ impl Prefilter {
             let mut all_gates: Vec<u32> = gate_lists.iter().flatten().copied().collect();
             all_gates.sort_unstable();
             all_gates.dedup();
-            match aho_corasick::AhoCorasick::new(&patterns) {
+            match Literals::new(&patterns) {
                 Ok(automaton) => fields.push(PrefilterField {
                     id,
                     name,
@@ -216,7 +216,7 @@ impl Prefilter {
                     // Cannot search these: their rules are always evaluated. The field keeps
                     // its place (rule_fields index it) with an automaton that finds nothing.
                     ungated.extend(all_gates.iter().map(|&g| gate_rule[g as usize]));
-                    if let Ok(automaton) = aho_corasick::AhoCorasick::new(Vec::<&str>::new()) {
+                    if let Ok(automaton) = Literals::new(&[]) {
                         fields.push(PrefilterField {
                             id,
                             name,
@@ -304,18 +304,56 @@ impl Prefilter {
             if leaf.text.is_none() {
                 continue;
             }
-            for m in field.automaton.find_overlapping_iter(leaf.lower()) {
-                let p = m.pattern().as_usize();
+            field.automaton.each_match(leaf.lower().as_bytes(), |p| {
                 if seen[p / 64] & (1 << (p % 64)) != 0 {
-                    continue;
+                    return;
                 }
                 seen[p / 64] |= 1 << (p % 64);
                 for &g in &field.gates[p] {
                     open(g, state);
                 }
-            }
+            });
         }
         state.seen = seen;
+    }
+}
+
+/// One field's literals, found with every occurrence (overlapping) by walking an automaton
+/// byte by byte: cheaper per match than an overlapping iterator. A contiguous NFA rather than
+/// a DFA: a DFA's rows are so much larger that its lookups miss the cache (measured slower,
+/// and 11 MB more for the SigmaHQ rules).
+#[derive(Debug, Clone)]
+struct Literals(aho_corasick::nfa::contiguous::NFA);
+
+impl Literals {
+    fn new(patterns: &[String]) -> std::result::Result<Self, aho_corasick::BuildError> {
+        aho_corasick::nfa::contiguous::NFA::new(patterns).map(Literals)
+    }
+
+    /// Calls `found` with the literal of every match in `text` (a literal as often as it
+    /// occurs; several at one position when one ends in another).
+    fn each_match(&self, text: &[u8], mut found: impl FnMut(usize)) {
+        use aho_corasick::Anchored;
+        use aho_corasick::automaton::Automaton;
+        let nfa = &self.0;
+        let Ok(mut sid) = nfa.start_state(Anchored::No) else {
+            return;
+        };
+        for &b in text {
+            sid = nfa.next_state(Anchored::No, sid, b);
+            if nfa.is_special(sid) {
+                if nfa.is_dead(sid) {
+                    return;
+                }
+                if nfa.is_match(sid) {
+                    // Standard match semantics: a state lists its own literals and those of
+                    // the states its failure links lead to.
+                    for i in 0..nfa.match_len(sid) {
+                        found(nfa.match_pattern(sid, i).as_usize());
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -1066,6 +1104,32 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>, top: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every occurrence of every literal, as the overlapping iterator of `AhoCorasick`
+        /// reports them (the walk is ours; literals over a small alphabet overlap a lot).
+        #[test]
+        fn the_walk_finds_what_an_overlapping_search_finds(
+            lits in proptest::collection::btree_set("[ab\\\\.c]{1,12}", 1..40),
+            texts in proptest::collection::vec("[ab\\\\.cx]{0,80}", 1..8),
+        ) {
+            let lits: Vec<String> = lits.into_iter().collect();
+            let ours = Literals::new(&lits).expect("builds");
+            let theirs = aho_corasick::AhoCorasick::new(&lits).expect("builds");
+            for text in &texts {
+                let mut found = Vec::new();
+                ours.each_match(text.as_bytes(), |p| found.push(p));
+                let mut want: Vec<usize> = theirs
+                    .find_overlapping_iter(text.as_str())
+                    .map(|m| m.pattern().as_usize())
+                    .collect();
+                found.sort_unstable();
+                want.sort_unstable();
+                prop_assert_eq!(found, want, "in {:?}", text);
+            }
+        }
+    }
 
     /// The literals of each requirement the rule's condition gives, each list sorted.
     fn requirements(yaml: &str) -> Vec<Vec<String>> {
