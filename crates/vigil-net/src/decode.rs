@@ -10,8 +10,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{
-    EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket,
-    TransportSlice,
+    EtherType, IpAuthHeaderSlice, IpNumber, Ipv6ExtensionsSlice, Ipv6FragmentHeaderSlice,
+    Ipv6RawExtHeaderSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice,
 };
 
 use crate::capture::LinkType;
@@ -178,22 +178,19 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, Skip> {
             let h = v6.header();
             let src = IpAddr::V6(Ipv6Addr::from(h.source()));
             let dst = IpAddr::V6(Ipv6Addr::from(h.destination()));
-            let mut fragment = None;
-            if v6.is_payload_fragmented() {
-                for ext in v6.extensions().clone().into_iter() {
-                    if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                        fragment = Some(Fragment {
-                            id: FragmentId {
-                                src,
-                                dst,
-                                protocol: v6.payload().ip_number.0,
-                                id: f.identification(),
-                            },
-                            first: f.fragment_offset().value() == 0,
-                        });
-                    }
-                }
-            }
+            let fragment = if v6.is_payload_fragmented() {
+                ipv6_fragment_header(v6.extensions()).map(|(id, first)| Fragment {
+                    id: FragmentId {
+                        src,
+                        dst,
+                        protocol: v6.payload().ip_number.0,
+                        id,
+                    },
+                    first,
+                })
+            } else {
+                None
+            };
             (src, dst, v6.payload(), fragment)
         }
         _ => return Err(Skip::NotIp),
@@ -230,6 +227,48 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, Skip> {
         }
     }
     Ok(d)
+}
+
+/// The identification and "offset is 0" of the last fragment header among an IPv6 packet's
+/// extension headers, read with bounds-checked slices.
+///
+/// Not etherparse's `Ipv6ExtensionsSlice` iterator: it trusts that the slice holds every
+/// header the next-header chain names, but after lax parsing stopped at a bad header (a
+/// hop-by-hop header after a fragment header, say) the chain still names it and the
+/// iterator reads it past the end of the slice with `get_unchecked`.
+fn ipv6_fragment_header(exts: &Ipv6ExtensionsSlice<'_>) -> Option<(u32, bool)> {
+    let mut next = exts.first_header();
+    let mut rest = exts.slice();
+    let mut found = None;
+    while let Some(number) = next {
+        let (len, after) = match number {
+            IpNumber::IPV6_FRAGMENTATION_HEADER => {
+                let Ok(f) = Ipv6FragmentHeaderSlice::from_slice(rest) else {
+                    break;
+                };
+                found = Some((f.identification(), f.fragment_offset().value() == 0));
+                (f.slice().len(), f.next_header())
+            }
+            IpNumber::IPV6_HEADER_HOP_BY_HOP
+            | IpNumber::IPV6_ROUTE_HEADER
+            | IpNumber::IPV6_DESTINATION_OPTIONS => {
+                let Ok(h) = Ipv6RawExtHeaderSlice::from_slice(rest) else {
+                    break;
+                };
+                (h.slice().len(), h.next_header())
+            }
+            IpNumber::AUTHENTICATION_HEADER => {
+                let Ok(h) = IpAuthHeaderSlice::from_slice(rest) else {
+                    break;
+                };
+                (h.slice().len(), h.next_header())
+            }
+            _ => break,
+        };
+        rest = &rest[len..];
+        next = Some(after);
+    }
+    found
 }
 
 fn tcp_flag_bits(header: &[u8]) -> u16 {
@@ -335,6 +374,50 @@ mod tests {
         ip[7] = 0x03; // offset 24 bytes, last fragment
         let d = decode(LinkType::RAW, &ip).unwrap();
         assert!(!d.fragment.unwrap().first);
+        assert_eq!((d.src_port, d.dst_port), (0, 0));
+    }
+
+    /// Found by the `pcap_packets` fuzz target: an IPv6 fragment header whose next header is
+    /// hop-by-hop (only allowed first), so etherparse's lax parse stops after the fragment
+    /// header while the chain still names one more header. Walking the extensions with
+    /// etherparse's iterator read that header past the end of the slice (undefined
+    /// behaviour, a `get_unchecked` precondition panic in debug builds).
+    #[test]
+    fn ipv6_fragment_followed_by_a_misplaced_hop_by_hop_header() {
+        #[rustfmt::skip]
+        let ip = [
+            0x60, 0x2e, 0x02, 0x0b, 0x00, 0x00, 44, 0x06, // payload length 0, next: fragment
+            0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // source
+            0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x41, // destination
+            0x00, 0x75, 0x67, 0x20, 0x32, 0x30, 0x32, 0x32, // fragment, next: hop-by-hop (0)
+            0x20, 0x30, 0x37, 0x3a, 0x32, 0x32, 0x3a, 0x35,
+        ];
+        let d = decode(LinkType::RAW, &ip).unwrap();
+        let f = d.fragment.unwrap();
+        assert_eq!(f.id.id, 0x3230_3232);
+        assert!(!f.first);
+        let mut null = 30u32.to_le_bytes().to_vec();
+        null.extend(ip);
+        assert_eq!(decode(LinkType::NULL, &null).unwrap(), d);
+    }
+
+    #[test]
+    fn ipv6_fragment_after_other_extension_headers() {
+        let b = PacketBuilder::ipv6([1; 16], [2; 16], 64).udp(1000, 53);
+        let mut v = Vec::new();
+        b.write(&mut v, b"x").unwrap();
+        // Insert a destination-options header (8 bytes) and a fragment header (offset 1).
+        let udp = v.split_off(40);
+        v[6] = 60;
+        v.extend([44, 0, 0, 0, 0, 0, 0, 0]);
+        v.extend([17, 0, 0, 0x08, 0xde, 0xad, 0xbe, 0xef]);
+        v.extend(&udp);
+        let len = (v.len() - 40) as u16;
+        v[4..6].copy_from_slice(&len.to_be_bytes());
+        let d = decode(LinkType::RAW, &v).unwrap();
+        let f = d.fragment.unwrap();
+        assert_eq!(f.id.id, 0xdead_beef);
+        assert!(!f.first);
         assert_eq!((d.src_port, d.dst_port), (0, 0));
     }
 }
