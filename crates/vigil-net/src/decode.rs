@@ -178,19 +178,15 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, Skip> {
             let h = v6.header();
             let src = IpAddr::V6(Ipv6Addr::from(h.source()));
             let dst = IpAddr::V6(Ipv6Addr::from(h.destination()));
-            let fragment = if v6.is_payload_fragmented() {
-                ipv6_fragment_header(v6.extensions()).map(|(id, first)| Fragment {
-                    id: FragmentId {
-                        src,
-                        dst,
-                        protocol: v6.payload().ip_number.0,
-                        id,
-                    },
-                    first,
-                })
-            } else {
-                None
-            };
+            let fragment = ipv6_fragment_header(v6.extensions()).map(|(id, first)| Fragment {
+                id: FragmentId {
+                    src,
+                    dst,
+                    protocol: v6.payload().ip_number.0,
+                    id,
+                },
+                first,
+            });
             (src, dst, v6.payload(), fragment)
         }
         _ => return Err(Skip::NotIp),
@@ -205,6 +201,11 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, Skip> {
         payload: &[],
         fragment,
     };
+    if fragment.is_some_and(|f| !f.first) {
+        // A later fragment has no transport header, whatever its bytes look like (etherparse
+        // 0.19 may try to read one: see `ipv6_fragment_header`).
+        return Ok(d);
+    }
     match &sliced.transport {
         Some(TransportSlice::Tcp(t)) => {
             d.src_port = t.source_port();
@@ -230,12 +231,16 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, Skip> {
 }
 
 /// The identification and "offset is 0" of the last fragment header among an IPv6 packet's
-/// extension headers, read with bounds-checked slices.
+/// extension headers, read with bounds-checked slices; `None` when there is none, or when it
+/// is an atomic fragment (offset 0, no more fragments: the packet is whole).
 ///
 /// Not etherparse's `Ipv6ExtensionsSlice` iterator: it trusts that the slice holds every
 /// header the next-header chain names, but after lax parsing stopped at a bad header (a
 /// hop-by-hop header after a fragment header, say) the chain still names it and the
-/// iterator reads it past the end of the slice with `get_unchecked`.
+/// iterator reads it past the end of the slice with `get_unchecked`. Nor etherparse 0.19's
+/// `fragment_offset`/`more_fragments`/`is_payload_fragmented`: they read the offset and the
+/// M flag from the wrong bits (fixed upstream in 0.20), so a real first fragment (bytes
+/// 2..4 = `00 01`) looked like one at offset 1.
 fn ipv6_fragment_header(exts: &Ipv6ExtensionsSlice<'_>) -> Option<(u32, bool)> {
     let mut next = exts.first_header();
     let mut rest = exts.slice();
@@ -246,7 +251,10 @@ fn ipv6_fragment_header(exts: &Ipv6ExtensionsSlice<'_>) -> Option<(u32, bool)> {
                 let Ok(f) = Ipv6FragmentHeaderSlice::from_slice(rest) else {
                     break;
                 };
-                found = Some((f.identification(), f.fragment_offset().value() == 0));
+                // RFC 8200 4.5: a big-endian word, the offset in its top 13 bits, M in bit 0.
+                let word = u16::from_be_bytes([f.slice()[2], f.slice()[3]]);
+                let (offset, more) = (word >> 3, word & 1 == 1);
+                found = (offset != 0 || more).then(|| (f.identification(), offset == 0));
                 (f.slice().len(), f.next_header())
             }
             IpNumber::IPV6_HEADER_HOP_BY_HOP
@@ -395,7 +403,7 @@ mod tests {
         let d = decode(LinkType::RAW, &ip).unwrap();
         let f = d.fragment.unwrap();
         assert_eq!(f.id.id, 0x3230_3232);
-        assert!(!f.first);
+        assert!(!f.first, "offset 0x6720 >> 3");
         let mut null = 30u32.to_le_bytes().to_vec();
         null.extend(ip);
         assert_eq!(decode(LinkType::NULL, &null).unwrap(), d);
@@ -406,18 +414,38 @@ mod tests {
         let b = PacketBuilder::ipv6([1; 16], [2; 16], 64).udp(1000, 53);
         let mut v = Vec::new();
         b.write(&mut v, b"x").unwrap();
-        // Insert a destination-options header (8 bytes) and a fragment header (offset 1).
         let udp = v.split_off(40);
         v[6] = 60;
+        // A destination-options header (8 bytes), then a fragment header whose bytes 2..4
+        // are set below.
         v.extend([44, 0, 0, 0, 0, 0, 0, 0]);
-        v.extend([17, 0, 0, 0x08, 0xde, 0xad, 0xbe, 0xef]);
+        v.extend([17, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
         v.extend(&udp);
         let len = (v.len() - 40) as u16;
         v[4..6].copy_from_slice(&len.to_be_bytes());
-        let d = decode(LinkType::RAW, &v).unwrap();
+        let with_offset_word = |word: u16| {
+            let mut v = v.clone();
+            v[50..52].copy_from_slice(&word.to_be_bytes());
+            v
+        };
+
+        // First fragment (offset 0, M set): ports from the UDP header that follows.
+        let first = with_offset_word(0x0001);
+        let d = decode(LinkType::RAW, &first).unwrap();
         let f = d.fragment.unwrap();
         assert_eq!(f.id.id, 0xdead_beef);
-        assert!(!f.first);
-        assert_eq!((d.src_port, d.dst_port), (0, 0));
+        assert!(f.first);
+        assert_eq!((d.src_port, d.dst_port), (1000, 53));
+        // A later fragment (offset 4 = 32 bytes, the last one; etherparse 0.19 took this for
+        // an unfragmented packet): no ports, whatever the bytes look like.
+        let last = with_offset_word(4 << 3);
+        let d = decode(LinkType::RAW, &last).unwrap();
+        assert!(!d.fragment.unwrap().first);
+        assert_eq!((d.src_port, d.dst_port, d.payload), (0, 0, &[][..]));
+        // An atomic fragment (offset 0, no M) is a whole packet.
+        let atomic = with_offset_word(0);
+        let d = decode(LinkType::RAW, &atomic).unwrap();
+        assert_eq!(d.fragment, None);
+        assert_eq!((d.src_port, d.dst_port), (1000, 53));
     }
 }
