@@ -10,8 +10,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{
-    EtherType, IpNumber, Ipv6ExtensionSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket,
-    TransportSlice,
+    EtherType, IpAuthHeaderSlice, IpNumber, Ipv6ExtensionsSlice, Ipv6FragmentHeaderSlice,
+    Ipv6RawExtHeaderSlice, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice,
 };
 
 use crate::capture::LinkType;
@@ -178,22 +178,15 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, Skip> {
             let h = v6.header();
             let src = IpAddr::V6(Ipv6Addr::from(h.source()));
             let dst = IpAddr::V6(Ipv6Addr::from(h.destination()));
-            let mut fragment = None;
-            if v6.is_payload_fragmented() {
-                for ext in v6.extensions().clone().into_iter() {
-                    if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                        fragment = Some(Fragment {
-                            id: FragmentId {
-                                src,
-                                dst,
-                                protocol: v6.payload().ip_number.0,
-                                id: f.identification(),
-                            },
-                            first: f.fragment_offset().value() == 0,
-                        });
-                    }
-                }
-            }
+            let fragment = ipv6_fragment_header(v6.extensions()).map(|(id, first)| Fragment {
+                id: FragmentId {
+                    src,
+                    dst,
+                    protocol: v6.payload().ip_number.0,
+                    id,
+                },
+                first,
+            });
             (src, dst, v6.payload(), fragment)
         }
         _ => return Err(Skip::NotIp),
@@ -208,6 +201,11 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, Skip> {
         payload: &[],
         fragment,
     };
+    if fragment.is_some_and(|f| !f.first) {
+        // A later fragment has no transport header, whatever its bytes look like (etherparse
+        // 0.19 may try to read one: see `ipv6_fragment_header`).
+        return Ok(d);
+    }
     match &sliced.transport {
         Some(TransportSlice::Tcp(t)) => {
             d.src_port = t.source_port();
@@ -230,6 +228,55 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, Skip> {
         }
     }
     Ok(d)
+}
+
+/// The identification and "offset is 0" of the last fragment header among an IPv6 packet's
+/// extension headers, read with bounds-checked slices; `None` when there is none, or when it
+/// is an atomic fragment (offset 0, no more fragments: the packet is whole).
+///
+/// Not etherparse's `Ipv6ExtensionsSlice` iterator: it trusts that the slice holds every
+/// header the next-header chain names, but after lax parsing stopped at a bad header (a
+/// hop-by-hop header after a fragment header, say) the chain still names it and the
+/// iterator reads it past the end of the slice with `get_unchecked`. Nor etherparse 0.19's
+/// `fragment_offset`/`more_fragments`/`is_payload_fragmented`: they read the offset and the
+/// M flag from the wrong bits (fixed upstream in 0.20), so a real first fragment (bytes
+/// 2..4 = `00 01`) looked like one at offset 1.
+fn ipv6_fragment_header(exts: &Ipv6ExtensionsSlice<'_>) -> Option<(u32, bool)> {
+    let mut next = exts.first_header();
+    let mut rest = exts.slice();
+    let mut found = None;
+    while let Some(number) = next {
+        let (len, after) = match number {
+            IpNumber::IPV6_FRAGMENTATION_HEADER => {
+                let Ok(f) = Ipv6FragmentHeaderSlice::from_slice(rest) else {
+                    break;
+                };
+                // RFC 8200 4.5: a big-endian word, the offset in its top 13 bits, M in bit 0.
+                let word = u16::from_be_bytes([f.slice()[2], f.slice()[3]]);
+                let (offset, more) = (word >> 3, word & 1 == 1);
+                found = (offset != 0 || more).then(|| (f.identification(), offset == 0));
+                (f.slice().len(), f.next_header())
+            }
+            IpNumber::IPV6_HEADER_HOP_BY_HOP
+            | IpNumber::IPV6_ROUTE_HEADER
+            | IpNumber::IPV6_DESTINATION_OPTIONS => {
+                let Ok(h) = Ipv6RawExtHeaderSlice::from_slice(rest) else {
+                    break;
+                };
+                (h.slice().len(), h.next_header())
+            }
+            IpNumber::AUTHENTICATION_HEADER => {
+                let Ok(h) = IpAuthHeaderSlice::from_slice(rest) else {
+                    break;
+                };
+                (h.slice().len(), h.next_header())
+            }
+            _ => break,
+        };
+        rest = &rest[len..];
+        next = Some(after);
+    }
+    found
 }
 
 fn tcp_flag_bits(header: &[u8]) -> u16 {
@@ -336,5 +383,69 @@ mod tests {
         let d = decode(LinkType::RAW, &ip).unwrap();
         assert!(!d.fragment.unwrap().first);
         assert_eq!((d.src_port, d.dst_port), (0, 0));
+    }
+
+    /// Found by the `pcap_packets` fuzz target: an IPv6 fragment header whose next header is
+    /// hop-by-hop (only allowed first), so etherparse's lax parse stops after the fragment
+    /// header while the chain still names one more header. Walking the extensions with
+    /// etherparse's iterator read that header past the end of the slice (undefined
+    /// behaviour, a `get_unchecked` precondition panic in debug builds).
+    #[test]
+    fn ipv6_fragment_followed_by_a_misplaced_hop_by_hop_header() {
+        #[rustfmt::skip]
+        let ip = [
+            0x60, 0x2e, 0x02, 0x0b, 0x00, 0x00, 44, 0x06, // payload length 0, next: fragment
+            0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // source
+            0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x41, // destination
+            0x00, 0x75, 0x67, 0x20, 0x32, 0x30, 0x32, 0x32, // fragment, next: hop-by-hop (0)
+            0x20, 0x30, 0x37, 0x3a, 0x32, 0x32, 0x3a, 0x35,
+        ];
+        let d = decode(LinkType::RAW, &ip).unwrap();
+        let f = d.fragment.unwrap();
+        assert_eq!(f.id.id, 0x3230_3232);
+        assert!(!f.first, "offset 0x6720 >> 3");
+        let mut null = 30u32.to_le_bytes().to_vec();
+        null.extend(ip);
+        assert_eq!(decode(LinkType::NULL, &null).unwrap(), d);
+    }
+
+    #[test]
+    fn ipv6_fragment_after_other_extension_headers() {
+        let b = PacketBuilder::ipv6([1; 16], [2; 16], 64).udp(1000, 53);
+        let mut v = Vec::new();
+        b.write(&mut v, b"x").unwrap();
+        let udp = v.split_off(40);
+        v[6] = 60;
+        // A destination-options header (8 bytes), then a fragment header whose bytes 2..4
+        // are set below.
+        v.extend([44, 0, 0, 0, 0, 0, 0, 0]);
+        v.extend([17, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
+        v.extend(&udp);
+        let len = (v.len() - 40) as u16;
+        v[4..6].copy_from_slice(&len.to_be_bytes());
+        let with_offset_word = |word: u16| {
+            let mut v = v.clone();
+            v[50..52].copy_from_slice(&word.to_be_bytes());
+            v
+        };
+
+        // First fragment (offset 0, M set): ports from the UDP header that follows.
+        let first = with_offset_word(0x0001);
+        let d = decode(LinkType::RAW, &first).unwrap();
+        let f = d.fragment.unwrap();
+        assert_eq!(f.id.id, 0xdead_beef);
+        assert!(f.first);
+        assert_eq!((d.src_port, d.dst_port), (1000, 53));
+        // A later fragment (offset 4 = 32 bytes, the last one; etherparse 0.19 took this for
+        // an unfragmented packet): no ports, whatever the bytes look like.
+        let last = with_offset_word(4 << 3);
+        let d = decode(LinkType::RAW, &last).unwrap();
+        assert!(!d.fragment.unwrap().first);
+        assert_eq!((d.src_port, d.dst_port, d.payload), (0, 0, &[][..]));
+        // An atomic fragment (offset 0, no M) is a whole packet.
+        let atomic = with_offset_word(0);
+        let d = decode(LinkType::RAW, &atomic).unwrap();
+        assert_eq!(d.fragment, None);
+        assert_eq!((d.src_port, d.dst_port), (1000, 53));
     }
 }
