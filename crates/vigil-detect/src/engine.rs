@@ -318,24 +318,125 @@ impl Prefilter {
     }
 }
 
-/// One field's literals, found with every occurrence (overlapping) by walking an automaton
-/// byte by byte: cheaper per match than an overlapping iterator. A contiguous NFA rather than
-/// a DFA: a DFA's rows are so much larger that its lookups miss the cache (measured slower,
-/// and 11 MB more for the SigmaHQ rules).
+/// One field's literals, each found at every occurrence (overlapping). Usually by walking an
+/// automaton byte by byte (cheaper per match than an overlapping iterator; a contiguous NFA
+/// rather than a DFA, whose much larger rows miss the cache: measured slower, and 11 MB more
+/// for the SigmaHQ rules). A field whose literals are all long and many (file hashes) has
+/// them found through one 8-byte window each instead ([`Windows`]): a walk through
+/// thousands of long literals' states misses the cache on nearly every byte, while windows
+/// are looked up independently of one another, most turned away by a bitmap in the cache.
 #[derive(Debug, Clone)]
-struct Literals(aho_corasick::nfa::contiguous::NFA);
+enum Literals {
+    Nfa(Box<aho_corasick::nfa::contiguous::NFA>),
+    Windows(Windows),
+}
+
+/// Bytes of a window.
+const WINDOW: usize = 8;
+/// Literals a field needs (all of at least [`WINDOW`] bytes) to have them found by window.
+const MIN_WINDOWED: usize = 64;
+
+#[derive(Debug, Clone)]
+struct Windows {
+    /// Bit `hash(window)` is set for every window in `table`.
+    bits: Box<[u64]>,
+    /// Bits of the hash (`bits` has `1 << hash_bits` bits).
+    hash_bits: u32,
+    /// Window -> its literals in `found` (a range).
+    table: FxHashMap<u64, (u32, u32)>,
+    /// (literal, offset of its window in it).
+    found: Vec<(u32, u32)>,
+    literals: Vec<Box<[u8]>>,
+}
+
+fn window_at(text: &[u8], at: usize) -> Option<u64> {
+    let w: [u8; WINDOW] = text.get(at..at + WINDOW)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+impl Windows {
+    fn bit(&self, window: u64) -> usize {
+        (window.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.hash_bits)) as usize
+    }
+
+    /// Each literal (all at least [`WINDOW`] bytes) gets the window in it the fewest
+    /// literals before it got (one per literal, so an occurrence is found once), preferring
+    /// the last.
+    fn new(literals: Vec<Box<[u8]>>) -> Self {
+        let mut by_window: FxHashMap<u64, Vec<(u32, u32)>> = FxHashMap::default();
+        for (id, lit) in literals.iter().enumerate() {
+            let best = (0..=lit.len().saturating_sub(WINDOW))
+                .rev()
+                .filter_map(|at| Some((at, window_at(lit, at)?)))
+                .min_by_key(|(_, w)| by_window.get(w).map_or(0, Vec::len));
+            if let Some((at, w)) = best {
+                by_window.entry(w).or_default().push((id as u32, at as u32));
+            }
+        }
+        // About 16 bits per window: most windows of a text that are no literal's miss.
+        let hash_bits = (by_window.len() * 16)
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(6);
+        let mut windows = Windows {
+            bits: vec![0; (1usize << hash_bits) / 64].into_boxed_slice(),
+            hash_bits,
+            table: FxHashMap::default(),
+            found: Vec::new(),
+            literals,
+        };
+        for (w, list) in by_window {
+            let bit = windows.bit(w);
+            windows.bits[bit / 64] |= 1 << (bit % 64);
+            let from = windows.found.len() as u32;
+            windows.found.extend(list);
+            windows.table.insert(w, (from, windows.found.len() as u32));
+        }
+        windows
+    }
+
+    fn each_match(&self, text: &[u8], mut found: impl FnMut(usize)) {
+        for at in 0..=text.len().saturating_sub(WINDOW) {
+            let Some(w) = window_at(text, at) else {
+                return;
+            };
+            let bit = self.bit(w);
+            if self.bits[bit / 64] & (1 << (bit % 64)) == 0 {
+                continue;
+            }
+            let Some(&(from, to)) = self.table.get(&w) else {
+                continue;
+            };
+            for &(lit, offset) in &self.found[from as usize..to as usize] {
+                if let Some(start) = at.checked_sub(offset as usize)
+                    && text[start..].starts_with(&self.literals[lit as usize])
+                {
+                    found(lit as usize);
+                }
+            }
+        }
+    }
+}
 
 impl Literals {
     fn new(patterns: &[String]) -> std::result::Result<Self, aho_corasick::BuildError> {
-        aho_corasick::nfa::contiguous::NFA::new(patterns).map(Literals)
+        if patterns.len() >= MIN_WINDOWED && patterns.iter().all(|p| p.len() >= WINDOW) {
+            let literals = patterns.iter().map(|p| p.as_bytes().into()).collect();
+            return Ok(Literals::Windows(Windows::new(literals)));
+        }
+        let nfa = aho_corasick::nfa::contiguous::NFA::new(patterns)?;
+        Ok(Literals::Nfa(Box::new(nfa)))
     }
 
     /// Calls `found` with the literal of every match in `text` (a literal as often as it
-    /// occurs; several at one position when one ends in another).
+    /// occurs; several at one position when one ends in another), in no particular order.
     fn each_match(&self, text: &[u8], mut found: impl FnMut(usize)) {
         use aho_corasick::Anchored;
         use aho_corasick::automaton::Automaton;
-        let nfa = &self.0;
+        let nfa = match self {
+            Literals::Nfa(nfa) => nfa,
+            Literals::Windows(windows) => return windows.each_match(text, found),
+        };
         let Ok(mut sid) = nfa.start_state(Anchored::No) else {
             return;
         };
@@ -1112,10 +1213,21 @@ mod tests {
         #[test]
         fn the_walk_finds_what_an_overlapping_search_finds(
             lits in proptest::collection::btree_set("[ab\\\\.c]{1,12}", 1..40),
-            texts in proptest::collection::vec("[ab\\\\.cx]{0,80}", 1..8),
+            pieces in proptest::collection::vec(
+                proptest::collection::vec((any::<proptest::sample::Index>(), "[ab\\\\.cx]{0,4}"), 0..8),
+                1..8,
+            ),
         ) {
             let lits: Vec<String> = lits.into_iter().collect();
+            // Texts of literals (many found, some overlapping) and bytes between them.
+            let texts: Vec<String> = pieces
+                .iter()
+                .map(|p| p.iter().map(|(i, gap)| format!("{}{gap}", i.get(&lits))).collect())
+                .collect();
             let ours = Literals::new(&lits).expect("builds");
+            // The same literals found by window (when all are long enough).
+            let long: Vec<Box<[u8]>> = lits.iter().filter(|l| l.len() >= WINDOW).map(|l| l.as_bytes().into()).collect();
+            let windows = Windows::new(long.clone());
             let theirs = aho_corasick::AhoCorasick::new(&lits).expect("builds");
             for text in &texts {
                 let mut found = Vec::new();
@@ -1124,9 +1236,20 @@ mod tests {
                     .find_overlapping_iter(text.as_str())
                     .map(|m| m.pattern().as_usize())
                     .collect();
+                let mut by_window = Vec::new();
+                windows.each_match(text.as_bytes(), |p| by_window.push(long[p].clone()));
+                let mut want_long: Vec<Box<[u8]>> = want
+                    .iter()
+                    .map(|&p| lits[p].as_bytes())
+                    .filter(|l| l.len() >= WINDOW)
+                    .map(Box::from)
+                    .collect();
                 found.sort_unstable();
                 want.sort_unstable();
                 prop_assert_eq!(found, want, "in {:?}", text);
+                by_window.sort_unstable();
+                want_long.sort_unstable();
+                prop_assert_eq!(by_window, want_long, "by window in {:?}", text);
             }
         }
     }
