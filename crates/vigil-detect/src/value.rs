@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ipnet::IpNet;
 use memchr::memmem::Finder;
 use regex::{Regex, RegexBuilder};
+use rustc_hash::FxHashSet;
 
 use crate::event::{Event, FieldValue, Leaf, Prepared, Slot, field_id};
 use crate::rule::{FieldSelection, Modifier, SigmaValue};
@@ -298,6 +299,8 @@ enum Check {
     Str(StrMatcher),
     /// Many plain `contains` literals searched at once (and the literals).
     AnyContains(AhoCorasick, Vec<String>),
+    /// Many exact, prefix and suffix literals looked up by length.
+    AnyAffix(Box<Affixes>),
     /// With lower-cased literals one of which every match contains, when they can be proven
     /// (see [`regex_literals`]).
     Regex(Regex, Option<Vec<String>>),
@@ -345,7 +348,7 @@ impl Check {
     fn needs_lower(&self) -> bool {
         matches!(
             self,
-            Check::Str(_) | Check::AnyContains(..) | Check::FieldRef(..)
+            Check::Str(_) | Check::AnyContains(..) | Check::AnyAffix(_) | Check::FieldRef(..)
         )
     }
 }
@@ -473,6 +476,7 @@ impl FieldMatcher {
         if !all {
             let mut flat: Vec<Check> = groups.into_iter().flatten().collect();
             optimise_contains(&mut flat);
+            optimise_affixes(&mut flat);
             groups = vec![flat];
         }
         let mut matcher = FieldMatcher {
@@ -571,6 +575,8 @@ impl FieldMatcher {
                     Check::AnyContains(_, needles) if needles.iter().all(|n| !n.is_empty()) => {
                         lits.extend(needles.iter().cloned())
                     }
+                    // Never empty (see `optimise_affixes`).
+                    Check::AnyAffix(affixes) => lits.extend(affixes.literals.iter().cloned()),
                     // An integer equals only numbers written as that integer.
                     Check::NumEq(n) if n.fract() == 0.0 && n.abs() < 1e15 => {
                         lits.push(format!("{}", *n as i64))
@@ -639,6 +645,7 @@ impl FieldMatcher {
             }
             Check::Str(m) => m.is_match(probe.text(self.cased)),
             Check::AnyContains(ac, _) => ac.is_match(probe.text(self.cased)),
+            Check::AnyAffix(affixes) => affixes.is_match(probe.text(self.cased)),
             Check::Regex(re, _) => re.is_match(probe.raw),
             Check::Cidr(net) => probe
                 .raw
@@ -883,6 +890,82 @@ fn optimise_contains(checks: &mut Vec<Check>) {
     }
 }
 
+/// Exact, prefix and suffix literals, each set keyed by the literals' length: a value is
+/// checked with one hash lookup per distinct length instead of one comparison per literal
+/// (`Image|endswith` lists of fifty binaries are common).
+#[derive(Debug, Clone, Default)]
+struct Affixes {
+    exact: FxHashSet<Box<[u8]>>,
+    prefixes: Vec<(usize, FxHashSet<Box<[u8]>>)>,
+    suffixes: Vec<(usize, FxHashSet<Box<[u8]>>)>,
+    /// Every literal (for the prefilter).
+    literals: Vec<String>,
+}
+
+impl Affixes {
+    fn add(by_len: &mut Vec<(usize, FxHashSet<Box<[u8]>>)>, literal: &str) {
+        let len = literal.len();
+        let at = match by_len.iter().position(|(n, _)| *n == len) {
+            Some(at) => at,
+            None => {
+                by_len.push((len, FxHashSet::default()));
+                by_len.len() - 1
+            }
+        };
+        by_len[at].1.insert(literal.as_bytes().into());
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        let b = text.as_bytes();
+        self.exact.contains(b)
+            || self
+                .suffixes
+                .iter()
+                .any(|(n, set)| b.len() >= *n && set.contains(&b[b.len() - n..]))
+            || self
+                .prefixes
+                .iter()
+                .any(|(n, set)| b.get(..*n).is_some_and(|p| set.contains(p)))
+    }
+}
+
+/// Four or more non-empty exact, prefix or suffix literals of one group become one
+/// [`Check::AnyAffix`].
+fn optimise_affixes(checks: &mut Vec<Check>) {
+    let affix = |c: &Check| match c {
+        Check::Str(StrMatcher::Exact(l) | StrMatcher::Prefix(l) | StrMatcher::Suffix(l)) => {
+            !l.is_empty()
+        }
+        _ => false,
+    };
+    if checks.iter().filter(|c| affix(c)).count() < 4 {
+        return;
+    }
+    let mut affixes = Affixes::default();
+    checks.retain(|c| {
+        if !affix(c) {
+            return true;
+        }
+        match c {
+            Check::Str(StrMatcher::Exact(l)) => {
+                affixes.exact.insert(l.as_bytes().into());
+                affixes.literals.push(l.clone());
+            }
+            Check::Str(StrMatcher::Prefix(l)) => {
+                Affixes::add(&mut affixes.prefixes, l);
+                affixes.literals.push(l.clone());
+            }
+            Check::Str(StrMatcher::Suffix(l)) => {
+                Affixes::add(&mut affixes.suffixes, l);
+                affixes.literals.push(l.clone());
+            }
+            _ => {}
+        }
+        false
+    });
+    checks.push(Check::AnyAffix(Box::new(affixes)));
+}
+
 /// `expand` with unknown placeholders as `*`: known ones still expand to their values.
 fn wildcard_placeholders(p: &Pattern, opts: &CompileOptions) -> Vec<Pattern> {
     let mut out = Pattern::default();
@@ -1051,6 +1134,52 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_affix_lists_match_as_the_literals_one_by_one() {
+        let rule = |sel: &str| {
+            let yaml = format!(
+                "title: t\nlogsource: {{product: windows}}\ndetection:\n    sel:\n{sel}\n    condition: sel\n"
+            );
+            crate::CompiledRule::from_yaml(&yaml, &Default::default()).expect("rule compiles")
+        };
+        let image = |value: &str| serde_json::json!({ "Image": value });
+        let suffixes = rule(
+            "        Image|endswith: ['\\\\cmd.exe', '\\\\pwsh.exe', '\\\\powershell.exe', 'x.exe', '.com']",
+        );
+        for hit in [
+            "C:\\Windows\\CMD.EXE",
+            "pwsh.exe\\pwsh.exe",
+            "x.exe",
+            "a.COM",
+            "\\cmd.exe",
+        ] {
+            assert!(suffixes.is_match(&image(hit)), "{hit}");
+        }
+        for miss in ["cmd.exe", "C:\\cmd.exe.bak", "", ".co", "\\powershell.ex"] {
+            assert!(!suffixes.is_match(&image(miss)), "{miss}");
+        }
+        let mixed = rule(
+            "        Image|startswith: ['C:\\\\Temp\\\\', 'D:\\\\', 'C:\\\\Users\\\\Public\\\\', '\\\\\\\\srv\\\\']",
+        );
+        for hit in [
+            "c:\\temp\\a.exe",
+            "D:\\",
+            "C:\\Users\\Public\\x",
+            "\\\\srv\\share",
+        ] {
+            assert!(mixed.is_match(&image(hit)), "{hit}");
+        }
+        for miss in ["C:\\Temp", "E:\\D:\\", "c:\\users\\publicx", "\\srv\\"] {
+            assert!(!mixed.is_match(&image(miss)), "{miss}");
+        }
+        let exact = rule("        Image: ['System', 'Registry', 'MemCompression', 'vmmem', '-']");
+        assert!(exact.is_match(&image("SYSTEM")) && exact.is_match(&image("-")));
+        assert!(!exact.is_match(&image("Systems")) && !exact.is_match(&image("vmme")));
+        // With `cased` the literals keep their case.
+        let cased = rule("        Image|endswith|cased: ['A.exe', 'B.exe', 'C.exe', 'D.exe']");
+        assert!(cased.is_match(&image("xA.exe")) && !cased.is_match(&image("xa.exe")));
+    }
 
     #[test]
     fn regex_literals_are_proven_or_refused() {
