@@ -5,6 +5,7 @@
 //! literal. Comparisons are case-insensitive unless `cased` is given; `re` follows the regular
 //! expression's own flags (case-sensitive unless `i`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -302,13 +303,15 @@ enum Check {
     /// Many exact, prefix and suffix literals looked up by length.
     AnyAffix(Box<Affixes>),
     /// With lower-cased literals one of which every match contains, when they can be proven
-    /// (see [`regex_literals`]).
-    Regex(Regex, Option<Vec<String>>),
+    /// (see [`regex_literals`]), and the fewest bytes a match has (shorter values are
+    /// turned away without running it).
+    Regex(Regex, Option<Vec<String>>, usize),
     Cidr(IpNet),
     Cmp(Cmp, f64),
     /// Numeric equality with numeric event values (next to the text comparison).
     NumEq(f64),
-    FieldRef(String, RefMode),
+    /// The other field, its [`field_id`], and how the values compare.
+    FieldRef(String, usize, RefMode),
 }
 
 /// A compiled field selection.
@@ -405,7 +408,8 @@ impl FieldMatcher {
                 } else {
                     RefMode::Equals
                 };
-                vec![Check::FieldRef(text, mode)]
+                let id = field_id(&text);
+                vec![Check::FieldRef(text, id, mode)]
             } else if is_re {
                 let re = RegexBuilder::new(&text)
                     .case_insensitive(has(Modifier::ReIgnoreCase))
@@ -414,13 +418,16 @@ impl FieldMatcher {
                     .size_limit(64 << 20)
                     .build()
                     .map_err(|e| invalid(format!("regular expression not supported: {e}")))?;
-                let literals = regex_literals(
-                    &text,
+                let flags = (
                     has(Modifier::ReIgnoreCase),
                     has(Modifier::ReMultiLine),
                     has(Modifier::ReDotAll),
                 );
-                vec![Check::Regex(re, literals)]
+                let literals = regex_literals(&text, flags.0, flags.1, flags.2);
+                let min_len = regex_hir(&text, flags.0, flags.1, flags.2)
+                    .and_then(|hir| hir.properties().minimum_len())
+                    .unwrap_or(0);
+                vec![Check::Regex(re, literals, min_len)]
             } else if has(Modifier::Cidr) {
                 let net = text
                     .parse::<IpNet>()
@@ -571,7 +578,7 @@ impl FieldMatcher {
                         | StrMatcher::Contains(l, _),
                     ) if !l.is_empty() => lits.push(l.clone()),
                     Check::Str(StrMatcher::Wildcard(_, Some(l))) => lits.push(l.clone()),
-                    Check::Regex(_, Some(l)) => lits.extend(l.iter().cloned()),
+                    Check::Regex(_, Some(l), _) => lits.extend(l.iter().cloned()),
                     Check::AnyContains(_, needles) if needles.iter().all(|n| !n.is_empty()) => {
                         lits.extend(needles.iter().cloned())
                     }
@@ -588,7 +595,7 @@ impl FieldMatcher {
         })
     }
 
-    fn check_slot(&self, c: &Check, slot: Option<&Slot<'_>>, event: &dyn Event) -> bool {
+    fn check_slot(&self, c: &Check, slot: Option<&Slot<'_>>, event: &Prepared<'_, '_>) -> bool {
         match (c, slot) {
             (Check::Null, v) => matches!(
                 v,
@@ -608,7 +615,7 @@ impl FieldMatcher {
         }
     }
 
-    fn check_leaf(&self, c: &Check, leaf: &Leaf<'_>, event: &dyn Event) -> bool {
+    fn check_leaf(&self, c: &Check, leaf: &Leaf<'_>, event: &Prepared<'_, '_>) -> bool {
         match c {
             Check::NumEq(n) => match &leaf.value {
                 FieldValue::Int(i) => *i as f64 == *n,
@@ -636,7 +643,7 @@ impl FieldMatcher {
         }
     }
 
-    fn check_text(&self, c: &Check, probe: &Probe<'_>, event: &dyn Event) -> bool {
+    fn check_text(&self, c: &Check, probe: &Probe<'_>, event: &Prepared<'_, '_>) -> bool {
         match c {
             // The literal piece every match contains, found by memchr-driven search before
             // the case-insensitive regex runs.
@@ -646,35 +653,65 @@ impl FieldMatcher {
             Check::Str(m) => m.is_match(probe.text(self.cased)),
             Check::AnyContains(ac, _) => ac.is_match(probe.text(self.cased)),
             Check::AnyAffix(affixes) => affixes.is_match(probe.text(self.cased)),
-            Check::Regex(re, _) => re.is_match(probe.raw),
+            Check::Regex(re, _, min_len) => probe.raw.len() >= *min_len && re.is_match(probe.raw),
             Check::Cidr(net) => probe
                 .raw
                 .trim()
                 .parse::<IpAddr>()
                 .is_ok_and(|ip| net.contains(&ip)),
             Check::Cmp(..) | Check::NumEq(_) | Check::Null | Check::Exists(_) => false,
-            Check::FieldRef(other, mode) => {
-                let Some(other) = event.field(other) else {
-                    return false;
-                };
-                let Some(other) = other.as_text() else {
-                    return false;
-                };
-                let other = if self.cased {
-                    other.into_owned()
+            Check::FieldRef(other, id, mode) => {
+                let looked_up;
+                let other: Cow<'_, str> = if event.cached(*id) {
+                    // The other field's slot: looked up and lower-cased once per event.
+                    match event.slot(*id, other).map(|s| (&s.value, s.leaves())) {
+                        Some((FieldValue::List(_), _)) | None => return false,
+                        Some((_, [leaf])) if leaf.text.is_some() => match self.cased {
+                            true => Cow::Borrowed(leaf.text.as_deref().unwrap_or_default()),
+                            false => Cow::Borrowed(leaf.lower()),
+                        },
+                        Some(_) => return false,
+                    }
                 } else {
-                    other.to_lowercase()
+                    let Some(value) = event.field(other) else {
+                        return false;
+                    };
+                    looked_up = value;
+                    let Some(text) = looked_up.as_text() else {
+                        return false;
+                    };
+                    match self.cased {
+                        true => text,
+                        false => Cow::Owned(text.to_lowercase()),
+                    }
                 };
+                let other = other.as_ref();
                 let s = probe.text(self.cased);
                 match mode {
                     RefMode::Equals => s == other,
-                    RefMode::StartsWith => s.starts_with(&other),
-                    RefMode::EndsWith => s.ends_with(&other),
-                    RefMode::Contains => s.contains(&other),
+                    RefMode::StartsWith => s.starts_with(other),
+                    RefMode::EndsWith => s.ends_with(other),
+                    RefMode::Contains => s.contains(other),
                 }
             }
         }
     }
+}
+
+/// The regular expression as `regex` parses it with these flags.
+fn regex_hir(
+    pattern: &str,
+    ignore_case: bool,
+    multi_line: bool,
+    dot_all: bool,
+) -> Option<regex_syntax::hir::Hir> {
+    regex_syntax::ParserBuilder::new()
+        .case_insensitive(ignore_case)
+        .multi_line(multi_line)
+        .dot_matches_new_line(dot_all)
+        .build()
+        .parse(pattern)
+        .ok()
 }
 
 /// Lower-cased literals of which every match of the regular expression contains one: its
@@ -689,13 +726,7 @@ fn regex_literals(
     dot_all: bool,
 ) -> Option<Vec<String>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_syntax::ParserBuilder::new()
-        .case_insensitive(ignore_case)
-        .multi_line(multi_line)
-        .dot_matches_new_line(dot_all)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = regex_hir(pattern, ignore_case, multi_line, dot_all)?;
     let usable = |kind: ExtractKind| -> Option<Vec<String>> {
         let mut seq = Extractor::new().kind(kind).extract(&hir);
         seq.dedup();
@@ -1134,6 +1165,16 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_regex_skips_values_shorter_than_its_shortest_match_only() {
+        let yaml = "title: t\nlogsource: {product: windows}\ndetection:\n    sel:\n        CommandLine|re: '\\s[a-f0-9]{4}\\s[a-f0-9]{2}(x|yy)?$'\n    condition: sel\n";
+        let rule = crate::CompiledRule::from_yaml(yaml, &Default::default()).expect("compiles");
+        let cmd = |value: &str| rule.is_match(&serde_json::json!({ "CommandLine": value }));
+        assert!(cmd(" abcd 12"), "exactly the shortest match (8 bytes)");
+        assert!(cmd("run abcd 12yy"));
+        assert!(!cmd(" abcd 1") && !cmd("abcd 12"));
+    }
 
     #[test]
     fn long_affix_lists_match_as_the_literals_one_by_one() {
