@@ -135,6 +135,30 @@
 //!
 //! Still short of the 100k events/s target for regression_json (~1.6x away).
 //!
+//! 2026-12-06, after: keyword searches read a parsed event's text once (when it shows every
+//! string as written); strings lower-cased as ranges of one lower-cased copy of the document;
+//! the field table kept per thread (generations); Windows names in a small chained table; the
+//! prefilter walking each field's contiguous NFA itself (NFAs for every field: the small
+//! fields' DFAs missed the cache); all-long literal sets (hashes) found by 8-byte window;
+//! exact/prefix/suffix lists looked up by length; regexes skipped on values shorter than
+//! their shortest match. Under callgrind (`detect_loop`, pipelines, JSON parsing included,
+//! deterministic but for the order of hash-map iteration while building, ±0.3 %): 94k
+//! instructions per regression event over 3 passes (from 105k), 88k for passes 4-6 (from 99k). The machine (a shared VM)
+//! swung by ±10 % from run to run in this session even with nothing else running, so three
+//! runs of the pipelines case, each `-- --warm-up-time 2 --measurement-time 5`:
+//!
+//! | workload        | vigil_pipelines, three runs (median of each)        |
+//! |-----------------|-----------------------------------------------------|
+//! | regression_json | 84,170 / 87,085 / 85,438 events/s (one run earlier in the session, two commits before: 92,300) |
+//! | benign_mix      | 119,620 / 108,330 / 113,380 events/s (earlier: 104,270) |
+//!
+//! rsigma-eval in the same runs: 7,042 and 8,296 events/s, so ~12x and ~14x. Matches
+//! unchanged (476 / 591 / 215 / 0). Peak memory after loading: vigil 104 MB (VmHWM
+//! 103,972 kB; 112 MB before: the DFAs are gone), rsigma-eval 268 MB. Still short of
+//! 100k events/s for regression_json (~1.15x away); the mix is over it. About 30 % of the
+//! time is the prefilter's scans, a quarter of that waiting on NFA state loads that miss the
+//! cache (`perf record -e cpu-clock` on `detect_loop`).
+//!
 //! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
 //! only the rules whose logsource the event stands for, so it matches fewer (215 on the
 //! regression events, none in the mix) and is not the same workload as the other two.
