@@ -263,6 +263,26 @@ impl Prefilter {
         })
     }
 
+    /// Whether scanning field `f` could make a rule possible: false when every rule with a
+    /// gate on it has another gate that stayed closed after all its fields were scanned.
+    /// Checked only for fields few gates look at (the others are scanned anyway).
+    fn worth_scanning(&self, f: usize, state: &PrefilterState) -> bool {
+        let gates = &self.fields[f].all_gates;
+        if state.scanned[f] || gates.len() > WORTH_CHECKING {
+            return true;
+        }
+        gates.iter().any(|&g| {
+            let r = self.gate_rule[g as usize] as usize;
+            self.rule_gates[r].iter().all(|&o| {
+                o == g
+                    || has_bit(&state.open, o)
+                    || self.gate_fields[o as usize]
+                        .iter()
+                        .any(|&h| !state.scanned[h as usize])
+            })
+        })
+    }
+
     /// Scans field `f` of `event` (once per state): gates one of whose literals occurs there
     /// open, and `found` is called with each rule whose last gate this opened.
     fn scan(
@@ -457,6 +477,10 @@ impl Literals {
         }
     }
 }
+
+/// Gates on a field up to which [`Prefilter::worth_scanning`] checks whether their rules
+/// still have a chance before the field is scanned.
+const WORTH_CHECKING: usize = 64;
 
 /// A Sigma rule compiled into matchers.
 #[derive(Debug, Clone)]
@@ -727,6 +751,15 @@ impl Index {
             }
             entry.scans.sort_unstable();
             entry.scans.dedup();
+            // Per view, the fields most gates look at first: their scans may leave the rules
+            // of the others without a chance, and those scans are then skipped.
+            entry.scans.sort_by_key(|&(v, f)| {
+                (
+                    v,
+                    std::cmp::Reverse(prefilter.fields[f as usize].all_gates.len()),
+                    f,
+                )
+            });
         }
         index
     }
@@ -914,6 +947,9 @@ impl Ruleset {
             eval.extend_from_slice(&entry.ungated);
             for &(v, f) in &entry.scans {
                 let state = states[v as usize].get_or_insert_with(|| self.prefilter.state());
+                if !self.prefilter.worth_scanning(f as usize, state) {
+                    continue;
+                }
                 let mut found = |rule: usize| {
                     for &t in &index.rule_targets[rule] {
                         let target = &index.targets[t as usize];
@@ -1267,6 +1303,51 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    #[test]
+    fn fields_whose_rules_have_no_chance_left_are_skipped_without_losing_a_match() {
+        let rule = |title: &str, sel: &str| {
+            let yaml = format!(
+                "title: {title}\nlogsource: {{product: windows, category: process_creation}}\ndetection:\n    sel:\n{sel}\n    condition: sel\n"
+            );
+            CompiledRule::from_yaml(&yaml, &CompileOptions::default()).expect("compiles")
+        };
+        let rules = vec![
+            rule(
+                "all three",
+                "        Image|endswith: '\\\\evil.exe'\n        CommandLine|contains: 'payload'\n        ParentImage|endswith: '\\\\word.exe'",
+            ),
+            rule("command line", "        CommandLine|contains: 'payload'"),
+            rule("parent", "        ParentImage|endswith: '\\\\word.exe'"),
+            // User is scanned only when Image let this rule live.
+            rule(
+                "image and user",
+                "        Image|endswith: '\\\\evil.exe'\n        User|contains: 'bob'",
+            ),
+        ];
+        let ruleset = Ruleset::with_pipelines(rules, &PipelineSet::builtin().expect("pipelines"));
+        let titles = |image: &str, user: &str| {
+            let event = serde_json::json!({"Event": {
+                "System": {"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1},
+                "EventData": {"Image": image, "CommandLine": "run payload", "ParentImage": "C:\\word.exe", "User": user}
+            }});
+            let mut t: Vec<String> = ruleset
+                .matches(&event)
+                .map(|r| r.rule().title.clone())
+                .collect();
+            t.sort();
+            t
+        };
+        assert_eq!(titles("C:\\good.exe", "bob"), ["command line", "parent"]);
+        assert_eq!(
+            titles("C:\\evil.exe", "bob"),
+            ["all three", "command line", "image and user", "parent"]
+        );
+        assert_eq!(
+            titles("C:\\evil.exe", "eve"),
+            ["all three", "command line", "parent"]
+        );
     }
 
     #[test]
