@@ -141,23 +141,28 @@
 //! prefilter walking each field's contiguous NFA itself (NFAs for every field: the small
 //! fields' DFAs missed the cache); all-long literal sets (hashes) found by 8-byte window;
 //! exact/prefix/suffix lists looked up by length; regexes skipped on values shorter than
-//! their shortest match. Under callgrind (`detect_loop`, pipelines, JSON parsing included,
-//! deterministic but for the order of hash-map iteration while building, ±0.3 %): 94k
-//! instructions per regression event over 3 passes (from 105k), 88k for passes 4-6 (from 99k). The machine (a shared VM)
-//! swung by ±10 % from run to run in this session even with nothing else running, so three
-//! runs of the pipelines case, each `-- --warm-up-time 2 --measurement-time 5`:
+//! their shortest match; fields few gates look at skipped once their rules have no chance.
+//! Under callgrind (`detect_loop`, pipelines, JSON parsing included; deterministic but for
+//! the order of hash-map iteration while building, ±0.3 %): 93k instructions per regression
+//! event over 3 passes (from 105k), 88k for passes 4-6 (from 99k). The machine (a shared VM)
+//! swung by up to ±10 % between runs earlier in the session even with nothing else running;
+//! in a steady window at the end, one full run and two of the pipelines case
+//! (`-- --warm-up-time 2 --measurement-time 5 [vigil_pipelines]`):
 //!
-//! | workload        | vigil_pipelines, three runs (median of each)        |
-//! |-----------------|-----------------------------------------------------|
-//! | regression_json | 84,170 / 87,085 / 85,438 events/s (one run earlier in the session, two commits before: 92,300) |
-//! | benign_mix      | 119,620 / 108,330 / 113,380 events/s (earlier: 104,270) |
+//! | workload        | vigil          | vigil_pipelines (three runs)   | rsigma-eval    | pipelines / rsigma |
+//! |-----------------|----------------|--------------------------------|----------------|--------------------|
+//! | regression_json | 6,216 events/s | 94,401 / 94,408 / 94,656 ev/s  | 8,012 events/s | ~11.8x             |
+//! | benign_mix      | 6,052 events/s | 119,600 / 117,780 / 119,350    | 8,980 events/s | ~13.3x             |
 //!
-//! rsigma-eval in the same runs: 7,042 and 8,296 events/s, so ~12x and ~14x. Matches
-//! unchanged (476 / 591 / 215 / 0). Peak memory after loading: vigil 104 MB (VmHWM
-//! 103,972 kB; 112 MB before: the DFAs are gone), rsigma-eval 268 MB. Still short of
-//! 100k events/s for regression_json (~1.15x away); the mix is over it. About 30 % of the
-//! time is the prefilter's scans, a quarter of that waiting on NFA state loads that miss the
-//! cache (`perf record -e cpu-clock` on `detect_loop`).
+//! (Earlier in the session, in slower windows: 84-87k and 108-120k.) Matches unchanged
+//! (476 / 591 / 215 / 0). Peak memory after loading: vigil 104 MB (VmHWM 104,196 kB; 112 MB
+//! before: the DFAs are gone), rsigma-eval 268 MB. Still short of 100k events/s for
+//! regression_json (~6 % away); the benign mix is over it. About 30 % of the time is the
+//! prefilter's scans, a quarter of that waiting on NFA state loads that miss the cache
+//! (`perf record -e cpu-clock` on `detect_loop`). Tried and dropped: windows for the long
+//! literals of mixed fields (two passes per byte: slower), literal lists in one flat array
+//! per field (no change), SWAR lower-casing (slower than std's), mimalloc in the bench (the
+//! `vigil` binary's allocator; no change).
 //!
 //! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
 //! only the rules whose logsource the event stands for, so it matches fewer (215 on the
