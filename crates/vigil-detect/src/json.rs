@@ -49,8 +49,8 @@ pub struct JsonEvent<'a> {
 struct Lowered {
     source: String,
     arena: String,
-    /// Whether `source` has the Kelvin sign or `İ`.
-    folds_to_ascii: bool,
+    /// Whether `source` has the Kelvin sign or `İ` (looked for when a keyword search asks).
+    folds_to_ascii: OnceCell<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,16 +171,21 @@ impl<'a> JsonEvent<'a> {
     /// lower-cased forms hold ASCII letters (the Kelvin sign and `İ`), which ASCII
     /// lower-casing leaves as they are.
     pub(crate) fn faithful_lower_text(&self) -> Option<&str> {
+        if !self.faithful || self.source.is_empty() {
+            return None;
+        }
         let lower = self.lowered();
-        (self.faithful && !self.source.is_empty() && !lower.folds_to_ascii)
-            .then_some(lower.source.as_str())
+        let folds = *lower
+            .folds_to_ascii
+            .get_or_init(|| folds_to_ascii(self.source.as_bytes()));
+        (!folds).then_some(lower.source.as_str())
     }
 
     fn lowered(&self) -> &Lowered {
         self.lower.get_or_init(|| Lowered {
             source: self.source.to_ascii_lowercase(),
             arena: self.arena.to_ascii_lowercase(),
-            folds_to_ascii: folds_to_ascii(self.source.as_bytes()),
+            folds_to_ascii: OnceCell::new(),
         })
     }
 
@@ -282,7 +287,9 @@ impl<'a> JsonEvent<'a> {
 
     /// `Element_Attribute` of a Windows event's System: `Element.#attributes.Attribute`.
     pub(crate) fn system_attribute(&self, system: usize, name: &str) -> Option<usize> {
-        let (element, attribute) = name.split_once('_')?;
+        // A byte search: `split_once` runs a char searcher, slow on names this short.
+        let at = name.bytes().position(|b| b == b'_')?;
+        let (element, attribute) = (name.get(..at)?, name.get(at + 1..)?);
         let element = self.get(system, element)?;
         self.get(self.get(element, "#attributes")?, attribute)
     }
@@ -296,7 +303,20 @@ impl<'a> JsonEvent<'a> {
             return None; // a path of one part: the lookup just made
         }
         let mut cur = i;
-        for part in name.split('.') {
+        // The parts between dots, as `split('.')` gives them, found by bytes (a char searcher
+        // is slow on names this short; a dot is ASCII, so the parts are whole characters).
+        let mut rest = Some(name);
+        while let Some(r) = rest {
+            let part = match r.bytes().position(|b| b == b'.') {
+                Some(at) => {
+                    rest = r.get(at + 1..);
+                    r.get(..at)?
+                }
+                None => {
+                    rest = None;
+                    r
+                }
+            };
             cur = match self.nodes[cur].value {
                 Val::Obj => self.get(cur, part)?,
                 Val::Arr => self.children(cur).nth(part.parse::<usize>().ok()?)?,
@@ -812,6 +832,14 @@ mod tests {
         same_as_value(&line, &["host.name", "message"]);
         same_as_value(&json!("just a string"), &["x"]);
         same_as_value(&json!([1, {"a": "b"}]), &["0", "1.a"]);
+        // Empty parts, as `split('.')` gives them, and names only System attributes match.
+        let odd = json!({"a": {"": {"b": 1}, "c": {"": 2}}, "": {"d": 3}, "x_y": 4});
+        same_as_value(
+            &odd,
+            &[
+                "a..b", "a.c.", ".d", "a.", ".", "..", "x_y", "x_", "_y", "a.c..", "é.a",
+            ],
+        );
     }
 
     #[test]
