@@ -144,18 +144,18 @@
 //! their shortest match; fields few gates look at skipped once their rules have no chance.
 //! Under callgrind (`detect_loop`, pipelines, JSON parsing included; deterministic but for
 //! the order of hash-map iteration while building, ±0.3 %): 93k instructions per regression
-//! event over 3 passes (from 105k), 88k for passes 4-6 (from 99k). The machine (a shared VM)
+//! event over 3 passes (from 105k; 92k at the last commit), 88k for passes 4-6 (from 99k). The machine (a shared VM)
 //! swung by up to ±10 % between runs earlier in the session even with nothing else running;
 //! in a steady window at the end, one full run and two of the pipelines case
 //! (`-- --warm-up-time 2 --measurement-time 5 [vigil_pipelines]`):
 //!
 //! | workload        | vigil          | vigil_pipelines (three runs)   | rsigma-eval    | pipelines / rsigma |
 //! |-----------------|----------------|--------------------------------|----------------|--------------------|
-//! | regression_json | 6,216 events/s | 94,401 / 94,408 / 94,656 ev/s  | 8,012 events/s | ~11.8x             |
-//! | benign_mix      | 6,052 events/s | 119,600 / 117,780 / 119,350    | 8,980 events/s | ~13.3x             |
+//! | regression_json | 6,308 events/s | 93,889 / 95,203 / 92,931 ev/s  | 7,362 events/s | ~12.8x             |
+//! | benign_mix      | 6,172 events/s | 118,310 / 120,500 / 120,830    | 7,874 events/s | ~15.0x             |
 //!
 //! (Earlier in the session, in slower windows: 84-87k and 108-120k.) Matches unchanged
-//! (476 / 591 / 215 / 0). Peak memory after loading: vigil 104 MB (VmHWM 104,196 kB; 112 MB
+//! (476 / 591 / 215 / 0). Peak memory after loading: vigil 104 MB (VmHWM 104,076 kB; 112 MB
 //! before: the DFAs are gone), rsigma-eval 268 MB. Still short of 100k events/s for
 //! regression_json (~6 % away); the benign mix is over it. About 30 % of the time is the
 //! prefilter's scans, a quarter of that waiting on NFA state loads that miss the cache
