@@ -905,32 +905,32 @@ impl Ruleset {
 
     /// The rules the event matches, in ruleset order, each once.
     pub fn matches<'a>(&'a self, event: &'a dyn Event) -> impl Iterator<Item = &'a CompiledRule> {
-        let found: Vec<&CompiledRule> = Prepared::with(event, |prepared| match &self.index {
+        self.match_indices(event)
+            .into_iter()
+            .map(|i| &self.rules[i])
+    }
+
+    /// The positions in [`Ruleset::rules`] of the rules the event matches, ascending: for
+    /// callers that keep per-rule data beside the ruleset.
+    pub fn match_indices(&self, event: &dyn Event) -> Vec<usize> {
+        Prepared::with(event, |prepared| match &self.index {
             None => {
                 let mut state = self.prefilter.state();
-                self.rules
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, r)| {
-                        self.prefilter.possible(*i, &mut state, prepared)
-                            && r.is_match_prepared(prepared)
+                (0..self.rules.len())
+                    .filter(|&i| {
+                        self.prefilter.possible(i, &mut state, prepared)
+                            && self.rules[i].is_match_prepared(prepared)
                     })
-                    .map(|(_, r)| r)
                     .collect()
             }
             Some(index) => self.indexed_matches(index, prepared),
-        });
-        found.into_iter()
+        })
     }
 
     /// Candidates come from the logsource index; of those the prefilter can gate, only the
     /// rules whose literals its scans find are evaluated, so the work per event follows the
     /// literals found, not the number of rules for the logsource.
-    fn indexed_matches<'a>(
-        &'a self,
-        index: &Index,
-        event: &Prepared<'_, '_>,
-    ) -> Vec<&'a CompiledRule> {
+    fn indexed_matches(&self, index: &Index, event: &Prepared<'_, '_>) -> Vec<usize> {
         let entries = index.matched_entries(event);
         if entries.is_empty() {
             return Vec::new();
@@ -969,18 +969,14 @@ impl Ruleset {
         }
         eval.sort_unstable();
         eval.dedup();
-        let mut out: Vec<&CompiledRule> = Vec::new();
-        let mut last_matched = None;
+        let mut out: Vec<usize> = Vec::new();
         for t in eval {
             let target = &index.targets[t as usize];
-            if last_matched == Some(target.rule) {
+            if out.last() == Some(&target.rule) {
                 continue; // another alternative of this rule matched already
             }
-            let rule = &self.rules[target.rule];
-            let hit = rule.is_match_prepared(&view(target.view));
-            if hit {
-                last_matched = Some(target.rule);
-                out.push(rule);
+            if self.rules[target.rule].is_match_prepared(&view(target.view)) {
+                out.push(target.rule);
             }
         }
         out
@@ -1332,10 +1328,18 @@ mod tests {
                 "System": {"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1},
                 "EventData": {"Image": image, "CommandLine": "run payload", "ParentImage": "C:\\word.exe", "User": user}
             }});
+            let indices = ruleset.match_indices(&event);
             let mut t: Vec<String> = ruleset
                 .matches(&event)
                 .map(|r| r.rule().title.clone())
                 .collect();
+            // The same rules by position, ascending.
+            let by_index: Vec<String> = indices
+                .iter()
+                .map(|&i| ruleset.rules()[i].rule().title.clone())
+                .collect();
+            assert!(indices.windows(2).all(|w| w[0] < w[1]));
+            assert_eq!(by_index, t);
             t.sort();
             t
         };

@@ -581,13 +581,8 @@ impl<'r> Hunter<'r> {
                 time = Some(t);
             }
             file.events += 1;
-            // `Ruleset::matches` ties its rules to the event's lifetime; find them in the
-            // ruleset again to keep them past this event.
-            let matched: Vec<usize> = self
-                .ruleset
-                .matches(&event)
-                .filter_map(|m| rules.iter().position(|r| std::ptr::eq(r, m)))
-                .collect();
+            // Positions in the ruleset, to keep the rules past this event.
+            let matched = self.ruleset.match_indices(&event);
             if matched.is_empty() {
                 return;
             }

@@ -182,11 +182,7 @@ impl Correlations {
     /// Runs the rules on one event of `org` and returns the alerts to raise.
     pub fn detect(&mut self, rules: &Rules, org: Uuid, doc: &Json) -> Vec<Detection> {
         let all = rules.ruleset.rules();
-        let matched: Vec<usize> = rules
-            .ruleset
-            .matches(doc)
-            .filter_map(|m| all.iter().position(|r| std::ptr::eq(r, m)))
-            .collect();
+        let matched = rules.ruleset.match_indices(doc);
         let mut out = Vec::new();
         let host = event::get_str(doc, fields::HOST_NAME)
             .unwrap_or("-")
