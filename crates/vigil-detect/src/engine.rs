@@ -749,17 +749,17 @@ impl Index {
                     entry.scans.extend(fields.iter().map(|&f| (target.view, f)));
                 }
             }
-            entry.scans.sort_unstable();
-            entry.scans.dedup();
             // Per view, the fields most gates look at first: their scans may leave the rules
-            // of the others without a chance, and those scans are then skipped.
-            entry.scans.sort_by_key(|&(v, f)| {
+            // of the others without a chance, and those scans are then skipped. (Equal
+            // pairs sort next to each other, so one sort serves the dedup too.)
+            entry.scans.sort_unstable_by_key(|&(v, f)| {
                 (
                     v,
                     std::cmp::Reverse(prefilter.fields[f as usize].all_gates.len()),
                     f,
                 )
             });
+            entry.scans.dedup();
         }
         index
     }

@@ -199,16 +199,11 @@ impl<'a> JsonEvent<'a> {
         if !s.is_ascii() {
             return None;
         }
-        let (source, arena) = match (range(self.source, s), range(&self.arena, s)) {
-            (None, None) => return None,
-            found => found,
-        };
-        let lower = self.lowered();
-        match (source, arena) {
-            (Some(r), _) => lower.source.get(r),
-            (None, Some(r)) => lower.arena.get(r),
-            (None, None) => None,
+        if let Some(r) = range(self.source, s) {
+            return self.lowered().source.get(r);
         }
+        let r = range(&self.arena, s)?;
+        self.lowered().arena.get(r)
     }
 
     /// The root node (none for an empty table).
@@ -736,7 +731,7 @@ fn folds_to_ascii(text: &[u8]) -> bool {
 }
 
 /// `s` as a JSON string's text writes it with only `\\` and `\"` escaped (see
-/// [`JsonEvent::faithful_text`]); `None` when it has a control character (always escaped
+/// [`JsonEvent::faithful_lower_text`]); `None` when it has a control character (always escaped
 /// otherwise).
 pub(crate) fn json_escaped(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());

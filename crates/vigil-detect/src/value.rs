@@ -418,15 +418,16 @@ impl FieldMatcher {
                     .size_limit(64 << 20)
                     .build()
                     .map_err(|e| invalid(format!("regular expression not supported: {e}")))?;
-                let flags = (
-                    has(Modifier::ReIgnoreCase),
+                let ignore_case = has(Modifier::ReIgnoreCase);
+                // Parsed once more, as `regex` parsed it, for what the prefilter may use.
+                let hir = regex_hir(
+                    &text,
+                    ignore_case,
                     has(Modifier::ReMultiLine),
                     has(Modifier::ReDotAll),
                 );
-                let literals = regex_literals(&text, flags.0, flags.1, flags.2);
-                let min_len = regex_hir(&text, flags.0, flags.1, flags.2)
-                    .and_then(|hir| hir.properties().minimum_len())
-                    .unwrap_or(0);
+                let literals = hir.as_ref().and_then(|h| regex_literals(h, ignore_case));
+                let min_len = hir.and_then(|h| h.properties().minimum_len()).unwrap_or(0);
                 vec![Check::Regex(re, literals, min_len)]
             } else if has(Modifier::Cidr) {
                 let net = text
@@ -500,12 +501,6 @@ impl FieldMatcher {
             let lits = matcher
                 .literals()
                 .filter(|lits| lits.iter().all(|l| l.is_ascii()));
-            let build = |lits: &[String]| {
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .build(lits)
-                    .ok()
-            };
             // The same literals as written in a JSON text (each found by its own memchr-driven
             // search: keyword searches have a few literals).
             matcher.keyword_filter_in_text = lits.as_ref().and_then(|lits| {
@@ -516,7 +511,12 @@ impl FieldMatcher {
                     })
                     .collect()
             });
-            matcher.keyword_filter = lits.and_then(|lits| build(&lits));
+            matcher.keyword_filter = lits.and_then(|lits| {
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(lits)
+                    .ok()
+            });
         }
         Ok(matcher)
     }
@@ -661,29 +661,8 @@ impl FieldMatcher {
                 .is_ok_and(|ip| net.contains(&ip)),
             Check::Cmp(..) | Check::NumEq(_) | Check::Null | Check::Exists(_) => false,
             Check::FieldRef(other, id, mode) => {
-                let looked_up;
-                let other: Cow<'_, str> = if event.cached(*id) {
-                    // The other field's slot: looked up and lower-cased once per event.
-                    match event.slot(*id, other).map(|s| (&s.value, s.leaves())) {
-                        Some((FieldValue::List(_), _)) | None => return false,
-                        Some((_, [leaf])) if leaf.text.is_some() => match self.cased {
-                            true => Cow::Borrowed(leaf.text.as_deref().unwrap_or_default()),
-                            false => Cow::Borrowed(leaf.lower()),
-                        },
-                        Some(_) => return false,
-                    }
-                } else {
-                    let Some(value) = event.field(other) else {
-                        return false;
-                    };
-                    looked_up = value;
-                    let Some(text) = looked_up.as_text() else {
-                        return false;
-                    };
-                    match self.cased {
-                        true => text,
-                        false => Cow::Owned(text.to_lowercase()),
-                    }
+                let Some(other) = self.referenced_text(event, *id, other) else {
+                    return false;
                 };
                 let other = other.as_ref();
                 let s = probe.text(self.cased);
@@ -694,6 +673,35 @@ impl FieldMatcher {
                     RefMode::Contains => s.contains(other),
                 }
             }
+        }
+    }
+
+    /// The text of the field a `fieldref` names (field id `id`), lower-cased unless `cased`;
+    /// `None` when it is absent or not one scalar.
+    fn referenced_text<'v>(
+        &self,
+        event: &Prepared<'v, '_>,
+        id: usize,
+        name: &str,
+    ) -> Option<Cow<'v, str>> {
+        if !event.cached(id) {
+            // Compiled after the event was prepared: looked up here.
+            let text = event.field(name)?.as_text()?.into_owned();
+            return Some(Cow::Owned(if self.cased {
+                text
+            } else {
+                text.to_lowercase()
+            }));
+        }
+        // The field's slot: looked up and lower-cased once per event.
+        let slot = event.slot(id, name)?;
+        match (&slot.value, slot.leaves()) {
+            (FieldValue::List(_), _) => None,
+            (_, [leaf]) => {
+                let text = leaf.text.as_deref()?;
+                Some(Cow::Borrowed(if self.cased { text } else { leaf.lower() }))
+            }
+            _ => None,
         }
     }
 }
@@ -719,16 +727,10 @@ fn regex_hir(
 /// them. `None` when the set is infinite, has an empty literal, or a literal whose lower-cased
 /// form could miss the lower-cased text (non-ASCII; with `i` also the letters whose case
 /// folding leaves ASCII, as in [`safe_literal`]).
-fn regex_literals(
-    pattern: &str,
-    ignore_case: bool,
-    multi_line: bool,
-    dot_all: bool,
-) -> Option<Vec<String>> {
+fn regex_literals(hir: &regex_syntax::hir::Hir, ignore_case: bool) -> Option<Vec<String>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_hir(pattern, ignore_case, multi_line, dot_all)?;
     let usable = |kind: ExtractKind| -> Option<Vec<String>> {
-        let mut seq = Extractor::new().kind(kind).extract(&hir);
+        let mut seq = Extractor::new().kind(kind).extract(hir);
         seq.dedup();
         let lits = seq.literals()?;
         let mut out = Vec::with_capacity(lits.len());
@@ -743,7 +745,7 @@ fn regex_literals(
     };
     // Or a literal every match has inside (`\w+`x`\w+`, `set.*&&.*"`).
     let mut inner = Vec::new();
-    required_runs(&hir, &mut inner);
+    required_runs(hir, &mut inner);
     let inner = inner
         .iter()
         .filter_map(|(l, folded)| safe_run(l, ignore_case || *folded))
@@ -1224,7 +1226,7 @@ mod tests {
 
     #[test]
     fn regex_literals_are_proven_or_refused() {
-        let lits = |p: &str, i: bool| regex_literals(p, i, false, false);
+        let lits = |p: &str, i: bool| regex_literals(&regex_hir(p, i, false, false)?, i);
         assert_eq!(
             lits("abc|Def", false),
             Some(vec!["abc".into(), "def".into()])
