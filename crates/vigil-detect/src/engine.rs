@@ -135,6 +135,19 @@ struct Prefilter {
     gate_rule: Vec<u32>,
     /// Per gate: the prefilter fields it looks at.
     gate_fields: Vec<Vec<u32>>,
+    /// Every rule's gates one after the other ([`Open::gates`] are ranges of it).
+    gate_lists: Vec<u32>,
+}
+
+/// A gate a literal opens, with what the scan needs to tell whether that makes its rule
+/// possible, kept beside the literal's other gates (no lookups elsewhere per gate opened).
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    gate: u32,
+    rule: u32,
+    /// The rule's gates: `gate_lists[from..from + len]` (just this one when `len` is 1).
+    from: u32,
+    len: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -142,8 +155,9 @@ struct PrefilterField {
     id: usize,
     name: String,
     automaton: Literals,
-    /// Per literal: the gates it opens.
-    gates: Vec<Vec<u32>>,
+    /// Literal `p` opens the gates `opens[starts[p]..starts[p + 1]]`.
+    starts: Vec<u32>,
+    opens: Vec<Open>,
     /// Every gate looking at this field (for fields that cannot be looked at).
     all_gates: Vec<u32>,
 }
@@ -205,25 +219,33 @@ impl Prefilter {
             all_gates.sort_unstable();
             all_gates.dedup();
             match Literals::new(&patterns) {
-                Ok(automaton) => fields.push(PrefilterField {
-                    id,
-                    name,
-                    automaton,
-                    gates: gate_lists,
-                    all_gates,
-                }),
+                Ok(automaton) => fields.push((
+                    PrefilterField {
+                        id,
+                        name,
+                        automaton,
+                        starts: Vec::new(),
+                        opens: Vec::new(),
+                        all_gates,
+                    },
+                    gate_lists,
+                )),
                 Err(_) => {
                     // Cannot search these: their rules are always evaluated. The field keeps
                     // its place (rule_fields index it) with an automaton that finds nothing.
                     ungated.extend(all_gates.iter().map(|&g| gate_rule[g as usize]));
                     if let Ok(automaton) = Literals::new(&[]) {
-                        fields.push(PrefilterField {
-                            id,
-                            name,
-                            automaton,
-                            gates: Vec::new(),
-                            all_gates,
-                        });
+                        fields.push((
+                            PrefilterField {
+                                id,
+                                name,
+                                automaton,
+                                starts: vec![0],
+                                opens: Vec::new(),
+                                all_gates,
+                            },
+                            Vec::new(),
+                        ));
                     }
                 }
             }
@@ -232,8 +254,36 @@ impl Prefilter {
             rule_fields[r as usize].clear();
             rule_gates[r as usize].clear();
         }
+        let mut gate_lists = Vec::new();
+        let mut rule_range = Vec::with_capacity(rule_gates.len());
+        for gates in &rule_gates {
+            rule_range.push((gate_lists.len() as u32, gates.len() as u32));
+            gate_lists.extend_from_slice(gates);
+        }
+        let fields = fields
+            .into_iter()
+            .map(|(mut field, lists)| {
+                field.starts.clear();
+                field.starts.push(0);
+                for list in lists {
+                    field.opens.extend(list.into_iter().map(|gate| {
+                        let rule = gate_rule[gate as usize];
+                        let (from, len) = rule_range[rule as usize];
+                        Open {
+                            gate,
+                            rule,
+                            from,
+                            len,
+                        }
+                    }));
+                    field.starts.push(field.opens.len() as u32);
+                }
+                field
+            })
+            .collect();
         Prefilter {
             fields,
+            gate_lists,
             rule_fields,
             rule_gates,
             gate_rule,
@@ -296,20 +346,17 @@ impl Prefilter {
             return;
         }
         let field = &self.fields[f];
-        let mut open = |g: u32, state: &mut PrefilterState| {
-            if has_bit(&state.open, g) {
-                return;
-            }
-            state.open[g as usize / 64] |= 1 << (g % 64);
-            let r = self.gate_rule[g as usize] as usize;
-            if self.rule_gates[r].iter().all(|&o| has_bit(&state.open, o)) {
-                found(r);
-            }
-        };
         if !event.cached(field.id) {
             // Not looked up through the cache: its gates open (the rules are evaluated).
             for &g in &field.all_gates {
-                open(g, state);
+                if has_bit(&state.open, g) {
+                    continue;
+                }
+                state.open[g as usize / 64] |= 1 << (g % 64);
+                let r = self.gate_rule[g as usize] as usize;
+                if self.rule_gates[r].iter().all(|&o| has_bit(&state.open, o)) {
+                    found(r);
+                }
             }
             return;
         }
@@ -319,7 +366,8 @@ impl Prefilter {
         // Each literal's gates are opened once, however often it occurs.
         let mut seen = std::mem::take(&mut state.seen);
         seen.clear();
-        seen.resize(field.gates.len().div_ceil(64), 0);
+        seen.resize((field.starts.len() - 1).div_ceil(64), 0);
+        let open = &mut state.open;
         for leaf in slot.leaves() {
             if leaf.text.is_none() {
                 continue;
@@ -329,8 +377,19 @@ impl Prefilter {
                     return;
                 }
                 seen[p / 64] |= 1 << (p % 64);
-                for &g in &field.gates[p] {
-                    open(g, state);
+                let (from, to) = (field.starts[p] as usize, field.starts[p + 1] as usize);
+                for o in &field.opens[from..to] {
+                    if has_bit(open, o.gate) {
+                        continue;
+                    }
+                    open[o.gate as usize / 64] |= 1 << (o.gate % 64);
+                    if o.len == 1
+                        || self.gate_lists[o.from as usize..(o.from + o.len) as usize]
+                            .iter()
+                            .all(|&g| has_bit(open, g))
+                    {
+                        found(o.rule as usize);
+                    }
                 }
             });
         }
