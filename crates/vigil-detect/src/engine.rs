@@ -135,20 +135,20 @@ struct Prefilter {
     gate_rule: Vec<u32>,
     /// Per gate: the prefilter fields it looks at.
     gate_fields: Vec<Vec<u32>>,
-    /// Every rule's gates one after the other ([`Open::gates`] are ranges of it).
-    gate_lists: Vec<u32>,
 }
 
 /// A gate a literal opens, with what the scan needs to tell whether that makes its rule
-/// possible, kept beside the literal's other gates (no lookups elsewhere per gate opened).
+/// possible, kept beside the literal's other gates: no lookups elsewhere (cache misses) per
+/// gate opened.
 #[derive(Debug, Clone, Copy)]
 struct Open {
     gate: u32,
     rule: u32,
-    /// The rule's gates: `gate_lists[from..from + len]` (just this one when `len` is 1).
-    from: u32,
-    len: u32,
+    /// The rule's other gates ([`NO_GATE`] where it has fewer).
+    others: [u32; MAX_GROUPS - 1],
 }
+
+const NO_GATE: u32 = u32::MAX;
 
 #[derive(Debug, Clone)]
 struct PrefilterField {
@@ -254,12 +254,6 @@ impl Prefilter {
             rule_fields[r as usize].clear();
             rule_gates[r as usize].clear();
         }
-        let mut gate_lists = Vec::new();
-        let mut rule_range = Vec::with_capacity(rule_gates.len());
-        for gates in &rule_gates {
-            rule_range.push((gate_lists.len() as u32, gates.len() as u32));
-            gate_lists.extend_from_slice(gates);
-        }
         let fields = fields
             .into_iter()
             .map(|(mut field, lists)| {
@@ -268,13 +262,10 @@ impl Prefilter {
                 for list in lists {
                     field.opens.extend(list.into_iter().map(|gate| {
                         let rule = gate_rule[gate as usize];
-                        let (from, len) = rule_range[rule as usize];
-                        Open {
-                            gate,
-                            rule,
-                            from,
-                            len,
-                        }
+                        let mut others = [NO_GATE; MAX_GROUPS - 1];
+                        let mut other = rule_gates[rule as usize].iter().filter(|&&g| g != gate);
+                        others.fill_with(|| other.next().copied().unwrap_or(NO_GATE));
+                        Open { gate, rule, others }
                     }));
                     field.starts.push(field.opens.len() as u32);
                 }
@@ -283,7 +274,6 @@ impl Prefilter {
             .collect();
         Prefilter {
             fields,
-            gate_lists,
             rule_fields,
             rule_gates,
             gate_rule,
@@ -383,11 +373,7 @@ impl Prefilter {
                         continue;
                     }
                     open[o.gate as usize / 64] |= 1 << (o.gate % 64);
-                    if o.len == 1
-                        || self.gate_lists[o.from as usize..(o.from + o.len) as usize]
-                            .iter()
-                            .all(|&g| has_bit(open, g))
-                    {
+                    if o.others.iter().all(|&g| g == NO_GATE || has_bit(open, g)) {
                         found(o.rule as usize);
                     }
                 }
