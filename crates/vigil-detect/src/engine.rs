@@ -171,6 +171,31 @@ pub(crate) struct PrefilterState {
     seen: Vec<u64>,
 }
 
+impl PrefilterState {
+    /// Ready for a new event view (its buffers kept).
+    fn reset(&mut self, prefilter: &Prefilter) {
+        self.scanned.clear();
+        self.scanned.resize(prefilter.fields.len(), false);
+        self.open.clear();
+        self.open.resize(prefilter.gate_rule.len().div_ceil(64), 0);
+    }
+}
+
+/// The buffers [`Ruleset::indexed_matches`] needs for an event, kept per thread between
+/// events (no allocations per event once they have grown).
+#[derive(Default)]
+struct Scratch {
+    /// Per view: its prefilter state, and whether it was reset for the current event.
+    states: Vec<(PrefilterState, bool)>,
+    entries: Vec<usize>,
+    eval: Vec<u32>,
+    key: String,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+}
+
 impl Prefilter {
     fn build(rules: &[CompiledRule]) -> Self {
         let mut by_field: Vec<(usize, String, HashMap<String, Vec<u32>>)> = Vec::new();
@@ -282,11 +307,13 @@ impl Prefilter {
     }
 
     fn state(&self) -> PrefilterState {
-        PrefilterState {
-            scanned: vec![false; self.fields.len()],
-            open: vec![0; self.gate_rule.len().div_ceil(64)],
+        let mut state = PrefilterState {
+            scanned: Vec::new(),
+            open: Vec::new(),
             seen: Vec::new(),
-        }
+        };
+        state.reset(self);
+        state
     }
 
     /// Whether rule `rule` can match the event `event` (the view the rule's fields name).
@@ -679,6 +706,10 @@ struct Index {
     view_renames: Vec<ViewRenames>,
     /// Per rule: its targets, in order.
     rule_targets: Vec<Vec<u32>>,
+    /// Per rule: its targets as a prefilter find needs them,
+    /// `finds[find_starts[rule]..find_starts[rule + 1]]` (one flat list: fewer cache misses).
+    find_starts: Vec<u32>,
+    finds: Vec<Find>,
     /// Rules no pipeline entry applies to: never evaluated.
     unmapped: Vec<usize>,
 }
@@ -701,6 +732,18 @@ struct Entry {
     /// (view, prefilter field) scans that find the other targets' rules.
     scans: Vec<(u16, u32)>,
 }
+
+/// A target of a rule the prefilter found: a candidate if the event was scanned through its
+/// view and has one of its entries.
+#[derive(Debug, Clone, Copy)]
+struct Find {
+    target: u32,
+    view: u16,
+    /// The target's entry, or [`SEVERAL`] when it has more than one.
+    entry: u32,
+}
+
+const SEVERAL: u32 = u32::MAX;
 
 #[derive(Debug, Clone)]
 struct Target {
@@ -806,13 +849,39 @@ impl Index {
             });
             entry.scans.dedup();
         }
+        index.find_starts.push(0);
+        for targets in &index.rule_targets {
+            index.finds.extend(targets.iter().map(|&t| {
+                let target = &index.targets[t as usize];
+                Find {
+                    target: t,
+                    view: target.view,
+                    entry: match target.entries[..] {
+                        [entry] => entry,
+                        _ => SEVERAL,
+                    },
+                }
+            }));
+            index.find_starts.push(index.finds.len() as u32);
+        }
         index
     }
 
-    /// The entries whose logsource keys the event has.
-    fn matched_entries(&self, event: &Prepared<'_, '_>) -> Vec<usize> {
-        let mut found = Vec::new();
-        let mut key = String::new();
+    /// Whether target `find` has one of the event's `entries`.
+    fn has_entry(&self, find: &Find, entries: &[usize]) -> bool {
+        if find.entry != SEVERAL {
+            return entries.contains(&(find.entry as usize));
+        }
+        self.targets[find.target as usize]
+            .entries
+            .iter()
+            .any(|&e| entries.contains(&(e as usize)))
+    }
+
+    /// The entries whose logsource keys the event has, into `found` (cleared first); `key` is
+    /// a buffer.
+    fn matched_entries(&self, event: &Prepared<'_, '_>, found: &mut Vec<usize>, key: &mut String) {
+        found.clear();
         // The lower-cased texts of the shape's fields, one after the other, and where each
         // field's texts end.
         let mut texts: Vec<&str> = Vec::new();
@@ -862,7 +931,6 @@ impl Index {
                 break;
             }
         }
-        found
     }
 }
 
@@ -935,7 +1003,10 @@ impl Ruleset {
         match &self.index {
             None => self.rules.len(),
             Some(index) => {
-                let entries = Prepared::with(event, |p| index.matched_entries(p));
+                let mut entries = Vec::new();
+                Prepared::with(event, |p| {
+                    index.matched_entries(p, &mut entries, &mut String::new())
+                });
                 let mut rules: Vec<usize> = entries
                     .iter()
                     .flat_map(|&e| &index.entries[e].targets)
@@ -976,7 +1047,29 @@ impl Ruleset {
     /// rules whose literals its scans find are evaluated, so the work per event follows the
     /// literals found, not the number of rules for the logsource.
     fn indexed_matches(&self, index: &Index, event: &Prepared<'_, '_>) -> Vec<usize> {
-        let entries = index.matched_entries(event);
+        let mut scratch = SCRATCH
+            .try_with(std::cell::Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let out = self.indexed_matches_with(index, event, &mut scratch);
+        let _ = SCRATCH.try_with(|s| s.set(Some(scratch)));
+        out
+    }
+
+    fn indexed_matches_with(
+        &self,
+        index: &Index,
+        event: &Prepared<'_, '_>,
+        scratch: &mut Scratch,
+    ) -> Vec<usize> {
+        let Scratch {
+            states,
+            entries,
+            eval,
+            key,
+        } = scratch;
+        index.matched_entries(event, entries, key);
         if entries.is_empty() {
             return Vec::new();
         }
@@ -985,27 +1078,31 @@ impl Ruleset {
             0 => *event,
             v => event.view(&index.view_renames[v as usize]),
         };
-        let mut states: Vec<Option<PrefilterState>> = index.views.iter().map(|_| None).collect();
-        let mut eval: Vec<u32> = Vec::new();
-        for &e in &entries {
+        if states.len() < index.views.len() {
+            states.resize_with(index.views.len(), || (self.prefilter.state(), false));
+        }
+        for (_, ready) in states.iter_mut() {
+            *ready = false;
+        }
+        eval.clear();
+        let entries = &entries[..];
+        for &e in entries {
             let entry = &index.entries[e];
             eval.extend_from_slice(&entry.ungated);
             for &(v, f) in &entry.scans {
-                let state = states[v as usize].get_or_insert_with(|| self.prefilter.state());
+                let (state, ready) = &mut states[v as usize];
+                if !std::mem::replace(ready, true) {
+                    state.reset(&self.prefilter);
+                }
                 if !self.prefilter.worth_scanning(f as usize, state) {
                     continue;
                 }
                 let mut found = |rule: usize| {
-                    for &t in &index.rule_targets[rule] {
-                        let target = &index.targets[t as usize];
+                    let (from, to) = (index.find_starts[rule], index.find_starts[rule + 1]);
+                    for find in &index.finds[from as usize..to as usize] {
                         // A candidate: one of its entries is the event's.
-                        if target.view == v
-                            && target
-                                .entries
-                                .iter()
-                                .any(|&e| entries.contains(&(e as usize)))
-                        {
-                            eval.push(t);
+                        if find.view == v && index.has_entry(find, entries) {
+                            eval.push(find.target);
                         }
                     }
                 };
@@ -1015,7 +1112,7 @@ impl Ruleset {
         eval.sort_unstable();
         eval.dedup();
         let mut out: Vec<usize> = Vec::new();
-        for t in eval {
+        for &t in eval.iter() {
             let target = &index.targets[t as usize];
             if out.last() == Some(&target.rule) {
                 continue; // another alternative of this rule matched already
