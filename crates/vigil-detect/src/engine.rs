@@ -908,54 +908,79 @@ impl Index {
     /// a buffer.
     fn matched_entries(&self, event: &Prepared<'_, '_>, found: &mut Vec<usize>, key: &mut String) {
         found.clear();
+        'shapes: for shape in &self.shapes {
+            // Usually each field has one text: the key is made as the fields are read.
+            key.clear();
+            for (i, (id, field)) in shape.ids.iter().zip(&shape.fields).enumerate() {
+                let Some(slot) = event.slot(*id, field) else {
+                    continue 'shapes; // the event lacks a field every entry of this shape needs
+                };
+                match slot.leaves() {
+                    [] => continue 'shapes,
+                    [leaf] => {
+                        if i > 0 {
+                            key.push('\0');
+                        }
+                        key.push_str(leaf.lower());
+                    }
+                    _ => {
+                        self.shape_entries(shape, event, found, key);
+                        continue 'shapes;
+                    }
+                }
+            }
+            if let Some(&e) = shape.table.get(key.as_str()) {
+                found.push(e);
+            }
+        }
+    }
+
+    /// The entries of `shape` the event has, for events with several texts in its fields:
+    /// every combination of one text per field is a key.
+    fn shape_entries(
+        &self,
+        shape: &Shape,
+        event: &Prepared<'_, '_>,
+        found: &mut Vec<usize>,
+        key: &mut String,
+    ) {
         // The lower-cased texts of the shape's fields, one after the other, and where each
         // field's texts end.
         let mut texts: Vec<&str> = Vec::new();
         let mut ends: Vec<usize> = Vec::new();
-        let mut odometer: Vec<usize> = Vec::new();
-        for shape in &self.shapes {
-            texts.clear();
-            ends.clear();
-            for (id, field) in shape.ids.iter().zip(&shape.fields) {
-                let before = texts.len();
-                if let Some(slot) = event.slot(*id, field) {
-                    texts.extend(slot.leaves().iter().map(|l| l.lower()));
-                }
-                if texts.len() == before {
-                    break; // the event lacks a field every entry of this shape needs
-                }
-                ends.push(texts.len());
+        for (id, field) in shape.ids.iter().zip(&shape.fields) {
+            let before = texts.len();
+            if let Some(slot) = event.slot(*id, field) {
+                texts.extend(slot.leaves().iter().map(|l| l.lower()));
             }
-            if ends.len() < shape.fields.len() {
-                continue;
+            if texts.len() == before {
+                return; // the event lacks a field every entry of this shape needs
             }
-            // Every combination of one text per field (usually there is one).
-            odometer.clear();
-            odometer.extend(
-                std::iter::once(0)
-                    .chain(ends.iter().copied())
-                    .take(ends.len()),
-            );
-            'keys: loop {
-                key.clear();
-                for (i, &at) in odometer.iter().enumerate() {
-                    if i > 0 {
-                        key.push('\0');
-                    }
-                    key.push_str(texts[at]);
+            ends.push(texts.len());
+        }
+        let mut odometer: Vec<usize> = std::iter::once(0)
+            .chain(ends.iter().copied())
+            .take(ends.len())
+            .collect();
+        'keys: loop {
+            key.clear();
+            for (i, &at) in odometer.iter().enumerate() {
+                if i > 0 {
+                    key.push('\0');
                 }
-                if let Some(&e) = shape.table.get(key.as_str()) {
-                    found.push(e);
-                }
-                for i in (0..odometer.len()).rev() {
-                    odometer[i] += 1;
-                    if odometer[i] < ends[i] {
-                        continue 'keys;
-                    }
-                    odometer[i] = if i == 0 { 0 } else { ends[i - 1] };
-                }
-                break;
+                key.push_str(texts[at]);
             }
+            if let Some(&e) = shape.table.get(key.as_str()) {
+                found.push(e);
+            }
+            for i in (0..odometer.len()).rev() {
+                odometer[i] += 1;
+                if odometer[i] < ends[i] {
+                    continue 'keys;
+                }
+                odometer[i] = if i == 0 { 0 } else { ends[i - 1] };
+            }
+            break;
         }
     }
 }
