@@ -305,3 +305,30 @@ fn linux_and_network_pipelines_map_agent_events() {
     // An event no pipeline entry recognises is given to no rule at all.
     assert_eq!(ruleset.candidate_count(&json!({"message": "hello"})), 0);
 }
+
+#[test]
+fn a_logsource_field_with_several_values_is_keyed_by_each() {
+    let ruleset = Ruleset::with_pipelines(vec![whoami()], &windows());
+    let data = json!({"Image": "C:\\Windows\\System32\\whoami.exe",
+                      "ParentImage": "C:\\Windows\\System32\\cmd.exe",
+                      "User": "CORP\\admin"});
+    let event = |channel: Value, id: Value| json!({"Event": {"System": {"Channel": channel, "EventID": id}, "EventData": data}});
+    // One of the values of either field is the process_creation key.
+    assert_eq!(
+        names(&ruleset, &event(json!(SYSMON), json!([11, 1]))),
+        ["Whoami"]
+    );
+    assert_eq!(
+        names(&ruleset, &event(json!(["Security", SYSMON]), json!(1))),
+        ["Whoami"]
+    );
+    // Neither combination is.
+    assert!(
+        names(
+            &ruleset,
+            &event(json!(["Security", SYSMON]), json!([11, 12]))
+        )
+        .is_empty()
+    );
+    assert!(names(&ruleset, &event(json!(SYSMON), json!([]))).is_empty());
+}
