@@ -428,6 +428,54 @@ static STRING_STOP: [bool; 256] = {
     t
 };
 
+/// Bytes [`first_stop`] looks at per step.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+const STEP: usize = 16;
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+const STEP: usize = 8;
+
+/// The first string-ending byte ([`STRING_STOP`]) of `chunk`, sixteen bytes compared at once
+/// with SSE2 (part of the x86_64 baseline).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn first_stop(chunk: &[u8; STEP]) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: this is compiled only where SSE2 is enabled (`cfg` above), which is all these
+    // intrinsics need; the load reads the 16 bytes of `chunk` (a `&[u8; 16]`), and
+    // `_mm_loadu_si128` takes any alignment.
+    let stops = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned `v <= 0x1f`: its minimum with 0x1f is `v` itself.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+    };
+    (stops != 0).then(|| stops.trailing_zeros() as usize)
+}
+
+/// The first string-ending byte ([`STRING_STOP`]) of `chunk`, eight bytes at once in a `u64`.
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+fn first_stop_swar(chunk: &[u8; 8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let w = u64::from_le_bytes(*chunk);
+    // A byte's high bit is set in `stops` where it is a quote, a backslash or below 0x20
+    // (exactly for the lowest such byte, which is all we need).
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let stops = (quote.wrapping_sub(ONES) & !quote)
+        | (backslash.wrapping_sub(ONES) & !backslash)
+        | (w.wrapping_sub(ONES * 0x20) & !w);
+    let stops = stops & HIGH;
+    (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize)
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+use first_stop_swar as first_stop;
+
 /// Nesting at which `serde_json` stops (its recursion limit).
 const MAX_DEPTH: usize = 128;
 
@@ -561,23 +609,12 @@ impl<'a> Parser<'a, '_> {
 
     /// The end of the run of plain string characters starting at `self.pos`.
     fn plain_run(&self) -> usize {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
         let mut end = self.pos;
-        // Eight bytes per step: a byte's high bit is set in `stops` where it is a quote, a
-        // backslash or below 0x20 (exactly for the lowest such byte, which is all we need).
-        while let Some(&[b0, b1, b2, b3, b4, b5, b6, b7]) = self.bytes.get(end..end + 8) {
-            let w = u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
-            let quote = w ^ (ONES * u64::from(b'"'));
-            let backslash = w ^ (ONES * u64::from(b'\\'));
-            let stops = (quote.wrapping_sub(ONES) & !quote)
-                | (backslash.wrapping_sub(ONES) & !backslash)
-                | (w.wrapping_sub(ONES * 0x20) & !w);
-            let stops = stops & HIGH;
-            if stops != 0 {
-                return end + (stops.trailing_zeros() / 8) as usize;
+        while let Some(chunk) = self.bytes.get(end..).and_then(<[u8]>::first_chunk::<STEP>) {
+            if let Some(at) = first_stop(chunk) {
+                return end + at;
             }
-            end += 8;
+            end += STEP;
         }
         while end < self.bytes.len() && !STRING_STOP[usize::from(self.bytes[end])] {
             end += 1;
@@ -935,7 +972,7 @@ mod tests {
 
     #[test]
     fn string_runs_stop_at_the_first_quote_backslash_or_control_byte() {
-        for len in 0..24 {
+        for len in 0..40 {
             for at in 0..=len {
                 for stop in [b'"', b'\\', 0, 0x1f, b'\n'] {
                     let mut bytes: Vec<u8> = (0..len).map(|i| b"az09 !~\x7f"[i % 8]).collect();
@@ -966,6 +1003,27 @@ mod tests {
             doc: &mut doc,
         };
         assert_eq!(p.plain_run(), text.len() - 1);
+    }
+
+    /// The portable eight-byte search (used where SSE2 is not) agrees with the table.
+    #[test]
+    fn swar_stops_agree_with_the_table() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut chunk = [b'a'; 8];
+                chunk[at] = b;
+                let want = STRING_STOP[usize::from(b)].then_some(at);
+                assert_eq!(first_stop_swar(&chunk), want, "{b} at {at}");
+                // A stop later in the chunk does not hide this one.
+                chunk[7] = b'"';
+                let want = if STRING_STOP[usize::from(b)] { at } else { 7 };
+                assert_eq!(
+                    first_stop_swar(&chunk),
+                    Some(want),
+                    "{b} at {at}, quote last"
+                );
+            }
+        }
     }
 
     #[test]
