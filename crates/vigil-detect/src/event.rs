@@ -730,8 +730,8 @@ fn flatten_windows<'a>(doc: &'a JsonEvent<'a>, event: usize) -> Flat<'a> {
             flat.add(Cow::Borrowed(doc.key(c)), c, data);
         }
         for c in doc.children(data) {
-            let k = doc.key(c);
-            if k.bytes().any(|b| b == b' ') {
+            if doc.key_bytes(c).contains(&b' ') {
+                let k = doc.key(c);
                 // Unspaced names (Windows Defender's "Source Name") rank after every real one.
                 flat.add(Cow::Owned(k.replace(' ', "")), c, usize::MAX);
             }
