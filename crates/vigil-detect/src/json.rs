@@ -761,20 +761,25 @@ impl<'a> Parser<'a, '_> {
         end
     }
 
-    /// A string whose opening quote was just read: borrowed from the text unless it has
-    /// escapes.
+    /// A string whose opening quote was just read: a range of the text unless it has escapes.
+    #[inline]
     fn string(&mut self) -> Result<Text, serde_json::Error> {
         let start = self.pos;
         let end = self.plain_run();
-        // The stop bytes are ASCII, so `start..end` lies on character boundaries.
-        let run = self.text.get(start..end).unwrap_or_default();
+        if self.bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            // The text is shorter than 4 GiB (`JsonEvent::parse`).
+            return Ok(Text::Source(start as u32, (end - start) as u32));
+        }
         self.pos = end;
-        match self.bytes.get(end) {
-            Some(b'"') => {
-                self.pos += 1;
-                // The text is shorter than 4 GiB (`JsonEvent::parse`).
-                return Ok(Text::Source(start as u32, (end - start) as u32));
-            }
+        self.unescaped(start)
+    }
+
+    /// The rest of a string from `start` that did not end at the first stop byte (at
+    /// `self.pos`): unescaped into the arena. Kept out of line, so the common case stays small.
+    #[inline(never)]
+    fn unescaped(&mut self, start: usize) -> Result<Text, serde_json::Error> {
+        match self.bytes.get(self.pos) {
             Some(b'\\') => {}
             Some(_) => return Err(self.error("control character in string")),
             None => return Err(self.error("EOF while parsing a string")),
@@ -784,6 +789,8 @@ impl<'a> Parser<'a, '_> {
             self.doc.table.arena.reserve(self.bytes.len() - start);
         }
         let from = self.doc.table.arena.len();
+        // The stop bytes are ASCII, so the runs between them lie on character boundaries.
+        let run = self.text.get(start..self.pos).unwrap_or_default();
         self.doc.table.arena.push_str(run);
         loop {
             match self.bytes.get(self.pos) {
