@@ -643,16 +643,25 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
+    /// A value: strings (most values) here, inlined into the loops of objects and arrays;
+    /// the rest by [`Self::other_value`].
+    #[inline]
     fn value(&mut self, key: Text) -> Result<(), serde_json::Error> {
+        if self.bytes.get(self.pos) == Some(&b'"') {
+            self.pos += 1;
+            let t = self.string()?;
+            self.doc.open(key, Val::Str(t));
+            return Ok(());
+        }
+        self.other_value(key)
+    }
+
+    /// A value other than a string.
+    #[inline(never)]
+    fn other_value(&mut self, key: Text) -> Result<(), serde_json::Error> {
         match self.bytes.get(self.pos) {
             Some(b'{') => self.object(key),
             Some(b'[') => self.array(key),
-            Some(b'"') => {
-                self.pos += 1;
-                let t = self.string()?;
-                self.doc.open(key, Val::Str(t));
-                Ok(())
-            }
             Some(b't') => self.literal(key, "true", Val::Bool(true)),
             Some(b'f') => self.literal(key, "false", Val::Bool(false)),
             Some(b'n') => self.literal(key, "null", Val::Null),
@@ -682,6 +691,7 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// After a member or element: `,` (true: another follows) or the closing byte.
+    #[inline]
     fn next(&mut self, close: u8) -> Result<bool, serde_json::Error> {
         self.ws();
         match self.bytes.get(self.pos) {
