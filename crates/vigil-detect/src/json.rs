@@ -139,11 +139,13 @@ impl<'a> JsonEvent<'a> {
         let mut doc = JsonEvent::with_spare_table(text);
         // About one node per 20 bytes in Windows events: room without growing.
         doc.table.nodes.reserve(text.len() / 12 + 8);
+        let arena = std::mem::take(&mut doc.table.arena).into_bytes();
         let mut p = Parser {
             text,
             bytes: text.as_bytes(),
             pos: 0,
             depth: 0,
+            arena,
             doc: &mut doc,
         };
         p.ws();
@@ -152,6 +154,10 @@ impl<'a> JsonEvent<'a> {
         if p.pos != p.bytes.len() {
             return Err(p.error("trailing characters"));
         }
+        // Runs of the text between ASCII bytes and whole characters: always UTF-8.
+        doc.table.arena = String::from_utf8(p.arena).map_err(|_| {
+            <serde_json::Error as serde::de::Error>::custom("unescaped strings not UTF-8")
+        })?;
         Ok(doc)
     }
 
@@ -629,6 +635,8 @@ struct Parser<'a, 'd> {
     bytes: &'a [u8],
     pos: usize,
     depth: usize,
+    /// The document's arena as bytes while it is written (a `String` once parsed).
+    arena: Vec<u8>,
     doc: &'d mut JsonEvent<'a>,
 }
 
@@ -789,39 +797,60 @@ impl<'a> Parser<'a, '_> {
     /// `self.pos`): unescaped into the arena. Kept out of line, so the common case stays small.
     #[inline(never)]
     fn unescaped(&mut self, start: usize) -> Result<Text, serde_json::Error> {
-        match self.bytes.get(self.pos) {
-            Some(b'\\') => {}
-            Some(_) => return Err(self.error("control character in string")),
-            None => return Err(self.error("EOF while parsing a string")),
-        }
-        if self.doc.table.arena.is_empty() {
+        let from = self.arena.len();
+        if from == 0 {
             // Unescaping never lengthens text: the rest of the document is room enough.
-            self.doc.table.arena.reserve(self.bytes.len() - start);
+            self.arena.reserve(self.bytes.len() - start);
         }
-        let from = self.doc.table.arena.len();
-        // The stop bytes are ASCII, so the runs between them lie on character boundaries.
-        let run = self.text.get(start..self.pos).unwrap_or_default();
-        self.doc.table.arena.push_str(run);
+        self.arena
+            .extend_from_slice(self.bytes.get(start..self.pos).unwrap_or_default());
         loop {
             match self.bytes.get(self.pos) {
                 Some(b'"') => {
                     self.pos += 1;
-                    let len = self.doc.table.arena.len() - from;
+                    let len = self.arena.len() - from;
                     // The arena is shorter than the text (`JsonEvent::parse`).
                     return Ok(Text::Arena(from as u32, len as u32));
                 }
                 Some(b'\\') => {
                     self.pos += 1;
                     let c = self.escape()?;
-                    self.doc.table.arena.push(c);
+                    match u8::try_from(c) {
+                        Ok(ascii) if ascii.is_ascii() => self.arena.push(ascii),
+                        _ => self
+                            .arena
+                            .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                    }
                 }
                 Some(_) => return Err(self.error("control character in string")),
                 None => return Err(self.error("EOF while parsing a string")),
             }
-            let end = self.plain_run();
-            let run = self.text.get(self.pos..end).unwrap_or_default();
-            self.doc.table.arena.push_str(run);
-            self.pos = end;
+            self.copy_run();
+        }
+    }
+
+    /// Copies the run of plain string characters at `self.pos` to the arena and moves past
+    /// it. Whole chunks are copied (a copy of a fixed size costs less than one sized to the
+    /// run), and the bytes past the run taken back.
+    fn copy_run(&mut self) {
+        while let Some(chunk) = self
+            .bytes
+            .get(self.pos..)
+            .and_then(<[u8]>::first_chunk::<STEP>)
+        {
+            self.arena.extend_from_slice(chunk);
+            if let Some(at) = first_stop(chunk) {
+                self.arena.truncate(self.arena.len() - (STEP - at));
+                self.pos += at;
+                return;
+            }
+            self.pos += STEP;
+        }
+        while let Some(&b) = self.bytes.get(self.pos)
+            && !STRING_STOP[usize::from(b)]
+        {
+            self.arena.push(b);
+            self.pos += 1;
         }
     }
 
@@ -1151,6 +1180,17 @@ mod tests {
                 assert_eq!(got.to_value(0), want, "{case:?}");
             }
         }
+        // Escapes between runs of every length around the sixteen-byte steps.
+        for len in 0..40 {
+            let run: String = "ab\u{e9}cd\u{1f600}".chars().cycle().take(len).collect();
+            let case = format!(r#"["{run}\\{run}\"\u00e9{run}\n","{run}"]"#);
+            let want = serde_json::from_str::<Json>(&case).unwrap();
+            assert_eq!(
+                JsonEvent::parse(&case).unwrap().to_value(0),
+                want,
+                "{case:?}"
+            );
+        }
         let strings = ["\u{0}", "\u{1f}", "\t"];
         for s in strings {
             let case = format!("\"{s}\"");
@@ -1188,6 +1228,7 @@ mod tests {
                         bytes: text.as_bytes(),
                         pos: 0,
                         depth: 0,
+                        arena: Vec::new(),
                         doc: &mut doc,
                     };
                     assert_eq!(p.plain_run(), at, "{bytes:?}");
@@ -1202,6 +1243,7 @@ mod tests {
             bytes: text.as_bytes(),
             pos: 0,
             depth: 0,
+            arena: Vec::new(),
             doc: &mut doc,
         };
         assert_eq!(p.plain_run(), text.len() - 1);
