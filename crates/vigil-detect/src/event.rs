@@ -391,8 +391,8 @@ pub(crate) struct Cache<'a> {
     index: Box<[Cell<u64>]>,
     generation: u64,
     /// The fields looked up, in blocks made as they fill (references to them stay valid):
-    /// enough blocks for every field id.
-    slots: Box<[OnceCell<Box<SlotBlock<'a>>>]>,
+    /// see [`block_of`].
+    slots: [OnceCell<Box<[OnceCell<Slot<'a>>]>>; BLOCKS],
     /// How many of `slots` are taken.
     taken: Cell<usize>,
     /// Field ids below this are cached.
@@ -432,10 +432,18 @@ impl Drop for Cache<'_> {
     }
 }
 
-/// Slots per block of [`Cache`]'s slots.
-const BLOCK: usize = 16;
+/// Slots in the first block of [`Cache`]'s slots; each next block holds twice as many.
+const FIRST_BLOCK: usize = 16;
+/// Blocks of [`Cache`]'s slots: room for a billion fields, in a table small enough to be
+/// part of the cache (instead of one allocated for each event with a block per 16 fields).
+const BLOCKS: usize = 26;
 
-type SlotBlock<'a> = [OnceCell<Slot<'a>>; BLOCK];
+/// The block of slot `n` and its place in it: block `k` holds `FIRST_BLOCK << k` slots,
+/// from slot `FIRST_BLOCK * (2^k - 1)` on.
+fn block_of(n: usize) -> (usize, usize) {
+    let k = (n / FIRST_BLOCK + 1).ilog2() as usize;
+    (k, n - FIRST_BLOCK * ((1 << k) - 1))
+}
 
 /// A pipeline alternative's field renames, for views of an event.
 #[derive(Debug, Clone, Default)]
@@ -568,7 +576,9 @@ impl Event for Prepared<'_, '_> {
 
 impl<'a> Cache<'a> {
     fn new(inner: &'a dyn Event, doc: Option<&'a JsonEvent<'a>>) -> Self {
-        let fields = FIELD_COUNT.load(Ordering::Acquire);
+        // Fields beyond the slots' room (never reached) are left uncached.
+        let room = FIRST_BLOCK * ((1 << BLOCKS) - 1);
+        let fields = FIELD_COUNT.load(Ordering::Acquire).min(room);
         let spare = SPARE.try_with(Cell::take).ok().flatten();
         let (index, generation, mut flat) = match spare {
             Some(spare)
@@ -593,9 +603,7 @@ impl<'a> Cache<'a> {
             flat,
             index,
             generation,
-            slots: (0..fields.div_ceil(BLOCK))
-                .map(|_| OnceCell::new())
-                .collect(),
+            slots: [const { OnceCell::new() }; BLOCKS],
             taken: Cell::new(0),
             fields,
             keywords: OnceCell::new(),
@@ -608,8 +616,8 @@ impl<'a> Cache<'a> {
             return None;
         }
         let at = |n: usize| {
-            let block = self.slots.get(n / BLOCK)?;
-            block.get()?[n % BLOCK].get()
+            let (k, i) = block_of(n);
+            self.slots.get(k)?.get()?.get(i)?.get()
         };
         let entry = self.index[id].get();
         if entry >> 32 == self.generation {
@@ -625,9 +633,10 @@ impl<'a> Cache<'a> {
         };
         // Each field id takes at most one slot, so there is room (`n < fields`).
         let n = self.taken.get();
-        let block = self.slots.get(n / BLOCK)?;
-        let block = block.get_or_init(|| Box::new(std::array::from_fn(|_| OnceCell::new())));
-        let slot = block[n % BLOCK].get_or_init(|| {
+        let (k, i) = block_of(n);
+        let block = self.slots.get(k)?;
+        let block = block.get_or_init(|| (0..FIRST_BLOCK << k).map(|_| OnceCell::new()).collect());
+        let slot = block.get(i)?.get_or_init(|| {
             let mut slot = Slot::new(value);
             if let Some(doc) = self.doc {
                 slot.lower_from(doc);
@@ -937,6 +946,29 @@ mod tests {
                 assert_eq!(&matches(text), want, "{text}");
             }
         }
+    }
+
+    /// Slots fill each block in turn, every place once.
+    #[test]
+    fn slots_fill_blocks_of_doubling_size_in_order() {
+        assert_eq!(block_of(0), (0, 0));
+        let mut last = (0, 0);
+        for n in 1..100_000 {
+            let (k, i) = block_of(n);
+            assert!(i < FIRST_BLOCK << k, "{n}");
+            let next = if last.1 + 1 == FIRST_BLOCK << last.0 {
+                (last.0 + 1, 0)
+            } else {
+                (last.0, last.1 + 1)
+            };
+            assert_eq!((k, i), next, "{n}");
+            last = (k, i);
+        }
+        let room = FIRST_BLOCK * ((1 << BLOCKS) - 1);
+        assert_eq!(
+            block_of(room - 1),
+            (BLOCKS - 1, (FIRST_BLOCK << (BLOCKS - 1)) - 1)
+        );
     }
 
     #[test]
