@@ -653,7 +653,7 @@ impl<'a> Parser<'a, '_> {
 
     /// A value: strings (most values) here, inlined into the loops of objects and arrays;
     /// the rest by [`Self::other_value`].
-    #[inline]
+    #[inline(always)]
     fn value(&mut self, key: Text) -> Result<(), serde_json::Error> {
         if self.bytes.get(self.pos) == Some(&b'"') {
             self.pos += 1;
