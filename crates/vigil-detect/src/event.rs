@@ -738,14 +738,17 @@ impl Flat {
         self.heads.resize(BUCKETS, NONE);
         let object = |key: &str| doc.get(event, key).filter(|&i| doc.is_object(i));
         if let Some(data) = object("EventData") {
-            for c in doc.children(data) {
-                self.add(doc.key_bytes(c), c, data);
-            }
+            let mut spaced = false;
             for c in doc.children(data) {
                 let key = doc.key_bytes(c);
                 // Not `contains`: its `memchr` is slow on names this short; without an early
                 // exit the loop is vectorised.
-                if key.iter().fold(false, |space, &b| space | (b == b' ')) {
+                spaced |= key.iter().fold(false, |space, &b| space | (b == b' '));
+                self.add(key, c, data);
+            }
+            for c in doc.children(data).filter(|_| spaced) {
+                let key = doc.key_bytes(c);
+                if key.contains(&b' ') {
                     // Windows Defender's "Source Name": a space is one byte of UTF-8, never
                     // part of another character, so dropping its bytes drops the spaces.
                     let start = self.unspaced.len();
