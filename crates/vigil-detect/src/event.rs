@@ -401,11 +401,21 @@ pub(crate) struct Cache<'a> {
 }
 
 /// What a [`Cache`] leaves for the thread's next event: its field table with its generation,
-/// and its Windows field map's buffers.
+/// its Windows field map's buffers and its first block of slots (emptied).
 struct Spare {
     index: Box<[Cell<u64>]>,
     generation: u64,
     flat: Flat,
+    block: Vec<OnceCell<Slot<'static>>>,
+}
+
+/// `v` emptied, as a vector of another type of the same size and alignment (here: of
+/// another lifetime) in the same allocation: the standard library collects a vector's
+/// `into_iter()` adapters in place. Were it to stop doing so, a new vector would be made,
+/// nothing worse; `recycled_vectors_keep_their_allocation` checks that it does.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 thread_local! {
@@ -423,10 +433,12 @@ impl Drop for Cache<'_> {
         if flat.entries.capacity() > MAX_SPARE_ENTRIES {
             flat = Flat::default();
         }
+        let block = self.slots[0].take().map(|b| recycle(b.into_vec()));
         let spare = Spare {
             index: std::mem::take(&mut self.index),
             generation: self.generation,
             flat,
+            block: block.unwrap_or_default(),
         };
         let _ = SPARE.try_with(|pool| pool.set(Some(spare)));
     }
@@ -580,17 +592,22 @@ impl<'a> Cache<'a> {
         let room = FIRST_BLOCK * ((1 << BLOCKS) - 1);
         let fields = FIELD_COUNT.load(Ordering::Acquire).min(room);
         let spare = SPARE.try_with(Cell::take).ok().flatten();
-        let (index, generation, mut flat) = match spare {
+        let (index, generation, mut flat, block) = match spare {
             Some(spare)
                 if spare.index.len() >= fields && spare.generation < u64::from(u32::MAX) =>
             {
-                (spare.index, spare.generation + 1, spare.flat)
+                (spare.index, spare.generation + 1, spare.flat, spare.block)
             }
             spare => {
-                let flat = spare.map(|s| s.flat).unwrap_or_default();
-                ((0..fields).map(|_| Cell::new(0)).collect(), 1, flat)
+                let (flat, block) = spare.map(|s| (s.flat, s.block)).unwrap_or_default();
+                ((0..fields).map(|_| Cell::new(0)).collect(), 1, flat, block)
             }
         };
+        let mut first = (block.capacity() == FIRST_BLOCK).then(|| {
+            let mut block: Vec<OnceCell<Slot<'a>>> = recycle(block);
+            block.resize_with(FIRST_BLOCK, OnceCell::new);
+            block.into_boxed_slice()
+        });
         flat.clear();
         if let Some(doc) = doc
             && let Some(event) = doc.windows_event()
@@ -603,7 +620,10 @@ impl<'a> Cache<'a> {
             flat,
             index,
             generation,
-            slots: [const { OnceCell::new() }; BLOCKS],
+            slots: std::array::from_fn(|k| match k {
+                0 => first.take().map_or_else(OnceCell::new, OnceCell::from),
+                _ => OnceCell::new(),
+            }),
             taken: Cell::new(0),
             fields,
             keywords: OnceCell::new(),
@@ -949,6 +969,21 @@ mod tests {
                 assert_eq!(&matches(text), want, "{text}");
             }
         }
+    }
+
+    /// Emptied vectors given another element type keep their allocation (so a pooled slot
+    /// block is reused).
+    #[test]
+    fn recycled_vectors_keep_their_allocation() {
+        let text = String::from("x");
+        let v: Vec<OnceCell<Slot<'_>>> = (0..FIRST_BLOCK).map(|_| OnceCell::new()).collect();
+        let _ = v[3].set(Slot::new(FieldValue::Str(Cow::Borrowed(&text))));
+        let at = v.as_ptr() as usize;
+        let spare: Vec<OnceCell<Slot<'static>>> = recycle(v);
+        assert_eq!((spare.as_ptr() as usize, spare.len()), (at, 0));
+        assert_eq!(spare.capacity(), FIRST_BLOCK);
+        let back: Vec<OnceCell<Slot<'_>>> = recycle(spare);
+        assert_eq!(back.as_ptr() as usize, at);
     }
 
     /// Slots fill each block in turn, every place once.
