@@ -382,7 +382,8 @@ impl<'a> Keywords<'a> {
 pub(crate) struct Cache<'a> {
     inner: &'a dyn Event,
     doc: Option<&'a JsonEvent<'a>>,
-    flat: Option<Flat<'a>>,
+    /// A Windows event's fields (empty for other events).
+    flat: Flat,
     /// Per field id: `generation << 32` and then 1 absent, `n + 2` in `slots[n]`; any other
     /// generation means not looked up yet. An event touches a few dozen of the thousands of
     /// field names rules use: the table is kept for the thread's next event, which starts a
@@ -390,8 +391,8 @@ pub(crate) struct Cache<'a> {
     index: Box<[Cell<u64>]>,
     generation: u64,
     /// The fields looked up, in blocks made as they fill (references to them stay valid):
-    /// enough blocks for every field id.
-    slots: Box<[OnceCell<Box<SlotBlock<'a>>>]>,
+    /// see [`block_of`].
+    slots: [OnceCell<Box<[OnceCell<Slot<'a>>]>>; BLOCKS],
     /// How many of `slots` are taken.
     taken: Cell<usize>,
     /// Field ids below this are cached.
@@ -399,25 +400,62 @@ pub(crate) struct Cache<'a> {
     keywords: OnceCell<Keywords<'a>>,
 }
 
-/// A [`Cache`]'s field table and its generation.
-type FieldTable = (Box<[Cell<u64>]>, u64);
+/// What a [`Cache`] leaves for the thread's next event: its field table with its generation,
+/// its Windows field map's buffers and its first block of slots (emptied).
+struct Spare {
+    index: Box<[Cell<u64>]>,
+    generation: u64,
+    flat: Flat,
+    block: Vec<OnceCell<Slot<'static>>>,
+}
+
+/// `v` emptied, as a vector of another type of the same size and alignment (here: of
+/// another lifetime) in the same allocation: the standard library collects a vector's
+/// `into_iter()` adapters in place. Were it to stop doing so, a new vector would be made,
+/// nothing worse; `recycled_vectors_keep_their_allocation` checks that it does.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
 
 thread_local! {
-    /// The field table of the thread's last event.
-    static INDEX_POOL: Cell<Option<FieldTable>> = const { Cell::new(None) };
+    /// What the thread's last event left.
+    static SPARE: Cell<Option<Spare>> = const { Cell::new(None) };
 }
+
+/// Windows field maps with more entries than this are not kept for the next event: one huge
+/// event should not hold its memory for the thread's life.
+const MAX_SPARE_ENTRIES: usize = 4096;
 
 impl Drop for Cache<'_> {
     fn drop(&mut self) {
-        let index = std::mem::take(&mut self.index);
-        let _ = INDEX_POOL.try_with(|pool| pool.set(Some((index, self.generation))));
+        let mut flat = std::mem::take(&mut self.flat);
+        if flat.entries.capacity() > MAX_SPARE_ENTRIES {
+            flat = Flat::default();
+        }
+        let block = self.slots[0].take().map(|b| recycle(b.into_vec()));
+        let spare = Spare {
+            index: std::mem::take(&mut self.index),
+            generation: self.generation,
+            flat,
+            block: block.unwrap_or_default(),
+        };
+        let _ = SPARE.try_with(|pool| pool.set(Some(spare)));
     }
 }
 
-/// Slots per block of [`Cache`]'s slots.
-const BLOCK: usize = 16;
+/// Slots in the first block of [`Cache`]'s slots; each next block holds twice as many.
+const FIRST_BLOCK: usize = 16;
+/// Blocks of [`Cache`]'s slots: room for a billion fields, in a table small enough to be
+/// part of the cache (instead of one allocated for each event with a block per 16 fields).
+const BLOCKS: usize = 26;
 
-type SlotBlock<'a> = [OnceCell<Slot<'a>>; BLOCK];
+/// The block of slot `n` and its place in it: block `k` holds `FIRST_BLOCK << k` slots,
+/// from slot `FIRST_BLOCK * (2^k - 1)` on.
+fn block_of(n: usize) -> (usize, usize) {
+    let k = (n / FIRST_BLOCK + 1).ilog2() as usize;
+    (k, n - FIRST_BLOCK * ((1 << k) - 1))
+}
 
 /// A pipeline alternative's field renames, for views of an event.
 #[derive(Debug, Clone, Default)]
@@ -550,26 +588,42 @@ impl Event for Prepared<'_, '_> {
 
 impl<'a> Cache<'a> {
     fn new(inner: &'a dyn Event, doc: Option<&'a JsonEvent<'a>>) -> Self {
-        let flat = doc.and_then(|d| Some(flatten_windows(d, d.windows_event()?)));
-        let fields = FIELD_COUNT.load(Ordering::Acquire);
-        let pooled = INDEX_POOL.try_with(Cell::take).ok().flatten();
-        let (index, generation) = match pooled {
-            Some((index, generation))
-                if index.len() >= fields && generation < u64::from(u32::MAX) =>
+        // Fields beyond the slots' room (never reached) are left uncached.
+        let room = FIRST_BLOCK * ((1 << BLOCKS) - 1);
+        let fields = FIELD_COUNT.load(Ordering::Acquire).min(room);
+        let spare = SPARE.try_with(Cell::take).ok().flatten();
+        let (index, generation, mut flat, block) = match spare {
+            Some(spare)
+                if spare.index.len() >= fields && spare.generation < u64::from(u32::MAX) =>
             {
-                (index, generation + 1)
+                (spare.index, spare.generation + 1, spare.flat, spare.block)
             }
-            _ => ((0..fields).map(|_| Cell::new(0)).collect(), 1),
+            spare => {
+                let (flat, block) = spare.map(|s| (s.flat, s.block)).unwrap_or_default();
+                ((0..fields).map(|_| Cell::new(0)).collect(), 1, flat, block)
+            }
         };
+        let mut first = (block.capacity() == FIRST_BLOCK).then(|| {
+            let mut block: Vec<OnceCell<Slot<'a>>> = recycle(block);
+            block.resize_with(FIRST_BLOCK, OnceCell::new);
+            block.into_boxed_slice()
+        });
+        flat.clear();
+        if let Some(doc) = doc
+            && let Some(event) = doc.windows_event()
+        {
+            flat.fill(doc, event);
+        }
         Cache {
             inner,
             doc,
             flat,
             index,
             generation,
-            slots: (0..fields.div_ceil(BLOCK))
-                .map(|_| OnceCell::new())
-                .collect(),
+            slots: std::array::from_fn(|k| match k {
+                0 => first.take().map_or_else(OnceCell::new, OnceCell::from),
+                _ => OnceCell::new(),
+            }),
             taken: Cell::new(0),
             fields,
             keywords: OnceCell::new(),
@@ -582,8 +636,8 @@ impl<'a> Cache<'a> {
             return None;
         }
         let at = |n: usize| {
-            let block = self.slots.get(n / BLOCK)?;
-            block.get()?[n % BLOCK].get()
+            let (k, i) = block_of(n);
+            self.slots.get(k)?.get()?.get(i)?.get()
         };
         let entry = self.index[id].get();
         if entry >> 32 == self.generation {
@@ -599,9 +653,10 @@ impl<'a> Cache<'a> {
         };
         // Each field id takes at most one slot, so there is room (`n < fields`).
         let n = self.taken.get();
-        let block = self.slots.get(n / BLOCK)?;
-        let block = block.get_or_init(|| Box::new(std::array::from_fn(|_| OnceCell::new())));
-        let slot = block[n % BLOCK].get_or_init(|| {
+        let (k, i) = block_of(n);
+        let block = self.slots.get(k)?;
+        let block = block.get_or_init(|| (0..FIRST_BLOCK << k).map(|_| OnceCell::new()).collect());
+        let slot = block.get(i)?.get_or_init(|| {
             let mut slot = Slot::new(value);
             if let Some(doc) = self.doc {
                 slot.lower_from(doc);
@@ -618,7 +673,7 @@ impl<'a> Cache<'a> {
         let Some(doc) = self.doc else {
             return self.inner.field(name);
         };
-        let found = self.flat.as_ref().and_then(|flat| flat.get(doc, name));
+        let found = self.flat.get(doc, name);
         found
             .or_else(|| doc.lookup(doc.root()?, name))
             .map(|i| doc.field_value(i))
@@ -643,27 +698,39 @@ impl<'a> Cache<'a> {
 }
 
 /// A Windows event's fields by name (node indices), as [`windows_field`] resolves them: a
-/// small chained hash table made for each event (cheaper to fill than a general map, as
-/// most of its names are never asked for).
-struct Flat<'a> {
-    /// Per bucket ([`bucket`] of the name): its newest entry, [`NONE`] when empty.
-    heads: [usize; BUCKETS],
+/// small chained hash table made for each event in buffers kept for the thread's next one
+/// (cheaper to fill than a general map, as most of its names are never asked for). Names are
+/// the keys of the event's nodes, read from the event when compared.
+#[derive(Default)]
+struct Flat {
+    /// Per bucket ([`bucket`] of the name): its newest entry, [`NONE`] when empty. Empty
+    /// when the map is (for events that are not Windows events).
+    heads: Vec<usize>,
     /// Every name but `Element_Attribute`, in the order added (sources by precedence).
-    entries: Vec<FlatEntry<'a>>,
+    entries: Vec<FlatEntry>,
+    /// The names with their spaces dropped ([`UNSPACED`] entries), one after another.
+    unspaced: Vec<u8>,
     system: Option<usize>,
 }
 
-struct FlatEntry<'a> {
-    name: Cow<'a, str>,
+struct FlatEntry {
+    /// The node named: its key is the name, but for [`UNSPACED`] entries.
     node: usize,
-    /// The object the name is a key of (`usize::MAX` for names with their spaces dropped).
+    /// The object the name is a key of ([`UNSPACED`] for names with their spaces dropped).
     from: usize,
     /// The bucket's next older entry.
     next: usize,
+    /// The name's length (names are keys of a text shorter than 4 GiB, or of a `Value` in
+    /// memory).
+    len: u32,
+    /// Where an [`UNSPACED`] entry's name starts in [`Flat::unspaced`].
+    start: u32,
 }
 
 const BUCKETS: usize = 64;
 const NONE: usize = usize::MAX;
+/// [`FlatEntry::from`] of names with their spaces dropped: they rank after every real one.
+const UNSPACED: usize = usize::MAX;
 
 /// A name's bucket, from its length and three of its bytes.
 fn bucket(name: &[u8]) -> usize {
@@ -678,80 +745,114 @@ fn bucket(name: &[u8]) -> usize {
     (h >> 26) as usize
 }
 
-impl<'a> Flat<'a> {
-    fn add(&mut self, name: Cow<'a, str>, node: usize, from: usize) {
-        let b = bucket(name.as_bytes());
+impl Flat {
+    fn clear(&mut self) {
+        self.heads.clear();
+        self.entries.clear();
+        self.unspaced.clear();
+        self.system = None;
+    }
+
+    /// Maps the fields of Windows event `event` of `doc`.
+    fn fill(&mut self, doc: &JsonEvent<'_>, event: usize) {
+        self.heads.resize(BUCKETS, NONE);
+        let object = |key: &str| doc.get(event, key).filter(|&i| doc.is_object(i));
+        if let Some(data) = object("EventData") {
+            let mut spaced = false;
+            for c in doc.children(data) {
+                let key = doc.key_bytes(c);
+                // Not `contains`: its `memchr` is slow on names this short; without an early
+                // exit the loop is vectorised.
+                spaced |= key.iter().fold(false, |space, &b| space | (b == b' '));
+                self.add(key, c, data);
+            }
+            for c in doc.children(data).filter(|_| spaced) {
+                let key = doc.key_bytes(c);
+                if key.contains(&b' ') {
+                    // Windows Defender's "Source Name": a space is one byte of UTF-8, never
+                    // part of another character, so dropping its bytes drops the spaces.
+                    let start = self.unspaced.len();
+                    self.unspaced.extend(key.iter().filter(|&&b| b != b' '));
+                    let name = &self.unspaced[start..];
+                    let (b, len) = (bucket(name), name.len());
+                    self.push(b, len, c, UNSPACED, start);
+                }
+            }
+        }
+        if let Some(user) = object("UserData") {
+            for inner in doc.children(user) {
+                for c in doc.children(inner).filter(|_| doc.is_object(inner)) {
+                    self.add(doc.key_bytes(c), c, inner);
+                }
+            }
+        }
+        let system = doc.get(event, "System");
+        if let Some(system) = system.filter(|&s| doc.is_object(s)) {
+            for c in doc.children(system) {
+                self.add(doc.key_bytes(c), c, system);
+            }
+        }
+        self.system = system;
+    }
+
+    /// Adds a node named by its key.
+    fn add(&mut self, name: &[u8], node: usize, from: usize) {
+        self.push(bucket(name), name.len(), node, from, 0);
+    }
+
+    /// Adds an entry to bucket `b`.
+    fn push(&mut self, b: usize, len: usize, node: usize, from: usize, start: usize) {
         let next = self.heads[b];
         self.heads[b] = self.entries.len();
         self.entries.push(FlatEntry {
-            name,
             node,
             from,
             next,
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+            start: u32::try_from(start).unwrap_or(u32::MAX),
         });
+    }
+
+    /// An entry's name.
+    fn name<'s>(&'s self, doc: &'s JsonEvent<'_>, entry: &FlatEntry) -> &'s [u8] {
+        if entry.from == UNSPACED {
+            let start = entry.start as usize;
+            let name = self.unspaced.get(start..start + entry.len as usize);
+            name.unwrap_or_default()
+        } else {
+            doc.key_bytes(entry.node)
+        }
     }
 
     /// The node a name stands for: the earliest source that has it wins; within that source
     /// (an object with the key written twice) the last value.
-    fn find(&self, name: &str) -> Option<usize> {
-        let chain = || {
-            let mut at = self.heads[bucket(name.as_bytes())];
-            std::iter::from_fn(move || {
-                let entry = self.entries.get(at)?;
-                at = entry.next;
-                Some(entry)
-            })
-            .filter(|e| e.name == name)
-        };
-        // Newest first: the last one found is the earliest added.
-        let from = chain().last()?.from;
-        chain().find(|e| e.from == from).map(|e| e.node)
+    fn find(&self, doc: &JsonEvent<'_>, name: &str) -> Option<usize> {
+        let name = name.as_bytes();
+        let mut at = *self.heads.get(bucket(name))?;
+        // The chain runs newest first, and each source's entries were added together: the
+        // first entry of each source met is its last value, and the last source met is the
+        // earliest added.
+        let mut found: Option<&FlatEntry> = None;
+        while let Some(entry) = self.entries.get(at) {
+            if entry.len as usize == name.len()
+                && found.is_none_or(|f| f.from != entry.from)
+                && self.name(doc, entry) == name
+            {
+                found = Some(entry);
+            }
+            at = entry.next;
+        }
+        found.map(|e| e.node)
     }
 
     fn get(&self, doc: &JsonEvent<'_>, name: &str) -> Option<usize> {
-        if let Some(v) = self.find(name) {
+        if let Some(v) = self.find(doc, name) {
             return Some(v);
         }
         // System attributes come last in precedence: looked up on a miss instead of being
         // named for every event.
         doc.system_attribute(self.system?, name)
     }
-}
-
-fn flatten_windows<'a>(doc: &'a JsonEvent<'a>, event: usize) -> Flat<'a> {
-    let mut flat = Flat {
-        heads: [NONE; BUCKETS],
-        entries: Vec::with_capacity(48),
-        system: None,
-    };
-    let object = |key: &str| doc.get(event, key).filter(|&i| doc.is_object(i));
-    if let Some(data) = object("EventData") {
-        for c in doc.children(data) {
-            flat.add(Cow::Borrowed(doc.key(c)), c, data);
-        }
-        for c in doc.children(data) {
-            let k = doc.key(c);
-            if k.bytes().any(|b| b == b' ') {
-                // Unspaced names (Windows Defender's "Source Name") rank after every real one.
-                flat.add(Cow::Owned(k.replace(' ', "")), c, usize::MAX);
-            }
-        }
-    }
-    if let Some(user) = object("UserData") {
-        for inner in doc.children(user) {
-            for c in doc.children(inner).filter(|_| doc.is_object(inner)) {
-                flat.add(Cow::Borrowed(doc.key(c)), c, inner);
-            }
-        }
-    }
-    let system = doc.get(event, "System");
-    if let Some(system) = system.filter(|&s| doc.is_object(s)) {
-        for c in doc.children(system) {
-            flat.add(Cow::Borrowed(doc.key(c)), c, system);
-        }
-    }
-    flat.system = system;
-    flat
 }
 
 #[cfg(test)]
@@ -823,6 +924,89 @@ mod tests {
         assert!(is("SourceName", "spaced"));
         assert!(is("EventID", "4688"));
         assert!(is("Provider_Name", "P"));
+    }
+
+    /// Windows events prepared one after another on one thread (each in the field map the
+    /// last one left) match as they match when prepared on a thread of their own.
+    #[test]
+    fn spare_field_maps_are_reused_emptied() {
+        let texts = [
+            r#"{"Event":{"System":{"EventID":1,"Computer":"sys"},"EventData":{"Source Name":"RTP","Image":"a"}}}"#,
+            r#"{"Event":{"System":{"EventID":2},"UserData":{"X":{"Image":"u","Computer":"user"}}}}"#,
+            r#"{"Image":"plain","Computer":"flat"}"#,
+            r##"{"Event":{"System":{"EventID":3,"Provider":{"#attributes":{"Name":"P"}}},"EventData":{"Computer":"data"}}}"##,
+        ];
+        let rules: Vec<_> = [
+            ("SourceName", "RTP"),
+            ("Image", "a"),
+            ("Image", "u"),
+            ("Image", "plain"),
+            ("Computer", "sys"),
+            ("Computer", "user"),
+            ("Computer", "flat"),
+            ("Computer", "data"),
+            ("EventID", "2"),
+            ("Provider_Name", "P"),
+        ]
+        .iter()
+        .map(|(field, value)| {
+            rule(&format!(
+                "    sel:\n        {field}: '{value}'\n    condition: sel"
+            ))
+        })
+        .collect();
+        let matches = |text: &str| {
+            let doc = JsonEvent::parse(text).expect("json");
+            rules.iter().map(|r| r.is_match(&doc)).collect::<Vec<_>>()
+        };
+        let fresh: Vec<_> = texts
+            .iter()
+            .map(|t| std::thread::scope(|s| s.spawn(|| matches(t)).join().unwrap()))
+            .collect();
+        assert!(fresh.iter().all(|m| m.iter().any(|&hit| hit)), "{fresh:?}");
+        for _ in 0..2 {
+            for (text, want) in texts.iter().zip(&fresh) {
+                assert_eq!(&matches(text), want, "{text}");
+            }
+        }
+    }
+
+    /// Emptied vectors given another element type keep their allocation (so a pooled slot
+    /// block is reused).
+    #[test]
+    fn recycled_vectors_keep_their_allocation() {
+        let text = String::from("x");
+        let v: Vec<OnceCell<Slot<'_>>> = (0..FIRST_BLOCK).map(|_| OnceCell::new()).collect();
+        let _ = v[3].set(Slot::new(FieldValue::Str(Cow::Borrowed(&text))));
+        let at = v.as_ptr() as usize;
+        let spare: Vec<OnceCell<Slot<'static>>> = recycle(v);
+        assert_eq!((spare.as_ptr() as usize, spare.len()), (at, 0));
+        assert_eq!(spare.capacity(), FIRST_BLOCK);
+        let back: Vec<OnceCell<Slot<'_>>> = recycle(spare);
+        assert_eq!(back.as_ptr() as usize, at);
+    }
+
+    /// Slots fill each block in turn, every place once.
+    #[test]
+    fn slots_fill_blocks_of_doubling_size_in_order() {
+        assert_eq!(block_of(0), (0, 0));
+        let mut last = (0, 0);
+        for n in 1..100_000 {
+            let (k, i) = block_of(n);
+            assert!(i < FIRST_BLOCK << k, "{n}");
+            let next = if last.1 + 1 == FIRST_BLOCK << last.0 {
+                (last.0 + 1, 0)
+            } else {
+                (last.0, last.1 + 1)
+            };
+            assert_eq!((k, i), next, "{n}");
+            last = (k, i);
+        }
+        let room = FIRST_BLOCK * ((1 << BLOCKS) - 1);
+        assert_eq!(
+            block_of(room - 1),
+            (BLOCKS - 1, (FIRST_BLOCK << (BLOCKS - 1)) - 1)
+        );
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! JSON events parsed for detection without building a `serde_json::Value`: one flat table of
-//! nodes in document order, strings borrowed from the text (those with escapes unescaped into
-//! one buffer per document), so parsing an event costs two allocations instead of one per
-//! key, string and map node, and dropping it frees two buffers.
+//! nodes in document order, strings as ranges of the text (those with escapes unescaped into
+//! one buffer per document). The table holds no references, so its buffers are kept per
+//! thread for the next document: parsing an event on a thread that parsed one before
+//! allocates nothing.
 //!
 //! The engine evaluates `serde_json::Value` events through the same table (built from the
 //! `Value` by a walk that borrows its strings), so field resolution has one implementation and
 //! does not depend on how `serde_json` orders its maps (`preserve_order`).
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 use serde_json::{Number, Value as Json};
 
@@ -31,9 +32,10 @@ use crate::event::{Event, FieldValue};
 /// keyword searches (searches without field names) see both values.
 #[derive(Debug, Clone, Default)]
 pub struct JsonEvent<'a> {
-    nodes: Vec<Node<'a>>,
-    /// Strings that had escapes in the text, unescaped.
-    arena: String,
+    /// `nodes`, `numbers` and `arena`: taken from the thread's spares, given back on drop.
+    table: Table,
+    /// The strings of a table made from a `Value` ([`Text::Borrowed`]).
+    borrowed: Vec<&'a str>,
     /// The text parsed (empty for a table made from a `Value`).
     source: &'a str,
     /// Whether `source` holds every string and number a keyword search sees as it sees them
@@ -45,6 +47,17 @@ pub struct JsonEvent<'a> {
     lower: OnceCell<Lowered>,
 }
 
+/// A document's node table, in buffers without references to the text (so they can be kept
+/// for the thread's next document).
+#[derive(Debug, Clone, Default)]
+struct Table {
+    nodes: Vec<Node>,
+    /// Numbers other than plain non-negative integers ([`Val::Num`]).
+    numbers: Vec<Number>,
+    /// Strings that had escapes in the text, unescaped.
+    arena: String,
+}
+
 #[derive(Debug, Clone)]
 struct Lowered {
     source: String,
@@ -53,52 +66,86 @@ struct Lowered {
     folds_to_ascii: OnceCell<bool>,
 }
 
+thread_local! {
+    /// The buffers of the thread's last dropped document, for its next one.
+    static SPARE_TABLE: Cell<Option<Table>> = const { Cell::new(None) };
+    /// The lower-cased copies of the thread's last dropped document that made them.
+    static SPARE_LOWERED: Cell<Option<(String, String)>> = const { Cell::new(None) };
+}
+
+/// Buffers larger than this (in bytes, all of a table's together) are not kept for the next
+/// document: one huge event should not hold its memory for the thread's life.
+const MAX_SPARE_BYTES: usize = 1 << 20;
+
+/// 32 bytes: offsets instead of references keep a node small and the table free of the text's
+/// lifetime. A text parsed is at most `u32::MAX` bytes long, so offsets and node counts fit.
 #[derive(Debug, Clone)]
-struct Node<'a> {
+struct Node {
     /// The member name in its object (empty for the root and array elements).
-    key: Text<'a>,
-    value: Val<'a>,
+    key: Text,
     /// Index one past this node's last descendant (its next sibling's index).
-    end: usize,
+    end: u32,
+    value: Val,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Text<'a> {
-    Borrowed(&'a str),
+enum Text {
+    /// `source[start..start + len]`.
+    Source(u32, u32),
     /// `arena[start..start + len]`.
-    Arena(usize, usize),
+    Arena(u32, u32),
+    /// `borrowed[i]`.
+    Borrowed(u32),
 }
 
-const EMPTY: Text<'static> = Text::Borrowed("");
+const EMPTY: Text = Text::Source(0, 0);
 
 #[derive(Debug, Clone)]
-enum Val<'a> {
+enum Val {
     Null,
     Bool(bool),
-    Num(Number),
-    Str(Text<'a>),
+    /// A plain non-negative integer (what most numbers in events are).
+    Uint(u64),
+    /// Any other number: `numbers[i]`.
+    Num(u32),
+    Str(Text),
     Arr,
     Obj,
+}
+
+/// The range of `len` bytes from `start`.
+fn span(start: u32, len: u32) -> std::ops::Range<usize> {
+    start as usize..start as usize + len as usize
+}
+
+/// `n` as a table index or offset: texts parsed are shorter than 4 GiB, and a `Value` with
+/// 2^32 nodes would not fit in memory.
+fn index(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl<'a> JsonEvent<'a> {
     /// Parses one JSON document (any JSON value; trailing text other than whitespace is an
     /// error), accepting what `serde_json` accepts: nesting as deep as 127, strings without
     /// control characters or lone surrogates, numbers read as `serde_json` reads them.
+    ///
+    /// Texts of 4 GiB or more are refused (the table keeps 32-bit offsets).
     pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
-        let mut doc = JsonEvent {
-            // About one node per 20 bytes in Windows events: room without growing.
-            nodes: Vec::with_capacity(text.len() / 12 + 8),
-            arena: String::new(),
-            source: text,
-            faithful: true,
-            lower: OnceCell::new(),
-        };
+        if u32::try_from(text.len()).is_err() {
+            return Err(<serde_json::Error as serde::de::Error>::custom(
+                "a JSON text of 4 GiB or more",
+            ));
+        }
+        let mut doc = JsonEvent::with_spare_table(text);
+        // About one node per 20 bytes in Windows events: room without growing.
+        doc.table.nodes.reserve(text.len() / 12 + 8);
+        let arena = std::mem::take(&mut doc.table.arena).into_bytes();
         let mut p = Parser {
             text,
             bytes: text.as_bytes(),
             pos: 0,
             depth: 0,
+            arena,
             doc: &mut doc,
         };
         p.ws();
@@ -107,23 +154,44 @@ impl<'a> JsonEvent<'a> {
         if p.pos != p.bytes.len() {
             return Err(p.error("trailing characters"));
         }
+        // Runs of the text between ASCII bytes and whole characters: always UTF-8.
+        doc.table.arena = String::from_utf8(p.arena).map_err(|_| {
+            <serde_json::Error as serde::de::Error>::custom("unescaped strings not UTF-8")
+        })?;
         Ok(doc)
     }
 
     /// The same table for a document already parsed into a `serde_json::Value` (strings
     /// borrowed from it).
     pub fn from_value(value: &'a Json) -> Self {
-        let mut doc = JsonEvent::default();
+        let mut doc = JsonEvent::with_spare_table("");
         doc.push_value(EMPTY, value);
         doc
     }
 
-    fn push_value(&mut self, key: Text<'a>, v: &'a Json) {
+    /// An empty document over `source`, in the thread's spare buffers when it has them.
+    fn with_spare_table(source: &'a str) -> Self {
+        let table = SPARE_TABLE.try_with(Cell::take).ok().flatten();
+        JsonEvent {
+            table: table.unwrap_or_default(),
+            borrowed: Vec::new(),
+            source,
+            faithful: true,
+            lower: OnceCell::new(),
+        }
+    }
+
+    fn borrow(&mut self, s: &'a str) -> Text {
+        self.borrowed.push(s);
+        Text::Borrowed(index(self.borrowed.len() - 1))
+    }
+
+    fn push_value(&mut self, key: Text, v: &'a Json) {
         let value = match v {
             Json::Null => Val::Null,
             Json::Bool(b) => Val::Bool(*b),
-            Json::Number(n) => Val::Num(n.clone()),
-            Json::String(s) => Val::Str(Text::Borrowed(s)),
+            Json::Number(n) => self.number(n.clone()),
+            Json::String(s) => Val::Str(self.borrow(s)),
             Json::Array(items) => {
                 let i = self.open(key, Val::Arr);
                 for item in items {
@@ -134,7 +202,8 @@ impl<'a> JsonEvent<'a> {
             Json::Object(map) => {
                 let i = self.open(key, Val::Obj);
                 for (k, item) in map {
-                    self.push_value(Text::Borrowed(k), item);
+                    let k = self.borrow(k);
+                    self.push_value(k, item);
                 }
                 return self.close(i);
             }
@@ -142,25 +211,60 @@ impl<'a> JsonEvent<'a> {
         self.open(key, value);
     }
 
-    fn open(&mut self, key: Text<'a>, value: Val<'a>) -> usize {
-        let i = self.nodes.len();
-        self.nodes.push(Node {
+    /// A number's value in the table: plain non-negative integers in the node.
+    fn number(&mut self, n: Number) -> Val {
+        match n.as_u64() {
+            Some(u) if Number::from(u) == n => Val::Uint(u),
+            _ => {
+                self.table.numbers.push(n);
+                Val::Num(index(self.table.numbers.len() - 1))
+            }
+        }
+    }
+
+    fn open(&mut self, key: Text, value: Val) -> usize {
+        let i = self.table.nodes.len();
+        self.table.nodes.push(Node {
             key,
+            end: index(i + 1),
             value,
-            end: i + 1,
         });
         i
     }
 
     fn close(&mut self, i: usize) {
-        let end = self.nodes.len();
-        self.nodes[i].end = end;
+        let end = index(self.table.nodes.len());
+        self.table.nodes[i].end = end;
     }
 
-    fn text(&self, t: Text<'a>) -> &str {
+    #[inline]
+    fn text(&self, t: Text) -> &str {
         match t {
-            Text::Borrowed(s) => s,
-            Text::Arena(start, len) => self.arena.get(start..start + len).unwrap_or_default(),
+            Text::Source(start, len) => self.source.get(span(start, len)),
+            Text::Arena(start, len) => self.table.arena.get(span(start, len)),
+            Text::Borrowed(i) => self.borrowed.get(i as usize).copied(),
+        }
+        .unwrap_or_default()
+    }
+
+    /// The bytes of `t`: all a comparison needs, without the character-boundary checks of
+    /// slicing a `str` (which cost more than the comparisons themselves).
+    #[inline]
+    fn bytes(&self, t: Text) -> &[u8] {
+        match t {
+            Text::Source(start, len) => self.source.as_bytes().get(span(start, len)),
+            Text::Arena(start, len) => self.table.arena.as_bytes().get(span(start, len)),
+            Text::Borrowed(i) => self.borrowed.get(i as usize).map(|s| s.as_bytes()),
+        }
+        .unwrap_or_default()
+    }
+
+    /// A number node's value (`None` for other nodes).
+    fn number_at(&self, i: usize) -> Option<Number> {
+        match self.table.nodes[i].value {
+            Val::Uint(u) => Some(Number::from(u)),
+            Val::Num(n) => self.table.numbers.get(n as usize).cloned(),
+            _ => None,
         }
     }
 
@@ -182,10 +286,19 @@ impl<'a> JsonEvent<'a> {
     }
 
     fn lowered(&self) -> &Lowered {
-        self.lower.get_or_init(|| Lowered {
-            source: self.source.to_ascii_lowercase(),
-            arena: self.arena.to_ascii_lowercase(),
-            folds_to_ascii: OnceCell::new(),
+        self.lower.get_or_init(|| {
+            let spare = SPARE_LOWERED.try_with(Cell::take).ok().flatten();
+            let (mut source, mut arena) = spare.unwrap_or_default();
+            for (lower, from) in [(&mut source, self.source), (&mut arena, &self.table.arena)] {
+                lower.clear();
+                lower.push_str(from);
+                lower.make_ascii_lowercase();
+            }
+            Lowered {
+                source,
+                arena,
+                folds_to_ascii: OnceCell::new(),
+            }
         })
     }
 
@@ -202,26 +315,33 @@ impl<'a> JsonEvent<'a> {
         if let Some(r) = range(self.source, s) {
             return self.lowered().source.get(r);
         }
-        let r = range(&self.arena, s)?;
+        let r = range(&self.table.arena, s)?;
         self.lowered().arena.get(r)
     }
 
     /// The root node (none for an empty table).
     pub(crate) fn root(&self) -> Option<usize> {
-        (!self.nodes.is_empty()).then_some(0)
+        (!self.table.nodes.is_empty()).then_some(0)
     }
 
+    #[inline]
     pub(crate) fn key(&self, i: usize) -> &str {
-        self.text(self.nodes[i].key)
+        self.text(self.table.nodes[i].key)
+    }
+
+    /// [`key`](Self::key) as bytes, for comparisons.
+    #[inline]
+    pub(crate) fn key_bytes(&self, i: usize) -> &[u8] {
+        self.bytes(self.table.nodes[i].key)
     }
 
     pub(crate) fn is_object(&self, i: usize) -> bool {
-        matches!(self.nodes[i].value, Val::Obj)
+        matches!(self.table.nodes[i].value, Val::Obj)
     }
 
     /// The node's string, when it is one.
     pub(crate) fn as_str(&self, i: usize) -> Option<&str> {
-        match self.nodes[i].value {
+        match self.table.nodes[i].value {
             Val::Str(t) => Some(self.text(t)),
             _ => None,
         }
@@ -229,12 +349,12 @@ impl<'a> JsonEvent<'a> {
 
     /// The children of an array or object node (none for scalars), in document order.
     pub(crate) fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        let end = self.nodes[i].end;
+        let end = self.table.nodes[i].end as usize;
         let mut next = i + 1;
         std::iter::from_fn(move || {
             (next < end).then(|| {
                 let c = next;
-                next = self.nodes[c].end;
+                next = self.table.nodes[c].end as usize;
                 c
             })
         })
@@ -245,7 +365,9 @@ impl<'a> JsonEvent<'a> {
         if !self.is_object(i) {
             return None;
         }
-        self.children(i).filter(|&c| self.key(c) == key).last()
+        self.children(i)
+            .filter(|&c| self.key_bytes(c) == key.as_bytes())
+            .last()
     }
 
     /// `{"Event": {"System": .., ..}}`: the `Event` node.
@@ -312,7 +434,7 @@ impl<'a> JsonEvent<'a> {
                     r
                 }
             };
-            cur = match self.nodes[cur].value {
+            cur = match self.table.nodes[cur].value {
                 Val::Obj => self.get(cur, part)?,
                 Val::Arr => self.children(cur).nth(part.parse::<usize>().ok()?)?,
                 _ => return None,
@@ -323,9 +445,11 @@ impl<'a> JsonEvent<'a> {
 
     /// The engine's view of node `i`'s value.
     pub(crate) fn field_value(&self, i: usize) -> FieldValue<'_> {
-        match &self.nodes[i].value {
+        match &self.table.nodes[i].value {
             Val::Str(t) => FieldValue::Str(Cow::Borrowed(self.text(*t))),
-            Val::Num(n) => crate::event::number_value(n),
+            Val::Uint(_) | Val::Num(_) => self
+                .number_at(i)
+                .map_or(FieldValue::Null, |n| crate::event::number_value(&n)),
             Val::Bool(b) => FieldValue::Bool(*b),
             Val::Null => FieldValue::Null,
             Val::Arr => FieldValue::List(self.children(i).map(|c| self.field_value(c)).collect()),
@@ -338,10 +462,10 @@ impl<'a> JsonEvent<'a> {
 
     /// Node `i` as a `serde_json::Value` (for objects compared as text: rare).
     fn to_value(&self, i: usize) -> Json {
-        match &self.nodes[i].value {
+        match &self.table.nodes[i].value {
             Val::Null => Json::Null,
             Val::Bool(b) => Json::Bool(*b),
-            Val::Num(n) => Json::Number(n.clone()),
+            Val::Uint(_) | Val::Num(_) => self.number_at(i).map_or(Json::Null, Json::Number),
             Val::Str(t) => Json::String(self.text(*t).to_string()),
             Val::Arr => Json::Array(self.children(i).map(|c| self.to_value(c)).collect()),
             Val::Obj => Json::Object(
@@ -380,16 +504,42 @@ impl<'a> JsonEvent<'a> {
     }
 
     fn walk<'s>(&'s self, i: usize, f: &mut dyn FnMut(Cow<'s, str>) -> bool) -> bool {
-        match &self.nodes[i].value {
-            Val::Str(t) => f(Cow::Borrowed(self.text(*t))),
-            Val::Num(n) => f(Cow::Owned(n.to_string())),
-            // Every descendant, in document order (containers themselves have no text).
-            Val::Arr | Val::Obj => (i + 1..self.nodes[i].end).any(|d| match &self.nodes[d].value {
-                Val::Str(t) => f(Cow::Borrowed(self.text(*t))),
-                Val::Num(n) => f(Cow::Owned(n.to_string())),
+        let scalar =
+            |f: &mut dyn FnMut(Cow<'s, str>) -> bool, i: usize| match self.table.nodes[i].value {
+                Val::Str(t) => f(Cow::Borrowed(self.text(t))),
+                Val::Uint(_) | Val::Num(_) => self
+                    .number_at(i)
+                    .is_some_and(|n| f(Cow::Owned(n.to_string()))),
                 _ => false,
-            }),
-            Val::Bool(_) | Val::Null => false,
+            };
+        match self.table.nodes[i].value {
+            // Every descendant, in document order (containers themselves have no text).
+            Val::Arr | Val::Obj => {
+                (i + 1..self.table.nodes[i].end as usize).any(|d| scalar(&mut *f, d))
+            }
+            _ => scalar(f, i),
+        }
+    }
+}
+
+impl Drop for JsonEvent<'_> {
+    /// Gives the table's buffers (and the lower-cased copies) to the thread's next document,
+    /// emptied.
+    fn drop(&mut self) {
+        let mut table = std::mem::take(&mut self.table);
+        let bytes = table.nodes.capacity() * size_of::<Node>()
+            + table.numbers.capacity() * size_of::<Number>()
+            + table.arena.capacity();
+        if bytes <= MAX_SPARE_BYTES {
+            table.nodes.clear();
+            table.numbers.clear();
+            table.arena.clear();
+            let _ = SPARE_TABLE.try_with(|spare| spare.set(Some(table)));
+        }
+        if let Some(lower) = self.lower.take()
+            && lower.source.capacity() + lower.arena.capacity() <= MAX_SPARE_BYTES
+        {
+            let _ = SPARE_LOWERED.try_with(|spare| spare.set(Some((lower.source, lower.arena))));
         }
     }
 }
@@ -428,6 +578,54 @@ static STRING_STOP: [bool; 256] = {
     t
 };
 
+/// Bytes [`first_stop`] looks at per step.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+const STEP: usize = 16;
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+const STEP: usize = 8;
+
+/// The first string-ending byte ([`STRING_STOP`]) of `chunk`, sixteen bytes compared at once
+/// with SSE2 (part of the x86_64 baseline).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn first_stop(chunk: &[u8; STEP]) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: this is compiled only where SSE2 is enabled (`cfg` above), which is all these
+    // intrinsics need; the load reads the 16 bytes of `chunk` (a `&[u8; 16]`), and
+    // `_mm_loadu_si128` takes any alignment.
+    let stops = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned `v <= 0x1f`: its minimum with 0x1f is `v` itself.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+    };
+    (stops != 0).then(|| stops.trailing_zeros() as usize)
+}
+
+/// The first string-ending byte ([`STRING_STOP`]) of `chunk`, eight bytes at once in a `u64`.
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+fn first_stop_swar(chunk: &[u8; 8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let w = u64::from_le_bytes(*chunk);
+    // A byte's high bit is set in `stops` where it is a quote, a backslash or below 0x20
+    // (exactly for the lowest such byte, which is all we need).
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let stops = (quote.wrapping_sub(ONES) & !quote)
+        | (backslash.wrapping_sub(ONES) & !backslash)
+        | (w.wrapping_sub(ONES * 0x20) & !w);
+    let stops = stops & HIGH;
+    (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize)
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+use first_stop_swar as first_stop;
+
 /// Nesting at which `serde_json` stops (its recursion limit).
 const MAX_DEPTH: usize = 128;
 
@@ -437,6 +635,8 @@ struct Parser<'a, 'd> {
     bytes: &'a [u8],
     pos: usize,
     depth: usize,
+    /// The document's arena as bytes while it is written (a `String` once parsed).
+    arena: Vec<u8>,
     doc: &'d mut JsonEvent<'a>,
 }
 
@@ -451,16 +651,25 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    fn value(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+    /// A value: strings (most values) here, inlined into the loops of objects and arrays;
+    /// the rest by [`Self::other_value`].
+    #[inline(always)]
+    fn value(&mut self, key: Text) -> Result<(), serde_json::Error> {
+        if self.bytes.get(self.pos) == Some(&b'"') {
+            self.pos += 1;
+            let t = self.string()?;
+            self.doc.open(key, Val::Str(t));
+            return Ok(());
+        }
+        self.other_value(key)
+    }
+
+    /// A value other than a string.
+    #[inline(never)]
+    fn other_value(&mut self, key: Text) -> Result<(), serde_json::Error> {
         match self.bytes.get(self.pos) {
             Some(b'{') => self.object(key),
             Some(b'[') => self.array(key),
-            Some(b'"') => {
-                self.pos += 1;
-                let t = self.string()?;
-                self.doc.open(key, Val::Str(t));
-                Ok(())
-            }
             Some(b't') => self.literal(key, "true", Val::Bool(true)),
             Some(b'f') => self.literal(key, "false", Val::Bool(false)),
             Some(b'n') => self.literal(key, "null", Val::Null),
@@ -470,12 +679,7 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    fn literal(
-        &mut self,
-        key: Text<'a>,
-        word: &str,
-        value: Val<'a>,
-    ) -> Result<(), serde_json::Error> {
+    fn literal(&mut self, key: Text, word: &str, value: Val) -> Result<(), serde_json::Error> {
         if !self.bytes[self.pos..].starts_with(word.as_bytes()) {
             return Err(self.error("expected value"));
         }
@@ -495,6 +699,7 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// After a member or element: `,` (true: another follows) or the closing byte.
+    #[inline]
     fn next(&mut self, close: u8) -> Result<bool, serde_json::Error> {
         self.ws();
         match self.bytes.get(self.pos) {
@@ -512,7 +717,7 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    fn object(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+    fn object(&mut self, key: Text) -> Result<(), serde_json::Error> {
         self.enter()?;
         let i = self.doc.open(key, Val::Obj);
         if self.bytes.get(self.pos) == Some(&b'}') {
@@ -541,7 +746,7 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
-    fn array(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+    fn array(&mut self, key: Text) -> Result<(), serde_json::Error> {
         self.enter()?;
         let i = self.doc.open(key, Val::Arr);
         if self.bytes.get(self.pos) == Some(&b']') {
@@ -561,23 +766,12 @@ impl<'a> Parser<'a, '_> {
 
     /// The end of the run of plain string characters starting at `self.pos`.
     fn plain_run(&self) -> usize {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
         let mut end = self.pos;
-        // Eight bytes per step: a byte's high bit is set in `stops` where it is a quote, a
-        // backslash or below 0x20 (exactly for the lowest such byte, which is all we need).
-        while let Some(&[b0, b1, b2, b3, b4, b5, b6, b7]) = self.bytes.get(end..end + 8) {
-            let w = u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
-            let quote = w ^ (ONES * u64::from(b'"'));
-            let backslash = w ^ (ONES * u64::from(b'\\'));
-            let stops = (quote.wrapping_sub(ONES) & !quote)
-                | (backslash.wrapping_sub(ONES) & !backslash)
-                | (w.wrapping_sub(ONES * 0x20) & !w);
-            let stops = stops & HIGH;
-            if stops != 0 {
-                return end + (stops.trailing_zeros() / 8) as usize;
+        while let Some(chunk) = self.bytes.get(end..).and_then(<[u8]>::first_chunk::<STEP>) {
+            if let Some(at) = first_stop(chunk) {
+                return end + at;
             }
-            end += 8;
+            end += STEP;
         }
         while end < self.bytes.len() && !STRING_STOP[usize::from(self.bytes[end])] {
             end += 1;
@@ -585,47 +779,78 @@ impl<'a> Parser<'a, '_> {
         end
     }
 
-    /// A string whose opening quote was just read: borrowed from the text unless it has
-    /// escapes.
-    fn string(&mut self) -> Result<Text<'a>, serde_json::Error> {
+    /// A string whose opening quote was just read: a range of the text unless it has escapes.
+    #[inline]
+    fn string(&mut self) -> Result<Text, serde_json::Error> {
         let start = self.pos;
         let end = self.plain_run();
-        // The stop bytes are ASCII, so `start..end` lies on character boundaries.
-        let run = self.text.get(start..end).unwrap_or_default();
+        if self.bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            // The text is shorter than 4 GiB (`JsonEvent::parse`).
+            return Ok(Text::Source(start as u32, (end - start) as u32));
+        }
         self.pos = end;
-        match self.bytes.get(end) {
-            Some(b'"') => {
-                self.pos += 1;
-                return Ok(Text::Borrowed(run));
-            }
-            Some(b'\\') => {}
-            Some(_) => return Err(self.error("control character in string")),
-            None => return Err(self.error("EOF while parsing a string")),
-        }
-        if self.doc.arena.capacity() == 0 {
+        self.unescaped(start)
+    }
+
+    /// The rest of a string from `start` that did not end at the first stop byte (at
+    /// `self.pos`): unescaped into the arena. Kept out of line, so the common case stays small.
+    #[inline(never)]
+    fn unescaped(&mut self, start: usize) -> Result<Text, serde_json::Error> {
+        let from = self.arena.len();
+        if from == 0 {
             // Unescaping never lengthens text: the rest of the document is room enough.
-            self.doc.arena.reserve(self.bytes.len() - start);
+            self.arena.reserve(self.bytes.len() - start);
         }
-        let from = self.doc.arena.len();
-        self.doc.arena.push_str(run);
+        self.arena
+            .extend_from_slice(self.bytes.get(start..self.pos).unwrap_or_default());
         loop {
             match self.bytes.get(self.pos) {
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(Text::Arena(from, self.doc.arena.len() - from));
+                    let len = self.arena.len() - from;
+                    // The arena is shorter than the text (`JsonEvent::parse`).
+                    return Ok(Text::Arena(from as u32, len as u32));
                 }
                 Some(b'\\') => {
                     self.pos += 1;
                     let c = self.escape()?;
-                    self.doc.arena.push(c);
+                    match u8::try_from(c) {
+                        Ok(ascii) if ascii.is_ascii() => self.arena.push(ascii),
+                        _ => self
+                            .arena
+                            .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                    }
                 }
                 Some(_) => return Err(self.error("control character in string")),
                 None => return Err(self.error("EOF while parsing a string")),
             }
-            let end = self.plain_run();
-            let run = self.text.get(self.pos..end).unwrap_or_default();
-            self.doc.arena.push_str(run);
-            self.pos = end;
+            self.copy_run();
+        }
+    }
+
+    /// Copies the run of plain string characters at `self.pos` to the arena and moves past
+    /// it. Whole chunks are copied (a copy of a fixed size costs less than one sized to the
+    /// run), and the bytes past the run taken back.
+    fn copy_run(&mut self) {
+        while let Some(chunk) = self
+            .bytes
+            .get(self.pos..)
+            .and_then(<[u8]>::first_chunk::<STEP>)
+        {
+            self.arena.extend_from_slice(chunk);
+            if let Some(at) = first_stop(chunk) {
+                self.arena.truncate(self.arena.len() - (STEP - at));
+                self.pos += at;
+                return;
+            }
+            self.pos += STEP;
+        }
+        while let Some(&b) = self.bytes.get(self.pos)
+            && !STRING_STOP[usize::from(b)]
+        {
+            self.arena.push(b);
+            self.pos += 1;
         }
     }
 
@@ -691,7 +916,7 @@ impl<'a> Parser<'a, '_> {
 
     /// A number: plain non-negative integers here, everything else by `serde_json` (the same
     /// `Number` a `Value` would hold, and the same errors).
-    fn number(&mut self, key: Text<'a>) -> Result<(), serde_json::Error> {
+    fn number(&mut self, key: Text) -> Result<(), serde_json::Error> {
         let start = self.pos;
         // A number cannot be followed by any of these in valid JSON: take them all and let
         // the number's parser reject what is not a number.
@@ -702,11 +927,11 @@ impl<'a> Parser<'a, '_> {
         let simple = digits.len() <= 19
             && digits.iter().all(u8::is_ascii_digit)
             && (digits.len() == 1 || digits[0] != b'0');
-        let number = if simple {
+        let value = if simple {
             let n = digits
                 .iter()
                 .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-            Number::from(n)
+            Val::Uint(n)
         } else {
             let text = self.text.get(start..self.pos).unwrap_or_default();
             let number =
@@ -714,9 +939,9 @@ impl<'a> Parser<'a, '_> {
             if self.doc.faithful && number.to_string() != text {
                 self.doc.faithful = false; // `1e3` is searched as `1000.0`
             }
-            number
+            self.doc.number(number)
         };
-        self.doc.open(key, Val::Num(number));
+        self.doc.open(key, value);
         Ok(())
     }
 }
@@ -837,6 +1062,49 @@ mod tests {
         );
     }
 
+    /// Documents parsed one after another on one thread (each in the buffers the last one
+    /// left) read as they read when parsed on a thread of their own.
+    #[test]
+    fn spare_buffers_are_reused_emptied() {
+        let texts = [
+            r#"{"Event":{"System":{"EventID":1},"EventData":{"Im\u0061ge":"C:\\X.exe","N":-1.5}}}"#,
+            r#"{"a":{"b":[1,2.5,"\u00e9t\u00c9"]},"c":"PLAIN","d":18446744073709551615}"#,
+            r#"{"Event":{"System":{"EventID":4688},"EventData":{"Image":"D:\\y.EXE"}}}"#,
+            "[]",
+        ];
+        let names = ["Image", "N", "EventID", "a.b", "a.b.2", "c", "d", "0"];
+        let read = |text: &str| {
+            let doc = JsonEvent::parse(text).unwrap();
+            let fields: Vec<_> = names
+                .iter()
+                .map(|n| format!("{:?}", doc.field(n)))
+                .collect();
+            let mut keywords = Vec::new();
+            doc.keywords(&mut |k| {
+                keywords.push((k.to_string(), doc.lower_of(&k).map(str::to_string)));
+                false
+            });
+            let lower = doc.faithful_lower_text().map(str::to_string);
+            (fields, keywords, lower, doc.root().map(|r| doc.to_value(r)))
+        };
+        let fresh: Vec<_> = texts
+            .iter()
+            .map(|t| std::thread::scope(|s| s.spawn(|| read(t)).join().unwrap()))
+            .collect();
+        for _ in 0..2 {
+            for (text, want) in texts.iter().zip(&fresh) {
+                assert_eq!(&read(text), want, "{text}");
+            }
+        }
+        // The buffers are the last document's.
+        let first = JsonEvent::parse(texts[0]).unwrap();
+        let nodes = first.table.nodes.as_ptr();
+        drop(first);
+        let second = JsonEvent::parse(texts[1]).unwrap();
+        assert_eq!(second.table.nodes.as_ptr(), nodes);
+        assert_eq!(second.table.nodes.len(), 8);
+    }
+
     #[test]
     fn escaped_strings_and_keys_are_unescaped() {
         let text = r#"{"Event":{"System":{"EventID":1},"EventData":{"Im\u0061ge":"C:\\Windows\\x.exe","Tab":"a\tb"}}}"#;
@@ -912,6 +1180,17 @@ mod tests {
                 assert_eq!(got.to_value(0), want, "{case:?}");
             }
         }
+        // Escapes between runs of every length around the sixteen-byte steps.
+        for len in 0..40 {
+            let run: String = "ab\u{e9}cd\u{1f600}".chars().cycle().take(len).collect();
+            let case = format!(r#"["{run}\\{run}\"\u00e9{run}\n","{run}"]"#);
+            let want = serde_json::from_str::<Json>(&case).unwrap();
+            assert_eq!(
+                JsonEvent::parse(&case).unwrap().to_value(0),
+                want,
+                "{case:?}"
+            );
+        }
         let strings = ["\u{0}", "\u{1f}", "\t"];
         for s in strings {
             let case = format!("\"{s}\"");
@@ -935,7 +1214,7 @@ mod tests {
 
     #[test]
     fn string_runs_stop_at_the_first_quote_backslash_or_control_byte() {
-        for len in 0..24 {
+        for len in 0..40 {
             for at in 0..=len {
                 for stop in [b'"', b'\\', 0, 0x1f, b'\n'] {
                     let mut bytes: Vec<u8> = (0..len).map(|i| b"az09 !~\x7f"[i % 8]).collect();
@@ -949,6 +1228,7 @@ mod tests {
                         bytes: text.as_bytes(),
                         pos: 0,
                         depth: 0,
+                        arena: Vec::new(),
                         doc: &mut doc,
                     };
                     assert_eq!(p.plain_run(), at, "{bytes:?}");
@@ -963,9 +1243,31 @@ mod tests {
             bytes: text.as_bytes(),
             pos: 0,
             depth: 0,
+            arena: Vec::new(),
             doc: &mut doc,
         };
         assert_eq!(p.plain_run(), text.len() - 1);
+    }
+
+    /// The portable eight-byte search (used where SSE2 is not) agrees with the table.
+    #[test]
+    fn swar_stops_agree_with_the_table() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut chunk = [b'a'; 8];
+                chunk[at] = b;
+                let want = STRING_STOP[usize::from(b)].then_some(at);
+                assert_eq!(first_stop_swar(&chunk), want, "{b} at {at}");
+                // A stop later in the chunk does not hide this one.
+                chunk[7] = b'"';
+                let want = if STRING_STOP[usize::from(b)] { at } else { 7 };
+                assert_eq!(
+                    first_stop_swar(&chunk),
+                    Some(want),
+                    "{b} at {at}, quote last"
+                );
+            }
+        }
     }
 
     #[test]
