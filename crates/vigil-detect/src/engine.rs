@@ -122,7 +122,8 @@ fn alternatives(branches: Vec<Vec<Required<'_>>>) -> Vec<Required<'_>> {
 /// Rules skipped unless each of their requirements (up to [`MAX_GROUPS`]) has one of its
 /// literals in the event: one automaton per field over the literals rules require there,
 /// each literal pointing at the requirements ("gates") it satisfies. A field's automaton runs
-/// at most once per event view, and only when a candidate rule needs its answer.
+/// at most once per event view: with pipelines only when a candidate rule needs its answer,
+/// without them over every field (the rules whose gates all open are the candidates).
 #[derive(Debug, Clone, Default)]
 struct Prefilter {
     fields: Vec<PrefilterField>,
@@ -131,6 +132,8 @@ struct Prefilter {
     rule_fields: Vec<Vec<u32>>,
     /// Per rule: its gates (all must open for the rule to be possible).
     rule_gates: Vec<Vec<u32>>,
+    /// The rules without gates (always evaluated).
+    ungated: Vec<usize>,
     /// Per gate: its rule.
     gate_rule: Vec<u32>,
     /// Per gate: the prefilter fields it looks at.
@@ -298,12 +301,30 @@ impl Prefilter {
             })
             .collect();
         Prefilter {
+            ungated: (0..rules.len())
+                .filter(|&r| rule_gates[r].is_empty())
+                .collect(),
             fields,
             rule_fields,
             rule_gates,
             gate_rule,
             gate_fields,
         }
+    }
+
+    /// The rules that can match the event, ascending: the ungated ones and those whose gates
+    /// all opened in a scan of every field.
+    fn candidates(&self, event: &Prepared<'_, '_>) -> Vec<usize> {
+        let mut state = self.state();
+        let mut out = self.ungated.clone();
+        // Every field (whether a scan could still make a rule possible is not worth asking
+        // here: most fields are absent from any one event, so their scans cost a lookup).
+        for f in 0..self.fields.len() {
+            self.scan(f, &mut state, event, &mut |r| out.push(r));
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     fn state(&self) -> PrefilterState {
@@ -314,20 +335,6 @@ impl Prefilter {
         };
         state.reset(self);
         state
-    }
-
-    /// Whether rule `rule` can match the event `event` (the view the rule's fields name).
-    fn possible(&self, rule: usize, state: &mut PrefilterState, event: &Prepared<'_, '_>) -> bool {
-        // Gate by gate, so the first closed one ends the scans.
-        self.rule_gates[rule].iter().all(|&g| {
-            for &f in &self.gate_fields[g as usize] {
-                if has_bit(&state.open, g) {
-                    break;
-                }
-                self.scan(f as usize, state, event, &mut |_| {});
-            }
-            has_bit(&state.open, g)
-        })
     }
 
     /// Whether scanning field `f` could make a rule possible: false when every rule with a
@@ -1082,13 +1089,9 @@ impl Ruleset {
     pub fn match_indices(&self, event: &dyn Event) -> Vec<usize> {
         Prepared::with(event, |prepared| match &self.index {
             None => {
-                let mut state = self.prefilter.state();
-                (0..self.rules.len())
-                    .filter(|&i| {
-                        self.prefilter.possible(i, &mut state, prepared)
-                            && self.rules[i].is_match_prepared(prepared)
-                    })
-                    .collect()
+                let mut candidates = self.prefilter.candidates(prepared);
+                candidates.retain(|&i| self.rules[i].is_match_prepared(prepared));
+                candidates
             }
             Some(index) => self.indexed_matches(index, prepared),
         })
