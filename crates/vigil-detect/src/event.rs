@@ -167,17 +167,24 @@ fn windows_field<'a>(event: &'a Json, name: &str) -> Option<FieldValue<'a>> {
             return Some(to_field_value(v));
         }
         // Some providers (Windows Defender) name their data with spaces ("Source Name");
-        // Sigma rules write those names without them ("SourceName").
+        // Sigma rules write those names without them ("SourceName"). Of several, the first
+        // in key order (whatever order the map keeps, as a parsed event's table does).
         let unspaced = data
             .iter()
-            .find(|(k, _)| k.contains(' ') && k.chars().filter(|c| *c != ' ').eq(name.chars()));
+            .filter(|(k, _)| k.contains(' ') && k.chars().filter(|c| *c != ' ').eq(name.chars()))
+            .min_by_key(|(k, _)| *k);
         if let Some((_, v)) = unspaced {
             return Some(to_field_value(v));
         }
     }
     if let Some(Json::Object(user)) = event.get("UserData") {
-        // UserData wraps its fields in one provider-specific element.
-        if let Some(v) = user.values().find_map(|inner| inner.get(name)) {
+        // UserData wraps its fields in one provider-specific element (of several, the first
+        // in key order that has the field).
+        let found = user
+            .iter()
+            .filter_map(|(k, inner)| Some((k, inner.get(name)?)))
+            .min_by_key(|(k, _)| *k);
+        if let Some((_, v)) = found {
             return Some(to_field_value(v));
         }
     }
@@ -430,7 +437,8 @@ const MAX_SPARE_ENTRIES: usize = 4096;
 impl Drop for Cache<'_> {
     fn drop(&mut self) {
         let mut flat = std::mem::take(&mut self.flat);
-        if flat.entries.capacity() > MAX_SPARE_ENTRIES {
+        if flat.entries.capacity() > MAX_SPARE_ENTRIES || flat.order.capacity() > MAX_SPARE_ENTRIES
+        {
             flat = Flat::default();
         }
         let block = self.slots[0].take().map(|b| recycle(b.into_vec()));
@@ -711,6 +719,8 @@ struct Flat {
     /// The names with their spaces dropped ([`UNSPACED`] entries), one after another.
     unspaced: Vec<u8>,
     system: Option<usize>,
+    /// Scratch for members put in key order ([`JsonEvent::by_key`]).
+    order: Vec<usize>,
 }
 
 struct FlatEntry {
@@ -751,6 +761,7 @@ impl Flat {
         self.entries.clear();
         self.unspaced.clear();
         self.system = None;
+        self.order.clear();
     }
 
     /// Maps the fields of Windows event `event` of `doc`.
@@ -766,25 +777,43 @@ impl Flat {
                 spaced |= key.iter().fold(false, |space, &b| space | (b == b' '));
                 self.add(key, c, data);
             }
-            for c in doc.children(data).filter(|_| spaced) {
-                let key = doc.key_bytes(c);
-                if key.contains(&b' ') {
+            if spaced {
+                // Names that lose their spaces to the same name: the first in key order wins
+                // (as for a `Value`), and within one source the entry added last does, so
+                // they are added in reverse key order (each key once, its last value).
+                let mut order = std::mem::take(&mut self.order);
+                order.clear();
+                order.extend(
+                    doc.children(data)
+                        .filter(|&c| doc.key_bytes(c).contains(&b' ')),
+                );
+                doc.by_key(&mut order);
+                for &c in order.iter().rev() {
                     // Windows Defender's "Source Name": a space is one byte of UTF-8, never
                     // part of another character, so dropping its bytes drops the spaces.
+                    let key = doc.key_bytes(c);
                     let start = self.unspaced.len();
                     self.unspaced.extend(key.iter().filter(|&&b| b != b' '));
                     let name = &self.unspaced[start..];
                     let (b, len) = (bucket(name), name.len());
                     self.push(b, len, c, UNSPACED, start);
                 }
+                self.order = order;
             }
         }
         if let Some(user) = object("UserData") {
-            for inner in doc.children(user) {
-                for c in doc.children(inner).filter(|_| doc.is_object(inner)) {
+            // Its elements in key order, each key once (as a `Value` holds them): the
+            // earliest source added wins.
+            let mut order = std::mem::take(&mut self.order);
+            order.clear();
+            order.extend(doc.children(user));
+            doc.by_key(&mut order);
+            for &inner in order.iter().filter(|&&inner| doc.is_object(inner)) {
+                for c in doc.children(inner) {
                     self.add(doc.key_bytes(c), c, inner);
                 }
             }
+            self.order = order;
         }
         let system = doc.get(event, "System");
         if let Some(system) = system.filter(|&s| doc.is_object(s)) {
@@ -924,6 +953,65 @@ mod tests {
         assert!(is("SourceName", "spaced"));
         assert!(is("EventID", "4688"));
         assert!(is("Provider_Name", "P"));
+    }
+
+    /// Several UserData elements with the field, or several EventData names that lose their
+    /// spaces to the same name: a parsed event resolves them as its `serde_json::Value` does
+    /// (the first in key order, each key's last value), whatever the text's order. Found by
+    /// fuzzing against serde_json: the table took them in the text's order, a `Value`'s
+    /// sorted map in key order, so the same event matched differently as text and as a value.
+    #[test]
+    fn windows_fields_resolve_in_key_order_as_a_value_does() {
+        let cases = [
+            (
+                r#"{"Event":{"System":{"EventID":1},"UserData":{"b":{"X":"b"},"a":{"X":"a"}}}}"#,
+                "X",
+                "a",
+            ),
+            (
+                r#"{"Event":{"System":{"EventID":1},"UserData":{"a":{"X":"first"},"b":{"X":"b"},"a":{"Y":"last"}}}}"#,
+                "X",
+                "b",
+            ),
+            (
+                r#"{"Event":{"System":{"EventID":1},"UserData":{"b":{"X":"b"},"a":"scalar"}}}"#,
+                "X",
+                "b",
+            ),
+            (
+                r#"{"Event":{"System":{"EventID":1},"EventData":{"Source Name":"a","Source  Name":"b"}}}"#,
+                "SourceName",
+                "b",
+            ),
+            (
+                r#"{"Event":{"System":{"EventID":1},"EventData":{"Source Name":"a","Source Name":"b"}}}"#,
+                "SourceName",
+                "b",
+            ),
+        ];
+        for (text, field, want) in cases {
+            let doc = JsonEvent::parse(text).expect("json");
+            let value: Json = serde_json::from_str(text).expect("json");
+            let want = Some(FieldValue::Str(want.into()));
+            assert_eq!(value.field(field), want, "{text}");
+            assert_eq!(doc.field(field), want, "{text}");
+            for value_ in ["a", "b", "first", "last", "scalar"] {
+                let r = rule(&format!(
+                    "    sel:\n        {field}: '{value_}'\n    condition: sel"
+                ));
+                assert_eq!(
+                    r.is_match(&doc),
+                    r.is_match(&value),
+                    "{text} {field}={value_}"
+                );
+            }
+            let expected = want.as_ref().and_then(FieldValue::as_text);
+            let r = rule(&format!(
+                "    sel:\n        {field}: '{}'\n    condition: sel",
+                expected.unwrap_or_default()
+            ));
+            assert!(r.is_match(&doc) && r.is_match(&value), "{text}");
+        }
     }
 
     /// Windows events prepared one after another on one thread (each in the field map the

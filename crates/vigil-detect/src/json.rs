@@ -370,6 +370,21 @@ impl<'a> JsonEvent<'a> {
             .last()
     }
 
+    /// `members` (children of one object, in document order) as a `serde_json::Value` holds
+    /// them: in key order (its maps are sorted by key, whatever the text's order), and each
+    /// key once, the last written. Windows field resolution takes the first of several
+    /// candidates (UserData elements, names with spaces) in this order, so a parsed event and
+    /// its `Value` agree.
+    pub(crate) fn by_key(&self, members: &mut Vec<usize>) {
+        // Later duplicates first, so `dedup_by` keeps the last one written.
+        members.sort_unstable_by(|&a, &b| {
+            self.key_bytes(a)
+                .cmp(self.key_bytes(b))
+                .then_with(|| b.cmp(&a))
+        });
+        members.dedup_by(|later, kept| self.key_bytes(*later) == self.key_bytes(*kept));
+    }
+
     /// `{"Event": {"System": .., ..}}`: the `Event` node.
     pub(crate) fn windows_event(&self) -> Option<usize> {
         let event = self.get(self.root()?, "Event")?;
@@ -382,7 +397,10 @@ impl<'a> JsonEvent<'a> {
             if let Some(v) = self.get(data, name) {
                 return Some(v);
             }
-            let unspaced = self.children(data).find(|&c| {
+            // In key order, each key once: as a `Value`'s (sorted) map holds them.
+            let mut members: Vec<usize> = self.children(data).collect();
+            self.by_key(&mut members);
+            let unspaced = members.into_iter().find(|&c| {
                 let k = self.key(c);
                 k.contains(' ') && k.chars().filter(|c| *c != ' ').eq(name.chars())
             });
@@ -390,10 +408,12 @@ impl<'a> JsonEvent<'a> {
                 return unspaced;
             }
         }
-        if let Some(user) = self.get(event, "UserData").filter(|&u| self.is_object(u))
-            && let Some(v) = self.children(user).find_map(|inner| self.get(inner, name))
-        {
-            return Some(v);
+        if let Some(user) = self.get(event, "UserData").filter(|&u| self.is_object(u)) {
+            let mut members: Vec<usize> = self.children(user).collect();
+            self.by_key(&mut members);
+            if let Some(v) = members.into_iter().find_map(|inner| self.get(inner, name)) {
+                return Some(v);
+            }
         }
         let system = self.get(event, "System")?;
         if let Some(v) = self.get(system, name) {
