@@ -418,23 +418,17 @@ impl Prefilter {
 }
 
 /// One field's literals, each found at every occurrence (overlapping). Usually by walking an
-/// automaton byte by byte (cheaper per match than an overlapping iterator): a DFA when it is
-/// small enough ([`MAX_DFA_BYTES`]), else a contiguous NFA (several times the instructions
-/// per byte: sparse states, failure links). A field whose literals are all long and many (file hashes) has
+/// automaton byte by byte (cheaper per match than an overlapping iterator; a contiguous NFA
+/// rather than a DFA, whose much larger rows miss the cache: measured slower, and 11 MB more
+/// for the SigmaHQ rules). A field whose literals are all long and many (file hashes) has
 /// them found through one 8-byte window each instead ([`Windows`]): a walk through
 /// thousands of long literals' states misses the cache on nearly every byte, while windows
 /// are looked up independently of one another, most turned away by a bitmap in the cache.
 #[derive(Debug, Clone)]
 enum Literals {
     Nfa(Box<aho_corasick::nfa::contiguous::NFA>),
-    Dfa(Box<aho_corasick::dfa::DFA>),
     Windows(Windows),
 }
-
-/// Memory a field's DFA may take (it is then walked instead of the NFA: a third of the
-/// instructions, and no more cache misses). For the SigmaHQ rules about 20 MB in all: every
-/// field's but the seven largest (`CommandLine`'s alone would take 68 MB).
-const MAX_DFA_BYTES: usize = 3 << 20;
 
 /// Bytes of a window.
 const WINDOW: usize = 8;
@@ -525,58 +519,38 @@ impl Windows {
 
 impl Literals {
     fn new(patterns: &[String]) -> std::result::Result<Self, aho_corasick::BuildError> {
-        use aho_corasick::automaton::Automaton;
         if patterns.len() >= MIN_WINDOWED && patterns.iter().all(|p| p.len() >= WINDOW) {
             let literals = patterns.iter().map(|p| p.as_bytes().into()).collect();
             return Ok(Literals::Windows(Windows::new(literals)));
         }
         let nfa = aho_corasick::nfa::contiguous::NFA::new(patterns)?;
-        // A DFA is usually 8-30 times its NFA: only tried when it may fit.
-        if nfa.memory_usage() * 8 <= MAX_DFA_BYTES {
-            let dfa = aho_corasick::dfa::DFA::builder()
-                .byte_classes(true)
-                .build(patterns)?;
-            if dfa.memory_usage() <= MAX_DFA_BYTES {
-                return Ok(Literals::Dfa(Box::new(dfa)));
-            }
-        }
         Ok(Literals::Nfa(Box::new(nfa)))
     }
 
     /// Calls `found` with the literal of every match in `text` (a literal as often as it
     /// occurs; several at one position when one ends in another), in no particular order.
-    fn each_match(&self, text: &[u8], found: impl FnMut(usize)) {
-        match self {
-            Literals::Nfa(nfa) => walk(&**nfa, text, found),
-            Literals::Dfa(dfa) => walk(&**dfa, text, found),
-            Literals::Windows(windows) => windows.each_match(text, found),
-        }
-    }
-}
-
-/// Walks an automaton over `text` byte by byte, calling `found` with the literal of every
-/// match.
-#[inline(always)]
-fn walk<A: aho_corasick::automaton::Automaton>(
-    automaton: &A,
-    text: &[u8],
-    mut found: impl FnMut(usize),
-) {
-    use aho_corasick::Anchored;
-    let Ok(mut sid) = automaton.start_state(Anchored::No) else {
-        return;
-    };
-    for &b in text {
-        sid = automaton.next_state(Anchored::No, sid, b);
-        if automaton.is_special(sid) {
-            if automaton.is_dead(sid) {
-                return;
-            }
-            if automaton.is_match(sid) {
-                // Standard match semantics: a state lists its own literals and those of the
-                // states its failure links lead to.
-                for i in 0..automaton.match_len(sid) {
-                    found(automaton.match_pattern(sid, i).as_usize());
+    fn each_match(&self, text: &[u8], mut found: impl FnMut(usize)) {
+        use aho_corasick::Anchored;
+        use aho_corasick::automaton::Automaton;
+        let nfa = match self {
+            Literals::Nfa(nfa) => nfa,
+            Literals::Windows(windows) => return windows.each_match(text, found),
+        };
+        let Ok(mut sid) = nfa.start_state(Anchored::No) else {
+            return;
+        };
+        for &b in text {
+            sid = nfa.next_state(Anchored::No, sid, b);
+            if nfa.is_special(sid) {
+                if nfa.is_dead(sid) {
+                    return;
+                }
+                if nfa.is_match(sid) {
+                    // Standard match semantics: a state lists its own literals and those of
+                    // the states its failure links lead to.
+                    for i in 0..nfa.match_len(sid) {
+                        found(nfa.match_pattern(sid, i).as_usize());
+                    }
                 }
             }
         }
