@@ -16,6 +16,11 @@ fn rules() -> &'static Ruleset {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
+    // serde_json's `raw_value` feature (on through axum and sqlx) reads this key as a private
+    // marker, not as JSON: no parser of JSON should imitate that.
+    if text.contains("$serde_json::private::") {
+        return;
+    }
     let ours = JsonEvent::parse(text);
     let theirs = serde_json::from_str::<serde_json::Value>(text);
     assert_eq!(ours.is_ok(), theirs.is_ok(), "acceptance differs for {text:?}");
