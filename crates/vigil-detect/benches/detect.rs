@@ -166,24 +166,27 @@
 //!
 //! 2026-12-06, later: a literal's gates carry their rule and its other gates (no lookups
 //! elsewhere per gate opened); per-thread scratch for the prefilter states and candidate lists
-//! (no allocations per event in `indexed_matches`); fields whose literal DFA fits in 3 MB walked
-//! with the DFA (all but the seven largest: `CommandLine` stays an NFA); the logsource key made
-//! as the fields are read; and in `json.rs`/`event.rs` SSE2 string scanning, 32-byte nodes
-//! holding offsets, and the node table, lower-cased copies, Windows field map and first slot
-//! block kept per thread. Without pipelines, candidates now come from one scan of every field
-//! instead of a gate check per rule. Under callgrind (`DETECT_LOOP_WARMUP=2
-//! DETECT_LOOP_PASSES=3`, steady state): 65k instructions per regression event, from 86k.
-//! One run, load 1.7-2.2 (a fuzzer building beside it, niced):
+//! (no allocations per event in `indexed_matches`); the logsource key made as the fields are
+//! read; and in `json.rs`/`event.rs` SSE2 string scanning, 32-byte nodes holding offsets, and
+//! the node table, lower-cased copies, Windows field map and first slot block kept per thread.
+//! Without pipelines, candidates now come from one scan of every field instead of a gate check
+//! per rule. Under callgrind (`DETECT_LOOP_WARMUP=2 DETECT_LOOP_PASSES=3`, steady state): 69k
+//! instructions per regression event, from 86k. One full run on a quiet machine (load ~1.0):
 //!
 //! | workload        | vigil           | vigil_pipelines | rsigma-eval    | pipelines / rsigma | vigil / rsigma |
 //! |-----------------|-----------------|-----------------|----------------|--------------------|----------------|
-//! | regression_json | 11,693 events/s | 115,890 ev/s    | 7,108 events/s | ~16.3x             | ~1.6x          |
-//! | benign_mix      | 11,922 events/s | 133,590 ev/s    | 8,043 events/s | ~16.6x             | ~1.5x          |
+//! | regression_json | 11,754 events/s | 108,690 ev/s    | 6,643 events/s | ~16.4x             | ~1.8x          |
+//! | benign_mix      | 11,668 events/s | 134,530 ev/s    | 8,123 events/s | ~16.6x             | ~1.4x          |
 //!
-//! (An earlier run the same hour, before the change to the no-pipelines path: 109,370
-//! regression events/s with pipelines, 6,079 without.) Matches unchanged (476 / 591 / 215 /
-//! 0). Peak memory after loading: vigil 126 MB (VmHWM 126,428 kB; 104 MB before: the DFAs),
-//! rsigma-eval 268 MB. The regression events with pipelines are over the 100k events/s target.
+//! Five more runs of `regression_json/vigil_pipelines` within minutes: 95.6k, 92.8k (a slower
+//! window), 114.1k, 109.2k, 104.5k events/s. Matches unchanged (476 / 591 / 215 / 0). Peak
+//! memory after loading: vigil 104 MB (VmHWM 104,052 kB), rsigma-eval 272 MB. The regression
+//! events with pipelines are over the 100k events/s target but in slow windows of the VM.
+//! Tried and dropped: DFAs for every field whose DFA fits in 3 MB (a third of the NFA's
+//! instructions, callgrind's simulated cache misses unchanged, yet slower in criterion, run
+//! alternately with and without on a quiet machine: 110.2k / 80.8k / 95.9k against 112.5k /
+//! 115.1k / 116.3k, and 22 MB more); 4-byte windows for mixed fields; anchored walks for
+//! start/end/whole-value literals; long literals cut to their rarest 12 or 16 bytes.
 //!
 //! `vigil_pipelines` is [`Ruleset::with_pipelines`] with the built-in pipelines: it evaluates
 //! only the rules whose logsource the event stands for, so it matches fewer (215 on the
