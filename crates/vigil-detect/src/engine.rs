@@ -153,6 +153,18 @@ struct Open {
 
 const NO_GATE: u32 = u32::MAX;
 
+/// Opens gate `o` in `open`; `found` gets its rule when that was the rule's last closed gate.
+#[inline(always)]
+fn open_gate(open: &mut [u64], o: &Open, found: &mut dyn FnMut(usize)) {
+    if has_bit(open, o.gate) {
+        return;
+    }
+    open[o.gate as usize / 64] |= 1 << (o.gate % 64);
+    if o.others.iter().all(|&g| g == NO_GATE || has_bit(open, g)) {
+        found(o.rule as usize);
+    }
+}
+
 #[derive(Debug, Clone)]
 struct PrefilterField {
     id: usize,
@@ -161,7 +173,8 @@ struct PrefilterField {
     /// Literal `p` opens the gates `opens[starts[p]..starts[p + 1]]`.
     starts: Vec<u32>,
     opens: Vec<Open>,
-    /// Every gate looking at this field (for fields that cannot be looked at).
+    /// Every gate looking at this field (for [`Prefilter::worth_scanning`] and the scan
+    /// order).
     all_gates: Vec<u32>,
 }
 
@@ -268,7 +281,7 @@ impl Prefilter {
                                 id,
                                 name,
                                 automaton,
-                                starts: vec![0],
+                                starts: Vec::new(),
                                 opens: Vec::new(),
                                 all_gates,
                             },
@@ -371,16 +384,10 @@ impl Prefilter {
         }
         let field = &self.fields[f];
         if !event.cached(field.id) {
-            // Not looked up through the cache: its gates open (the rules are evaluated).
-            for &g in &field.all_gates {
-                if has_bit(&state.open, g) {
-                    continue;
-                }
-                state.open[g as usize / 64] |= 1 << (g % 64);
-                let r = self.gate_rule[g as usize] as usize;
-                if self.rule_gates[r].iter().all(|&o| has_bit(&state.open, o)) {
-                    found(r);
-                }
+            // Not looked up through the cache: all its literals' gates open (the rules are
+            // evaluated).
+            for o in &field.opens {
+                open_gate(&mut state.open, o, found);
             }
             return;
         }
@@ -403,13 +410,7 @@ impl Prefilter {
                 seen[p / 64] |= 1 << (p % 64);
                 let (from, to) = (field.starts[p] as usize, field.starts[p + 1] as usize);
                 for o in &field.opens[from..to] {
-                    if has_bit(open, o.gate) {
-                        continue;
-                    }
-                    open[o.gate as usize / 64] |= 1 << (o.gate % 64);
-                    if o.others.iter().all(|&g| g == NO_GATE || has_bit(open, g)) {
-                        found(o.rule as usize);
-                    }
+                    open_gate(open, o, found);
                 }
             });
         }
@@ -711,11 +712,11 @@ struct Index {
     views: Vec<Arc<Renames>>,
     /// The same, for views of an event (by field id).
     view_renames: Vec<ViewRenames>,
-    /// Per rule: its targets, in order.
-    rule_targets: Vec<Vec<u32>>,
-    /// Per rule: its targets as a prefilter find needs them,
-    /// `finds[find_starts[rule]..find_starts[rule + 1]]` (one flat list: fewer cache misses).
+    /// Per rule: its targets, `find_starts[rule]..find_starts[rule + 1]` (targets are
+    /// numbered in rule order).
     find_starts: Vec<u32>,
+    /// Per target: what a prefilter find needs of it (a compact copy of `targets`: fewer
+    /// cache misses).
     finds: Vec<Find>,
     /// Rules no pipeline entry applies to: never evaluated.
     unmapped: Vec<usize>,
@@ -744,7 +745,6 @@ struct Entry {
 /// view and has one of its entries.
 #[derive(Debug, Clone, Copy)]
 struct Find {
-    target: u32,
     view: u16,
     /// The target's entry, or [`SEVERAL`] when it has more than one.
     entry: u32,
@@ -764,10 +764,10 @@ impl Index {
     fn build(rules: &[CompiledRule], pipelines: &PipelineSet, prefilter: &Prefilter) -> Self {
         let mut index = Index {
             views: vec![Arc::new(Renames::default())],
-            rule_targets: vec![Vec::new(); rules.len()],
             ..Default::default()
         };
         for (rule, compiled) in rules.iter().enumerate() {
+            index.find_starts.push(index.targets.len() as u32);
             let alternatives = pipelines.alternatives(&compiled.rule.logsource);
             if alternatives.is_empty() {
                 index.unmapped.push(rule);
@@ -796,7 +796,6 @@ impl Index {
                     view,
                     entries: Vec::new(),
                 });
-                index.rule_targets[rule].push(target);
                 let fields: Vec<String> = alt.conditions.iter().map(|(f, _)| f.clone()).collect();
                 let shape = match index.shapes.iter().position(|s| s.fields == fields) {
                     Some(i) => i,
@@ -856,30 +855,28 @@ impl Index {
             });
             entry.scans.dedup();
         }
-        index.find_starts.push(0);
-        for targets in &index.rule_targets {
-            index.finds.extend(targets.iter().map(|&t| {
-                let target = &index.targets[t as usize];
-                Find {
-                    target: t,
-                    view: target.view,
-                    entry: match target.entries[..] {
-                        [entry] => entry,
-                        _ => SEVERAL,
-                    },
-                }
-            }));
-            index.find_starts.push(index.finds.len() as u32);
-        }
+        index.find_starts.push(index.targets.len() as u32);
+        index.finds = index
+            .targets
+            .iter()
+            .map(|target| Find {
+                view: target.view,
+                entry: match target.entries[..] {
+                    [entry] => entry,
+                    _ => SEVERAL,
+                },
+            })
+            .collect();
         index
     }
 
-    /// Whether target `find` has one of the event's `entries`.
-    fn has_entry(&self, find: &Find, entries: &[usize]) -> bool {
-        if find.entry != SEVERAL {
-            return entries.contains(&(find.entry as usize));
+    /// Whether target `t` has one of the event's `entries`.
+    fn has_entry(&self, t: usize, entries: &[usize]) -> bool {
+        let entry = self.finds[t].entry;
+        if entry != SEVERAL {
+            return entries.contains(&(entry as usize));
         }
-        self.targets[find.target as usize]
+        self.targets[t]
             .entries
             .iter()
             .any(|&e| entries.contains(&(e as usize)))
@@ -1127,10 +1124,11 @@ impl Ruleset {
                 }
                 let mut found = |rule: usize| {
                     let (from, to) = (index.find_starts[rule], index.find_starts[rule + 1]);
-                    for find in &index.finds[from as usize..to as usize] {
+                    for t in from..to {
                         // A candidate: one of its entries is the event's.
-                        if find.view == v && index.has_entry(find, entries) {
-                            eval.push(find.target);
+                        if index.finds[t as usize].view == v && index.has_entry(t as usize, entries)
+                        {
+                            eval.push(t);
                         }
                     }
                 };
