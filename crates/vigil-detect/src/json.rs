@@ -397,15 +397,19 @@ impl<'a> JsonEvent<'a> {
             if let Some(v) = self.get(data, name) {
                 return Some(v);
             }
-            // In key order, each key once: as a `Value`'s (sorted) map holds them.
-            let mut members: Vec<usize> = self.children(data).collect();
-            self.by_key(&mut members);
-            let unspaced = members.into_iter().find(|&c| {
-                let k = self.key(c);
-                k.contains(' ') && k.chars().filter(|c| *c != ' ').eq(name.chars())
-            });
-            if unspaced.is_some() {
-                return unspaced;
+            // Of the names that lose their spaces to `name`, the first in key order, each key
+            // once: as a `Value`'s (sorted) map holds them. (Only those are sorted: a key
+            // written twice is either both or neither.)
+            let mut unspaced: Vec<usize> = self
+                .children(data)
+                .filter(|&c| {
+                    let k = self.key(c);
+                    k.contains(' ') && k.chars().filter(|c| *c != ' ').eq(name.chars())
+                })
+                .collect();
+            self.by_key(&mut unspaced);
+            if let Some(&c) = unspaced.first() {
+                return Some(c);
             }
         }
         if let Some(user) = self.get(event, "UserData").filter(|&u| self.is_object(u)) {
