@@ -11,28 +11,24 @@ ALTER TABLE events ADD COLUMN message_search TEXT;
 -- attacker-supplied text: U+E000 -> U+E000 U+E000, U+0000 -> U+E000 '0' (see the store's
 -- text.rs). Rows written before cannot hold U+0000, but a U+E000 in them must be doubled
 -- so it reads back as itself. (Each jsonb condition reads every row's document once.)
-UPDATE alerts SET title = replace(title, chr(57344), chr(57344) || chr(57344))
-    WHERE strpos(title, chr(57344)) > 0;
-UPDATE alerts SET description = replace(description, chr(57344), chr(57344) || chr(57344))
-    WHERE strpos(description, chr(57344)) > 0;
-UPDATE alerts SET event_type = replace(event_type, chr(57344), chr(57344) || chr(57344))
-    WHERE strpos(event_type, chr(57344)) > 0;
-UPDATE alerts SET agent_id = replace(agent_id, chr(57344), chr(57344) || chr(57344))
-    WHERE strpos(agent_id, chr(57344)) > 0;
-UPDATE alerts SET dedup_key = replace(dedup_key, chr(57344), chr(57344) || chr(57344))
-    WHERE strpos(dedup_key, chr(57344)) > 0;
-UPDATE alerts SET metadata = replace(metadata::text, chr(57344), chr(57344) || chr(57344))::jsonb
-    WHERE strpos(metadata::text, chr(57344)) > 0;
-UPDATE alerts SET observables = replace(observables::text, chr(57344), chr(57344) || chr(57344))::jsonb
-    WHERE strpos(observables::text, chr(57344)) > 0;
-UPDATE events SET host = replace(host, chr(57344), chr(57344) || chr(57344))
-    WHERE strpos(host, chr(57344)) > 0;
-UPDATE events SET dataset = replace(dataset, chr(57344), chr(57344) || chr(57344))
-    WHERE strpos(dataset, chr(57344)) > 0;
-UPDATE events SET message = replace(message, chr(57344), chr(57344) || chr(57344))
-    WHERE strpos(message, chr(57344)) > 0;
-UPDATE events SET doc = replace(doc::text, chr(57344), chr(57344) || chr(57344))::jsonb
-    WHERE strpos(doc::text, chr(57344)) > 0;
+DO $$
+DECLARE
+    esc text := chr(57344);
+    t text;
+    c text;
+BEGIN
+    FOR t, c IN SELECT * FROM (VALUES ('alerts', 'title'), ('alerts', 'description'),
+            ('alerts', 'event_type'), ('alerts', 'agent_id'), ('alerts', 'dedup_key'),
+            ('events', 'host'), ('events', 'dataset'), ('events', 'message')) AS v LOOP
+        EXECUTE format('UPDATE %I SET %I = replace(%I, $1, $1 || $1) WHERE strpos(%I, $1) > 0',
+            t, c, c, c) USING esc;
+    END LOOP;
+    FOR t, c IN SELECT * FROM (VALUES ('alerts', 'metadata'), ('alerts', 'observables'),
+            ('events', 'doc')) AS v LOOP
+        EXECUTE format('UPDATE %I SET %I = replace(%I::text, $1, $1 || $1)::jsonb '
+            'WHERE strpos(%I::text, $1) > 0', t, c, c, c) USING esc;
+    END LOOP;
+END $$;
 
 -- Existing rows' search texts are filled in by the store right after migrating (the same
 -- Rust code that writes new ones); it removes this marker when done.
