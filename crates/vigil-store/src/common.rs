@@ -42,6 +42,45 @@ fn cursor_key(a: &Alert, f: AlertSortField) -> i64 {
     }
 }
 
+/// Text as this backend stores it (PostgreSQL escapes U+0000; see `text.rs`).
+fn db_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if ESCAPES_NUL { crate::text::encode_nul(s) } else { std::borrow::Cow::Borrowed(s) }
+}
+
+/// Text as it was given, from its stored form.
+fn from_db_text(s: String) -> String {
+    if ESCAPES_NUL { crate::text::decode_nul(s) } else { s }
+}
+
+/// A JSON value as this backend stores it.
+fn db_json(v: &serde_json::Value) -> std::borrow::Cow<'_, serde_json::Value> {
+    if ESCAPES_NUL { crate::text::encode_json_value_nul(v) } else { std::borrow::Cow::Borrowed(v) }
+}
+
+/// A JSON value as it was given, from its stored form.
+fn from_db_json(mut v: serde_json::Value) -> serde_json::Value {
+    if ESCAPES_NUL {
+        crate::text::decode_json_nul(&mut v);
+    }
+    v
+}
+
+/// An alert read back: its free-text fields as they were given.
+fn alert_from_row(r: AlertRow) -> Result<Alert> {
+    let mut a = r.into_alert()?;
+    if ESCAPES_NUL {
+        a.title = from_db_text(a.title);
+        a.description = from_db_text(a.description);
+        a.event_type = from_db_text(a.event_type);
+        a.agent_id = a.agent_id.map(from_db_text);
+        a.metadata = from_db_json(a.metadata);
+        for o in &mut a.observables {
+            o.value = from_db_text(std::mem::take(&mut o.value));
+        }
+    }
+    Ok(a)
+}
+
 fn like_pattern(text: &str) -> String {
     let mut p = String::with_capacity(text.len() + 2);
     p.push('%');
@@ -84,7 +123,7 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Db>, org: Uuid, f: &'a AlertFilter,
         qb.push(")");
     }
     if let Some(a) = &f.agent_id {
-        qb.push(" AND alerts.agent_id = ").push_bind(a.as_str());
+        qb.push(" AND alerts.agent_id = ").push_bind(db_text(a));
     }
     if let Some(t) = &f.technique {
         // A parent technique matches its sub-techniques through technique_base.
@@ -105,9 +144,11 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Db>, org: Uuid, f: &'a AlertFilter,
     }
     if let Some(text) = &f.text {
         let p = like_pattern(text);
-        qb.push(" AND (LOWER(alerts.title) LIKE ")
+        // The search text where one was stored (the text has control characters), the
+        // text itself otherwise.
+        qb.push(" AND (LOWER(COALESCE(alerts.title_search, alerts.title)) LIKE ")
             .push_bind(p.clone())
-            .push(" ESCAPE '\\' OR LOWER(alerts.description) LIKE ")
+            .push(" ESCAPE '\\' OR LOWER(COALESCE(alerts.description_search, alerts.description)) LIKE ")
             .push_bind(p)
             .push(" ESCAPE '\\')");
     }
@@ -220,6 +261,19 @@ fn fixed_chunks(len: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// Observables as this backend stores them (their values are attacker text).
+fn db_observables(o: &[vigil_core::Observable]) -> std::borrow::Cow<'_, [vigil_core::Observable]> {
+    if ESCAPES_NUL && o.iter().any(|o| matches!(db_text(&o.value), std::borrow::Cow::Owned(_))) {
+        let mut owned = o.to_vec();
+        for x in &mut owned {
+            x.value = db_text(&x.value).into_owned();
+        }
+        std::borrow::Cow::Owned(owned)
+    } else {
+        std::borrow::Cow::Borrowed(o)
+    }
+}
+
 fn alert_from_new(id: Uuid, org: Uuid, a: NewAlert, now: DateTime<Utc>) -> Alert {
     Alert {
         id,
@@ -269,29 +323,32 @@ async fn insert_alerts_tx(
         let mut q = QueryBuilder::<Db>::new(
             "INSERT INTO alerts (id, org_id, alert_id, title, description, severity, status, source, \
              event_type, timestamp, created_at, updated_at, metadata, attack_technique_id, \
-             technique_base, confidence_score, agent_id, tags, observables) ",
+             technique_base, confidence_score, agent_id, tags, observables, title_search, \
+             description_search) ",
         );
         q.push_values(chunk.iter().zip(chunk_ids).zip(chunk_bases), |mut b, ((p, id), base)| {
             let a = &p.alert;
             b.push_bind(*id)
                 .push_bind(p.org)
                 .push_bind(a.alert_id.as_str())
-                .push_bind(a.title.as_str())
-                .push_bind(a.description.as_str())
+                .push_bind(db_text(&a.title))
+                .push_bind(db_text(&a.description))
                 .push_bind(a.severity.rank())
                 .push_bind("open")
                 .push_bind(a.source.as_str())
-                .push_bind(a.event_type.as_str())
+                .push_bind(db_text(&a.event_type))
                 .push_bind(a.timestamp)
                 .push_bind(now)
                 .push_bind(now)
-                .push_bind(Json(&a.metadata))
+                .push_bind(Json(db_json(&a.metadata)))
                 .push_bind(a.attack_technique_id.as_ref().map(|t| t.as_str()))
                 .push_bind(base.as_deref())
                 .push_bind(a.confidence_score)
-                .push_bind(a.agent_id.as_deref())
+                .push_bind(a.agent_id.as_deref().map(|s| db_text(s).into_owned()))
                 .push_bind(Json(&a.tags))
-                .push_bind(Json(&a.observables));
+                .push_bind(Json(db_observables(&a.observables)))
+                .push_bind(crate::text::search_text(&a.title))
+                .push_bind(crate::text::search_text(&a.description));
         });
         q.push(" ON CONFLICT (org_id, alert_id) DO NOTHING RETURNING id");
         let got: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut **tx).await?;
@@ -383,12 +440,64 @@ impl StoreImpl {
             .bind(org)
             .fetch_optional(exec)
             .await?
-            .map(AlertRow::into_alert)
+            .map(alert_from_row)
             .transpose()
     }
 
     fn writer(&self) -> &Pool<Db> {
         &self.write
+    }
+
+    /// Fills the search texts of rows written before migration 0006 (once: the migration
+    /// leaves a marker that is removed when this is done). In Rust rather than SQL because
+    /// SQLite's string functions stop at, or ignore, a NUL. Only rows with a control
+    /// character (or U+E000) in them get one, found by `needs_search_sql`.
+    async fn backfill_search_text(&self) -> Result<()> {
+        const MARKER: &str = "0006_search_text";
+        let pending: Option<String> =
+            sqlx::query_scalar("SELECT name FROM pending_backfills WHERE name = $1")
+                .bind(MARKER)
+                .fetch_optional(self.writer())
+                .await?;
+        if pending.is_none() {
+            return Ok(());
+        }
+        let mut tx = self.writer().begin().await?;
+        let alerts: Vec<(Uuid, String, String)> = sqlx::query_as(&format!(
+            "SELECT id, title, description FROM alerts WHERE {} OR {}",
+            needs_search_sql("title"),
+            needs_search_sql("description")
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, title, description) in &alerts {
+            sqlx::query("UPDATE alerts SET title_search = $1, description_search = $2 WHERE id = $3")
+                .bind(crate::text::search_text(&from_db_text(title.clone())))
+                .bind(crate::text::search_text(&from_db_text(description.clone())))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let events: Vec<(Uuid, String)> = sqlx::query_as(&format!(
+            "SELECT id, message FROM events WHERE message IS NOT NULL AND {}",
+            needs_search_sql("message")
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, message) in &events {
+            sqlx::query("UPDATE events SET message_search = $1 WHERE id = $2")
+                .bind(crate::text::search_text(&from_db_text(message.clone())))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM pending_backfills WHERE name = $1")
+            .bind(MARKER)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(alerts = alerts.len(), events = events.len(), "search texts backfilled");
+        Ok(())
     }
 
     /// Reads an agent through the writer, so a row just written is seen.
@@ -417,6 +526,7 @@ impl Store for StoreImpl {
 
     async fn migrate(&self) -> Result<()> {
         migrator().run(self.writer()).await?;
+        self.backfill_search_text().await?;
         // Planner statistics: SQLite has none until they are gathered (cheap when fresh).
         sqlx::query(OPTIMIZE_SQL).execute(self.writer()).await?;
         Ok(())
@@ -880,7 +990,7 @@ impl Store for StoreImpl {
             .fetch_all(&self.read)
             .await?
             .into_iter()
-            .map(AlertRow::into_alert)
+            .map(alert_from_row)
             .collect::<Result<Vec<_>>>()?;
         let next_cursor = if items.len() as u64 == limit {
             items.last().map(|a| {
@@ -1225,7 +1335,7 @@ impl Store for StoreImpl {
                 .bind(now)
                 .bind(seen)
                 .bind(org)
-                .bind(key)
+                .bind(db_text(key))
                 .bind(now - window)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -1243,7 +1353,7 @@ impl Store for StoreImpl {
                 )));
             };
             sqlx::query("UPDATE alerts SET dedup_key = $1, last_seen = $2 WHERE id = $3")
-                .bind(d.dedup_key.as_deref())
+                .bind(d.dedup_key.as_deref().map(|k| db_text(k).into_owned()))
                 .bind(seen)
                 .bind(id)
                 .execute(&mut *tx)

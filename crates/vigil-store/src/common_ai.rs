@@ -52,7 +52,7 @@ impl StoreImpl {
         .bind(i64::try_from(limit.min(10_000)).unwrap_or(10_000))
         .fetch_all(&self.read)
         .await?;
-        Ok(rows.into_iter().map(crate::StoredEvent::from).collect())
+        Ok(rows.into_iter().map(event_from_row).collect())
     }
 
     async fn ai_create_triage(

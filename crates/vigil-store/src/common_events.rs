@@ -22,6 +22,23 @@ fn capped_key(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(|s| vigil_core::event::truncate_chars(s, crate::events::MAX_KEY_CHARS))
 }
 
+/// A JSON document's text as this backend stores it.
+fn db_json_text(doc: &str) -> std::borrow::Cow<'_, str> {
+    if ESCAPES_NUL { crate::text::encode_json_nul(doc) } else { std::borrow::Cow::Borrowed(doc) }
+}
+
+/// An event read back: its text as it was given.
+fn event_from_row(r: crate::rows::EventRow) -> crate::StoredEvent {
+    let mut e = crate::StoredEvent::from(r);
+    if ESCAPES_NUL {
+        e.host = e.host.map(from_db_text);
+        e.dataset = e.dataset.map(from_db_text);
+        e.message = e.message.map(from_db_text);
+        e.doc = from_db_json(std::mem::take(&mut e.doc));
+    }
+    e
+}
+
 #[async_trait::async_trait]
 impl EventStore for StoreImpl {
     async fn append_events(
@@ -53,19 +70,20 @@ impl EventStore for StoreImpl {
             // Plain `?` placeholders on SQLite: with numbered or named ones it looks each one
             // up by a scan of the statement's list of names (quadratic in a 4,500-value INSERT).
             let mut q = QueryBuilder::<Db>::new(format!(
-                "{INSERT_EVENTS} (id, org_id, timestamp, ingested_at, host, dataset, channel, message, doc) "
+                "{INSERT_EVENTS} (id, org_id, timestamp, ingested_at, host, dataset, channel, message, doc, message_search) "
             ));
             q.push_values(&events[r], |mut b, e| {
                 b.push_bind(Uuid::now_v7())
                     .push_bind(org)
                     .push_bind(vigil_core::truncate_micros(e.timestamp))
                     .push_bind(now)
-                    .push_bind(capped_key(&e.host))
-                    .push_bind(capped_key(&e.dataset))
+                    .push_bind(capped_key(&e.host).map(db_text))
+                    .push_bind(capped_key(&e.dataset).map(db_text))
                     .push_bind(channel)
-                    .push_bind(e.message.as_deref())
-                    .push_bind(e.doc.as_str())
-                    .push_unseparated(JSON_PARAM_CAST);
+                    .push_bind(e.message.as_deref().map(db_text))
+                    .push_bind(db_json_text(&e.doc))
+                    .push_unseparated(JSON_PARAM_CAST)
+                    .push_bind(e.message.as_deref().and_then(crate::text::search_text));
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -106,13 +124,14 @@ impl EventStore for StoreImpl {
             qb.push(" AND timestamp < ").push_bind(to);
         }
         if let Some(host) = &f.host {
-            qb.push(" AND host = ").push_bind(host.as_str());
+            qb.push(" AND host = ").push_bind(db_text(host));
         }
         if let Some(dataset) = &f.dataset {
-            qb.push(" AND dataset = ").push_bind(dataset.as_str());
+            qb.push(" AND dataset = ").push_bind(db_text(dataset));
         }
         if let Some(text) = &f.text {
-            qb.push(" AND LOWER(message) LIKE ")
+            // The search text where one was stored (the message has control characters).
+            qb.push(" AND LOWER(COALESCE(message_search, message)) LIKE ")
                 .push_bind(like_pattern(text))
                 .push(" ESCAPE '\\'");
         }
@@ -122,7 +141,7 @@ impl EventStore for StoreImpl {
             }
             qb.push(" AND ");
             push_json_text(&mut qb, path);
-            qb.push(" = ").push_bind(value.as_str());
+            qb.push(" = ").push_bind(db_text(value));
         }
         if let Some(c) = &cursor {
             let ts = DateTime::<Utc>::from_timestamp_micros(c.key)
@@ -142,7 +161,7 @@ impl EventStore for StoreImpl {
             .fetch_all(&self.read)
             .await?
             .into_iter()
-            .map(crate::StoredEvent::from)
+            .map(event_from_row)
             .collect();
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);

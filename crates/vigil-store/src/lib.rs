@@ -33,6 +33,7 @@ mod rows;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod text;
 
 pub use change::{AlertChange, FieldChange, apply_change};
 pub use error::{Error, Result};

@@ -15,6 +15,14 @@ const ANALYZE_SQL: &str = "ANALYZE alerts, alert_tags";
 const INSERT_EVENTS: &str = "INSERT INTO events";
 // Autovacuum keeps PostgreSQL's statistics fresh.
 const OPTIMIZE_SQL: &str = "SELECT 1";
+/// PostgreSQL text cannot hold U+0000: stored text is escaped (`text.rs`).
+const ESCAPES_NUL: bool = true;
+
+/// SQL: whether the (stored, escaped) text in `col` needs a search text
+/// (`text::search_text`): a control character or U+E000 (which also marks an escaped NUL).
+fn needs_search_sql(col: &str) -> String {
+    format!(r"({col} ~ '[\x01-\x1f\x7f-\x9f\ue000]')")
+}
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 fn migrator() -> &'static Migrator {

@@ -19,6 +19,17 @@ const ANALYZE_SQL: &str = "ANALYZE";
 /// rolled back whole on any error anyway); see migration 0005.
 const INSERT_EVENTS: &str = "INSERT OR FAIL INTO events";
 const OPTIMIZE_SQL: &str = "PRAGMA optimize";
+/// SQLite keeps U+0000 in text as it is (`text.rs`).
+const ESCAPES_NUL: bool = false;
+
+/// SQL: whether the text in `col` needs a search text (`text::search_text`): a control
+/// character or U+E000 in it. `instr` finds a NUL (`GLOB`, like `LIKE`, stops at one).
+fn needs_search_sql(col: &str) -> String {
+    format!(
+        "(instr({col}, char(0)) > 0 OR {col} GLOB '*[' || char(1) || '-' || char(31) || char(127) \
+         || '-' || char(159) || char(57344) || ']*')"
+    )
+}
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 fn migrator() -> &'static Migrator {

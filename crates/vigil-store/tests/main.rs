@@ -43,6 +43,8 @@ both!(
     a_failed_event_batch_stores_nothing_and_long_keys_are_capped,
     detections_fold_into_open_alerts_within_window,
     ml_features_and_models_are_versioned_per_org,
+    search_sees_through_control_characters,
+    search_texts_of_older_rows_are_backfilled_once,
 );
 
 fn new_alert(i: usize, now: chrono::DateTime<chrono::Utc>) -> NewAlert {
@@ -1262,3 +1264,269 @@ async fn ml_features_and_models_are_versioned_per_org(db: &TestDb) {
     );
 }
 mod ai;
+
+fn alert_titled(title: &str, description: &str) -> NewAlert {
+    NewAlert::parse(
+        AlertInput {
+            title: title.into(),
+            description: description.into(),
+            severity: Severity::High,
+            metadata: Some(serde_json::json!({"k\u{0}": ["v\u{0}", "\u{E000}0", "\\u0000"]})),
+            agent_id: Some("agent\u{0}1".into()),
+            event_type: Some("type\u{E000}".into()),
+            ..Default::default()
+        },
+        vigil_core::now(),
+    )
+    .unwrap()
+}
+
+fn text_filter(text: &str) -> AlertFilter {
+    AlertFilter {
+        text: Some(text.into()),
+        limit: 100,
+        ..Default::default()
+    }
+}
+
+fn nul_event(message: &str, user: &str) -> NewEvent {
+    NewEvent::with_doc(
+        vigil_core::now(),
+        Some("h\u{0}1".into()),
+        Some("auth".into()),
+        Some(message.into()),
+        &serde_json::json!({"message": message, "user": {"name": user}, "k\u{0}\u{E000}": 1}),
+    )
+}
+
+/// Titles, descriptions and event messages with NUL and other control characters are
+/// stored as given (every field round-trips) and found by the words around them.
+async fn search_sees_through_control_characters(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap().id;
+    let titles = [
+        "x\u{0}mimikatz dump",
+        "a\u{1}b\u{1b}[31mred\u{1b}[0m",
+        "tab\there\r\nnext line",
+        "private \u{E000}0 use",
+    ];
+    let mut ids = Vec::new();
+    for t in titles {
+        let a = db
+            .store
+            .create_alert(org, alert_titled(t, "before\u{0}after"), "u")
+            .await
+            .unwrap();
+        ids.push(a.id);
+    }
+    for (q, want) in [
+        ("mimikatz", 0),
+        ("x mimikatz dump", 0),
+        ("red", 1),
+        ("a b [31mred [0m", 1),
+        ("here next", 2),
+        ("\u{E000}0 use", 3),
+    ] {
+        let page = db.store.list_alerts(org, &text_filter(q)).await.unwrap();
+        let got: Vec<Uuid> = page.items.iter().map(|a| a.id).collect();
+        assert_eq!(got, [ids[want]], "q={q:?}");
+        assert_eq!(page.items[0].title, titles[want]);
+    }
+    assert_eq!(
+        db.store
+            .list_alerts(org, &text_filter("after"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+    for (id, title) in ids.iter().zip(titles) {
+        let a = db.store.get_alert(org, *id).await.unwrap().unwrap();
+        let want = alert_titled(title, "before\u{0}after");
+        assert_eq!(
+            (
+                &a.title,
+                &a.description,
+                &a.metadata,
+                &a.agent_id,
+                &a.event_type
+            ),
+            (
+                &want.title,
+                &want.description,
+                &want.metadata,
+                &want.agent_id,
+                &want.event_type
+            )
+        );
+    }
+    let by_agent = AlertFilter {
+        agent_id: Some("agent\u{0}1".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        db.store
+            .list_alerts(org, &by_agent)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+
+    let events = db.store.event_store();
+    let stored = [
+        nul_event("Failed\u{0}password for mallory", "mal\u{0}lory"),
+        nul_event("quiet line", "bob"),
+    ];
+    events
+        .append_events(org, None, "api", stored.to_vec(), vigil_core::now())
+        .await
+        .unwrap();
+    let query = |f: EventFilter| {
+        let events = events.clone();
+        async move {
+            events
+                .query_events(org, &EventFilter { limit: 100, ..f })
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    let found = query(EventFilter {
+        text: Some("PASSWORD for".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].message, stored[0].message);
+    assert_eq!(found[0].host.as_deref(), Some("h\u{0}1"));
+    let doc: serde_json::Value = serde_json::from_str(&stored[0].doc).unwrap();
+    assert_eq!(found[0].doc, doc);
+    assert_eq!(
+        query(EventFilter {
+            text: Some("failed password".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    let by_field = query(EventFilter {
+        fields: vec![("user.name".into(), "mal\u{0}lory".into())],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_field.len(), 1);
+    assert_eq!(
+        query(EventFilter {
+            host: Some("h\u{0}1".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        2
+    );
+}
+
+/// Rows from before migration 0006 get their search texts when the store migrates, once.
+async fn search_texts_of_older_rows_are_backfilled_once(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap().id;
+    db.store
+        .create_alert(org, alert_titled("old\u{0}mimikatz", "d\u{0}e"), "u")
+        .await
+        .unwrap();
+    db.store
+        .event_store()
+        .append_events(
+            org,
+            None,
+            "api",
+            vec![nul_event("old\u{0}event line", "u")],
+            vigil_core::now(),
+        )
+        .await
+        .unwrap();
+    // As an older version left them: no search texts, and the migration's marker.
+    let reset = [
+        "UPDATE alerts SET title_search = NULL, description_search = NULL",
+        "UPDATE events SET message_search = NULL",
+        "INSERT INTO pending_backfills (name) VALUES ('0006_search_text')",
+    ];
+    match db.store.backend() {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            for sql in reset {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            for sql in reset {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+        }
+    }
+    let events = db.store.event_store();
+    let event_text = |text: &str| EventFilter {
+        text: Some(text.into()),
+        limit: 10,
+        ..Default::default()
+    };
+    // Across the control character, only the search text matches.
+    assert!(
+        db.store
+            .list_alerts(org, &text_filter("old mimikatz"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        events
+            .query_events(org, &event_text("old event"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    db.store.migrate().await.unwrap();
+    let found = db
+        .store
+        .list_alerts(org, &text_filter("old mimikatz"))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].title, "old\u{0}mimikatz");
+    assert_eq!(
+        db.store
+            .list_alerts(org, &text_filter("d e"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        events
+            .query_events(org, &event_text("old event"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    // Done once: a later start does not scan again (the marker is gone).
+    let left: i64 = match db.store.backend() {
+        Backend::Sqlite => sqlx::query_scalar("SELECT COUNT(*) FROM pending_backfills")
+            .fetch_one(&sqlx::SqlitePool::connect(&db.url).await.unwrap())
+            .await
+            .unwrap(),
+        Backend::Postgres => sqlx::query_scalar("SELECT COUNT(*) FROM pending_backfills")
+            .fetch_one(&sqlx::PgPool::connect(&db.url).await.unwrap())
+            .await
+            .unwrap(),
+    };
+    assert_eq!(left, 0);
+}

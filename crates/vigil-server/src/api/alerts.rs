@@ -52,7 +52,8 @@ struct ListParams {
     /// ATT&CK technique; `T1059` also matches `T1059.001`.
     technique: Option<String>,
     tag: Option<String>,
-    /// Case-insensitive text in title or description.
+    /// Case-insensitive text in title or description; control characters in them match
+    /// as spaces, and `q` itself must not contain any (400).
     q: Option<String>,
     /// RFC 3339; alerts with timestamp >= since.
     since: Option<String>,
@@ -135,8 +136,13 @@ pub fn parse_filter(query: Option<&str>) -> ApiResult<AlertFilter> {
                         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?,
                 )
             }
-            "tag" => f.tag = Some(v.clone()),
+            "tag" => {
+                // Tags cannot hold control characters (`NewAlert::parse`).
+                super::no_control_chars(k, v)?;
+                f.tag = Some(v.clone())
+            }
             "q" | "search" => {
+                super::no_control_chars(k, v)?;
                 if v.chars().count() > 256 {
                     return Err(ApiError::bad_request(
                         "invalid_query",

@@ -28,7 +28,8 @@ struct EventParams {
     host: Option<String>,
     /// `event.dataset` equals (`auth`, `syslog`, `network.flow`, ...).
     dataset: Option<String>,
-    /// Case-insensitive text in the message.
+    /// Case-insensitive text in the message; control characters in the message match as
+    /// spaces, and `q` itself must not contain any (400).
     q: Option<String>,
     /// `path:value`, e.g. `source.ip:203.0.113.9`; repeat for more (all must hold).
     field: Option<Vec<String>>,
@@ -62,7 +63,10 @@ fn parse(q: Option<&str>) -> Result<EventFilter, ApiError> {
             "to" => f.to = Some(time("to", &v)?),
             "host" => f.host = Some(v),
             "dataset" => f.dataset = Some(v),
-            "q" if !v.is_empty() => f.text = Some(v),
+            "q" if !v.is_empty() => {
+                super::no_control_chars("q", &v)?;
+                f.text = Some(v)
+            }
             "q" => {}
             "field" => {
                 let (path, value) = v.split_once(':').ok_or_else(|| {

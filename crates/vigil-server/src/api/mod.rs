@@ -64,6 +64,24 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Refuses a control character in a text filter (`q`, `tag`): search compares against
+/// text whose control characters are spaces, so one in `q` could never match, and SQLite's
+/// LIKE stopped at a NUL (so `q=%00` matched everything).
+pub(crate) fn no_control_chars(param: &str, value: &str) -> Result<(), ApiError> {
+    match value.chars().enumerate().find(|(_, c)| c.is_control()) {
+        None => Ok(()),
+        Some((at, c)) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "{param} must not contain control characters (U+{:04X} at character {}); \
+                 search matches them as spaces",
+                u32::from(c),
+                at + 1
+            ),
+        )),
+    }
+}
+
 /// The versioned API and its OpenAPI document.
 pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
