@@ -36,6 +36,9 @@ use crate::config::{Config, Secret};
 use crate::middleware::{self, RateLimiter};
 use crate::state::{AppState, Inner};
 
+/// How long closing the store may wait for connections still in use at shutdown.
+const STORE_CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// The first administrator, created on first start with an empty database.
 #[derive(Debug, Clone)]
 pub struct BootstrapAdmin {
@@ -336,7 +339,17 @@ impl Application {
                 }
             }
         }
-        self.state.store.close().await;
+        // Closing waits for connections still checked out; a request left running past the
+        // grace period may hold one, so this wait is bounded too.
+        if tokio::time::timeout(STORE_CLOSE_WAIT, self.state.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                wait_secs = STORE_CLOSE_WAIT.as_secs(),
+                "store close: connections still in use; exiting without waiting for them"
+            );
+        }
         tracing::info!("stopped");
         match served {
             Some(Err(e)) => Err(e.into()),

@@ -445,4 +445,54 @@ mod tests {
         assert!(p.try_submit(job(5)).is_err());
         assert!(p.submit(job(6)).await.is_err());
     }
+
+    #[tokio::test]
+    async fn a_drain_stores_every_queued_job_and_then_refuses() {
+        use vigil_store::Backend;
+        use vigil_store::testing::TestDb;
+        let db = TestDb::new(Backend::Sqlite).await.expect("sqlite test db");
+        let org = db.store.create_org("default").await.unwrap().id;
+        let ml = crate::ml::MlEngine::start(Default::default(), &db.store)
+            .await
+            .unwrap();
+        let (p, mut task) = Pipeline::start(
+            db.store.clone(),
+            db.store.event_store(),
+            Arc::new(Rules::load(&[]).unwrap()),
+            ml,
+            PipelineConfig {
+                queue_capacity: 64,
+                dedup: true,
+                dedup_window: Duration::seconds(60),
+            },
+        );
+        let mut replies = Vec::new();
+        for _ in 0..20 {
+            let (tx, rx) = oneshot::channel();
+            let events = vec![serde_json::json!({"message": "queued before the drain"}); 50];
+            let job = Job {
+                org,
+                reply: Some(tx),
+                events,
+                ..job(0)
+            };
+            assert!(p.try_submit(job).is_ok());
+            replies.push(rx);
+        }
+        // Straight away: most of the 20 jobs are still queued.
+        let drained = task.drain().await;
+        assert_eq!(task.queued(), 0);
+        for rx in replies {
+            assert_eq!(rx.await.unwrap().unwrap().stored, 50);
+        }
+        assert!(
+            drained.stored <= 1000 && drained.queued <= 1000,
+            "{drained:?}"
+        );
+        let page = db.store.events_after(org, None, 5000).await.unwrap();
+        assert_eq!(page.len(), 1000);
+        // A closed queue refuses, as a full one does.
+        assert!(p.try_submit(Job { org, ..job(1) }).is_err());
+        assert!(p.submit(Job { org, ..job(1) }).await.is_err());
+    }
 }
