@@ -1,4 +1,19 @@
 //! Startup and shutdown: `Application::build(config) -> port() -> run_until_stopped()`.
+//!
+//! Shutdown (mini-redis style): one `CancellationToken` is shared by every task. When the
+//! stop signal comes it is cancelled and the server drains, bounded by
+//! `server.shutdown_grace_secs`:
+//!
+//! 1. the producers stop taking work: HTTP stops accepting and finishes in-flight requests;
+//!    the syslog listeners stop accepting and reading, and queue the messages already read;
+//!    the local agent flushes what it holds;
+//! 2. the pipeline's queue is closed and every batch in it is stored;
+//! 3. the background loops (retention, ML worker, auto-triage, Loki forwarder) finish the
+//!    round they are in;
+//! 4. the store closes.
+//!
+//! What did not finish in time is aborted (a batch not stored is never acknowledged) and
+//! logged; either way `run_until_stopped` returns `Ok` once the store is closed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,6 +23,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -19,6 +35,9 @@ use crate::auth::{JwtKeys, hash_password, load_or_create_jwt_secret, random_toke
 use crate::config::{Config, Secret};
 use crate::middleware::{self, RateLimiter};
 use crate::state::{AppState, Inner};
+
+/// How long closing the store may wait for connections still in use at shutdown.
+const STORE_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The first administrator, created on first start with an empty database.
 #[derive(Debug, Clone)]
@@ -35,8 +54,12 @@ pub struct Application {
     router: Router,
     state: AppState,
     bootstrap: Option<BootstrapAdmin>,
-    /// Tasks that live as long as the server (pipeline, retention, listeners).
-    background: Vec<tokio::task::JoinHandle<()>>,
+    /// The one shutdown signal every task below watches.
+    shutdown: CancellationToken,
+    pipeline: crate::ingest::PipelineTask,
+    syslog: Option<crate::syslog::SyslogTasks>,
+    /// Loops that live as long as the server (retention, ML worker, AI jobs), by name.
+    background: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
     syslog_addrs: SyslogAddrs,
     /// The agent watching this host (`ingest.local_agent`).
     local_agent: Option<vigil_agent::AgentHandle>,
@@ -95,7 +118,8 @@ impl Application {
         )?);
         let events = store.event_store();
         let ml = crate::ml::MlEngine::start(config.ml.clone(), &store).await?;
-        let (pipeline, pipeline_done) = crate::ingest::Pipeline::start(
+        let shutdown = CancellationToken::new();
+        let (pipeline, pipeline_task) = crate::ingest::Pipeline::start(
             store.clone(),
             events.clone(),
             rules,
@@ -111,6 +135,7 @@ impl Application {
         let retention = tokio::spawn(purge_old_events(
             events.clone(),
             config.ingest.retention_days,
+            shutdown.clone(),
         ));
         let ml_worker = tokio::spawn(crate::ml::worker::run(
             ml.clone(),
@@ -118,21 +143,35 @@ impl Application {
             chrono::Duration::seconds(
                 i64::try_from(config.ingest.dedup_window_secs).unwrap_or(i64::MAX / 1000),
             ),
+            shutdown.clone(),
         ));
-        let mut background = vec![pipeline_done, retention, ml_worker];
+        let mut background = vec![("retention", retention), ("ml-worker", ml_worker)];
         let syslog = crate::syslog::SyslogListeners::bind(&config.syslog).await?;
         let syslog_addrs = SyslogAddrs {
             udp: syslog.udp_addr(),
             tcp: syslog.tcp_addr(),
             tls: syslog.tls_addr(),
         };
-        if syslog_addrs.udp.is_some() || syslog_addrs.tcp.is_some() || syslog_addrs.tls.is_some() {
+        let syslog = if syslog_addrs.udp.is_some()
+            || syslog_addrs.tcp.is_some()
+            || syslog_addrs.tls.is_some()
+        {
             let org = syslog_org(&store, config.syslog.org.as_deref()).await?;
-            background.extend(syslog.spawn(pipeline.clone(), org, config.syslog.max_message_bytes));
+            let tasks = syslog.spawn(
+                pipeline.clone(),
+                org,
+                config.syslog.max_message_bytes,
+                shutdown.clone(),
+            );
             tracing::info!(udp = ?syslog_addrs.udp, tcp = ?syslog_addrs.tcp, tls = ?syslog_addrs.tls, "syslog listening");
-        }
+            Some(tasks)
+        } else {
+            None
+        };
         let ai = crate::ai::Ai::from_config(&config)?;
-        background.extend(crate::ai::background::spawn(&ai, &config, &store));
+        background.extend(crate::ai::background::spawn(
+            &ai, &config, &store, &shutdown,
+        ));
         let rl = &config.rate_limit;
         let state = AppState::new(Inner {
             events,
@@ -175,6 +214,9 @@ impl Application {
             router,
             state,
             bootstrap,
+            shutdown,
+            pipeline: pipeline_task,
+            syslog,
             background,
             syslog_addrs,
         })
@@ -202,54 +244,132 @@ impl Application {
         self.bootstrap.as_ref()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish (bounded by
-    /// `server.shutdown_grace_secs`) and closes the database.
+    /// Serves until `shutdown` completes, then drains (see the module doc) for at most
+    /// `server.shutdown_grace_secs` and closes the database.
     pub async fn run_until_stopped(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            let _ = stop_tx.send(true);
-        };
+        let token = self.shutdown.clone();
         let serve = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(signal);
-        let mut stopped = stop_rx.clone();
-        let deadline = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        };
+        .with_graceful_shutdown(token.clone().cancelled_owned());
+        let mut serve = std::pin::pin!(serve.into_future());
+        let mut served = None;
         tokio::select! {
-            r = serve => r?,
-            _ = deadline => tracing::warn!("grace period over; dropping remaining connections"),
+            r = &mut serve => served = Some(r),
+            _ = shutdown => {}
         }
-        if let Some(agent) = self.local_agent {
-            // Flushes what the local agent still holds into the pipeline (or its buffer).
-            if let Err(e) = agent.shutdown().await {
-                tracing::warn!(error = %e, "local agent shutdown");
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: draining in-flight requests, syslog messages and queued batches"
+        );
+        token.cancel();
+        let deadline = tokio::time::Instant::now() + grace;
+        let local_agent = self.local_agent.take();
+        let drain = async {
+            // 1. Producers stop taking work and hand over what they hold.
+            let http = async {
+                if served.is_none() {
+                    served = Some((&mut serve).await);
+                }
+            };
+            let syslog = async {
+                if let Some(s) = &self.syslog {
+                    s.wait().await;
+                }
+            };
+            let agent = async {
+                if let Some(agent) = local_agent {
+                    // Flushes what the local agent still holds into the pipeline (or its buffer).
+                    if let Err(e) = agent.shutdown().await {
+                        tracing::warn!(error = %e, "local agent shutdown");
+                    }
+                }
+            };
+            tokio::join!(http, syslog, agent);
+            // 2. Everything queued is stored.
+            let drained = self.pipeline.drain().await;
+            // 3. Background loops finish their round.
+            for (_, task) in &mut self.background {
+                let _ = task.await;
+            }
+            drained
+        };
+        let drained = tokio::time::timeout_at(deadline, drain).await;
+        for r in self.syslog.iter().flat_map(|s| s.report()) {
+            tracing::info!(
+                listener = r.listener,
+                received = r.received,
+                queued = r.queued,
+                stored = r.stored,
+                refused = r.refused,
+                invalid = r.invalid,
+                incomplete_bytes = r.incomplete_bytes,
+                "syslog drained"
+            );
+        }
+        match drained {
+            Ok(d) => tracing::info!(
+                queued_events = d.queued,
+                stored_events = d.stored,
+                "pipeline drained"
+            ),
+            Err(_) => {
+                let pending: Vec<&str> = self
+                    .background
+                    .iter()
+                    .filter(|(_, t)| !t.is_finished())
+                    .map(|(name, _)| *name)
+                    .collect();
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    http_finished = served.is_some(),
+                    dropped_queued_events = self.pipeline.queued(),
+                    background_pending = ?pending,
+                    "shutdown grace period over: aborting what is left (unstored batches were not acknowledged)"
+                );
+                self.pipeline.abort();
+                for (_, task) in &self.background {
+                    task.abort();
+                }
             }
         }
-        for task in &self.background {
-            task.abort();
+        // Closing waits for connections still checked out; a request left running past the
+        // grace period may hold one, so this wait is bounded too.
+        if tokio::time::timeout(STORE_CLOSE_WAIT, self.state.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                wait_secs = STORE_CLOSE_WAIT.as_secs(),
+                "store close: connections still in use; exiting without waiting for them"
+            );
         }
-        self.state.store.close().await;
         tracing::info!("stopped");
-        Ok(())
+        match served {
+            Some(Err(e)) => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 }
 
-/// Deletes events older than the retention period, hourly.
-async fn purge_old_events(events: std::sync::Arc<dyn vigil_store::EventStore>, days: u32) {
+/// Deletes events older than the retention period, hourly, until `shutdown`.
+async fn purge_old_events(
+    events: std::sync::Arc<dyn vigil_store::EventStore>,
+    days: u32,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let before = vigil_core::now() - chrono::Duration::days(i64::from(days));
         match events.purge_events(before).await {
             Ok(0) => {}
@@ -259,23 +379,36 @@ async fn purge_old_events(events: std::sync::Arc<dyn vigil_store::EventStore>, d
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (inside
+/// the runtime), not when the future is first polled: call it before the server answers
+/// anything, so a signal sent as soon as `/health` answers is never the default action
+/// (which ends the process with the signal, not exit code 0).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            let (mut term, mut int) = match (term, int) {
+                (Ok(t), Ok(i)) => (t, i),
+                (t, i) => {
+                    let e = t.err().or(i.err());
+                    tracing::warn!(error = ?e, "cannot install SIGTERM/SIGINT handlers; Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!(signal = "SIGTERM", "stop requested"),
+                _ = int.recv() => tracing::info!(signal = "SIGINT", "stop requested"),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Creates org `default` and user `admin` when the database has no users.

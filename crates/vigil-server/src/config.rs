@@ -168,7 +168,9 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Requests running longer are answered with 503.
     pub request_timeout_secs: u64,
-    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    /// Seconds the shutdown drain may take after SIGINT/SIGTERM: in-flight requests,
+    /// syslog messages already read, queued batches and background rounds; what is left
+    /// then is aborted (never acknowledged) and logged.
     pub shutdown_grace_secs: u64,
     /// Trust `X-Forwarded-For` for the client address (only behind a reverse proxy you run).
     pub trust_forwarded_for: bool,

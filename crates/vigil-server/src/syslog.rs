@@ -7,14 +7,23 @@
 //! sender is slowed down rather than dropped. UDP cannot push back: a batch refused by a
 //! full queue is counted (`security_events_total{source="syslog",outcome="refused"}`) and
 //! logged, never dropped silently.
+//!
+//! Shutdown: on the server's shutdown signal the listeners stop accepting and reading;
+//! every complete message already read (in a connection's buffer or a partial batch) goes
+//! to the pipeline, which stores it before the store closes. A message only partly read
+//! when the signal came is not stored (the sender never saw it delivered either). Each
+//! listener counts what it read and what was stored ([`SyslogTasks::report`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value as Json;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::config::SyslogConfig;
@@ -77,29 +86,169 @@ impl SyslogListeners {
         self.tls.as_ref().and_then(|(s, _)| s.local_addr().ok())
     }
 
-    /// Starts one task per listener.
+    /// Starts one task per listener; they stop reading when `shutdown` is cancelled.
     pub fn spawn(
         self,
         pipeline: Pipeline,
         org: Uuid,
         max_len: usize,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = Vec::new();
+        shutdown: CancellationToken,
+    ) -> SyslogTasks {
+        let tasks = SyslogTasks {
+            tracker: TaskTracker::new(),
+            listeners: Vec::new(),
+        };
+        let mut listeners = Vec::new();
+        let ctx = |name: &'static str, listeners: &mut Vec<_>| {
+            let counts = Arc::new(Counts::default());
+            listeners.push((name, counts.clone()));
+            Ctx {
+                pipeline: pipeline.clone(),
+                org,
+                max_len,
+                shutdown: shutdown.clone(),
+                tracker: tasks.tracker.clone(),
+                counts,
+            }
+        };
         if let Some(s) = self.udp {
-            tasks.push(tokio::spawn(serve_udp(s, pipeline.clone(), org, max_len)));
+            let ctx = ctx("udp", &mut listeners);
+            tasks.tracker.spawn(serve_udp(s, ctx));
         }
         if let Some(l) = self.tcp {
-            let p = pipeline.clone();
-            tasks.push(tokio::spawn(async move {
-                accept_loop(l, None, p, org, max_len).await;
-            }));
+            let ctx = ctx("tcp", &mut listeners);
+            tasks.tracker.spawn(accept_loop(l, None, ctx));
         }
         if let Some((l, acceptor)) = self.tls {
-            tasks.push(tokio::spawn(async move {
-                accept_loop(l, Some(acceptor), pipeline, org, max_len).await;
-            }));
+            let ctx = ctx("tls", &mut listeners);
+            tasks.tracker.spawn(accept_loop(l, Some(acceptor), ctx));
         }
-        tasks
+        SyslogTasks { listeners, ..tasks }
+    }
+}
+
+/// What one listener did, for the shutdown log.
+#[derive(Default)]
+struct Counts {
+    /// Complete messages read that are syslog (became events).
+    received: AtomicU64,
+    /// Of those, handed to the pipeline.
+    queued: AtomicU64,
+    /// Of those, stored (the pipeline's answer).
+    stored: AtomicU64,
+    /// Refused: UDP with a full queue, or the pipeline had stopped.
+    refused: AtomicU64,
+    /// Read but not syslog, or a frame the framer rejected.
+    invalid: AtomicU64,
+    /// Bytes of messages only partly read when shutdown came (not stored).
+    incomplete_bytes: AtomicU64,
+}
+
+/// One listener's numbers at shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerReport {
+    pub listener: &'static str,
+    pub received: u64,
+    pub queued: u64,
+    pub stored: u64,
+    pub refused: u64,
+    pub invalid: u64,
+    pub incomplete_bytes: u64,
+}
+
+/// The running listeners and their connections.
+pub struct SyslogTasks {
+    tracker: TaskTracker,
+    listeners: Vec<(&'static str, Arc<Counts>)>,
+}
+
+impl SyslogTasks {
+    /// Waits until every listener and connection has stopped (after the shutdown signal)
+    /// and the pipeline has answered for every batch they queued.
+    pub async fn wait(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Each listener's numbers so far; logged as `syslog drained` at shutdown.
+    pub fn report(&self) -> Vec<ListenerReport> {
+        self.listeners
+            .iter()
+            .map(|(name, c)| ListenerReport {
+                listener: name,
+                received: c.received.load(Ordering::Relaxed),
+                queued: c.queued.load(Ordering::Relaxed),
+                stored: c.stored.load(Ordering::Relaxed),
+                refused: c.refused.load(Ordering::Relaxed),
+                invalid: c.invalid.load(Ordering::Relaxed),
+                incomplete_bytes: c.incomplete_bytes.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+/// What every task of one listener shares.
+#[derive(Clone)]
+struct Ctx {
+    pipeline: Pipeline,
+    org: Uuid,
+    max_len: usize,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    counts: Arc<Counts>,
+}
+
+impl Ctx {
+    /// One message as an event, counted.
+    fn event(&self, bytes: &[u8], peer: SocketAddr) -> Option<Json> {
+        let doc = to_event(bytes, peer);
+        let counter = match doc {
+            Some(_) => &self.counts.received,
+            None => &self.counts.invalid,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        doc
+    }
+
+    /// Hands `batch` to the pipeline: waiting for room (TCP/TLS, and UDP's last batch at
+    /// shutdown), or refused at once when the queue is full (UDP). Whether it was queued.
+    async fn flush(&self, batch: &mut Vec<Json>, wait: bool) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let events = std::mem::take(batch);
+        let n = events.len() as u64;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Job {
+            org: self.org,
+            batch: None,
+            channel: "syslog",
+            events,
+            reply: Some(tx),
+        };
+        let queued = if wait {
+            self.pipeline.submit(job).await.is_ok()
+        } else {
+            self.pipeline.try_submit(job).is_ok()
+        };
+        if !queued {
+            self.counts.refused.fetch_add(n, Ordering::Relaxed);
+            tracing::warn!(
+                events = n,
+                "ingestion overloaded or stopped: syslog messages refused"
+            );
+            return false;
+        }
+        self.counts.queued.fetch_add(n, Ordering::Relaxed);
+        // Counts what was stored without holding up the connection; tracked, so the
+        // shutdown report waits for the answer.
+        let counts = self.counts.clone();
+        self.tracker.spawn(async move {
+            if let Ok(Ok(o)) = rx.await {
+                counts.stored.fetch_add(o.stored as u64, Ordering::Relaxed);
+            }
+        });
+        true
     }
 }
 
@@ -140,16 +289,19 @@ fn to_event(bytes: &[u8], peer: SocketAddr) -> Option<Json> {
     }
 }
 
-async fn serve_udp(socket: UdpSocket, pipeline: Pipeline, org: Uuid, max_len: usize) {
-    let mut buf = vec![0u8; max_len.max(512)];
+async fn serve_udp(socket: UdpSocket, ctx: Ctx) {
+    let mut buf = vec![0u8; ctx.max_len.max(512)];
     let mut batch = Vec::new();
     loop {
-        let got = tokio::time::timeout(FLUSH, socket.recv_from(&mut buf)).await;
+        let got = tokio::select! {
+            // Datagrams already read are in `batch`; what the kernel still holds is not
+            // read any more.
+            _ = ctx.shutdown.cancelled() => break,
+            got = tokio::time::timeout(FLUSH, socket.recv_from(&mut buf)) => got,
+        };
         match got {
             Ok(Ok((n, peer))) => {
-                if let Some(doc) = to_event(&buf[..n], peer) {
-                    batch.push(doc);
-                }
+                batch.extend(ctx.event(&buf[..n], peer));
                 if batch.len() < BATCH {
                     continue;
                 }
@@ -160,35 +312,20 @@ async fn serve_udp(socket: UdpSocket, pipeline: Pipeline, org: Uuid, max_len: us
             }
             Err(_) => {} // idle: flush what we have
         }
-        if !batch.is_empty() {
-            let events = std::mem::take(&mut batch);
-            let n = events.len();
-            let job = Job {
-                org,
-                batch: None,
-                channel: "syslog",
-                events,
-                reply: None,
-            };
-            if pipeline.try_submit(job).is_err() {
-                tracing::warn!(
-                    events = n,
-                    "ingestion overloaded: syslog UDP messages refused"
-                );
-            }
-        }
+        // UDP cannot push back: a full queue refuses the batch (counted and logged).
+        ctx.flush(&mut batch, false).await;
     }
+    ctx.flush(&mut batch, true).await;
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    pipeline: Pipeline,
-    org: Uuid,
-    max_len: usize,
-) {
+async fn accept_loop(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, ctx: Ctx) {
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            // Dropping the listener refuses new connections from here on.
+            _ = ctx.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "syslog accept failed");
@@ -196,59 +333,61 @@ async fn accept_loop(
                 continue;
             }
         };
-        let pipeline = pipeline.clone();
+        let ctx = ctx.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        ctx.tracker.clone().spawn(async move {
             match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => serve_stream(s, peer, pipeline, org, max_len).await,
-                    Err(e) => tracing::info!(%peer, error = %e, "syslog TLS handshake failed"),
-                },
-                None => serve_stream(stream, peer, pipeline, org, max_len).await,
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        _ = ctx.shutdown.cancelled() => return,
+                        h = acceptor.accept(stream) => h,
+                    };
+                    match handshake {
+                        Ok(s) => serve_stream(s, peer, ctx).await,
+                        Err(e) => tracing::info!(%peer, error = %e, "syslog TLS handshake failed"),
+                    }
+                }
+                None => serve_stream(stream, peer, ctx).await,
             }
         });
     }
 }
 
-async fn flush(pipeline: &Pipeline, org: Uuid, batch: &mut Vec<Json>) -> bool {
-    if batch.is_empty() {
-        return true;
-    }
-    let events = std::mem::take(batch);
-    let job = Job {
-        org,
-        batch: None,
-        channel: "syslog",
-        events,
-        reply: None,
-    };
-    pipeline.submit(job).await.is_ok()
-}
-
-async fn serve_stream(
-    mut stream: impl AsyncRead + Unpin,
-    peer: SocketAddr,
-    pipeline: Pipeline,
-    org: Uuid,
-    max_len: usize,
-) {
-    let mut framer = vigil_parse::syslog::Framer::new(max_len);
+async fn serve_stream(mut stream: impl AsyncRead + Unpin, peer: SocketAddr, ctx: Ctx) {
+    let mut framer = vigil_parse::syslog::Framer::new(ctx.max_len);
     let mut buf = vec![0u8; 64 * 1024];
     let mut batch = Vec::new();
     loop {
-        let read = tokio::time::timeout(FLUSH, stream.read(&mut buf)).await;
+        // `read` is cancel-safe: bytes are either read into `buf` or left in the socket.
+        let read = tokio::select! {
+            _ = ctx.shutdown.cancelled() => None,
+            r = tokio::time::timeout(FLUSH, stream.read(&mut buf)) => Some(r),
+        };
         let eof = match read {
-            Ok(Ok(0)) => true,
-            Ok(Ok(n)) => {
+            None => {
+                // Shutdown: the complete messages already read were framed below on the
+                // previous rounds; a message cut off mid-way is not one the sender finished.
+                let left = framer.buffered() as u64;
+                if left > 0 {
+                    ctx.counts
+                        .incomplete_bytes
+                        .fetch_add(left, Ordering::Relaxed);
+                    tracing::debug!(%peer, bytes = left, "syslog: partial message at shutdown not stored");
+                }
+                ctx.flush(&mut batch, true).await;
+                return;
+            }
+            Some(Ok(Ok(0))) => true,
+            Some(Ok(Ok(n))) => {
                 framer.push(&buf[..n]);
                 false
             }
-            Ok(Err(e)) => {
+            Some(Ok(Err(e))) => {
                 tracing::debug!(%peer, error = %e, "syslog connection error");
                 true
             }
-            Err(_) => {
-                if !flush(&pipeline, org, &mut batch).await {
+            Some(Err(_)) => {
+                if !ctx.flush(&mut batch, true).await {
                     return;
                 }
                 continue;
@@ -256,18 +395,21 @@ async fn serve_stream(
         };
         while let Some(frame) = framer.next_frame() {
             match frame {
-                Ok(f) => batch.extend(to_event(&f, peer)),
-                Err(e) => tracing::info!(%peer, error = %e, "syslog frame skipped"),
+                Ok(f) => batch.extend(ctx.event(&f, peer)),
+                Err(e) => {
+                    ctx.counts.invalid.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%peer, error = %e, "syslog frame skipped");
+                }
             }
         }
         if eof {
             if let Some(Ok(f)) = framer.finish() {
-                batch.extend(to_event(&f, peer));
+                batch.extend(ctx.event(&f, peer));
             }
-            flush(&pipeline, org, &mut batch).await;
+            ctx.flush(&mut batch, true).await;
             return;
         }
-        if batch.len() >= BATCH && !flush(&pipeline, org, &mut batch).await {
+        if batch.len() >= BATCH && !ctx.flush(&mut batch, true).await {
             return;
         }
     }

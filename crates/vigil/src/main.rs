@@ -121,13 +121,17 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    let code = match rt.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // Dropping the runtime would wait without bound for blocking tasks (a file read, a
+    // detection pass); the drain is over by now, so they are not waited for long.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    code
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -190,6 +194,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     vigil_server::telemetry::init(&cfg.log);
+    // First, so a SIGTERM during startup stops the server cleanly once it runs.
+    let stop = vigil_server::shutdown_signal();
     let admin_password = std::env::var("VIGIL_ADMIN_PASSWORD").ok().map(Secret::new);
     let app = vigil_server::Application::build(cfg, admin_password).await?;
     if let Some(b) = app.bootstrap() {
@@ -208,7 +214,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let addr = app.local_addr()?;
     tracing::info!(%addr, "listening");
     println!("Vigil listening on http://{addr} (API docs: http://{addr}/api/v1/docs)");
-    app.run_until_stopped(vigil_server::shutdown_signal()).await
+    app.run_until_stopped(stop).await
 }
 
 async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {

@@ -4,6 +4,8 @@
 mod hunt;
 #[path = "cli/rules.rs"]
 mod rules;
+#[path = "cli/shutdown.rs"]
+mod shutdown;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,9 +1,11 @@
 //! Background jobs: auto-triage of new high and critical alerts, and the Loki forwarder.
-//! Both are off by default and stop with the server (their tasks are aborted at shutdown).
+//! Both are off by default and stop with the server: on the shutdown signal each finishes
+//! the alert or page it is on and returns, before the store closes.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use vigil_core::{AlertFilter, AlertSortField, AlertStatus, Severity};
 use vigil_integrations::loki::events_to_streams;
 use vigil_store::DynStore;
@@ -19,34 +21,46 @@ pub fn spawn(
     ai: &Ai,
     cfg: &crate::config::Config,
     store: &DynStore,
-) -> Vec<tokio::task::JoinHandle<()>> {
+    shutdown: &CancellationToken,
+) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
     let mut tasks = Vec::new();
     if cfg.ollama.auto_triage && ai.llm.is_some() {
-        tasks.push(tokio::spawn(auto_triage(
-            ai.clone(),
-            store.clone(),
-            Duration::from_secs(cfg.ollama.auto_triage_interval_secs),
-        )));
+        tasks.push((
+            "auto-triage",
+            tokio::spawn(auto_triage(
+                ai.clone(),
+                store.clone(),
+                Duration::from_secs(cfg.ollama.auto_triage_interval_secs),
+                shutdown.clone(),
+            )),
+        ));
     }
     if cfg.loki.forward
         && let Some(loki) = &ai.loki
     {
-        tasks.push(tokio::spawn(forward(
-            loki.clone(),
-            store.clone(),
-            Duration::from_secs(cfg.loki.forward_interval_secs),
-        )));
+        tasks.push((
+            "loki-forwarder",
+            tokio::spawn(forward(
+                loki.clone(),
+                store.clone(),
+                Duration::from_secs(cfg.loki.forward_interval_secs),
+                shutdown.clone(),
+            )),
+        ));
     }
     tasks
 }
 
 /// Triages open high and critical alerts created after the server started, once each.
-async fn auto_triage(ai: Ai, store: DynStore, every: Duration) {
+async fn auto_triage(ai: Ai, store: DynStore, every: Duration, shutdown: CancellationToken) {
     let started = vigil_core::now();
     let mut done: HashSet<uuid::Uuid> = HashSet::new();
     let mut tick = tokio::time::interval(every);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let orgs = match store.list_orgs().await {
             Ok(o) => o,
             Err(e) => {
@@ -67,6 +81,10 @@ async fn auto_triage(ai: Ai, store: DynStore, every: Duration) {
                 continue;
             };
             for a in page.items.into_iter().filter(|a| a.created_at >= started) {
+                // A model call can take long: stop between alerts.
+                if shutdown.is_cancelled() {
+                    return;
+                }
                 if done.contains(&a.id) {
                     continue;
                 }
@@ -106,18 +124,29 @@ fn v7_floor(t: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
 /// are forwarded too. Starts with events stored 5 minutes before the server started (Loki
 /// drops an entry identical to one it has); a failed push is retried next round with the
 /// same events.
-async fn forward(loki: vigil_integrations::loki::LokiClient, store: DynStore, every: Duration) {
+async fn forward(
+    loki: vigil_integrations::loki::LokiClient,
+    store: DynStore,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let start = v7_floor(vigil_core::now() - chrono::Duration::minutes(5));
     let mut cursor = std::collections::HashMap::<uuid::Uuid, uuid::Uuid>::new();
     let mut tick = tokio::time::interval(every);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
         let Ok(orgs) = store.list_orgs().await else {
             continue;
         };
         for org in orgs {
             // Up to MAX_PAGES batches per organization and round.
             for _ in 0..MAX_PAGES {
+                if shutdown.is_cancelled() {
+                    return;
+                }
                 let after = *cursor.get(&org.id).unwrap_or(&start);
                 let items = match store.events_after(org.id, Some(after), 1000).await {
                     Ok(i) => i,

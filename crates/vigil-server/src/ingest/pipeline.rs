@@ -17,13 +17,19 @@
 //! The queue is the back-pressure point: `try_submit` fails at once when it is full (HTTP
 //! ingest answers 503 with Retry-After), `submit` waits (syslog over TCP then stops reading).
 //! Nothing is dropped silently: every refusal is counted and answered.
+//!
+//! Shutdown ([`PipelineTask::drain`]): once every producer has stopped, the queue is
+//! closed (later submissions are refused like a full queue) and both stages run until every
+//! job queued before that is stored, then end.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::Duration;
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use vigil_core::event::{self, fields};
 use vigil_store::{AppendOutcome, Detection, DetectionOutcome, DynStore, EventStore, NewEvent};
@@ -62,6 +68,60 @@ pub struct Overloaded(pub Job);
 #[derive(Clone)]
 pub struct Pipeline {
     tx: mpsc::Sender<Job>,
+    counts: Arc<Counts>,
+}
+
+/// Events in the queue and events stored, for the shutdown log.
+#[derive(Default)]
+struct Counts {
+    queued: AtomicU64,
+    stored: AtomicU64,
+}
+
+/// The running stages, owned by the server: [`PipelineTask::drain`] at shutdown.
+pub struct PipelineTask {
+    close: CancellationToken,
+    detect: tokio::task::JoinHandle<()>,
+    store: tokio::task::JoinHandle<()>,
+    counts: Arc<Counts>,
+}
+
+/// What a drain did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Events waiting in the queue when it was closed.
+    pub queued: u64,
+    /// Events stored from the moment the queue was closed.
+    pub stored: u64,
+}
+
+impl PipelineTask {
+    /// Closes the queue (later submissions are refused) and waits until every job queued
+    /// before is stored. Call it after the producers (HTTP, syslog, local agent) stopped:
+    /// what they handed over is then written before the store closes.
+    pub async fn drain(&mut self) -> Drained {
+        let queued = self.counts.queued.load(Ordering::Relaxed);
+        let stored_before = self.counts.stored.load(Ordering::Relaxed);
+        self.close.cancel();
+        let _ = (&mut self.detect).await;
+        let _ = (&mut self.store).await;
+        Drained {
+            queued,
+            stored: self.counts.stored.load(Ordering::Relaxed) - stored_before,
+        }
+    }
+
+    /// Events still queued (after a drain that ran out of time: what is dropped).
+    pub fn queued(&self) -> u64 {
+        self.counts.queued.load(Ordering::Relaxed)
+    }
+
+    /// Stops both stages where they are (the drain ran out of time); a job's sender is
+    /// told it failed (its reply is dropped), so an unstored batch is never acknowledged.
+    pub fn abort(&self) {
+        self.detect.abort();
+        self.store.abort();
+    }
 }
 
 struct Detected {
@@ -78,31 +138,51 @@ struct Detected {
 }
 
 impl Pipeline {
-    /// Starts both stages; they end when every `Pipeline` clone is dropped and the queue
-    /// has drained.
+    /// Starts both stages; they end after [`PipelineTask::drain`] (or when every
+    /// `Pipeline` clone is dropped) once the queue is empty.
     pub fn start(
         store: DynStore,
         events: Arc<dyn EventStore>,
         rules: Arc<Rules>,
         ml: Arc<crate::ml::MlEngine>,
         config: PipelineConfig,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
+    ) -> (Self, PipelineTask) {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (dtx, drx) = mpsc::channel(4);
         let ml_store = ml.store().clone();
-        let detect = tokio::spawn(detect_stage(rx, dtx, rules, ml));
-        let store_task = tokio::spawn(store_stage(drx, store, events, ml_store, config));
-        let done = tokio::spawn(async move {
-            let _ = detect.await;
-            let _ = store_task.await;
-        });
-        (Self { tx }, done)
+        let close = CancellationToken::new();
+        let counts = Arc::new(Counts::default());
+        let detect = tokio::spawn(detect_stage(
+            rx,
+            close.clone(),
+            counts.clone(),
+            dtx,
+            rules,
+            ml,
+        ));
+        let store = tokio::spawn(store_stage(
+            drx,
+            counts.clone(),
+            store,
+            events,
+            ml_store,
+            config,
+        ));
+        let task = PipelineTask {
+            close,
+            detect,
+            store,
+            counts: counts.clone(),
+        };
+        (Self { tx, counts }, task)
     }
 
     /// Queues a job, or gives it back at once when the queue is full.
     pub fn try_submit(&self, job: Job) -> Result<(), Overloaded> {
         let n = job.events.len() as u64;
         let channel = job.channel;
+        // Counted before the send, so the detect stage never subtracts first.
+        self.counts.queued.fetch_add(n, Ordering::Relaxed);
         match self.tx.try_send(job) {
             Ok(()) => {
                 metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "received")
@@ -110,6 +190,7 @@ impl Pipeline {
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
+                self.counts.queued.fetch_sub(n, Ordering::Relaxed);
                 metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "refused")
                     .increment(n);
                 Err(Overloaded(job))
@@ -121,25 +202,48 @@ impl Pipeline {
     pub async fn submit(&self, job: Job) -> Result<(), Overloaded> {
         let n = job.events.len() as u64;
         let channel = job.channel;
+        self.counts.queued.fetch_add(n, Ordering::Relaxed);
         match self.tx.send(job).await {
             Ok(()) => {
                 metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "received")
                     .increment(n);
                 Ok(())
             }
-            Err(mpsc::error::SendError(job)) => Err(Overloaded(job)),
+            Err(mpsc::error::SendError(job)) => {
+                self.counts.queued.fetch_sub(n, Ordering::Relaxed);
+                Err(Overloaded(job))
+            }
         }
     }
 }
 
 async fn detect_stage(
     mut rx: mpsc::Receiver<Job>,
+    close: CancellationToken,
+    counts: Arc<Counts>,
     out: mpsc::Sender<Detected>,
     rules: Arc<Rules>,
     ml: Arc<crate::ml::MlEngine>,
 ) {
     let mut state = Some(Correlations::default());
-    while let Some(job) = rx.recv().await {
+    let mut closed = false;
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = close.cancelled(), if !closed => {
+                // No new jobs; the ones already queued are still received below.
+                rx.close();
+                closed = true;
+                continue;
+            }
+            job = rx.recv() => job,
+        };
+        let Some(job) = job else {
+            break;
+        };
+        counts
+            .queued
+            .fetch_sub(job.events.len() as u64, Ordering::Relaxed);
         let started = Instant::now();
         let rules = rules.clone();
         let ml = ml.clone();
@@ -204,6 +308,7 @@ fn new_event(doc: &Json) -> NewEvent {
 
 async fn store_stage(
     mut rx: mpsc::Receiver<Detected>,
+    counts: Arc<Counts>,
     store: DynStore,
     events: Arc<dyn EventStore>,
     ml_store: Arc<dyn vigil_store::MlStore>,
@@ -231,6 +336,7 @@ async fn store_stage(
                 Ok(outcome)
             }
             Ok(outcome) => {
+                counts.stored.fetch_add(n, Ordering::Relaxed);
                 metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "stored")
                     .increment(n);
                 if let Err(e) = ml_store.append_features(org, ml_rows).await {
@@ -315,7 +421,10 @@ mod tests {
     async fn a_full_queue_refuses_at_once_and_gives_the_job_back() {
         // A pipeline whose detection stage is not consuming: the queue fills up.
         let (tx, mut rx) = mpsc::channel(2);
-        let p = Pipeline { tx };
+        let p = Pipeline {
+            tx,
+            counts: Default::default(),
+        };
         assert!(p.try_submit(job(1)).is_ok());
         assert!(p.try_submit(job(2)).is_ok());
         let Err(Overloaded(back)) = p.try_submit(job(3)) else {
@@ -335,5 +444,55 @@ mod tests {
         drop(rx);
         assert!(p.try_submit(job(5)).is_err());
         assert!(p.submit(job(6)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_drain_stores_every_queued_job_and_then_refuses() {
+        use vigil_store::Backend;
+        use vigil_store::testing::TestDb;
+        let db = TestDb::new(Backend::Sqlite).await.expect("sqlite test db");
+        let org = db.store.create_org("default").await.unwrap().id;
+        let ml = crate::ml::MlEngine::start(Default::default(), &db.store)
+            .await
+            .unwrap();
+        let (p, mut task) = Pipeline::start(
+            db.store.clone(),
+            db.store.event_store(),
+            Arc::new(Rules::load(&[]).unwrap()),
+            ml,
+            PipelineConfig {
+                queue_capacity: 64,
+                dedup: true,
+                dedup_window: Duration::seconds(60),
+            },
+        );
+        let mut replies = Vec::new();
+        for _ in 0..20 {
+            let (tx, rx) = oneshot::channel();
+            let events = vec![serde_json::json!({"message": "queued before the drain"}); 50];
+            let job = Job {
+                org,
+                reply: Some(tx),
+                events,
+                ..job(0)
+            };
+            assert!(p.try_submit(job).is_ok());
+            replies.push(rx);
+        }
+        // Straight away: most of the 20 jobs are still queued.
+        let drained = task.drain().await;
+        assert_eq!(task.queued(), 0);
+        for rx in replies {
+            assert_eq!(rx.await.unwrap().unwrap().stored, 50);
+        }
+        assert!(
+            drained.stored <= 1000 && drained.queued <= 1000,
+            "{drained:?}"
+        );
+        let page = db.store.events_after(org, None, 5000).await.unwrap();
+        assert_eq!(page.len(), 1000);
+        // A closed queue refuses, as a full one does.
+        assert!(p.try_submit(Job { org, ..job(1) }).is_err());
+        assert!(p.submit(Job { org, ..job(1) }).await.is_err());
     }
 }

@@ -1,17 +1,23 @@
 //! The ML worker, a background task of `vigil serve`: closes idle windows (scoring them),
 //! retrains every organization's models every `ml.retrain_interval_secs`, and purges
-//! vectors older than `ml.history_hours`. Ends with the server (its handle is aborted at
-//! shutdown with the other background tasks).
+//! vectors older than `ml.history_hours`. Ends with the server: on the shutdown signal it
+//! finishes the round it is in and returns, before the store closes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use vigil_store::DynStore;
 
 use super::MlEngine;
 
-pub async fn run(engine: Arc<MlEngine>, store: DynStore, dedup_window: chrono::Duration) {
+pub async fn run(
+    engine: Arc<MlEngine>,
+    store: DynStore,
+    dedup_window: chrono::Duration,
+    shutdown: CancellationToken,
+) {
     let cfg = engine.config().clone();
     if !cfg.enabled {
         return;
@@ -22,6 +28,7 @@ pub async fn run(engine: Arc<MlEngine>, store: DynStore, dedup_window: chrono::D
     let grace = chrono::Duration::seconds(i64::try_from(cfg.window_grace_secs).unwrap_or(0));
     loop {
         tokio::select! {
+            _ = shutdown.cancelled() => return,
             _ = flush.tick() => {
                 engine
                     .flush_and_record(&store, vigil_core::now() - grace, dedup_window)
