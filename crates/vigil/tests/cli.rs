@@ -538,6 +538,58 @@ fn ml_fit_then_score_a_labelled_csv() {
     assert_eq!(text(&o2).0, out);
 }
 
+/// Regression: `ml fit` without `--label-column` trained on the `label` column, and
+/// `ml score` (which leaves `label` out by default) then refused the file.
+#[test]
+fn ml_fit_without_label_column_leaves_label_out_and_score_accepts_the_file() {
+    let dir = tmp();
+    let csv = ml_fixture();
+    let csv = csv.to_str().unwrap();
+    let model = dir.0.join("m.json");
+    let o = vigil(
+        &dir.0,
+        &["ml", "fit", "--csv", csv, "--out", model.to_str().unwrap()],
+        &[],
+    );
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("on 1000 rows x 5 features"),
+        "label must not be a feature: {err}"
+    );
+    assert!(metric(&err, "roc_auc") > 0.95, "{err}");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&model).unwrap()).unwrap();
+    assert!(
+        !written.to_string().contains("\"label\""),
+        "the model names no 'label' feature"
+    );
+    let o = vigil(
+        &dir.0,
+        &[
+            "ml",
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--csv",
+            csv,
+        ],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out.lines().count(), 1001);
+    // The CLI's default threshold is the server's (`[ml] contamination = 0.02`): 2% of the
+    // training rows are over it, and --help says so.
+    let flagged = out.lines().filter(|l| l.ends_with(",true")).count();
+    assert!((15..=25).contains(&flagged), "{flagged} of 1000 flagged");
+    let help = text(&vigil(&dir.0, &["ml", "fit", "--help"], &[])).0;
+    assert!(
+        help.contains("[default: 0.02]") && help.contains("[ml] contamination"),
+        "{help}"
+    );
+}
+
 #[test]
 fn ml_bad_input_is_a_clear_error() {
     let dir = tmp();
