@@ -568,6 +568,22 @@ fn ml_fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vigil-ml/tests/fixtures/data.csv")
 }
 
+/// `vigil ml score --model MODEL --csv CSV`.
+fn ml_score(dir: &Path, model: &Path, csv: &str) -> Output {
+    vigil(
+        dir,
+        &[
+            "ml",
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--csv",
+            csv,
+        ],
+        &[],
+    )
+}
+
 fn metric(stderr: &str, name: &str) -> f64 {
     stderr
         .lines()
@@ -615,18 +631,7 @@ fn ml_fit_then_score_a_labelled_csv() {
         std::fs::read(&again).unwrap()
     );
 
-    let o = vigil(
-        &dir.0,
-        &[
-            "ml",
-            "score",
-            "--model",
-            model.to_str().unwrap(),
-            "--csv",
-            csv,
-        ],
-        &[],
-    );
+    let o = ml_score(&dir.0, &model, csv);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -646,18 +651,7 @@ fn ml_fit_then_score_a_labelled_csv() {
     // A JSON model scores the same.
     let json = dir.0.join("model.json");
     assert!(fit(&json).status.success());
-    let o2 = vigil(
-        &dir.0,
-        &[
-            "ml",
-            "score",
-            "--model",
-            json.to_str().unwrap(),
-            "--csv",
-            csv,
-        ],
-        &[],
-    );
+    let o2 = ml_score(&dir.0, &json, csv);
     assert_eq!(text(&o2).0, out);
 }
 
@@ -687,18 +681,7 @@ fn ml_fit_without_label_column_leaves_label_out_and_score_accepts_the_file() {
         !written.to_string().contains("\"label\""),
         "the model names no 'label' feature"
     );
-    let o = vigil(
-        &dir.0,
-        &[
-            "ml",
-            "score",
-            "--model",
-            model.to_str().unwrap(),
-            "--csv",
-            csv,
-        ],
-        &[],
-    );
+    let o = ml_score(&dir.0, &model, csv);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert_eq!(out.lines().count(), 1001);
