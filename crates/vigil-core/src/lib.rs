@@ -33,3 +33,10 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
 pub fn truncate_micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
+
+/// Whether output to a stream may carry ANSI colour codes: only a terminal, and not when
+/// `NO_COLOR` is set to anything non-empty (<https://no-color.org>). Logs and tables piped
+/// to a file, a pager or journald stay plain text.
+pub fn colour_allowed(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}

@@ -27,6 +27,89 @@ pub fn truncate(text: &str, width: usize) -> String {
     out
 }
 
+/// A text table for people: each column padded to its widest cell, by display width (a CJK
+/// character or an emoji takes two columns), one space between columns, the last column
+/// not padded. Cells are one line: control characters become spaces.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    rows: Vec<Vec<String>>,
+    /// (row, column, ANSI colour) of coloured cells; the colour wraps the padded cell so it
+    /// adds no width.
+    colours: Vec<(usize, usize, &'static str)>,
+}
+
+impl Table {
+    /// A table with this header row.
+    pub fn new(header: &[&str]) -> Self {
+        let mut t = Self::default();
+        t.row(header.iter().map(|h| h.to_string()).collect());
+        t
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| {
+                    if c.contains(char::is_control) {
+                        c.chars()
+                            .map(|ch| if ch.is_control() { ' ' } else { ch })
+                            .collect()
+                    } else {
+                        c
+                    }
+                })
+                .collect(),
+        );
+    }
+
+    /// Colours `column` of the last row added.
+    pub fn colour_last(&mut self, column: usize, colour: &'static str) {
+        if let Some(row) = self.rows.len().checked_sub(1) {
+            self.colours.push((row, column, colour));
+        }
+    }
+
+    /// Writes the table.
+    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        use unicode_width::UnicodeWidthStr;
+        let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut widths = vec![0; columns];
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.width());
+            }
+        }
+        let mut line = String::new();
+        for (r, row) in self.rows.iter().enumerate() {
+            line.clear();
+            for (c, cell) in row.iter().enumerate() {
+                if c > 0 {
+                    line.push(' ');
+                }
+                let colour = self
+                    .colours
+                    .iter()
+                    .find(|(cr, cc, _)| (*cr, *cc) == (r, c))
+                    .map(|(_, _, colour)| *colour);
+                if let Some(colour) = colour {
+                    line.push_str(colour);
+                }
+                line.push_str(cell);
+                if c + 1 < row.len() {
+                    line.push_str(&" ".repeat(widths[c] - cell.width()));
+                }
+                if colour.is_some() {
+                    line.push_str("\x1b[0m");
+                }
+            }
+            writeln!(out, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
 /// The ANSI colour of a level in the table.
 fn level_colour(level: Level) -> &'static str {
     match level {
@@ -59,17 +142,10 @@ pub fn write_table(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
 /// correlation match (its last event's place, `+N` more). `colour` colours the level
 /// (ANSI escapes: for terminals only).
 pub fn write_table_with(hunt: &Hunt<'_>, colour: bool, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:<28} {:<13} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} DETAILS",
-        "TIME", "LEVEL", "RULE", "RULE ID", "FILE:RECORD"
-    )?;
-    let level_cell = |level: Level| {
-        let name = format!("{:<13}", level_name(level));
+    let mut table = Table::new(&["TIME", "LEVEL", "RULE", "RULE ID", "FILE:RECORD", "DETAILS"]);
+    let level_cell = |table: &mut Table, level: Level| {
         if colour {
-            format!("{}{name}\x1b[0m", level_colour(level))
-        } else {
-            name
+            table.colour_last(1, level_colour(level));
         }
     };
     for hit in &hunt.hits {
@@ -80,34 +156,32 @@ pub fn write_table_with(hunt: &Hunt<'_>, colour: bool, out: &mut dyn Write) -> i
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
-        writeln!(
-            out,
-            "{:<28} {} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} {}",
+        table.row(vec![
             truncate(hit.time.as_deref().unwrap_or("-"), 28),
-            level_cell(hit.level()),
+            level_name(hit.level()).to_string(),
             truncate(&rule.title, TITLE_WIDTH),
-            rule.id.as_deref().unwrap_or("-"),
+            rule.id.as_deref().unwrap_or("-").to_string(),
             location_cell(&hit.location.to_string()),
             truncate(&details, DETAILS_WIDTH),
-        )?;
+        ]);
+        level_cell(&mut table, hit.level());
     }
     for c in &hunt.correlations {
         let mut location = c.events.last().map(|l| l.to_string()).unwrap_or_default();
         if c.events.len() > 1 {
             location = format!("{} +{}", location_cell(&location), c.events.len() - 1);
         }
-        writeln!(
-            out,
-            "{:<28} {} {:<TITLE_WIDTH$} {:<36} {:<WHERE_WIDTH$} {}",
+        table.row(vec![
             c.last.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            level_cell(c.level),
+            level_name(c.level).to_string(),
             truncate(&c.title, TITLE_WIDTH),
-            c.id.as_deref().unwrap_or("-"),
-            location_cell(&location),
+            c.id.as_deref().unwrap_or("-").to_string(),
+            location,
             truncate(&c.details(), DETAILS_WIDTH),
-        )?;
+        ]);
+        level_cell(&mut table, c.level);
     }
-    Ok(())
+    table.write(out)
 }
 
 /// The columns of [`write_csv`].
@@ -255,4 +329,29 @@ pub fn write_summary(hunt: &Hunt<'_>, rules: RuleCounts, out: &mut dyn Write) ->
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_are_as_wide_as_their_widest_cell_in_display_width() {
+        let mut t = Table::new(&["NAME", "ROLE", "NOTE"]);
+        t.row(vec![
+            "a-much-longer-name".into(),
+            "admin".into(),
+            "x".into(),
+        ]);
+        t.row(vec!["日本語".into(), "viewer".into(), "two\nlines".into()]);
+        t.colour_last(1, "\x1b[31m");
+        let mut out = Vec::new();
+        t.write(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "NAME               ROLE   NOTE\n\
+             a-much-longer-name admin  x\n\
+             日本語             \x1b[31mviewer\x1b[0m two lines\n"
+        );
+    }
 }

@@ -1,12 +1,17 @@
 //! Data sets from CSV files: a header row of names, then one row of numbers per sample
-//! (RFC 4180 quoting allowed). One column may hold labels for evaluation.
+//! (RFC 4180 quoting allowed). One column may hold labels for evaluation: the one named, or
+//! else the column named [`DEFAULT_LABEL_COLUMN`] when the header has one, so that training
+//! and scoring the same file agree on what is a feature.
 
 use std::path::Path;
 
 use crate::forest::Matrix;
 use crate::{Error, Result};
 
-/// Feature columns, and labels when a label column was named.
+/// The label column used when none is named: never a feature, in training or scoring.
+pub const DEFAULT_LABEL_COLUMN: &str = "label";
+
+/// Feature columns, and labels when the file has a label column.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub feature_names: Vec<String>,
@@ -63,7 +68,8 @@ fn parse_label(s: &str) -> Option<bool> {
 }
 
 impl Dataset {
-    /// Parses CSV text; with `label_column`, that column becomes the labels.
+    /// Parses CSV text; `label_column` (which must exist), or else a column named
+    /// [`DEFAULT_LABEL_COLUMN`] if there is one, becomes the labels.
     pub fn parse(text: &str, label_column: Option<&str>) -> Result<Self> {
         let mut lines = text
             .lines()
@@ -90,7 +96,7 @@ impl Dataset {
                         message: format!("no column named '{l}' (columns: {})", names.join(", ")),
                     })?,
             ),
-            None => None,
+            None => names.iter().position(|n| n == DEFAULT_LABEL_COLUMN),
         };
         let feature_names: Vec<String> = names
             .iter()
@@ -170,6 +176,15 @@ mod tests {
         assert_eq!(d.feature_names, ["a", "b, quoted"]);
         assert_eq!(d.x.row(1), [3.0, 4.5]);
         assert_eq!(d.labels, Some(vec![false, true]));
+    }
+
+    #[test]
+    fn the_default_label_column_is_never_a_feature() {
+        let d = Dataset::parse("a,label,b\n1,1,2\n3,0,4\n", None).unwrap();
+        assert_eq!(d.feature_names, ["a", "b"]);
+        assert_eq!(d.labels, Some(vec![true, false]));
+        let d = Dataset::parse("a,b\n1,2\n", None).unwrap();
+        assert_eq!((d.feature_names.len(), d.labels), (2, None));
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub enum MaxFeatures {
     Fraction(f64),
 }
 
+/// Vigil's threshold rule, in the server (`[ml] contamination`) and `vigil ml fit` alike: the
+/// top 2% of training scores. Baselines are small (a few dozen windows), and then ordinary
+/// rows score near 0.5, so scikit-learn's `auto` would flag too many. (`ForestParams`
+/// keeps scikit-learn's own default, `auto`, for parity.)
+pub const DEFAULT_CONTAMINATION: &str = "0.02";
+
 /// The threshold rule (scikit-learn's `contamination`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Contamination {

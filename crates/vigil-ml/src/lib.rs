@@ -35,7 +35,7 @@ pub mod sklearn;
 pub use error::{Error, Result};
 pub use features::{FeatureSet, Sample, Windows};
 pub use forest::{
-    Contamination, ForestParams, IsolationForest, Matrix, MaxFeatures, MaxSamples,
-    average_path_length,
+    Contamination, DEFAULT_CONTAMINATION, ForestParams, IsolationForest, Matrix, MaxFeatures,
+    MaxSamples, average_path_length,
 };
 pub use model::{Baseline, Deviation, Model, Verdict};

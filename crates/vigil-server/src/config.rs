@@ -59,6 +59,11 @@ pub struct IngestConfig {
     pub dedup_window_secs: u64,
     /// Days events are kept for investigation.
     pub retention_days: u32,
+    /// How far ahead of the server's clock, seconds, an event's or alert's own time may be.
+    /// `POST /alerts` refuses a later `timestamp` (422); an ingested event (HTTP, Loki) is
+    /// kept with the receive time as `@timestamp`, its claimed time in `event.created_raw`
+    /// and the tag `_timestamp_in_future` (syslog and the local agent use the default, 300).
+    pub max_future_skew_secs: u64,
     /// Extra Sigma rule directories, loaded after the built-in pack.
     pub rule_dirs: Vec<PathBuf>,
     /// Run the agent inside `vigil serve`, watching this host.
@@ -73,6 +78,7 @@ impl Default for IngestConfig {
             dedup: true,
             dedup_window_secs: 600,
             retention_days: 7,
+            max_future_skew_secs: crate::ingest::normalize::DEFAULT_MAX_FUTURE_SKEW_SECS,
             rule_dirs: Vec::new(),
             local_agent: true,
         }

@@ -40,19 +40,7 @@ where
                 "expected Content-Type: application/json",
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "request body is larger than the configured limit",
-                    )
-                } else {
-                    ApiError::bad_request("unreadable_body", e.body_text())
-                }
-            })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         // Two steps, so "not JSON" and "JSON of the wrong shape" are told apart reliably.
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
@@ -64,6 +52,32 @@ where
                 format!("invalid body: {e}"),
             )
         })
+    }
+}
+
+/// The body as bytes (ingest, Loki push, analyze). axum's own `Bytes` answers a body over
+/// the route's limit with a `text/plain` 413; this one answers 413 `payload_too_large` and
+/// any other read failure 400 `unreadable_body`, both JSON.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "request body is larger than the limit of this route",
+                    )
+                } else {
+                    ApiError::bad_request("unreadable_body", e.body_text())
+                }
+            })
     }
 }
 

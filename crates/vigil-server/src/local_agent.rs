@@ -24,6 +24,44 @@ struct LocalTransport {
     org: Uuid,
     agent: Uuid,
     origin: Origin,
+    own: OwnBinaries,
+}
+
+/// Vigil's own executables: this process's (`/proc/self/exe`, the path the kernel
+/// resolved, not the process name, which any program can choose) and its siblings
+/// `vigil` and `vigil-agent`. The local agent drops the start events of these processes
+/// (an operator running `vigil user list` next to the server is not a finding); every other
+/// process, including one Vigil starts, is still reported.
+#[derive(Debug, Clone, Default)]
+struct OwnBinaries(Vec<String>);
+
+impl OwnBinaries {
+    fn of_this_process() -> Self {
+        let Ok(exe) = std::env::current_exe() else {
+            return Self::default();
+        };
+        let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+        let mut paths = vec![exe.clone()];
+        for sibling in ["vigil", "vigil-agent"] {
+            let p = exe.with_file_name(sibling);
+            if p != exe {
+                paths.push(p);
+            }
+        }
+        Self(
+            paths
+                .into_iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+        )
+    }
+
+    /// Whether `event` is the start of one of these executables.
+    fn started(&self, event: &serde_json::Value) -> bool {
+        vigil_core::event::get_str(event, "event.dataset") == Some("process")
+            && vigil_core::event::get_str(event, "process.executable")
+                .is_some_and(|exe| self.0.iter().any(|own| own == exe))
+    }
 }
 
 #[async_trait]
@@ -42,6 +80,7 @@ impl Transport for LocalTransport {
         let events: Vec<_> = decoded
             .events
             .into_iter()
+            .filter(|e| !self.own.started(e))
             .filter_map(|e| normalize(e, &received, &self.origin).ok())
             .collect();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -150,8 +189,33 @@ pub async fn start(
             agent_name: Some(hostname.clone()),
             host: Some(hostname),
         },
+        own: OwnBinaries::of_this_process(),
     };
     let agent = HostAgent::with_transport(config, &state_dir, id, Arc::new(transport))?;
     tracing::info!(agent = %id, "local agent started");
     Ok(agent.spawn())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_binaries_are_known_by_path_not_by_name() {
+        let own = OwnBinaries::of_this_process();
+        let exe = std::fs::canonicalize(std::env::current_exe().unwrap()).unwrap();
+        let start = |exe: &str, name: &str| {
+            serde_json::json!({"event": {"dataset": "process"},
+                "process": {"executable": exe, "name": name}})
+        };
+        assert!(own.started(&start(&exe.to_string_lossy(), "whatever")));
+        let agent = exe.with_file_name("vigil-agent");
+        assert!(own.started(&start(&agent.to_string_lossy(), "vigil-agent")));
+        // A look-alike elsewhere is reported, whatever it calls itself.
+        assert!(!own.started(&start("/tmp/vigil", "vigil")));
+        assert!(!own.started(&start("/usr/bin/sleep", "vigil-agent")));
+        let other = serde_json::json!({"event": {"dataset": "auth"},
+            "process": {"executable": exe.to_string_lossy()}});
+        assert!(!own.started(&other));
+    }
 }

@@ -16,8 +16,10 @@ pub fn init(cfg: &LogConfig) {
         "text" => false,
         _ => !std::io::stdout().is_terminal(),
     };
+    // The fmt layer writes to stdout and colours by default, even into a pipe or a file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(vigil_core::colour_allowed(&std::io::stdout()))
         .with_target(true);
     let _ = if json {
         builder

@@ -110,6 +110,16 @@ pub fn render(r: &AnalysisReport) -> String {
             h.count
         );
     }
+    for a in &d.other_alerts {
+        let _ = writeln!(
+            o,
+            "Alert ({}): [{}] {} x{}",
+            a.source.as_str(),
+            a.severity.as_str(),
+            a.title,
+            a.count
+        );
+    }
     if d.injection_suspected {
         let _ = writeln!(
             o,

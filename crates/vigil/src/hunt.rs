@@ -224,9 +224,7 @@ fn run(args: HuntArgs) -> anyhow::Result<usize> {
     let colour = match args.color {
         Colour::Always => true,
         Colour::Never => false,
-        Colour::Auto => {
-            stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
+        Colour::Auto => vigil_core::colour_allowed(&stdout),
     };
     let mut out = std::io::BufWriter::new(stdout.lock());
     let written = (|| -> std::io::Result<()> {

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 use vigil_core::ApiScope;
+use vigil_hunt::report::Table;
 use vigil_server::config::Config;
 
 #[derive(Subcommand)]
@@ -82,7 +83,7 @@ pub async fn agent_token(cfg: Config, cmd: AgentTokenCmd) -> anyhow::Result<()> 
         }
         AgentTokenCmd::List { org } => {
             let org = org_id(&store, &org).await?;
-            println!("{:<38} {:<26} {:<10} DESCRIPTION", "ID", "EXPIRES", "STATE");
+            let mut table = Table::new(&["ID", "EXPIRES", "STATE", "DESCRIPTION"]);
             for t in store.list_enrollment_tokens(org).await? {
                 let state = if t.used_at.is_some() {
                     "used"
@@ -91,14 +92,14 @@ pub async fn agent_token(cfg: Config, cmd: AgentTokenCmd) -> anyhow::Result<()> 
                 } else {
                     "unused"
                 };
-                println!(
-                    "{:<38} {:<26} {:<10} {}",
-                    t.id,
+                table.row(vec![
+                    t.id.to_string(),
                     t.expires_at.to_rfc3339(),
-                    state,
-                    t.description.unwrap_or_default()
-                );
+                    state.into(),
+                    t.description.unwrap_or_default(),
+                ]);
             }
+            table.write(&mut std::io::stdout().lock())?;
         }
     }
     store.close().await;
@@ -123,21 +124,22 @@ pub async fn api_key(cfg: Config, cmd: ApiKeyCmd) -> anyhow::Result<()> {
         }
         ApiKeyCmd::List { org } => {
             let org = org_id(&store, &org).await?;
-            println!("{:<38} {:<20} {:<10} STATE", "ID", "NAME", "SCOPES");
+            let mut table = Table::new(&["ID", "NAME", "SCOPES", "STATE"]);
             for k in store.list_api_keys(org).await? {
                 let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
-                println!(
-                    "{:<38} {:<20} {:<10} {}",
-                    k.id,
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                table.row(vec![
+                    k.id.to_string(),
                     k.name,
                     scopes.join(","),
-                    if k.revoked_at.is_some() {
-                        "revoked"
-                    } else {
-                        "active"
-                    }
-                );
+                    state.into(),
+                ]);
             }
+            table.write(&mut std::io::stdout().lock())?;
         }
     }
     store.close().await;

@@ -264,25 +264,28 @@ async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
         }
         UserCmd::List => {
             let orgs = store.list_orgs().await?;
-            println!(
-                "{:<24} {:<8} {:<16} {:<8} LAST LOGIN",
-                "USERNAME", "ROLE", "ORG", "STATUS"
-            );
+            let mut table = vigil_hunt::report::Table::new(&[
+                "USERNAME",
+                "ROLE",
+                "ORG",
+                "STATUS",
+                "LAST LOGIN",
+            ]);
             for u in store.list_users(None).await? {
                 let org = orgs
                     .iter()
                     .find(|o| o.id == u.org_id)
                     .map_or("?", |o| o.name.as_str());
-                println!(
-                    "{:<24} {:<8} {:<16} {:<8} {}",
-                    u.username,
-                    u.role,
-                    org,
-                    if u.disabled { "disabled" } else { "active" },
+                table.row(vec![
+                    u.username.to_string(),
+                    u.role.to_string(),
+                    org.to_string(),
+                    if u.disabled { "disabled" } else { "active" }.into(),
                     u.last_login_at
-                        .map_or("never".to_string(), |t| t.to_rfc3339())
-                );
+                        .map_or("never".to_string(), |t| t.to_rfc3339()),
+                ]);
             }
+            table.write(&mut std::io::stdout().lock())?;
         }
         UserCmd::SetRole { username, role } => {
             let role: Role = role.parse()?;

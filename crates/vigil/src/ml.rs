@@ -25,7 +25,8 @@ pub struct FitArgs {
     #[arg(long, value_name = "FILE")]
     csv: PathBuf,
     /// A column of labels (1/0, true/false, anomaly/normal) left out of the features; the
-    /// fit then reports ROC AUC and average precision on the training data.
+    /// fit then reports ROC AUC and average precision on the training data. Default: the
+    /// column `label` when present (as in `vigil ml score`).
     #[arg(long, value_name = "NAME")]
     label_column: Option<String>,
     /// Where to write the model (`.json` for JSON, anything else the compact binary).
@@ -40,9 +41,9 @@ pub struct FitArgs {
     /// Features per tree: a count or a fraction in (0, 1].
     #[arg(long, default_value = "1.0")]
     max_features: MaxFeatures,
-    /// Threshold rule: `auto` (anomaly score above 0.5) or the fraction in (0, 0.5] of
-    /// training rows that are anomalous.
-    #[arg(long, default_value = "auto")]
+    /// Threshold rule: the fraction in (0, 0.5] of training rows that are anomalous, or
+    /// `auto` (anomaly score above 0.5). The default is the server's `[ml] contamination`.
+    #[arg(long, default_value = vigil_ml::DEFAULT_CONTAMINATION)]
     contamination: Contamination,
     /// Seed: the same data and seed give the same model.
     #[arg(long, default_value_t = 0)]
@@ -125,16 +126,8 @@ fn score(a: ScoreArgs) -> anyhow::Result<()> {
     let model = Model::from_bytes(&bytes).with_context(|| format!("{}", a.model.display()))?;
     let text = std::fs::read_to_string(&a.csv)
         .with_context(|| format!("cannot read {}", a.csv.display()))?;
-    let label = match &a.label_column {
-        Some(l) => Some(l.clone()),
-        None => text
-            .lines()
-            .next()
-            .filter(|h| h.split(',').any(|c| c.trim() == "label"))
-            .map(|_| "label".to_owned()),
-    };
-    let data =
-        Dataset::parse(&text, label.as_deref()).with_context(|| format!("{}", a.csv.display()))?;
+    let data = Dataset::parse(&text, a.label_column.as_deref())
+        .with_context(|| format!("{}", a.csv.display()))?;
     // Columns by name, in the model's order.
     let order: Vec<usize> = model
         .feature_names

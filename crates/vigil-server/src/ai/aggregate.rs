@@ -1,5 +1,6 @@
 //! The deterministic part of an analysis: counts, top talkers, failed authentications,
-//! rule hits and findings computed from the events alone. The same events always give the
+//! rule hits (alerts of the rule engine; alerts raised by people, agents or the ML engine
+//! are listed apart) and findings computed from the events alone. The same events always give the
 //! same result, whatever text they carry and whether or not a model is configured; the
 //! model sees this summary instead of thousands of raw lines.
 
@@ -9,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use vigil_core::event::get_str;
-use vigil_core::{Alert, Severity};
+use vigil_core::{Alert, AlertSource, Severity};
 use vigil_integrations::llm::looks_like_injection;
 
 /// An event to analyse and how to refer to it.
@@ -35,9 +36,19 @@ pub struct FailedAuth {
     pub by_source_ip: Vec<Count>,
 }
 
-/// Alerts raised in the timeframe, by title.
+/// Alerts the rule engine raised in the timeframe, by title.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct RuleHit {
+    pub title: String,
+    pub severity: Severity,
+    pub count: u64,
+}
+
+/// Alerts raised in the timeframe by anything but a rule (a person through the API, an
+/// agent, the ML engine, intel), by source and title.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct OtherAlert {
+    pub source: AlertSource,
     pub title: String,
     pub severity: Severity,
     pub count: u64,
@@ -62,6 +73,9 @@ pub struct DeterministicAnalysis {
     pub top_source_ips: Vec<Count>,
     pub failed_authentications: FailedAuth,
     pub rule_hits: Vec<RuleHit>,
+    pub other_alerts: Vec<OtherAlert>,
+    /// High and critical alerts of the timeframe still open or in progress.
+    pub open_high_alerts: u64,
     pub findings: Vec<Finding>,
     pub recommendations: Vec<String>,
     /// Some event text tries to instruct an AI model ("ignore previous instructions...").
@@ -239,26 +253,41 @@ pub fn aggregate(events: &[SourceEvent], alerts: &[Alert]) -> DeterministicAnaly
         }
     }
 
-    let mut hits: BTreeMap<String, (Severity, u64)> = BTreeMap::new();
+    // Keyed by source and title; the most severe alert of a key gives its severity.
+    let mut hits: BTreeMap<(&str, &str), (AlertSource, Severity, u64)> = BTreeMap::new();
     for a in alerts {
-        let h = hits.entry(a.title.clone()).or_insert((a.severity, 0));
-        h.0 = h.0.max(a.severity);
-        h.1 += a.event_count.max(1) as u64;
+        let h = hits
+            .entry((a.source.as_str(), a.title.as_str()))
+            .or_insert((a.source, a.severity, 0));
+        h.1 = h.1.max(a.severity);
+        h.2 += a.event_count.max(1) as u64;
     }
-    let mut rule_hits: Vec<RuleHit> = hits
-        .into_iter()
-        .map(|(title, (severity, count))| RuleHit {
-            title,
-            severity,
-            count,
-        })
-        .collect();
+    let mut rule_hits = Vec::new();
+    let mut other_alerts = Vec::new();
+    for ((_, title), (source, severity, count)) in hits {
+        let title = title.to_string();
+        if source == AlertSource::Rule {
+            rule_hits.push(RuleHit {
+                title,
+                severity,
+                count,
+            });
+        } else {
+            other_alerts.push(OtherAlert {
+                source,
+                title,
+                severity,
+                count,
+            });
+        }
+    }
     rule_hits.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
             .then(b.count.cmp(&a.count))
             .then_with(|| a.title.cmp(&b.title))
     });
+    other_alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.count.cmp(&a.count)));
     for h in rule_hits.iter().filter(|h| h.severity >= Severity::High) {
         findings.push(Finding {
             severity: h.severity,
@@ -266,8 +295,15 @@ pub fn aggregate(events: &[SourceEvent], alerts: &[Alert]) -> DeterministicAnaly
             event_refs: Vec::new(),
         });
     }
-    if rule_hits.iter().any(|h| h.severity >= Severity::High) {
-        recommendations.push("Triage the open high and critical alerts first".into());
+    // Closed and false-positive alerts need no triage.
+    let open_high_alerts = alerts
+        .iter()
+        .filter(|a| a.severity >= Severity::High && !a.status.is_terminal())
+        .count() as u64;
+    if open_high_alerts > 0 {
+        recommendations.push(format!(
+            "Triage the {open_high_alerts} open high and critical alert(s) first"
+        ));
     }
     if !suspicious.is_empty() {
         findings.push(Finding {
@@ -298,6 +334,8 @@ pub fn aggregate(events: &[SourceEvent], alerts: &[Alert]) -> DeterministicAnaly
             by_source_ip: top(&fail_ip),
         },
         rule_hits,
+        other_alerts,
+        open_high_alerts,
         findings,
         recommendations,
         injection_suspected: !suspicious.is_empty(),
@@ -341,5 +379,39 @@ mod tests {
         assert!(a.findings[0].event_refs.contains(&"e6".to_string()));
         assert!(!a.injection_suspected);
         assert_eq!(aggregate(&events, &[]), a, "deterministic");
+    }
+
+    fn alert(title: &str, severity: &str, source: &str, status: &str) -> Alert {
+        let now = vigil_core::event::format_timestamp(vigil_core::now());
+        serde_json::from_value(json!({
+            "id": uuid::Uuid::nil(), "alert_id": "A-1", "org_id": uuid::Uuid::nil(),
+            "title": title, "description": "", "severity": severity, "status": status,
+            "source": source, "event_type": "generic", "timestamp": now, "created_at": now,
+            "updated_at": now, "metadata": {}, "attack_technique_id": null,
+            "confidence_score": null, "agent_id": null, "tags": [], "observables": [],
+            "resolution_notes": null, "acknowledged_by": null, "acknowledged_at": null,
+            "closed_by": null, "closed_at": null}))
+        .unwrap()
+    }
+
+    #[test]
+    fn manual_alerts_are_not_rule_hits_and_closed_alerts_need_no_triage() {
+        let alerts = [
+            alert("Typed by hand", "critical", "user", "open"),
+            alert("SSH Brute Force", "high", "rule", "closed"),
+        ];
+        let a = aggregate(&[], &alerts);
+        assert_eq!(a.rule_hits.len(), 1);
+        assert_eq!(a.rule_hits[0].title, "SSH Brute Force");
+        assert_eq!(a.other_alerts[0].source, AlertSource::User);
+        assert_eq!(a.open_high_alerts, 1);
+        assert_eq!(
+            a.recommendations,
+            ["Triage the 1 open high and critical alert(s) first"]
+        );
+        let closed = [alert("SSH Brute Force", "high", "rule", "false_positive")];
+        let a = aggregate(&[], &closed);
+        assert_eq!(a.open_high_alerts, 0);
+        assert!(a.recommendations.is_empty(), "{:?}", a.recommendations);
     }
 }

@@ -254,7 +254,19 @@ pub async fn create_alert(
     ApiJson(input): ApiJson<AlertInput>,
 ) -> ApiResult<(StatusCode, axum::Json<Alert>)> {
     user.require(Role::Analyst)?;
-    let new = NewAlert::parse(input, vigil_core::now())?;
+    let now = vigil_core::now();
+    let skew = state.config.ingest.max_future_skew_secs;
+    if let Some(ts) = input.timestamp
+        && ts > crate::ingest::normalize::skew_limit(now, skew)
+    {
+        return Err(ApiError::validation(format!(
+            "timestamp {} is more than {skew} s ahead of the server's clock \
+             ([ingest] max_future_skew_secs)",
+            vigil_core::event::format_timestamp(ts)
+        ))
+        .with_details(serde_json::json!({"field": "timestamp"})));
+    }
+    let new = NewAlert::parse(input, now)?;
     let alert = state
         .store
         .create_alert(user.org_id, new, &user.username)

@@ -11,6 +11,7 @@ use vigil_core::Role;
 use crate::ai::analyze::{AnalysisReport, AnalyzeRequest};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::RawBody;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -31,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub async fn analyze(
     State(state): State<AppState>,
     user: AuthUser,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<axum::Json<AnalysisReport>> {
     user.require(Role::Analyst)?;
     // An empty body means all defaults (the original `POST /api/analyze` took none).

@@ -4,7 +4,6 @@
 use std::io::Read;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +13,7 @@ use utoipa_axum::routes;
 use vigil_core::event::{IngestBatch, IngestReceipt};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::RawBody;
 use crate::ingest::auth::IngestCaller;
 use crate::ingest::normalize::{MAX_EVENT_BYTES, Origin, Received, normalize};
 use crate::ingest::{Job, JobResult};
@@ -107,7 +107,7 @@ async fn ingest_events(
     State(state): State<AppState>,
     caller: IngestCaller,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let raw = decode_body(&headers, &body)?;
     let batch: IngestBatch = serde_json::from_slice(&raw).map_err(|e| {
@@ -143,14 +143,12 @@ async fn ingest_events(
         }));
     }
     let origin = origin_of(&caller);
-    let received = Received::new(vigil_core::now());
+    let received = Received::new(vigil_core::now())
+        .with_max_future_skew(state.config.ingest.max_future_skew_secs);
     let mut errors = Vec::new();
     let mut events: Vec<Json> = Vec::with_capacity(batch.events.len());
     for (i, doc) in batch.events.into_iter().enumerate() {
-        // The estimate is an upper bound: only an event it puts over the limit is measured.
-        let too_large = json_size_exceeds(&doc, MAX_EVENT_BYTES)
-            && serde_json::to_vec(&doc).map_or(true, |v| v.len() > MAX_EVENT_BYTES);
-        if too_large {
+        if event_too_large(&doc) {
             errors.push(format!("event {i}: larger than {MAX_EVENT_BYTES} bytes"));
             continue;
         }
@@ -184,6 +182,14 @@ async fn ingest_events(
         duplicate: outcome.duplicate,
         errors,
     }))
+}
+
+/// Whether an event is over the per-event limit ([`MAX_EVENT_BYTES`], serialized), on every
+/// ingest route. The estimate is an upper bound: only an event it puts over the limit is
+/// measured.
+pub fn event_too_large(doc: &Json) -> bool {
+    json_size_exceeds(doc, MAX_EVENT_BYTES)
+        && serde_json::to_vec(doc).map_or(true, |v| v.len() > MAX_EVENT_BYTES)
 }
 
 /// Whether a JSON value's text would be longer than `max` bytes (an upper-bound estimate

@@ -5,31 +5,44 @@
 //!
 //! `X-Scope-OrgID`, when sent, must name the caller's organization (its name or id).
 //! Loki answers 204; so do we, once the entries are stored. A body that is re-sent as it
-//! was (a client retry) is recognised by its hash and stored once.
+//! was (a client retry) is recognised by its hash and stored once. An entry over the
+//! per-event limit of every ingest route is refused as Loki refuses a line over its
+//! `max_line_size`: the rest is stored and the push answers 400 `entry_too_large`.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::api::ingest::{MAX_DECOMPRESSED, origin_of, submit_and_wait};
-use crate::error::{ApiError, ApiResult};
+use crate::api::ingest::{MAX_DECOMPRESSED, event_too_large, origin_of, submit_and_wait};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::RawBody;
 use crate::ingest::Job;
 use crate::ingest::auth::IngestCaller;
-use crate::ingest::normalize::{Received, normalize};
+use crate::ingest::normalize::{MAX_EVENT_BYTES, Received, normalize};
 use crate::state::AppState;
 
 fn header(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Loki push API (Promtail, Alloy): protobuf with snappy (`application/x-protobuf`) or
+/// JSON, optionally gzip-compressed. Bearer API key or agent credential, or the API key as
+/// the basic-auth password. 204 once the entries are stored.
+#[utoipa::path(post, path = "/loki/api/v1/push", tag = "ingest", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/x-protobuf",
+        description = "Loki PushRequest: snappy protobuf, or the JSON form"),
+    responses((status = 204, description = "stored"), (status = 400, body = ErrorBody,
+            description = "not a push, or entries over the per-event limit (the others are stored)"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody,
+            description = "overloaded: retry after Retry-After seconds")))]
 pub async fn push(
     State(state): State<AppState>,
     caller: IngestCaller,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let org = caller.org_id();
     if let Some(scope) = header(&headers, "x-scope-orgid")
@@ -88,10 +101,17 @@ pub async fn push(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let origin = origin_of(&caller);
-    let received = Received::new(vigil_core::now());
+    let received = Received::new(vigil_core::now())
+        .with_max_future_skew(state.config.ingest.max_future_skew_secs);
+    let mut too_large = 0;
     let events: Vec<_> = streams
         .iter()
         .flat_map(vigil_parse::loki::to_events)
+        .filter(|doc| {
+            let over = event_too_large(doc);
+            too_large += usize::from(over);
+            !over
+        })
         .filter_map(|doc| normalize(doc, &received, &origin).ok())
         .collect();
     let job = Job {
@@ -102,6 +122,15 @@ pub async fn push(
         reply: None,
     };
     match submit_and_wait(&state, job).await {
+        // As Loki does with lines over its `max_line_size`: the others are stored, the
+        // push answers 400 naming them (so the shipper logs it and does not retry).
+        Ok(Ok(_)) if too_large > 0 => Err(ApiError::bad_request(
+            "entry_too_large",
+            format!(
+                "{too_large} of {total} entries are larger than {MAX_EVENT_BYTES} bytes and were \
+                 refused; the others are stored"
+            ),
+        )),
         Ok(Ok(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(Err(e)) => Err(ApiError::unavailable(format!("{e}; retry later"))),
         Err(resp) => Ok(resp),

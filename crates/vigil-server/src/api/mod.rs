@@ -48,6 +48,12 @@ pub mod users;
 )]
 struct ApiDoc;
 
+/// Routes outside `/api/v1` (Loki's own path, so shippers need no path rewrite): in the
+/// same document, each with the server `/` instead of the document's `/api/v1`.
+#[derive(OpenApi)]
+#[openapi(paths(loki::push))]
+struct Unversioned;
+
 struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -97,8 +103,14 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(ingest::router().layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)))
         .routes(routes!(health))
         .routes(routes!(ready))
+        .routes(routes!(metrics))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let mut outside = Unversioned::openapi().paths;
+    for item in outside.paths.values_mut() {
+        item.servers = Some(vec![utoipa::openapi::Server::new("/")]);
+    }
+    doc.paths.merge(outside);
     (router, doc)
 }
 
@@ -110,7 +122,7 @@ pub fn routes() -> Router<AppState> {
         .url("/api/v1/openapi.json", doc)
         .into();
     Router::new()
-        .nest("/api/v1", v1.route("/metrics", get(metrics)))
+        .nest("/api/v1", v1)
         .merge(swagger)
         .route("/api/alerts", post(alerts::create_alert))
         .route("/api/analyze", post(analyze::analyze))
@@ -187,7 +199,10 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, axum::Json<ReadyRe
     }
 }
 
-/// Prometheus metrics in the text exposition format.
+/// Prometheus metrics in the text exposition format (also at `/metrics`).
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, body = String, content_type = "text/plain; version=0.0.4",
+        description = "Prometheus text exposition format")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

@@ -116,19 +116,57 @@ fn overlay(into: &mut Json, from: Json) {
     }
 }
 
+/// Default of `[ingest] max_future_skew_secs`: how far ahead of the server's clock an
+/// event's or alert's own time may be.
+pub const DEFAULT_MAX_FUTURE_SKEW_SECS: u64 = 300;
+
+/// Tag (ECS `tags`, as Logstash's `_dateparsefailure`) of an event whose own time was too
+/// far in the future: its `@timestamp` is the receive time, the claimed time is kept in
+/// `event.created_raw`.
+pub const FUTURE_TIMESTAMP_TAG: &str = "_timestamp_in_future";
+
 /// When a batch arrived, with its `@timestamp` text: the events of a batch share it, so it
 /// is formatted once per batch, not per event.
 pub struct Received {
     time: DateTime<Utc>,
     text: String,
+    /// The latest own time an event may claim.
+    latest: DateTime<Utc>,
 }
 
 impl Received {
+    /// Received at `time`, with the default future skew (syslog and the local agent).
     pub fn new(time: DateTime<Utc>) -> Self {
         Self {
             time,
             text: event::format_timestamp(time),
+            latest: skew_limit(time, DEFAULT_MAX_FUTURE_SKEW_SECS),
         }
+    }
+
+    /// With `[ingest] max_future_skew_secs`.
+    pub fn with_max_future_skew(mut self, secs: u64) -> Self {
+        self.latest = skew_limit(self.time, secs);
+        self
+    }
+}
+
+/// `secs` after `time` (a huge skew means no limit).
+pub fn skew_limit(time: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|d| time.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Marks `doc` as carrying a time too far in the future (see [`FUTURE_TIMESTAMP_TAG`]).
+fn flag_future_time(doc: &mut Json) {
+    let tag = json!(FUTURE_TIMESTAMP_TAG);
+    match doc.get_mut("tags") {
+        Some(Json::Array(tags)) => tags.push(tag),
+        Some(other) => *other = json!([other.take(), tag]),
+        None => event::set(doc, "tags", json!([tag])),
     }
 }
 
@@ -141,9 +179,16 @@ pub fn normalize(doc: Json, received: &Received, origin: &Origin) -> Result<Json
     if event::get(&doc, fields::DATASET).is_none() {
         doc = parse_raw(doc, received.time, origin);
     }
-    if event::timestamp(&doc).is_none() {
+    // An event is kept whatever its own time says; an unreadable time or one too far in
+    // the future (a wrong clock, or a sender hiding its events from time-ordered views) is
+    // replaced by the receive time and the claimed text kept in `event.created_raw`.
+    let own_time = event::timestamp(&doc);
+    if own_time.is_none_or(|t| t > received.latest) {
         if let Some(bad) = event::get(&doc, fields::TIMESTAMP).cloned() {
             event::set(&mut doc, "event.created_raw", bad);
+        }
+        if own_time.is_some() {
+            flag_future_time(&mut doc);
         }
         event::set(&mut doc, fields::TIMESTAMP, json!(received.text));
     }
@@ -203,6 +248,32 @@ mod tests {
         assert_eq!(event::timestamp(&doc), Some(t));
         assert_eq!(doc["event"]["created_raw"], "bad");
         assert!(normalize(json!([1]), &Received::new(t), &origin).is_err());
+    }
+
+    #[test]
+    fn a_time_too_far_in_the_future_is_replaced_by_the_receive_time_and_flagged() {
+        let t = vigil_core::now();
+        let received = Received::new(t).with_max_future_skew(60);
+        let at = |ts: String, tags: Json| {
+            normalize(
+                json!({"event": {"dataset": "x"}, "@timestamp": ts, "tags": tags}),
+                &received,
+                &Origin::default(),
+            )
+            .unwrap()
+        };
+        let doc = at("9999-12-31T23:59:59Z".into(), json!(["mine"]));
+        assert_eq!(event::timestamp(&doc), Some(t));
+        assert_eq!(doc["event"]["created_raw"], "9999-12-31T23:59:59Z");
+        assert_eq!(doc["tags"], json!(["mine", FUTURE_TIMESTAMP_TAG]));
+        let doc = at("9999-12-31T23:59:59Z".into(), json!("one"));
+        assert_eq!(doc["tags"], json!(["one", FUTURE_TIMESTAMP_TAG]));
+        // Within the skew: the event's own time is kept.
+        let soon = t + chrono::Duration::seconds(30);
+        let doc = at(event::format_timestamp(soon), json!([]));
+        assert_eq!(event::timestamp(&doc), Some(soon));
+        assert_eq!(doc["tags"], json!([]));
+        assert!(doc["event"].get("created_raw").is_none());
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl Default for MlConfig {
             min_samples: 32,
             max_samples: 10_000,
             n_estimators: 100,
-            contamination: "0.02".into(),
+            contamination: vigil_ml::DEFAULT_CONTAMINATION.into(),
             seed: 0,
             explain_top: 3,
             score_flows: true,

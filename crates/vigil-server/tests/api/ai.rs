@@ -124,7 +124,7 @@ fn check_deterministic(d: &Value) {
 async fn analyze_works_without_a_model(app: &TestApp) {
     let ids = seed(app, false).await;
     let admin = app.admin().await;
-    app.alert(&admin.access, "SSH brute force", "high").await;
+    let manual = app.alert(&admin.access, "SSH brute force", "high").await;
     let analyst = app.user_session(&admin.access, "ana", "analyst").await;
     let r = app
         .post(
@@ -140,10 +140,37 @@ async fn analyze_works_without_a_model(app: &TestApp) {
     assert_eq!(b["source"], "local");
     check_deterministic(&b["deterministic"]);
     assert_eq!(b["deterministic"]["event_count"], 7);
+    // Regression: an alert typed in by a person was reported as a rule hit.
+    assert_eq!(b["deterministic"]["rule_hits"], json!([]), "{b}");
     assert_eq!(
-        b["deterministic"]["rule_hits"][0]["title"],
+        b["deterministic"]["other_alerts"][0]["title"],
         "SSH brute force"
     );
+    assert_eq!(b["deterministic"]["other_alerts"][0]["source"], "user");
+    let triage = |b: &Value| {
+        b["deterministic"]["recommendations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("Triage"))
+    };
+    assert!(triage(b), "an open high alert is to be triaged: {b}");
+    // Regression: closed alerts were still to be triaged.
+    app.post(
+        &format!("/api/v1/alerts/{}/close", manual["id"].as_str().unwrap()),
+        &admin.access,
+        &json!({"resolution_notes": "handled"}),
+    )
+    .await
+    .ok(200);
+    let again = app
+        .post(
+            "/api/v1/analyze",
+            &analyst.access,
+            &json!({"timeframe": 10}),
+        )
+        .await;
+    assert!(!triage(again.ok(200)), "{}", again.text);
     assert_eq!(b["deterministic"]["injection_suspected"], false);
     let mut refs: Vec<String> = b["event_refs"]
         .as_array()

@@ -26,6 +26,7 @@ both!(
     large_result_sets_count_with_a_cap_and_page_completely,
 );
 both!(every_documented_list_parameter_is_accepted);
+both!(alert_timestamps_far_in_the_future_are_refused);
 
 async fn create_echoes_fields_and_fills_defaults(app: &TestApp) {
     let admin = app.admin().await;
@@ -1477,4 +1478,55 @@ async fn large_result_sets_count_with_a_cap_and_page_completely(app: &TestApp) {
         .ok(200)
         .clone();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
+}
+
+/// Regression: `"timestamp": "9999-12-31T..."` was stored, and such an alert sorts above
+/// every real one for ever. Beyond `[ingest] max_future_skew_secs` (default 300) it is
+/// refused.
+async fn alert_timestamps_far_in_the_future_are_refused(app: &TestApp) {
+    let admin = app.admin().await;
+    let t = admin.access.as_str();
+    for path in ["/api/v1/alerts", "/api/alerts"] {
+        let r = app
+            .post(
+                path,
+                t,
+                &json!({"title": "from the future", "severity": "low",
+                        "timestamp": "9999-12-31T23:59:59Z"}),
+            )
+            .await;
+        let e = r.err(422, "validation_failed");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("max_future_skew_secs"),
+            "{e}"
+        );
+        let later = Utc::now() + Duration::seconds(600);
+        app.post(
+            path,
+            t,
+            &json!({"title": "ten minutes ahead", "severity": "low", "timestamp": later}),
+        )
+        .await
+        .err(422, "validation_failed");
+    }
+    // Within the skew (a sender's clock a little fast), and in the past: accepted.
+    let soon = Utc::now() + Duration::seconds(60);
+    app.post(
+        "/api/v1/alerts",
+        t,
+        &json!({"title": "a minute ahead", "severity": "low", "timestamp": soon}),
+    )
+    .await
+    .ok(201);
+    app.post(
+        "/api/v1/alerts",
+        t,
+        &json!({"title": "old", "severity": "low", "timestamp": "2001-01-01T00:00:00Z"}),
+    )
+    .await
+    .ok(201);
+    assert_eq!(app.alert_total(t).await, 2);
 }

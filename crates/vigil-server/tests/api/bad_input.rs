@@ -18,6 +18,7 @@ both!(
 );
 both!(wrong_json_type_in_enum_field_is_422);
 both!(@backend oversized_body_is_413);
+both!(every_413_on_ingest_and_loki_is_json);
 
 /// Sends a raw body with an explicit content type (or none).
 async fn raw(
@@ -548,4 +549,55 @@ async fn oversized_body_is_413(backend: Backend) {
     assert_eq!(r.status, 413, "{}", r.text);
     assert_error_shape(&r);
     assert_eq!(app.alert_total(t).await, 2);
+}
+
+/// Regression: ingest and the Loki push answered a body over the route's limit with axum's
+/// `text/plain` "Failed to buffer the request body".
+async fn every_413_on_ingest_and_loki_is_json(app: &TestApp) {
+    use std::io::Write;
+    let admin = app.admin().await;
+    let key = app
+        .post(
+            "/api/v1/api-keys",
+            &admin.access,
+            &json!({"name": "shipper", "scopes": ["ingest"]}),
+        )
+        .await
+        .ok(201)["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let over_wire_limit = vec![b' '; 16 * 1024 * 1024 + 1];
+    // 64 MiB + 1 of JSON whitespace: tiny on the wire, over the limit once decompressed.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for _ in 0..64 {
+        gz.write_all(&vec![b' '; 1024 * 1024]).unwrap();
+    }
+    gz.write_all(b" ").unwrap();
+    let bomb = gz.finish().unwrap();
+    for path in ["/api/v1/ingest/events", "/loki/api/v1/push"] {
+        for (what, body, gzip) in [
+            ("wire", over_wire_limit.clone(), false),
+            ("gzip", bomb.clone(), true),
+        ] {
+            let mut rb = app
+                .client
+                .post(app.url(path))
+                .bearer_auth(&key)
+                .header("content-type", "application/json")
+                .body(body);
+            if gzip {
+                rb = rb.header("content-encoding", "gzip");
+            }
+            let r = TestApp::finish(rb).await;
+            assert_eq!(r.status, 413, "{path} {what}: {}", r.text);
+            assert!(
+                r.header("content-type")
+                    .is_some_and(|c| c.starts_with("application/json")),
+                "{path} {what}: {:?}",
+                r.header("content-type")
+            );
+            r.err(413, "payload_too_large");
+        }
+    }
 }

@@ -18,6 +18,7 @@ both!(
     bad_ingest_input_gets_clear_errors,
 );
 both!(@backend the_local_agent_reports_process_starts_of_this_host, overload_is_answered_never_silent);
+both!(events_timed_far_in_the_future_are_kept_at_their_receive_time);
 
 /// Creates an enrollment token and registers an agent; returns (agent id, credential).
 pub async fn enrolled_agent(app: &TestApp, admin: &str, host: &str) -> (String, String) {
@@ -532,5 +533,37 @@ async fn overload_is_answered_never_silent(backend: vigil_store::Backend) {
     assert_eq!(
         stored, acknowledged,
         "acknowledged events are exactly the stored ones"
+    );
+}
+
+/// Regression: an event claiming `9999-12-31` was stored with that time. It is kept (an
+/// experienced user wants the event), at its receive time, its claim kept and tagged.
+async fn events_timed_far_in_the_future_are_kept_at_their_receive_time(app: &TestApp) {
+    let admin = app.admin().await.access;
+    let (_, cred) = enrolled_agent(app, &admin, "clock-skew-host").await;
+    let before = vigil_core::now();
+    let mut future = ssh_failure(0, "clock-skew-host");
+    future["@timestamp"] = json!("9999-12-31T23:59:59Z");
+    future["message"] = json!("future-marker");
+    let r = ingest(app, &cred, Uuid::now_v7(), vec![future]).await;
+    assert_eq!(r.ok(202)["accepted"], 1, "{}", r.text);
+    let got = app
+        .get("/api/v1/events?q=future-marker&limit=10", &admin)
+        .await;
+    let items = got.ok(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1, "{}", got.text);
+    let doc = &items[0]["doc"];
+    let at = vigil_core::event::timestamp(doc).unwrap();
+    assert!(
+        at >= before && at <= vigil_core::now(),
+        "stored at {at}, not at its receive time"
+    );
+    assert_eq!(doc["event"]["created_raw"], "9999-12-31T23:59:59Z");
+    assert!(
+        doc["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("_timestamp_in_future")),
+        "{doc}"
     );
 }

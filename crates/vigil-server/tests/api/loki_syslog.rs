@@ -17,7 +17,8 @@ use crate::helpers::{TestApp, both, spawn_app_with};
 
 both!(
     loki_push_protobuf_json_and_gzip,
-    loki_push_refuses_bad_bodies_and_wrong_org
+    loki_push_refuses_bad_bodies_and_wrong_org,
+    loki_entries_over_the_per_event_limit_are_refused,
 );
 both!(@backend syslog_udp_tcp_and_tls_reach_the_event_store);
 
@@ -303,4 +304,31 @@ async fn syslog_udp_tcp_and_tls_reach_the_event_store(backend: Backend) {
     let plain = wait_events(&app, &admin, "q=line", 2).await;
     assert_eq!(plain.len(), 2, "both newline-framed messages");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Regression: the per-event limit of `/ingest/events` (256 KiB) did not apply to Loki
+/// pushes, which stored entries of any size.
+async fn loki_entries_over_the_per_event_limit_are_refused(app: &TestApp) {
+    let admin = app.admin().await.access;
+    let key = ingest_key(app, &admin).await;
+    let big = format!("huge-entry {}", "x".repeat(300 * 1024));
+    let body = encode_push_protobuf(&[stream("limit-host", &["small-entry fits", &big])]);
+    let r = TestApp::finish(
+        push(app, &key)
+            .header("content-type", "application/x-protobuf")
+            .body(body),
+    )
+    .await;
+    let e = r.err(400, "entry_too_large");
+    assert!(
+        e["message"].as_str().unwrap().starts_with("1 of 2 entries"),
+        "{e}"
+    );
+    let got = events(app, &admin, "host=limit-host").await;
+    assert_eq!(got.len(), 1, "the entry within the limit is stored");
+    assert!(
+        got[0]["message"].as_str().unwrap().contains("small-entry"),
+        "{}",
+        got[0]
+    );
 }

@@ -118,6 +118,13 @@ async fn openapi_document_and_swagger_ui(app: &TestApp) {
     assert!(paths["/alerts/{id}/status"]["patch"].is_object());
     assert!(paths["/alerts"]["get"].is_object() && paths["/alerts"]["post"].is_object());
     assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    // Regression: the Loki push route and /metrics were served but not documented. Loki's
+    // path is outside /api/v1, so it names its own server.
+    let loki = &doc["paths"]["/loki/api/v1/push"];
+    assert!(loki["post"].is_object(), "{:?}", paths.keys());
+    assert_eq!(loki["servers"][0]["url"], "/");
+    assert!(loki["post"]["responses"]["413"].is_object(), "{loki}");
+    assert!(paths["/metrics"]["get"].is_object(), "{:?}", paths.keys());
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
