@@ -59,8 +59,14 @@ pub struct IngestConfig {
     pub dedup_window_secs: u64,
     /// Days events are kept for investigation.
     pub retention_days: u32,
-    /// Extra Sigma rule directories, loaded after the built-in pack.
+    /// Extra Sigma rule directories, loaded with the built-in pack as one set (their filters
+    /// and correlations may name built-in rules).
     pub rule_dirs: Vec<PathBuf>,
+    /// The lowest rule level that raises an alert (`informational`, `low`, `medium`, `high`,
+    /// `critical`). Matches below it still feed correlations. Default `low`: informational
+    /// rules (one failed login, one flow) are context, as the Sigma specification says, not
+    /// alerts.
+    pub min_alert_level: vigil_detect::Level,
     /// Run the agent inside `vigil serve`, watching this host.
     pub local_agent: bool,
 }
@@ -74,6 +80,7 @@ impl Default for IngestConfig {
             dedup_window_secs: 600,
             retention_days: 7,
             rule_dirs: Vec::new(),
+            min_alert_level: vigil_detect::Level::Low,
             local_agent: true,
         }
     }

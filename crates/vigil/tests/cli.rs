@@ -198,7 +198,15 @@ fn hunt_prints_a_table_and_json_lines_and_skips_bad_input() {
     )
     .unwrap();
 
-    let args = ["hunt", "--rules", "rules", "--pipeline", "windows", "logs"];
+    let args = [
+        "hunt",
+        "--no-builtin",
+        "--rules",
+        "rules",
+        "--pipeline",
+        "windows",
+        "logs",
+    ];
     let o = vigil(&d.0, &args, &[]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "findings: exit 1; {err}");
