@@ -326,6 +326,10 @@ correlation:
     assert_eq!(titles, ["Failed logins then success"]);
 }
 
+/// A user's filter and correlation naming built-in rules by id (shared with the CLI and
+/// server tests).
+pub const USER_RULES_ON_BUILTIN: &str = include_str!("fixtures/user_rules_on_builtin.yml");
+
 /// A user directory's filter and correlation naming built-in rules (by id), loaded with the
 /// pack in one `load`: both resolve. A rule reusing a built-in id is an error for the user's
 /// copy, and the built-in rule is the one kept.
@@ -335,19 +339,7 @@ fn one_load_resolves_a_user_directorys_references_to_built_in_rules() {
     // SSH Authentication Failure and Sudo Attempt by a User Not in Sudoers, built in.
     let ssh_failure = "09403289-3a54-4657-b8bb-97dcf4cd3714";
     let not_in_sudoers = "a1894dc3-4879-49e8-877a-376dd1ec8cf8";
-    std::fs::write(
-        dir.0.join("mine.yml"),
-        format!(
-            "title: Deploy user probes sudo on purpose\nid: 22222222-2222-4222-8222-222222222222\n\
-             logsource: {{product: linux, service: sudo}}\n\
-             filter:\n    rules: [{not_in_sudoers}]\n    selection: {{user.name: deploy}}\n    condition: selection\n\
-             ---\n\
-             title: Three SSH failures from one address\nid: 33333333-3333-4333-8333-333333333333\nlevel: high\n\
-             correlation:\n    type: event_count\n    rules: [{ssh_failure}]\n    group-by: [source.ip]\n    \
-             timespan: 10m\n    condition: {{gte: 3}}\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.0.join("mine.yml"), USER_RULES_ON_BUILTIN).unwrap();
     std::fs::write(
         dir.0.join("nested/copy.yml"),
         format!(
@@ -378,7 +370,7 @@ fn one_load_resolves_a_user_directorys_references_to_built_in_rules() {
         report
             .correlations
             .iter()
-            .any(|c| c.title == "Three SSH failures from one address")
+            .any(|c| c.title == "Three SSH Failures From One Address")
     );
     let sudo = report
         .rules

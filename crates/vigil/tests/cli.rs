@@ -8,6 +8,10 @@ mod rules;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A user's filter and correlation naming built-in rules by id.
+const USER_RULES_ON_BUILTIN: &str =
+    include_str!("../../vigil-detect/tests/fixtures/user_rules_on_builtin.yml");
+
 struct Dir(PathBuf);
 impl Drop for Dir {
     fn drop(&mut self) {

@@ -552,18 +552,9 @@ fn sudo_probe(user: &str) -> Value {
 async fn rule_dirs_filter_and_correlate_built_in_rules(backend: vigil_store::Backend) {
     let dir = std::env::temp_dir().join(format!("vigil-rules-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    // Sudo Attempt by a User Not in Sudoers and SSH Authentication Failure, built in.
     std::fs::write(
         dir.join("tuning.yml"),
-        "title: Deploy probes sudo on purpose\nid: 22222222-2222-4222-8222-222222222222\n\
-         logsource: {product: linux, service: sudo}\n\
-         filter:\n  rules: [a1894dc3-4879-49e8-877a-376dd1ec8cf8]\n  \
-         selection: {user.name: deploy}\n  condition: selection\n\
-         ---\n\
-         title: Three SSH Failures From One Address\nid: 33333333-3333-4333-8333-333333333333\n\
-         level: high\n\
-         correlation:\n  type: event_count\n  rules: [09403289-3a54-4657-b8bb-97dcf4cd3714]\n  \
-         group-by: [source.ip]\n  timespan: 10m\n  condition: {gte: 3}\n",
+        include_str!("../../../vigil-detect/tests/fixtures/user_rules_on_builtin.yml"),
     )
     .unwrap();
     let rule_dirs = vec![dir.clone()];

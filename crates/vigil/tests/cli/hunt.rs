@@ -561,20 +561,7 @@ fn hunt_counts_the_informational_auth_findings_it_hides_and_shows_them_on_reques
 fn hunt_rules_filters_and_correlations_may_name_built_in_rules() {
     let d = tmp();
     std::fs::create_dir_all(d.0.join("mine")).unwrap();
-    // SSH Authentication Failure and Sudo Attempt by a User Not in Sudoers, built in.
-    std::fs::write(
-        d.0.join("mine/tuning.yml"),
-        "title: Deploy probes sudo on purpose\nid: 22222222-2222-4222-8222-222222222222\n\
-         logsource: {product: linux, service: sudo}\n\
-         filter:\n  rules: [a1894dc3-4879-49e8-877a-376dd1ec8cf8]\n  \
-         selection: {message|startswith: 'deploy :'}\n  condition: selection\n\
-         ---\n\
-         title: Three SSH Failures From One Address\nid: 33333333-3333-4333-8333-333333333333\n\
-         level: high\n\
-         correlation:\n  type: event_count\n  rules: [09403289-3a54-4657-b8bb-97dcf4cd3714]\n  \
-         group-by: [source.ip]\n  timespan: 10m\n  condition: {gte: 3}\n",
-    )
-    .unwrap();
+    std::fs::write(d.0.join("mine/tuning.yml"), super::USER_RULES_ON_BUILTIN).unwrap();
     let log = [
         "May  1 09:00:01 app-2 sudo: deploy : user NOT in sudoers ; TTY=pts/0 ; PWD=/srv ; USER=root ; COMMAND=/bin/ls",
         "May  1 09:00:02 app-2 sudo: mallory : user NOT in sudoers ; TTY=pts/1 ; PWD=/tmp ; USER=root ; COMMAND=/bin/sh",

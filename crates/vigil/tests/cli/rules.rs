@@ -163,24 +163,7 @@ fn rules_lint_reports_each_broken_rule_and_still_lints_the_rest() {
 fn rules_lint_and_test_resolve_references_to_built_in_rules() {
     let d = tmp();
     let r = d.0.join("mine");
-    write(
-        &r,
-        "tuning.yml",
-        "title: Deploy probes sudo on purpose\nid: 5e2c0d0a-1111-4aaa-8bbb-000000000201\n\
-         logsource: {product: linux, service: sudo}\n\
-         filter:\n  rules: [a1894dc3-4879-49e8-877a-376dd1ec8cf8]\n  \
-         selection: {user.name: deploy}\n  condition: selection\n\
-         ---\n\
-         title: Three SSH Failures From One Address\nid: 5e2c0d0a-1111-4aaa-8bbb-000000000202\n\
-         level: high\ndescription: d\ntags: [attack.credential_access, attack.t1110]\n\
-         correlation:\n  type: event_count\n  rules: [09403289-3a54-4657-b8bb-97dcf4cd3714]\n  \
-         group-by: [source.ip]\n  timespan: 10m\n  condition: {gte: 3}\n\
-         x-vigil-tests:\n  common: {event.dataset: auth, process.name: sshd, source.ip: 203.0.113.7}\n  \
-         sequences:\n    - name: three\n      expect: 1\n      events:\n        \
-         - {at: 0, event: {message: 'Failed password for a from 203.0.113.7 port 1 ssh2'}}\n        \
-         - {at: 1, event: {message: 'Failed password for a from 203.0.113.7 port 2 ssh2'}}\n        \
-         - {at: 2, event: {message: 'Failed password for a from 203.0.113.7 port 3 ssh2'}}\n",
-    );
+    write(&r, "tuning.yml", super::USER_RULES_ON_BUILTIN);
     let o = vigil(&d.0, &["rules", "lint", "mine"], &[]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}{err}");
