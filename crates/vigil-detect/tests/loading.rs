@@ -349,7 +349,12 @@ fn one_load_resolves_a_user_directorys_references_to_built_in_rules() {
     )
     .unwrap();
 
-    let report = vigil_detect::load(true, &[dir.0.clone()], &CompileOptions::default()).unwrap();
+    let report = vigil_detect::load(
+        true,
+        std::slice::from_ref(&dir.0),
+        &CompileOptions::default(),
+    )
+    .unwrap();
     let texts: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
     assert_eq!(texts.len(), 1, "{texts:#?}");
     assert!(
