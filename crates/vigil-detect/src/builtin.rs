@@ -40,7 +40,7 @@
 //! # Ok::<(), vigil_detect::Error>(())
 //! ```
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::engine::{LoadReport, load_sources};
 use crate::value::CompileOptions;
@@ -49,14 +49,18 @@ include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 
 /// Loads the built-in pack: detection rules, correlations (with their base rules resolved)
 /// and filters. Errors name the file as `builtin:rules/<path>`; the crate's tests keep them
-/// at zero.
+/// at zero. [`crate::load`] loads it together with rule directories.
 pub fn builtin_rules() -> LoadReport {
-    let paths: Vec<(String, &str)> = BUILTIN_RULE_FILES
-        .iter()
-        .map(|(path, text)| (format!("builtin:rules/{path}"), *text))
-        .collect();
+    let paths: Vec<(PathBuf, &str)> = sources().collect();
     load_sources(
-        paths.iter().map(|(p, t)| (Path::new(p.as_str()), *t)),
+        paths.iter().map(|(p, t)| (p.as_path(), *t)),
         &CompileOptions::default(),
     )
+}
+
+/// The pack's files as `(builtin:rules/<path>, text)`.
+pub(crate) fn sources() -> impl Iterator<Item = (PathBuf, &'static str)> {
+    BUILTIN_RULE_FILES
+        .iter()
+        .map(|(path, text)| (PathBuf::from(format!("builtin:rules/{path}")), *text))
 }

@@ -1203,26 +1203,45 @@ impl LoadReport {
 /// Once every file is read, filters are attached to the rules they name and correlations are
 /// checked: a reference to a rule (by `id` or `name`) that was not loaded is an error naming
 /// the correlation or filter and the reference, and drops the correlation (a filter still
-/// applies to the rules it found).
+/// applies to the rules it found). To resolve references against the built-in pack and
+/// other directories too, load them together with [`load`].
 pub fn load_dir(dir: &Path, opts: &CompileOptions) -> Result<LoadReport> {
-    let mut files = Vec::new();
-    collect(dir, &mut files, true)?;
-    files.sort();
+    load(false, std::slice::from_ref(&dir.to_path_buf()), opts)
+}
+
+/// One load over the built-in pack (when `builtin`; first) and every directory of `dirs`
+/// (in the order given, each in path order), as [`load_sources`] loads files: filters and
+/// correlations in any of them resolve against the rules of all of them, by `id` or `name`,
+/// so a filter or correlation in a user's directory may name a built-in rule. An `id` or
+/// `name` already loaded from an earlier source is an [`Error::Duplicate`] for the later
+/// document, which is skipped. Fails only when a directory cannot be read at all.
+///
+/// This is how `vigil serve` (built-in pack + `ingest.rule_dirs`) and `vigil hunt` (built-in
+/// pack + `--rules`) load their rules.
+pub fn load(builtin: bool, dirs: &[PathBuf], opts: &CompileOptions) -> Result<LoadReport> {
+    let mut sources: Vec<(PathBuf, std::borrow::Cow<'static, str>)> = Vec::new();
+    if builtin {
+        sources.extend(crate::builtin::sources().map(|(p, t)| (p, t.into())));
+    }
     let mut unreadable = Vec::new();
-    let mut sources = Vec::with_capacity(files.len());
-    for path in files {
-        match std::fs::read_to_string(&path) {
-            Ok(text) => sources.push((path, text)),
-            Err(source) => unreadable.push(
-                Error::Io {
-                    path: path.clone(),
-                    source,
-                }
-                .in_file(&path),
-            ),
+    for dir in dirs {
+        let mut files = Vec::new();
+        collect(dir, &mut files, true)?;
+        files.sort();
+        for path in files {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => sources.push((path, text.into())),
+                Err(source) => unreadable.push(
+                    Error::Io {
+                        path: path.clone(),
+                        source,
+                    }
+                    .in_file(&path),
+                ),
+            }
         }
     }
-    let mut report = load_sources(sources.iter().map(|(p, t)| (p.as_path(), t.as_str())), opts);
+    let mut report = load_sources(sources.iter().map(|(p, t)| (p.as_path(), t.as_ref())), opts);
     report.errors.splice(0..0, unreadable);
     Ok(report)
 }
@@ -1237,6 +1256,7 @@ pub fn load_sources<'a>(
     let mut report = LoadReport::default();
     let mut correlations: Vec<(PathBuf, CorrelationRule)> = Vec::new();
     let mut filters: Vec<(PathBuf, FilterRule)> = Vec::new();
+    let mut taken = Taken::default();
     for (path, text) in sources {
         let docs = match documents(text) {
             Ok(docs) => docs,
@@ -1246,27 +1266,72 @@ pub fn load_sources<'a>(
             }
         };
         for doc in docs {
-            if is_correlation(&doc) {
-                match CorrelationRule::from_value(doc) {
-                    Ok(c) => correlations.push((path.to_path_buf(), c)),
-                    Err(e) => report.errors.push(e.in_file(path)),
-                }
+            let result = if is_correlation(&doc) {
+                CorrelationRule::from_value(doc).and_then(|c| {
+                    taken.claim(path, &c.title, c.id.as_deref(), c.name.as_deref())?;
+                    correlations.push((path.to_path_buf(), c));
+                    Ok(())
+                })
             } else if is_filter(&doc) {
-                match FilterRule::from_value(doc, opts) {
-                    Ok(f) => filters.push((path.to_path_buf(), f)),
-                    Err(e) => report.errors.push(e.in_file(path)),
-                }
+                FilterRule::from_value(doc, opts).and_then(|f| {
+                    taken.claim(path, &f.title, f.id.as_deref(), None)?;
+                    filters.push((path.to_path_buf(), f));
+                    Ok(())
+                })
             } else {
-                match SigmaRule::from_value(doc).and_then(|r| CompiledRule::compile(r, opts)) {
-                    Ok(rule) => report.rules.push(rule),
-                    Err(e) => report.errors.push(e.in_file(path)),
-                }
+                SigmaRule::from_value(doc)
+                    .and_then(|r| CompiledRule::compile(r, opts))
+                    .and_then(|rule| {
+                        let r = &rule.rule;
+                        taken.claim(path, &r.title, r.id.as_deref(), r.name.as_deref())?;
+                        report.rules.push(rule);
+                        Ok(())
+                    })
+            };
+            if let Err(e) = result {
+                report.errors.push(e.in_file(path));
             }
         }
     }
     link_filters(&mut report, filters);
     link_correlations(&mut report, correlations);
     report
+}
+
+/// The ids and names loaded so far, each with its first holder (`path: title (id)`).
+#[derive(Default)]
+struct Taken(HashMap<(&'static str, String), String>);
+
+impl Taken {
+    /// Records the document's id and name, or the [`Error::Duplicate`] of the first one an
+    /// earlier document holds (then nothing is recorded: the document is skipped).
+    fn claim(
+        &mut self,
+        path: &Path,
+        title: &str,
+        id: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<()> {
+        let keys = [("id", id), ("name", name)];
+        let keys = keys
+            .into_iter()
+            .filter_map(|(w, v)| Some((w, v?.to_string())));
+        for (what, value) in keys.clone() {
+            if let Some(first) = self.0.get(&(what, value.clone())) {
+                return Err(Error::Duplicate {
+                    rule: crate::rule::rule_name(title, id),
+                    what,
+                    value,
+                    first: first.clone(),
+                });
+            }
+        }
+        let holder = format!("{}: {}", path.display(), crate::rule::rule_name(title, id));
+        for key in keys {
+            self.0.insert(key, holder.clone());
+        }
+        Ok(())
+    }
 }
 
 /// The non-empty YAML documents of a file's text.

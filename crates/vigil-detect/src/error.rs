@@ -50,6 +50,20 @@ pub enum Error {
         field: String,
         placeholder: String,
     },
+    /// A rule, correlation or filter whose `id` (or `name`) an earlier one of the same load
+    /// already has, in any source: the first is kept, this one skipped (references by id or
+    /// name would otherwise be ambiguous).
+    #[error(
+        "rule {rule}: duplicate {what} `{value}`: already used by {first}; this one is skipped"
+    )]
+    Duplicate {
+        rule: String,
+        /// `id` or `name`.
+        what: &'static str,
+        value: String,
+        /// The first holder, as `path: title (id)`.
+        first: String,
+    },
     /// A processing pipeline is invalid; `pipeline` is its file (or the name it was given).
     #[error("pipeline {pipeline}: {reason}")]
     Pipeline { pipeline: String, reason: String },
@@ -96,6 +110,7 @@ impl Error {
             }
             Error::UnresolvedPlaceholder { .. } => "unresolved placeholder".into(),
             Error::Pipeline { .. } => "invalid pipeline".into(),
+            Error::Duplicate { what, .. } => format!("duplicate {what}"),
             Error::InFile { .. } => unreachable!("root() strips InFile"),
         }
     }

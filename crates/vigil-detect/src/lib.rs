@@ -55,7 +55,9 @@
 //!   [`CorrelationEngine`] (event time passed in by the caller; windows, ordering and memory
 //!   bounds in [`correlation`]). Filter rules ([`FilterRule`]) suppress the rules they name.
 //!   [`load_dir`] loads all three kinds, also from multi-document files, and resolves
-//!   references by `id` or `name`; [`load_sources`] does the same for files in memory.
+//!   references by `id` or `name`; [`load_sources`] does the same for files in memory, and
+//!   [`load`] over the built-in pack and several directories at once (references resolve
+//!   across all of them; a repeated `id` or `name` is an error for the later rule).
 //!
 //! - A built-in rule pack ([`builtin_rules`], files in [`BUILTIN_RULE_FILES`]): Vigil's own
 //!   rules for Linux (SSH brute force, sudo, persistence, reverse shells ...), the network
@@ -86,7 +88,7 @@ pub use correlation::{
     Contribution, CorrelationEngine, CorrelationMatch, CorrelationRule, CorrelationType,
     CountCondition, Timespan, chain_inputs,
 };
-pub use engine::{CompiledRule, LoadReport, Ruleset, load_dir, load_sources};
+pub use engine::{CompiledRule, LoadReport, Ruleset, load, load_dir, load_sources};
 pub use error::{Error, Result};
 pub use event::{Event, FieldValue};
 pub use filter::FilterRule;

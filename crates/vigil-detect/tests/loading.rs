@@ -181,7 +181,11 @@ fn load_dir_reports_bad_correlations_and_filters_and_keeps_the_rest() {
     .unwrap();
     std::fs::write(
         dir.0.join("bad_timespan.yml"),
-        BASE_AND_CORRELATION.replace("timespan: 5m", "timespan: 5 min"),
+        // Its base rule under its own id and name: a repeated one is an error of its own.
+        BASE_AND_CORRELATION
+            .replace("timespan: 5m", "timespan: 5 min")
+            .replace("id: 2222", "id: 6666")
+            .replace("name: failed_login", "name: failed_login_3"),
     )
     .unwrap();
     std::fs::write(
@@ -320,4 +324,84 @@ correlation:
     }
     let titles: Vec<&str> = fired.iter().map(|m| m.title.as_str()).collect();
     assert_eq!(titles, ["Failed logins then success"]);
+}
+
+/// A user's filter and correlation naming built-in rules by id (shared with the CLI and
+/// server tests).
+pub const USER_RULES_ON_BUILTIN: &str = include_str!("fixtures/user_rules_on_builtin.yml");
+
+/// A user directory's filter and correlation naming built-in rules (by id), loaded with the
+/// pack in one `load`: both resolve. A rule reusing a built-in id is an error for the user's
+/// copy, and the built-in rule is the one kept.
+#[test]
+fn one_load_resolves_a_user_directorys_references_to_built_in_rules() {
+    let dir = TempDir::new("one-load");
+    // SSH Authentication Failure and Sudo Attempt by a User Not in Sudoers, built in.
+    let ssh_failure = "09403289-3a54-4657-b8bb-97dcf4cd3714";
+    let not_in_sudoers = "a1894dc3-4879-49e8-877a-376dd1ec8cf8";
+    std::fs::write(dir.0.join("mine.yml"), USER_RULES_ON_BUILTIN).unwrap();
+    std::fs::write(
+        dir.0.join("nested/copy.yml"),
+        format!(
+            "title: My copy\nid: {ssh_failure}\nlogsource: {{product: linux}}\n\
+             detection: {{kw: [x], condition: kw}}\n"
+        ),
+    )
+    .unwrap();
+
+    let report = vigil_detect::load(
+        true,
+        std::slice::from_ref(&dir.0),
+        &CompileOptions::default(),
+    )
+    .unwrap();
+    let texts: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(texts.len(), 1, "{texts:#?}");
+    assert!(
+        texts[0].contains("copy.yml")
+            && texts[0].contains(&format!("duplicate id `{ssh_failure}`"))
+            && texts[0].contains("builtin:rules/linux/ssh_auth_failure.yml"),
+        "{texts:?}"
+    );
+    assert!(matches!(report.errors[0].root(), Error::Duplicate { .. }));
+    let kept: Vec<&str> = report
+        .rules
+        .iter()
+        .filter(|r| r.rule().id.as_deref() == Some(ssh_failure))
+        .map(|r| r.rule().title.as_str())
+        .collect();
+    assert_eq!(kept, ["SSH Authentication Failure"]);
+    assert!(
+        report
+            .correlations
+            .iter()
+            .any(|c| c.title == "Three SSH Failures From One Address")
+    );
+    let sudo = report
+        .rules
+        .iter()
+        .find(|r| r.rule().id.as_deref() == Some(not_in_sudoers))
+        .unwrap();
+    assert_eq!(sudo.filters().len(), 1);
+    let probe = |user: &str| {
+        json!({"event": {"dataset": "auth"}, "process": {"name": "sudo"}, "user": {"name": user},
+               "message": format!("{user} : user NOT in sudoers ; TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/sh")})
+    };
+    assert!(
+        !sudo.is_match(&probe("deploy")),
+        "the user's filter applies"
+    );
+    assert!(sudo.is_match(&probe("mallory")));
+
+    // The user's rules loaded on their own, as the server and `vigil hunt` did: both
+    // references are unknown.
+    std::fs::remove_file(dir.0.join("nested/copy.yml")).unwrap();
+    let alone = load_dir(&dir.0, &CompileOptions::default()).unwrap();
+    assert!(alone.correlations.is_empty());
+    let unknown = alone
+        .errors
+        .iter()
+        .filter(|e| e.to_string().contains("unknown referenced rule"))
+        .count();
+    assert_eq!(unknown, 2, "{:?}", alone.errors);
 }

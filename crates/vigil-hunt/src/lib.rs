@@ -152,6 +152,9 @@ const KEY_FIELDS: &[&str] = &[
     "ScriptBlockText",
     "DestinationIp",
     "QueryName",
+    // Parsed log lines (auth.log): who tried, from where.
+    "source.ip",
+    "user.name",
     "message",
 ];
 
@@ -187,30 +190,28 @@ pub fn pipelines(choice: &str) -> Result<PipelineSet> {
     })
 }
 
-/// Loads the rules of every directory (bad rules land in [`LoadReport::errors`]), or the
-/// built-in pack when no directory is given; fails only
-/// when a directory cannot be read at all or no rule loads.
-pub fn load_rules(dirs: &[PathBuf], opts: &CompileOptions) -> Result<LoadReport> {
-    if dirs.is_empty() {
-        // No directories given: Vigil's built-in pack, embedded in the binary.
-        return Ok(vigil_detect::builtin_rules());
-    }
-    let mut all = LoadReport::default();
-    for dir in dirs {
-        let report = vigil_detect::load_dir(dir, opts)?;
-        // Keep the whole report: correlations and filters too, not only detection rules.
-        all.rules.extend(report.rules);
-        all.errors.extend(report.errors);
-        all.correlations.extend(report.correlations);
-        all.filters.extend(report.filters);
-    }
-    if all.rules.is_empty() {
+/// Loads the built-in pack (when `builtin`) and the rules of every directory as one set
+/// ([`vigil_detect::load`]: a directory's filters and correlations may name built-in rules;
+/// bad rules land in [`LoadReport::errors`]). Fails when a directory cannot be read at all,
+/// when directories are given but none of them adds a rule, or when nothing loads.
+pub fn load_rules(builtin: bool, dirs: &[PathBuf], opts: &CompileOptions) -> Result<LoadReport> {
+    let all = vigil_detect::load(builtin, dirs, opts)?;
+    let total = |r: &LoadReport| r.rules.len() + r.correlations.len() + r.filters.len();
+    // Rules, correlations and filters the directories added to the pack's.
+    let from_dirs = match builtin {
+        true => total(&all).saturating_sub(total(&vigil_detect::builtin_rules())),
+        false => total(&all),
+    };
+    if (!dirs.is_empty() && from_dirs == 0) || all.rules.is_empty() {
         return Err(Error::NoRules {
-            dirs: dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            dirs: match dirs.is_empty() {
+                true => "the built-in pack".into(),
+                false => dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
         });
     }
     Ok(all)
@@ -294,6 +295,11 @@ pub struct Hunt<'r> {
     pub hits: Vec<Hit<'r>>,
     /// Correlation matches at or above the minimum level, by the time they completed.
     pub correlations: Vec<CorrelationHit>,
+    /// The minimum level of the hunt ([`Hunter::min_level`]); `None` before a hunt ran.
+    pub min_level: Option<Level>,
+    /// Matches and correlation matches left out because their level is below
+    /// [`Hunt::min_level`], per level (highest first; only levels with some).
+    pub below_min_level: Vec<(Level, u64)>,
     /// Files read (fully or partly).
     pub files: usize,
     /// Events evaluated.
@@ -316,6 +322,11 @@ impl Hunt<'_> {
     /// Matches and correlation matches: what decides the exit code of `vigil hunt`.
     pub fn findings(&self) -> usize {
         self.hits.len() + self.correlations.len()
+    }
+
+    /// Matches and correlation matches left out by the level filter.
+    pub fn hidden(&self) -> u64 {
+        self.below_min_level.iter().map(|(_, n)| n).sum()
     }
 
     /// Hits (and correlation hits) per level, highest level first.
@@ -373,6 +384,8 @@ struct FileHunt<'r> {
     hits: Vec<Hit<'r>>,
     events: u64,
     out_of_range: u64,
+    /// Matches below the minimum level, per level.
+    hidden: BTreeMap<Level, u64>,
     errors: Vec<Error>,
     /// Events that matched a rule a correlation refers to.
     candidates: Vec<Candidate>,
@@ -429,7 +442,10 @@ impl<'r> Hunter<'r> {
     /// Hunts every file named by `inputs` (files, directories searched recursively, or
     /// patterns with `*`/`?` in their last component), calling `progress` as it goes.
     pub fn hunt(&self, inputs: &[PathBuf], mut progress: impl FnMut(Progress<'_>)) -> Hunt<'r> {
-        let mut hunt = Hunt::default();
+        let mut hunt = Hunt {
+            min_level: Some(self.min_level),
+            ..Hunt::default()
+        };
         let (files, errors) = expand_inputs(inputs);
         hunt.errors.extend(errors);
         let sizes: Vec<u64> = files
@@ -487,15 +503,16 @@ impl<'r> Hunter<'r> {
 
         // Merge in file order, so the result does not depend on which thread finished first.
         let mut candidates = Vec::new();
+        let mut hidden = BTreeMap::new();
         for (i, file) in done.into_iter().enumerate() {
-            let Some(file) = file else { continue };
-            hunt.files += 1;
+            let Some(mut file) = file else { continue };
             hunt.bytes += sizes[i];
-            hunt.events += file.events;
-            hunt.out_of_range += file.out_of_range;
-            hunt.hits.extend(file.hits);
-            hunt.errors.extend(file.errors);
-            candidates.extend(file.candidates.into_iter().map(|c| (i, c)));
+            candidates.extend(
+                std::mem::take(&mut file.candidates)
+                    .into_iter()
+                    .map(|c| (i, c)),
+            );
+            merge(&mut hunt, &mut hidden, file);
         }
         hunt.hits.sort_by(|a, b| {
             (a.at.is_none(), a.at, &a.time, &a.location).cmp(&(
@@ -505,7 +522,8 @@ impl<'r> Hunter<'r> {
                 &b.location,
             ))
         });
-        self.correlate(&files, candidates, &mut hunt);
+        self.correlate(&files, candidates, &mut hunt, &mut hidden);
+        hunt.below_min_level = hidden.into_iter().rev().collect();
         hunt
     }
 
@@ -513,11 +531,10 @@ impl<'r> Hunter<'r> {
     /// the whole hunt: see [`Hunter::hunt`]).
     pub fn hunt_file(&self, path: &Path, hunt: &mut Hunt<'r>) {
         let file = self.hunt_one_guarded(path, &self.plan());
-        hunt.files += 1;
-        hunt.events += file.events;
-        hunt.out_of_range += file.out_of_range;
-        hunt.hits.extend(file.hits);
-        hunt.errors.extend(file.errors);
+        hunt.min_level = Some(self.min_level);
+        let mut hidden: BTreeMap<Level, u64> = hunt.below_min_level.iter().copied().collect();
+        merge(hunt, &mut hidden, file);
+        hunt.below_min_level = hidden.into_iter().rev().collect();
     }
 
     /// Per rule of the ruleset: (referred to by a correlation, reports no hits of its own).
@@ -595,7 +612,12 @@ impl<'r> Hunter<'r> {
                 if is_referenced {
                     referenced.push(i);
                 }
-                if hidden || rule.rule().level.unwrap_or(Level::Informational) < self.min_level {
+                if hidden {
+                    continue;
+                }
+                let level = rule.rule().level.unwrap_or(Level::Informational);
+                if level < self.min_level {
+                    *file.hidden.entry(level).or_default() += 1;
                     continue;
                 }
                 file.hits.push(Hit {
@@ -629,6 +651,7 @@ impl<'r> Hunter<'r> {
         files: &[PathBuf],
         candidates: Vec<(usize, Candidate)>,
         hunt: &mut Hunt<'r>,
+        hidden: &mut BTreeMap<Level, u64>,
     ) {
         if self.correlations.is_empty() {
             return;
@@ -655,6 +678,7 @@ impl<'r> Hunter<'r> {
             for m in engine.process_rules(time, &matched, &c.event) {
                 let level = m.level.unwrap_or(Level::Informational);
                 if level < self.min_level {
+                    *hidden.entry(level).or_default() += 1;
                     continue;
                 }
                 let millis = |t: i64| DateTime::from_timestamp_millis(t).unwrap_or_default();
@@ -674,6 +698,19 @@ impl<'r> Hunter<'r> {
             }
         }
         hunt.correlations = out;
+    }
+}
+
+/// Adds one file's counts, hits and errors to the hunt (its correlation candidates are
+/// the caller's) and its level-filtered matches to `hidden`.
+fn merge<'r>(hunt: &mut Hunt<'r>, hidden: &mut BTreeMap<Level, u64>, file: FileHunt<'r>) {
+    hunt.files += 1;
+    hunt.events += file.events;
+    hunt.out_of_range += file.out_of_range;
+    hunt.hits.extend(file.hits);
+    hunt.errors.extend(file.errors);
+    for (level, n) in file.hidden {
+        *hidden.entry(level).or_default() += n;
     }
 }
 

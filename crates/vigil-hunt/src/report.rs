@@ -274,17 +274,42 @@ pub struct RuleCounts {
     pub unmapped: usize,
 }
 
+/// ` (57 below --min-level low hidden: informational 57; --min-level informational shows
+/// them)`, or nothing when the level filter left nothing out: so a hunt whose findings are
+/// all low or informational does not read as a clean one.
+fn hidden_note(hunt: &Hunt<'_>) -> String {
+    let (Some(min), hidden) = (hunt.min_level, hunt.hidden()) else {
+        return String::new();
+    };
+    if hidden == 0 {
+        return String::new();
+    }
+    let levels: Vec<String> = hunt
+        .below_min_level
+        .iter()
+        .map(|(level, n)| format!("{} {n}", level_name(*level)))
+        .collect();
+    let lowest = hunt.below_min_level.last().map_or(min, |(level, _)| *level);
+    format!(
+        " ({hidden} below --min-level {} hidden: {}; --min-level {} shows them)",
+        level_name(min),
+        levels.join(", "),
+        level_name(lowest)
+    )
+}
+
 /// Files, events, hits by level, the top rules, the rules, and problems met.
 pub fn write_summary(hunt: &Hunt<'_>, rules: RuleCounts, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "Summary")?;
     writeln!(
         out,
-        "  files: {} ({:.1} MiB, {} threads), events: {}, matches: {}, correlations: {}",
+        "  files: {} ({:.1} MiB, {} threads), events: {}, matches: {}{}, correlations: {}",
         hunt.files,
         hunt.bytes as f64 / (1024.0 * 1024.0),
         hunt.threads,
         hunt.events,
         hunt.hits.len(),
+        hidden_note(hunt),
         hunt.correlations.len()
     )?;
     if hunt.out_of_range > 0 {

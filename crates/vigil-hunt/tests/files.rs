@@ -133,6 +133,10 @@ fn min_level_drops_lower_hits() {
     assert_eq!(hunt.hits.len(), 1);
     assert_eq!(hunt.hits[0].rule.rule().title, "Whoami");
     assert_eq!(hunt.events, 2);
+    // The lower hit is counted, not lost: the summary says what the filter hid.
+    assert_eq!(hunt.min_level, Some(Level::Medium));
+    assert_eq!(hunt.below_min_level, vec![(Level::Low, 1)]);
+    assert_eq!(hunt.hidden(), 1);
 }
 
 #[test]

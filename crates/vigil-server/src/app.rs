@@ -115,6 +115,7 @@ impl Application {
             })?;
         let rules = std::sync::Arc::new(crate::ingest::detect::Rules::load(
             &config.ingest.rule_dirs,
+            config.ingest.min_alert_level,
         )?);
         let events = store.event_store();
         let ml = crate::ml::MlEngine::start(config.ml.clone(), &store).await?;

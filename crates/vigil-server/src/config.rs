@@ -64,8 +64,14 @@ pub struct IngestConfig {
     /// kept with the receive time as `@timestamp`, its claimed time in `event.created_raw`
     /// and the tag `_timestamp_in_future` (syslog and the local agent use the default, 300).
     pub max_future_skew_secs: u64,
-    /// Extra Sigma rule directories, loaded after the built-in pack.
+    /// Extra Sigma rule directories, loaded with the built-in pack as one set (their filters
+    /// and correlations may name built-in rules).
     pub rule_dirs: Vec<PathBuf>,
+    /// The lowest rule level that raises an alert (`informational`, `low`, `medium`, `high`,
+    /// `critical`). Matches below it still feed correlations. Default `low`: informational
+    /// rules (one failed login, one flow) are context, as the Sigma specification says, not
+    /// alerts.
+    pub min_alert_level: vigil_detect::Level,
     /// Run the agent inside `vigil serve`, watching this host.
     pub local_agent: bool,
 }
@@ -80,6 +86,7 @@ impl Default for IngestConfig {
             retention_days: 7,
             max_future_skew_secs: crate::ingest::normalize::DEFAULT_MAX_FUTURE_SKEW_SECS,
             rule_dirs: Vec::new(),
+            min_alert_level: vigil_detect::Level::Low,
             local_agent: true,
         }
     }

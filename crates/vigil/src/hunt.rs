@@ -23,15 +23,21 @@ use vigil_hunt::{Hunter, Progress};
 #[derive(Args)]
 pub struct HuntArgs {
     /// Directory of Sigma rules (searched recursively); repeat for several, e.g. a SigmaHQ
-    /// checkout's rules/ and rules-emerging-threats/. Default: Vigil's built-in rule pack.
+    /// checkout's rules/ and rules-emerging-threats/. Loaded with Vigil's built-in rule pack
+    /// as one set, so their filters and correlations may name built-in rules.
     #[arg(long = "rules", short = 'r', value_name = "DIR")]
     rules: Vec<PathBuf>,
+    /// Leave Vigil's built-in rule pack out: only the --rules directories.
+    #[arg(long, requires = "rules")]
+    no_builtin: bool,
     /// Processing pipelines mapping rule logsources to events: one built-in, or all of them.
     #[arg(long, value_enum, default_value_t = PipelineChoice::All)]
     pipeline: PipelineChoice,
-    /// Only matches of rules at this level or above.
-    #[arg(long, value_enum)]
-    min_level: Option<MinLevel>,
+    /// Only matches of rules at this level or above. The default, low, leaves out
+    /// informational rules (one failed login, one root login attempt's context): the
+    /// summary says how many matches that hid.
+    #[arg(long, value_enum, default_value_t = MinLevel::Low)]
+    min_level: MinLevel,
     /// Output: a table (default), JSON lines (one object per match, with the whole event)
     /// or CSV. With json and csv the summary goes to standard error.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
@@ -144,7 +150,7 @@ fn run(args: HuntArgs) -> anyhow::Result<usize> {
     };
     spinner.set_message("loading rules");
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
-    let loaded = vigil_hunt::load_rules(&args.rules, &CompileOptions::default());
+    let loaded = vigil_hunt::load_rules(!args.no_builtin, &args.rules, &CompileOptions::default());
     spinner.finish_and_clear();
     let loaded = loaded.map_err(flat)?;
     let mut counts = RuleCounts {
@@ -183,14 +189,12 @@ fn run(args: HuntArgs) -> anyhow::Result<usize> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let mut hunter = Hunter::new(&ruleset)
+    let hunter = Hunter::new(&ruleset)
         .time_range(range)
         .threads(args.threads.unwrap_or(0))
         .correlations(correlations)
-        .map_err(flat)?;
-    if let Some(level) = args.min_level {
-        hunter = hunter.min_level(level.into());
-    }
+        .map_err(flat)?
+        .min_level(args.min_level.into());
     let (mut done, mut total) = (0, 0);
     let hunt = hunter.hunt(&args.inputs, |p| match p {
         Progress::Planned { files, bytes } => {

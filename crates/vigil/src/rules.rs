@@ -22,13 +22,18 @@ macro_rules! wl {
 
 #[derive(Subcommand)]
 pub enum RulesCmd {
-    /// Load every rule of the directories as `vigil hunt` would and report each problem:
-    /// rules the engine rejects (with the reason), duplicate ids (errors); missing id, level,
-    /// tags or description, malformed ids and tags, logsources no pipeline maps (warnings).
+    /// Load every rule of the directories as `vigil hunt` would (with the built-in pack, so
+    /// filters and correlations may name its rules) and report each problem: rules the
+    /// engine rejects (with the reason), duplicate ids (errors); missing id, level, tags or
+    /// description, malformed ids and tags, logsources no pipeline maps (warnings).
     Lint {
-        /// Rule directories (searched recursively for .yml/.yaml) or rule files.
-        #[arg(value_name = "DIR", required = true)]
+        /// Rule directories (searched recursively for .yml/.yaml) or rule files; none for
+        /// the built-in pack.
+        #[arg(value_name = "DIR")]
         dirs: Vec<PathBuf>,
+        /// Check the directories on their own, without the built-in pack.
+        #[arg(long)]
+        no_builtin: bool,
         /// Exit 1 on warnings too.
         #[arg(long)]
         deny_warnings: bool,
@@ -43,6 +48,9 @@ pub enum RulesCmd {
         /// Rule directories or files; none for the built-in pack.
         #[arg(value_name = "DIR")]
         dirs: Vec<PathBuf>,
+        /// Test the directories on their own, without the built-in pack.
+        #[arg(long)]
+        no_builtin: bool,
         /// List the rules without tests too.
         #[arg(long, short = 'v')]
         verbose: bool,
@@ -67,19 +75,41 @@ pub fn main(cmd: RulesCmd) -> ExitCode {
     }
 }
 
+/// The rules to check and their context.
+struct Checked {
+    /// The files of `dirs`, or the built-in pack when none is given.
+    sources: Vec<RuleSource>,
+    /// Loaded with them but not checked: the built-in pack, for directories.
+    context: Vec<RuleSource>,
+    /// Files that could not be read (reported).
+    unreadable: usize,
+}
+
 /// The sources of `dirs` (the built-in pack when empty), with unreadable files reported.
 fn sources(
     dirs: &[PathBuf],
+    no_builtin: bool,
     out: &mut String,
-) -> Result<(Vec<RuleSource>, usize), vigil_hunt::Error> {
+) -> Result<Checked, vigil_hunt::Error> {
     if dirs.is_empty() {
-        return Ok((rules::builtin_sources(), 0));
+        return Ok(Checked {
+            sources: rules::builtin_sources(),
+            context: Vec::new(),
+            unreadable: 0,
+        });
     }
     let (sources, unreadable) = rules::read_sources(dirs)?;
     for e in &unreadable {
         wl!(out, "error: {e}");
     }
-    Ok((sources, unreadable.len()))
+    Ok(Checked {
+        sources,
+        context: match no_builtin {
+            true => Vec::new(),
+            false => rules::builtin_sources(),
+        },
+        unreadable: unreadable.len(),
+    })
 }
 
 /// Whether everything was clean.
@@ -87,12 +117,14 @@ fn run(cmd: RulesCmd, out: &mut String) -> Result<bool, vigil_hunt::Error> {
     match cmd {
         RulesCmd::Lint {
             dirs,
+            no_builtin,
             deny_warnings,
             pipeline,
         } => {
             let pipelines = vigil_hunt::pipelines(&pipeline)?;
-            let (sources, unreadable) = sources(&dirs, out)?;
-            let report = rules::lint(&sources, &pipelines);
+            let checked = sources(&dirs, no_builtin, out)?;
+            let unreadable = checked.unreadable;
+            let report = rules::lint(&checked.sources, &checked.context, &pipelines);
             for finding in &report.findings {
                 wl!(out, "{finding}");
             }
@@ -112,12 +144,14 @@ fn run(cmd: RulesCmd, out: &mut String) -> Result<bool, vigil_hunt::Error> {
         }
         RulesCmd::Test {
             dirs,
+            no_builtin,
             verbose,
             pipeline,
         } => {
             let pipelines = vigil_hunt::pipelines(&pipeline)?;
-            let (sources, unreadable) = sources(&dirs, out)?;
-            let report = rules::test(&sources, &pipelines);
+            let checked = sources(&dirs, no_builtin, out)?;
+            let unreadable = checked.unreadable;
+            let report = rules::test(&checked.sources, &checked.context, &pipelines);
             for e in &report.load_errors {
                 wl!(out, "error: {e}");
             }

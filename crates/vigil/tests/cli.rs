@@ -10,6 +10,10 @@ mod shutdown;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A user's filter and correlation naming built-in rules by id.
+const USER_RULES_ON_BUILTIN: &str =
+    include_str!("../../vigil-detect/tests/fixtures/user_rules_on_builtin.yml");
+
 struct Dir(PathBuf);
 impl Drop for Dir {
     fn drop(&mut self) {
@@ -323,7 +327,15 @@ fn hunt_prints_a_table_and_json_lines_and_skips_bad_input() {
     )
     .unwrap();
 
-    let args = ["hunt", "--rules", "rules", "--pipeline", "windows", "logs"];
+    let args = [
+        "hunt",
+        "--no-builtin",
+        "--rules",
+        "rules",
+        "--pipeline",
+        "windows",
+        "logs",
+    ];
     let o = vigil(&d.0, &args, &[]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "findings: exit 1; {err}");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use vigil_detect::{PipelineSet, Ruleset};
 
-use super::{Document, Kind, RuleSource, load, read_documents};
+use super::{Document, Kind, RuleSource, in_context, load, read_documents};
 
 /// How bad a finding is: errors make `vigil rules lint` exit 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,12 +76,23 @@ impl LintReport {
 /// duplicate ids (errors), missing `id`/`level`/`tags`/`description`, ids that are not
 /// UUIDs, malformed tags and logsources `pipelines` does not map (warnings). Correlations
 /// that are only a chain's input need no level, description or tags.
-pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
+///
+/// `context` (the built-in pack, for a user's rule directory) is loaded first with the
+/// sources, as `vigil hunt` and `vigil serve` load them: the sources' filters and
+/// correlations may name its rules, and an id it already has is a duplicate. Its own files
+/// are not linted or counted.
+pub fn lint(sources: &[RuleSource], context: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
     let docs = read_documents(sources);
-    let loaded = load(sources);
+    let context_docs = read_documents(context);
+    let loaded = load(context, sources);
     let mut findings: Vec<Finding> = Vec::new();
 
     for e in &loaded.errors {
+        // Duplicate ids are reported below with every place that uses them.
+        let duplicate_id = matches!(e.root(), vigil_detect::Error::Duplicate { what: "id", .. });
+        if in_context(e, context) || duplicate_id {
+            continue;
+        }
         let (path, root) = match e {
             vigil_detect::Error::InFile { path, source } => (path.clone(), source.root()),
             other => (PathBuf::new(), other),
@@ -157,6 +168,13 @@ pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
         }
     }
 
+    for doc in &context_docs {
+        if let Some(id) = doc.id.as_deref()
+            && let Some(docs) = ids.get_mut(id)
+        {
+            docs.insert(0, doc);
+        }
+    }
     for (id, docs) in &ids {
         if docs.len() < 2 {
             continue;
@@ -171,7 +189,10 @@ pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
                 )
             })
             .collect();
-        for doc in docs {
+        let ours = docs
+            .iter()
+            .filter(|d| !context.iter().any(|c| c.path == d.path));
+        for doc in ours {
             findings.push(Finding {
                 severity: Severity::Error,
                 path: doc.path.clone(),
@@ -181,10 +202,22 @@ pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
         }
     }
 
+    // What the sources added to the context's.
+    let base = match context.is_empty() {
+        true => (0, 0, 0),
+        false => {
+            let alone = load(context, &[]);
+            (
+                alone.rules.len(),
+                alone.correlations.len(),
+                alone.filters.len(),
+            )
+        }
+    };
     let counts = (
-        loaded.rules.len(),
-        loaded.correlations.len(),
-        loaded.filters.len(),
+        loaded.rules.len().saturating_sub(base.0),
+        loaded.correlations.len().saturating_sub(base.1),
+        loaded.filters.len().saturating_sub(base.2),
     );
     let ruleset = Ruleset::with_pipelines(loaded.rules, pipelines);
     for rule in ruleset.unmapped() {
@@ -196,6 +229,9 @@ pub fn lint(sources: &[RuleSource], pipelines: &PipelineSet) -> LintReport {
                     _ => d.title.as_deref() == Some(r.title.as_str()),
                 }
         });
+        if doc.is_none() && !context.is_empty() {
+            continue; // a rule of the context, not linted
+        }
         let ls = &r.logsource;
         let parts: Vec<String> = [
             ("product", &ls.product),

@@ -23,9 +23,11 @@
 //!     \x20 true_negatives: [{process.command_line: id}]\n";
 //! let sources = vec![RuleSource::new("whoami.yml", rule)];
 //! let pipelines = vigil_hunt::pipelines("all")?;
-//! let lint = rules::lint(&sources, &pipelines);
+//! // Checked on their own; `rules::builtin_sources()` as the context resolves references
+//! // to built-in rules, as `vigil hunt` and `vigil serve` do.
+//! let lint = rules::lint(&sources, &[], &pipelines);
 //! assert_eq!((lint.errors(), lint.warnings()), (0, 0));
-//! let report = rules::test(&sources, &pipelines);
+//! let report = rules::test(&sources, &[], &pipelines);
 //! assert_eq!((report.passed(), report.failed()), (1, 0));
 //! # Ok::<(), vigil_hunt::Error>(())
 //! ```
@@ -212,10 +214,20 @@ fn same(doc: &Document, id: Option<&str>, title: &str) -> bool {
     }
 }
 
-/// Loads the sources with the engine, as `vigil hunt` and `vigil serve` do.
-fn load(sources: &[RuleSource]) -> vigil_detect::LoadReport {
+/// Loads `context` then `sources` as one set with the engine, as `vigil hunt` and
+/// `vigil serve` load the built-in pack and rule directories: references resolve across
+/// both, and a repeated id is an error for the later rule.
+fn load(context: &[RuleSource], sources: &[RuleSource]) -> vigil_detect::LoadReport {
     vigil_detect::load_sources(
-        sources.iter().map(|s| (s.path.as_path(), s.text.as_str())),
+        context
+            .iter()
+            .chain(sources)
+            .map(|s| (s.path.as_path(), s.text.as_str())),
         &vigil_detect::CompileOptions::default(),
     )
+}
+
+/// Whether an error of [`load`] is about a file of `context` (which is not checked).
+fn in_context(error: &vigil_detect::Error, context: &[RuleSource]) -> bool {
+    matches!(error, vigil_detect::Error::InFile { path, .. } if context.iter().any(|c| &c.path == path))
 }

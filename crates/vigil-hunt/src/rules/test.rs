@@ -70,11 +70,19 @@ impl TestReport {
 ///     # correlation rules instead: how often each timed sequence fires it
 ///     sequences: [{name: ten failures, expect: 1, events: [{at: 0, event: {..}}, ...]}]
 /// ```
-pub fn test(sources: &[RuleSource], pipelines: &PipelineSet) -> TestReport {
+///
+/// `context` (the built-in pack, for a user's rule directory) is loaded first with the
+/// sources, as [`super::lint`] does; its own rules are not tested and its load errors are
+/// not reported.
+pub fn test(sources: &[RuleSource], context: &[RuleSource], pipelines: &PipelineSet) -> TestReport {
     let docs = read_documents(sources);
-    let loaded = load(sources);
+    let loaded = load(context, sources);
     let correlations = loaded.correlations.clone();
-    let load_errors = loaded.errors;
+    let load_errors = loaded
+        .errors
+        .into_iter()
+        .filter(|e| !super::in_context(e, context))
+        .collect();
     let ruleset = Ruleset::with_pipelines(loaded.rules, pipelines);
     let mut rules = Vec::new();
     // A chain's input is tested by the sequences of the correlation it feeds.

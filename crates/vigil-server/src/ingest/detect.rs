@@ -1,6 +1,6 @@
-//! Detection in the server: the rule set (built-in pack, or rule directories from the
-//! config) evaluated on each normalized event, correlations kept per organization, and
-//! matches turned into alerts.
+//! Detection in the server: the rule set (the built-in pack and the rule directories of the
+//! config, loaded as one set) evaluated on each normalized event, correlations kept per
+//! organization, and matches at `ingest.min_alert_level` or above turned into alerts.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,20 +20,16 @@ pub struct Rules {
     report_correlations: LoadReport,
     /// Base rules that only feed correlations (their own matches raise no alert).
     correlation_only: Vec<bool>,
+    /// Rule and correlation matches below this level raise no alert.
+    min_alert_level: Level,
 }
 
 impl Rules {
-    /// The built-in pack plus every rule directory given; bad rules are logged and skipped.
-    pub fn load(dirs: &[PathBuf]) -> anyhow::Result<Self> {
-        let mut report = vigil_detect::builtin_rules();
-        for dir in dirs {
-            let more = vigil_detect::load_dir(dir, &CompileOptions::default())
-                .map_err(|e| anyhow::anyhow!("rules in {}: {e}", dir.display()))?;
-            report.rules.extend(more.rules);
-            report.errors.extend(more.errors);
-            report.correlations.extend(more.correlations);
-            report.filters.extend(more.filters);
-        }
+    /// The built-in pack and every rule directory given, loaded as one set so a directory's
+    /// filters and correlations may name built-in rules; bad rules are logged and skipped.
+    pub fn load(dirs: &[PathBuf], min_alert_level: Level) -> anyhow::Result<Self> {
+        let mut report = vigil_detect::load(true, dirs, &CompileOptions::default())
+            .map_err(|e| anyhow::anyhow!("rules: {e}"))?;
         for e in &report.errors {
             tracing::warn!(error = %e, "rule skipped");
         }
@@ -61,13 +57,22 @@ impl Rules {
         tracing::info!(
             rules = ruleset.rules().len(),
             correlations = names.correlations.len(),
+            filters = report.filters.len(),
+            rejected = report.errors.len(),
+            min_alert_level = ?min_alert_level,
             "detection rules loaded"
         );
         Ok(Self {
             ruleset,
             report_correlations: names,
             correlation_only,
+            min_alert_level,
         })
+    }
+
+    /// Whether a match at `level` (none: informational) becomes an alert.
+    fn alerts_at(&self, level: Option<Level>) -> bool {
+        level.unwrap_or(Level::Informational) >= self.min_alert_level
     }
 
     fn new_correlation_engine(&self) -> CorrelationEngine {
@@ -188,10 +193,10 @@ impl Correlations {
             .unwrap_or("-")
             .to_owned();
         for &i in &matched {
-            if rules.correlation_only[i] {
+            let rule = all[i].rule();
+            if rules.correlation_only[i] || !rules.alerts_at(rule.level) {
                 continue;
             }
-            let rule = all[i].rule();
             let event_type = rule
                 .logsource
                 .category
@@ -224,6 +229,9 @@ impl Correlations {
             .timestamp_millis();
         let refs: Vec<&vigil_detect::CompiledRule> = matched.iter().map(|&i| &all[i]).collect();
         for m in engine.process_rules(time, &refs, doc) {
+            if !rules.alerts_at(m.level) {
+                continue;
+            }
             out.extend(correlation_detection(rules, doc, &m));
         }
         out

@@ -19,6 +19,7 @@ both!(
 );
 both!(@backend the_local_agent_reports_process_starts_of_this_host, overload_is_answered_never_silent);
 both!(events_timed_far_in_the_future_are_kept_at_their_receive_time);
+both!(@backend rule_dirs_filter_and_correlate_built_in_rules, informational_matches_are_no_alerts_below_min_alert_level);
 
 /// Creates an enrollment token and registers an agent; returns (agent id, credential).
 pub async fn enrolled_agent(app: &TestApp, admin: &str, host: &str) -> (String, String) {
@@ -566,4 +567,121 @@ async fn events_timed_far_in_the_future_are_kept_at_their_receive_time(app: &Tes
             .contains(&json!("_timestamp_in_future")),
         "{doc}"
     );
+}
+
+fn sudo_probe(user: &str) -> Value {
+    json!({
+        "@timestamp": vigil_core::event::format_timestamp(vigil_core::now()),
+        "event": {"dataset": "auth"},
+        "process": {"name": "sudo"},
+        "host": {"name": "app-2"},
+        "user": {"name": user},
+        "message": format!("{user} : user NOT in sudoers ; TTY=pts/0 ; PWD=/srv ; USER=root ; COMMAND=/bin/sh"),
+    })
+}
+
+/// A filter and a correlation in `ingest.rule_dirs` naming built-in rules by id take effect:
+/// the directories are loaded with the built-in pack as one set.
+async fn rule_dirs_filter_and_correlate_built_in_rules(backend: vigil_store::Backend) {
+    let dir = std::env::temp_dir().join(format!("vigil-rules-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("tuning.yml"),
+        include_str!("../../../vigil-detect/tests/fixtures/user_rules_on_builtin.yml"),
+    )
+    .unwrap();
+    let rule_dirs = vec![dir.clone()];
+    let Some(app) =
+        crate::helpers::spawn_app_with(backend, |c| c.ingest.rule_dirs = rule_dirs).await
+    else {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let admin = app.admin().await.access;
+    let (_, cred) = enrolled_agent(&app, &admin, "app-2").await;
+
+    ingest(&app, &cred, Uuid::now_v7(), vec![sudo_probe("deploy")])
+        .await
+        .ok(202);
+    let list = alerts(&app, &admin).await;
+    assert!(
+        !list
+            .iter()
+            .any(|a| a["title"] == "Sudo Attempt by a User Not in Sudoers"),
+        "the user's filter suppresses deploy's probe: {list:#?}"
+    );
+    ingest(&app, &cred, Uuid::now_v7(), vec![sudo_probe("mallory")])
+        .await
+        .ok(202);
+    let list = alerts(&app, &admin).await;
+    let sudo: Vec<&Value> = list
+        .iter()
+        .filter(|a| a["title"] == "Sudo Attempt by a User Not in Sudoers")
+        .collect();
+    assert_eq!(sudo.len(), 1, "{list:#?}");
+    assert_eq!(sudo[0]["metadata"]["event"]["user"]["name"], "mallory");
+
+    let failures: Vec<Value> = (0..3)
+        .map(|i| {
+            let mut e = ssh_failure(i, "app-2");
+            e["source"]["ip"] = "203.0.113.77".into();
+            e["user"]["name"] = "alice".into();
+            e["message"] = format!(
+                "Failed password for alice from 203.0.113.77 port {} ssh2",
+                50000 + i
+            )
+            .into();
+            e
+        })
+        .collect();
+    ingest(&app, &cred, Uuid::now_v7(), failures).await.ok(202);
+    let list = alerts(&app, &admin).await;
+    let corr: Vec<&Value> = list
+        .iter()
+        .filter(|a| a["title"] == "Three SSH Failures From One Address")
+        .collect();
+    assert_eq!(corr.len(), 1, "{list:#?}");
+    assert_eq!(corr[0]["severity"], "high");
+    assert_eq!(
+        corr[0]["metadata"]["detail"]["group"]["source.ip"],
+        "203.0.113.77"
+    );
+}
+
+/// One failed login matches the built-in informational rule: no alert at the default
+/// `ingest.min_alert_level` (low), an alert when it is `informational`. Root login attempts
+/// (low) are alerts by default.
+async fn informational_matches_are_no_alerts_below_min_alert_level(backend: vigil_store::Backend) {
+    for (level, alerted) in [
+        (None, false),
+        (Some(vigil_detect::Level::Informational), true),
+    ] {
+        let Some(app) = crate::helpers::spawn_app_with(backend, |c| {
+            if let Some(level) = level {
+                c.ingest.min_alert_level = level;
+            }
+        })
+        .await
+        else {
+            return;
+        };
+        let admin = app.admin().await.access;
+        let (_, cred) = enrolled_agent(&app, &admin, "bastion-1").await;
+        let mut alice = ssh_failure(0, "bastion-1");
+        alice["user"]["name"] = "alice".into();
+        alice["message"] = "Failed password for alice from 203.0.113.9 port 50000 ssh2".into();
+        let root = ssh_failure(1, "bastion-1");
+        ingest(&app, &cred, Uuid::now_v7(), vec![alice, root])
+            .await
+            .ok(202);
+        let list = alerts(&app, &admin).await;
+        let titles: Vec<&str> = list.iter().filter_map(|a| a["title"].as_str()).collect();
+        assert_eq!(
+            titles.contains(&"Authentication Failure"),
+            alerted,
+            "min_alert_level {level:?}: {titles:?}"
+        );
+        assert!(titles.contains(&"Root Login Attempt"), "{titles:?}");
+    }
 }

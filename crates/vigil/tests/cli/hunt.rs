@@ -439,3 +439,179 @@ fn hunt_finds_the_expected_rule_of_every_sigma_regression_case() {
         missing.join("\n")
     );
 }
+
+/// An auth.log as sshd writes it: `failures` failed logins by alice from as many addresses
+/// (none reaches the brute-force correlation), `invalid` unknown users, `root` failed root
+/// logins and two accepted logins.
+fn auth_log(failures: usize, invalid: usize, root: usize) -> String {
+    let mut lines = Vec::new();
+    let mut second = 0;
+    let mut line = |msg: String| {
+        second += 1;
+        lines.push(format!(
+            "May  1 09:{:02}:{:02} bastion-1 sshd[{}]: {msg}",
+            second / 60,
+            second % 60,
+            1000 + second
+        ));
+    };
+    for i in 0..failures {
+        line(format!(
+            "Failed password for alice from 203.0.113.{} port {} ssh2",
+            i + 1,
+            40000 + i
+        ));
+    }
+    for i in 0..invalid {
+        line(format!(
+            "Invalid user admin{i} from 198.51.100.{} port {}",
+            i + 1,
+            41000 + i
+        ));
+    }
+    for i in 0..root {
+        line(format!(
+            "Failed password for root from 192.0.2.{} port {} ssh2",
+            i + 1,
+            42000 + i
+        ));
+    }
+    line("Accepted publickey for alice from 10.0.0.5 port 43000 ssh2: ED25519 SHA256:abc".into());
+    line("Accepted publickey for alice from 10.0.0.5 port 43001 ssh2: ED25519 SHA256:abc".into());
+    lines.join("\n") + "\n"
+}
+
+/// `vigil hunt auth.log` on single failed logins: root login attempts (low) are listed, the
+/// informational failures and unknown users are counted in the summary as hidden, and
+/// `--min-level informational` lists them.
+#[test]
+fn hunt_counts_the_informational_auth_findings_it_hides_and_shows_them_on_request() {
+    let d = tmp();
+    std::fs::write(d.0.join("auth.log"), auth_log(20, 5, 3)).unwrap();
+    let o = vigil(&d.0, &["hunt", "auth.log"], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "root attempts are findings; {err}"
+    );
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("Root Login Attempt") && l.contains("auth.log:"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(rows.iter().all(|r| r.contains(" low ")), "{out}");
+    assert!(
+        rows[0].contains("source.ip=192.0.2.1 user.name=root"),
+        "{out}"
+    );
+    // 20 + 5 + 3 failures, 5 unknown users: 33 informational matches hidden.
+    assert!(
+        out.contains(
+            "matches: 3 (33 below --min-level low hidden: informational 33; \
+             --min-level informational shows them)"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("Authentication Failure"), "{out}");
+
+    let o = vigil(
+        &d.0,
+        &["hunt", "--min-level", "informational", "--json", "auth.log"],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let hits = json_lines(&out);
+    let count = |title: &str| hits.iter().filter(|h| h["rule"]["title"] == title).count();
+    assert_eq!(count("Authentication Failure"), 28, "{out}");
+    assert_eq!(
+        count("Authentication Failure for an Unknown User"),
+        5,
+        "{out}"
+    );
+    assert_eq!(count("Root Login Attempt"), 3, "{out}");
+    assert_eq!(hits.len(), 36, "{out}");
+    assert!(
+        hits.iter()
+            .filter(|h| h["rule"]["title"] == "Authentication Failure for an Unknown User")
+            .all(|h| h["level"] == "informational"
+                && h["event"]["source"]["ip"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("198.51.100.")),
+        "{out}"
+    );
+    assert!(err.contains("matches: 36, correlations: 0"), "{err}");
+
+    // Only hidden findings: exit 0, and the summary still says what was left out.
+    std::fs::write(d.0.join("quiet.log"), auth_log(4, 0, 0)).unwrap();
+    let o = vigil(&d.0, &["hunt", "--json", "quiet.log"], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        err.contains("matches: 0 (4 below --min-level low hidden"),
+        "{err}"
+    );
+}
+
+/// A filter and a correlation in `--rules` that name built-in rules by id take effect: the
+/// directory is loaded with the built-in pack as one set.
+#[test]
+fn hunt_rules_filters_and_correlations_may_name_built_in_rules() {
+    let d = tmp();
+    std::fs::create_dir_all(d.0.join("mine")).unwrap();
+    std::fs::write(d.0.join("mine/tuning.yml"), super::USER_RULES_ON_BUILTIN).unwrap();
+    let log = [
+        "May  1 09:00:01 app-2 sudo: deploy : user NOT in sudoers ; TTY=pts/0 ; PWD=/srv ; USER=root ; COMMAND=/bin/ls",
+        "May  1 09:00:02 app-2 sudo: mallory : user NOT in sudoers ; TTY=pts/1 ; PWD=/tmp ; USER=root ; COMMAND=/bin/sh",
+        "May  1 09:00:03 app-2 sshd[7]: Failed password for alice from 203.0.113.77 port 50001 ssh2",
+        "May  1 09:00:04 app-2 sshd[8]: Failed password for alice from 203.0.113.77 port 50002 ssh2",
+        "May  1 09:00:05 app-2 sshd[9]: Failed password for alice from 203.0.113.77 port 50003 ssh2",
+    ];
+    std::fs::write(d.0.join("auth.log"), log.join("\n") + "\n").unwrap();
+
+    let o = vigil(&d.0, &["hunt", "--json", "-r", "mine", "auth.log"], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    let hits = json_lines(&out);
+    let sudo: Vec<&serde_json::Value> = hits
+        .iter()
+        .filter(|h| h["rule"]["title"] == "Sudo Attempt by a User Not in Sudoers")
+        .collect();
+    assert_eq!(sudo.len(), 1, "the filter removes deploy's probe: {out}");
+    assert_eq!(sudo[0]["record"], 2, "{out}");
+    let corr: Vec<&serde_json::Value> = hits
+        .iter()
+        .filter(|h| h["rule"]["title"] == "Three SSH Failures From One Address")
+        .collect();
+    assert_eq!(corr.len(), 1, "{out}");
+    assert_eq!(corr[0]["correlation"]["group"]["source.ip"], "203.0.113.77");
+    assert!(!err.contains("unknown referenced rule"), "{err}");
+
+    // Without the built-in pack the references are unknown, and said so.
+    let o = vigil(
+        &d.0,
+        &["hunt", "--json", "--no-builtin", "-r", "mine", "auth.log"],
+        &[],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no rules loaded from mine"), "{err}");
+
+    // A rule reusing a built-in id is rejected, and the built-in rule still runs.
+    std::fs::write(
+        d.0.join("mine/copy.yml"),
+        "title: My Sudo Copy\nid: a1894dc3-4879-49e8-877a-376dd1ec8cf8\nlevel: high\n\
+         logsource: {product: linux, service: sudo}\ndetection: {kw: [sudoers], condition: kw}\n",
+    )
+    .unwrap();
+    let o = vigil(&d.0, &["hunt", "--json", "-r", "mine", "auth.log"], &[]);
+    let (out, err) = text(&o);
+    assert!(err.contains("duplicate id"), "{err}");
+    assert!(!out.contains("My Sudo Copy"), "{out}");
+    assert!(
+        out.contains("Sudo Attempt by a User Not in Sudoers"),
+        "{out}"
+    );
+}

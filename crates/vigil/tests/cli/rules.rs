@@ -118,7 +118,8 @@ fn rules_lint_reports_each_broken_rule_and_still_lints_the_rest() {
         "warning: rules/c/redos.yml: rule Rule 6 (5e2c0d0a-1111-4aaa-8bbb-000000000106): field `CommandLine`: regex `^(\\w+\\s?)*$` repeats a repetition without bound",
     );
     // The good rules still load: good, duplicate, bare, unmapped, tags, redos.
-    has("9 files, 8 documents: 6 rules, 0 correlations, 0 filters loaded; 5 errors, 8 warnings");
+    // The duplicate id is reported on both files and the later rule is not loaded.
+    has("9 files, 8 documents: 5 rules, 0 correlations, 0 filters loaded; 5 errors, 8 warnings");
     assert!(!out.contains("notes.txt"), "{out}");
 
     // Only warnings: exit 0, or 1 with --deny-warnings.
@@ -142,12 +143,59 @@ fn rules_lint_reports_each_broken_rule_and_still_lints_the_rest() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("missing"), "{:?}", text(&o));
 
-    // The built-in pack, as a directory, is clean.
-    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vigil-detect/rules");
-    let o = vigil(&d.0, &["rules", "lint", pack.to_str().unwrap()], &[]);
+    // The built-in pack is clean: embedded (no DIR), and as a directory on its own (with the
+    // embedded pack as context each of its rules would be a duplicate of itself).
+    let o = vigil(&d.0, &["rules", "lint"], &[]);
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("0 errors, 0 warnings"), "{out}");
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vigil-detect/rules");
+    let args = ["rules", "lint", "--no-builtin", pack.to_str().unwrap()];
+    let o = vigil(&d.0, &args, &[]);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("0 errors, 0 warnings"), "{out}");
+}
+
+/// A user directory's filter and correlation naming built-in rules lint and test clean: the
+/// directory is checked with the built-in pack as context, as `vigil hunt` loads it.
+#[test]
+fn rules_lint_and_test_resolve_references_to_built_in_rules() {
+    let d = tmp();
+    let r = d.0.join("mine");
+    write(&r, "tuning.yml", super::USER_RULES_ON_BUILTIN);
+    let o = vigil(&d.0, &["rules", "lint", "mine"], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("1 files, 2 documents: 0 rules, 1 correlations, 1 filters loaded; 0 errors"),
+        "{out}"
+    );
+    let o = vigil(&d.0, &["rules", "test", "mine"], &[]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+
+    // On their own the references are unknown; a built-in id reused is a duplicate.
+    let o = vigil(&d.0, &["rules", "lint", "--no-builtin", "mine"], &[]);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("unknown referenced rule"), "{out}");
+    write(
+        &r,
+        "copy.yml",
+        &GOOD.replace(
+            "5e2c0d0a-1111-4aaa-8bbb-000000000001",
+            "a1894dc3-4879-49e8-877a-376dd1ec8cf8",
+        ),
+    );
+    let o = vigil(&d.0, &["rules", "lint", "mine"], &[]);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("duplicate id `a1894dc3-4879-49e8-877a-376dd1ec8cf8`: used by builtin:rules/linux/sudo_not_in_sudoers.yml"),
+        "{out}"
+    );
 }
 
 #[test]
