@@ -184,6 +184,8 @@ fn attacker_text_never_becomes_the_address_port_or_another_user() {
         ("sshd", "Failed publickey for a from 6.6.6.6 port 6666 ssh2: b from 192.0.2.11 port 20000 ssh2: RSA SHA256:x", None),
         ("sshd", "Failed hostbased for bob from 192.0.2.11 port 20000 ssh2: client user \"x from 6.6.6.6 port 6666 ssh2\", client host \"y from 6.6.6.6 port 6666 ssh2: z\"", None),
         ("sshd", "Failed x for y from 6.6.6.6 port 6666 ssh2 for root from 192.0.2.11 port 20000 ssh2", None),
+        // SSH1 rhosts info ends with the client's user: it may end like an address.
+        ("sshd", "Failed rhosts-rsa for root from 192.0.2.11 port 20000 ssh1: ruser x from 6.6.6.6 port 6666", None),
         ("sshd", "Failed password for root\\nNov 23 10:00:00 h sshd[2]: Failed password for root from 6.6.6.6 port 6666 ssh2 from 192.0.2.11 port 20000 ssh2", Some("root\\nNov 23 10:00:00 h sshd[2]: Failed password for root from 6.6.6.6 port 6666 ssh2")),
         ("sshd", "Failed password for \"root from 6.6.6.6 port 6666\" from 192.0.2.11 port 20000 ssh2", Some("\"root from 6.6.6.6 port 6666\"")),
         ("sshd", "Invalid user x from 6.6.6.6 port 6666 from 192.0.2.11 port 20000", Some("x from 6.6.6.6 port 6666")),

@@ -18,6 +18,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("sshd", "Accepted publickey for {} from 192.0.2.11 port 20000 ssh2: RSA SHA256:q1w2e3"),
     ("sshd", "Failed publickey for {} from 192.0.2.11 port 20000 ssh2: ECDSA-CERT SHA256:q1 ID {} (serial 3) CA ED25519 SHA256:w2"),
     ("sshd", "Failed hostbased for {} from 192.0.2.11 port 20000 ssh2: client user \"{}\", client host \"{}\""),
+    ("sshd", "Failed rhosts-rsa for {} from 192.0.2.11 port 20000 ssh1: ruser {}"),
     ("sshd", "Invalid user {} from 192.0.2.11 port 20000"),
     ("sshd", "Invalid user {} from 192.0.2.11"),
     ("sshd", "error: maximum authentication attempts exceeded for invalid user {} from 192.0.2.11 port 20000 ssh2 [preauth]"),

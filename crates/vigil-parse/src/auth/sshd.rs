@@ -13,7 +13,7 @@
 use serde_json::Value as Json;
 use vigil_core::event;
 
-use super::{Auth, from_host_port, only, pam_kv, port};
+use super::{Auth, from_host_port, pam_kv, port};
 
 pub(super) fn parse_into(msg: &str, ev: &mut Json) -> bool {
     let msg = msg
@@ -274,10 +274,27 @@ fn strip_invalid(user: &str) -> (&str, bool) {
     }
 }
 
+/// Methods whose `auth_log` line never has info after the protocol: the address and port
+/// end it.
+fn without_info(method: &str) -> bool {
+    let base = method.split_once('/').map_or(method, |(m, _)| m);
+    matches!(
+        base,
+        "none"
+            | "password"
+            | "keyboard-interactive"
+            | "gssapi-with-mic"
+            | "gssapi-keyex"
+            | "gssapi"
+            | "challenge-response"
+            | "tis"
+    )
+}
+
 /// `Failed|Accepted <method> for [invalid user ]<user> from <ip> port <n> ssh2[: <info>]`
 /// (`auth.c` `auth_log`). The info after `: ` is a key's type and fingerprint, a
-/// certificate (whose key id is the client's) or a hostbased client's user and host (the
-/// client's, in quotes); without info the address is the line's end.
+/// certificate (whose key id is the client's), a hostbased client's user and host or an
+/// SSH1 rhosts client's user (the client's); without info the address ends the line.
 fn auth_log(rest: &str, outcome: &'static str, ev: &mut Json) -> bool {
     let Some((method, rest)) = rest.split_once(" for ") else {
         return false;
@@ -286,9 +303,15 @@ fn auth_log(rest: &str, outcome: &'static str, ev: &mut Json) -> bool {
         .strip_suffix(" ssh2")
         .or_else(|| rest.strip_suffix(" ssh1"))
         .unwrap_or(rest);
-    let found = from_host_port(tail)
-        .filter(|(_, _, port)| port.is_some())
-        .or_else(|| with_info(rest));
+    let at_end = from_host_port(tail).filter(|(_, _, port)| port.is_some());
+    let found = match at_end {
+        // Nothing follows the address in these lines, so the end is sshd's.
+        Some(end) if without_info(method) => Some(end),
+        // Info the client wrote may end the line like an address would, and a user name
+        // may hold `... port N ssh2: `: with both, either could be sshd's.
+        Some(end) => with_info(rest).map_or(Some(end), |_| None),
+        None => with_info(rest).and_then(|found| found),
+    };
     let known = known_method(method);
     if known {
         event::set(ev, "ssh.method", method.into());
@@ -308,11 +331,13 @@ fn auth_log(rest: &str, outcome: &'static str, ev: &mut Json) -> bool {
     auth.apply(ev)
 }
 
-/// The one ` from H port N[ ssh2]: ` in `s`: (user, host, port). A user name (before) or a
-/// key id or hostbased name (after) may hold the same text; then there are two, and the
-/// address is not known.
-fn with_info(s: &str) -> Option<(&str, &str, Option<u16>)> {
-    only(s.match_indices(" from ").filter_map(|(i, _)| {
+type Anchor<'a> = (&'a str, &'a str, Option<u16>);
+
+/// The ` from H port N[ ssh2]: ` places in `s`: `None` when there is none, `Some(None)`
+/// when there are several (a user name before or a key id or hostbased name after may
+/// hold the same text, and the address is then not known), else (user, host, port).
+fn with_info(s: &str) -> Option<Option<Anchor<'_>>> {
+    let mut found = s.match_indices(" from ").filter_map(|(i, _)| {
         let after = &s[i + " from ".len()..];
         let (host, after) = after.split_once(" port ")?;
         let digits = after.bytes().take_while(u8::is_ascii_digit).count();
@@ -323,7 +348,9 @@ fn with_info(s: &str) -> Option<(&str, &str, Option<u16>)> {
             .unwrap_or(after);
         (!host.contains(' ') && after.starts_with(": "))
             .then(|| (&s[..i], host, super::port(port)))
-    }))
+    });
+    let first = found.next()?;
+    Some(found.next().is_none().then_some(first))
 }
 
 /// `[authenticating |invalid ]user U H port N` or `H port N`, sshd's connection id
