@@ -247,10 +247,16 @@ fn pam_kv(s: &str) -> PamKv<'_> {
     };
     let logname = nonempty(logname);
     let Some((_, rest)) = rest.split_once(" tty=") else {
-        return PamKv { logname, ..PamKv::default() };
+        return PamKv {
+            logname,
+            ..PamKv::default()
+        };
     };
     let Some((_, rest)) = rest.split_once(" ruser=") else {
-        return PamKv { logname, ..PamKv::default() };
+        return PamKv {
+            logname,
+            ..PamKv::default()
+        };
     };
     // `rhost=H` then the end or `user=U`: the user may hold ` rhost=`, so when ruser is
     // empty the rhost is the one right after it; else it is the only ` rhost=` that the
@@ -275,7 +281,10 @@ fn pam_kv(s: &str) -> PamKv<'_> {
             rhost: nonempty(host),
             logname,
         },
-        None => PamKv { logname, ..PamKv::default() },
+        None => PamKv {
+            logname,
+            ..PamKv::default()
+        },
     }
 }
 

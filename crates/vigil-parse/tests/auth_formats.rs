@@ -16,6 +16,7 @@ fn field<'a>(e: &'a Json, path: &str) -> Option<&'a str> {
 }
 
 /// (line, action, source.ip, source.port, user.name) for lines that are failures.
+#[rustfmt::skip]
 type Failure = (&'static str, &'static str, Option<&'static str>, Option<u16>, Option<&'static str>);
 
 fn check_failures(cases: &[Failure]) {
@@ -44,10 +45,17 @@ fn check_failures(cases: &[Failure]) {
             wrong.push(format!("{line}\n   got  {got:?}\n   want {want:?}"));
         }
     }
-    assert!(wrong.is_empty(), "{} of {}:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {}:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
 }
 
 #[test]
+#[rustfmt::skip] // one line per case
 fn openssh_failures_of_versions_4_to_9() {
     // auth.c auth_log: "%s %s%s%s for %s%.100s from %.200s port %d ssh2%s%s"
     // (authmsg, method, "/" submethod, "invalid user ", user, ip, port, ": " info).
@@ -115,6 +123,7 @@ fn openssh_failures_of_versions_4_to_9() {
 }
 
 #[test]
+#[rustfmt::skip] // one line per case
 fn pam_and_sudo_and_su_failures() {
     // pam_unix support.c _unix_verify_password: "authentication failure; logname=%s uid=%d
     // euid=%d tty=%s ruser=%s rhost=%s %s%s" (" user=" USER when known).
@@ -135,6 +144,7 @@ fn pam_and_sudo_and_su_failures() {
 }
 
 #[test]
+#[rustfmt::skip] // one line per case
 fn dropbear_ftp_and_mail_failures() {
     check_failures(&[
         // dropbear svr-authpasswd.c: "Bad password attempt for '%s' from %s" (IP:PORT)
@@ -173,6 +183,7 @@ fn dropbear_ftp_and_mail_failures() {
 /// client-sent text imitating the format's own address part. The format's address is
 /// 192.0.2.11 port 20000; 6.6.6.6 and port 6666 are the attacker's.
 #[test]
+#[rustfmt::skip] // one line per case
 fn attacker_text_never_becomes_the_address_port_or_another_user() {
     let cases: &[(&str, &str, Option<&str>)] = &[
         // The issue's reproductions.
@@ -242,6 +253,7 @@ fn attacker_text_never_becomes_the_address_port_or_another_user() {
 }
 
 #[test]
+#[rustfmt::skip] // one line per case
 fn the_format_address_is_still_found_when_attacker_text_is_plain() {
     // The injection table allows an absent address; these, from the same formats with
     // plain attacker text, must have it.
@@ -275,10 +287,14 @@ fn unknown_and_placeholder_hosts_are_not_addresses() {
     // A successful dropbear or vsftpd login is a success.
     let e = parse("Nov 23 10:00:01 h vsftpd[1]: [bob] OK LOGIN: Client \"192.0.2.11\"");
     assert_eq!(field(&e, "event.outcome"), Some("success"));
-    let e = parse("Nov 23 10:00:01 h dropbear[1]: Password auth succeeded for 'root' from 192.0.2.11:20000");
+    let e = parse(
+        "Nov 23 10:00:01 h dropbear[1]: Password auth succeeded for 'root' from 192.0.2.11:20000",
+    );
     assert_eq!(field(&e, "event.outcome"), Some("success"));
     assert_eq!(field(&e, "user.name"), Some("root"));
     // A disconnect that says nothing about authentication stays unknown.
-    let e = parse("Nov 23 10:00:01 h sshd[1]: Received disconnect from 192.0.2.11 port 20000:11: Bye Bye [preauth]");
+    let e = parse(
+        "Nov 23 10:00:01 h sshd[1]: Received disconnect from 192.0.2.11 port 20000:11: Bye Bye [preauth]",
+    );
     assert_eq!(field(&e, "event.outcome"), Some("unknown"));
 }

@@ -11,6 +11,7 @@ pub const ADDRESS: &str = "192.0.2.11";
 pub const PORT: u64 = 20000;
 
 /// (syslog program, message).
+#[rustfmt::skip]
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("sshd", "Failed password for {} from 192.0.2.11 port 20000 ssh2"),
     ("sshd", "Failed password for invalid user {} from 192.0.2.11 port 20000 ssh2"),

@@ -70,7 +70,11 @@ pub(super) fn dropbear(msg: &str, ev: &mut Json) -> bool {
         ("dropbear_login", "success", quoted(u))
     } else if let Some(rest) = head.strip_prefix("Pubkey auth succeeded for '") {
         // `Pubkey auth succeeded for '%s' with %s key %s` (`svr-authpubkey.c`).
-        ("dropbear_login", "success", rest.split_once("' with ").map(|(u, _)| u))
+        (
+            "dropbear_login",
+            "success",
+            rest.split_once("' with ").map(|(u, _)| u),
+        )
     } else {
         return false;
     };
@@ -110,7 +114,11 @@ pub(super) fn proftpd(msg: &str, ev: &mut Json) -> bool {
         ("proftpd_login", Some(user), reason)
     } else if text.starts_with("Maximum login attempts (") {
         // `Maximum login attempts (%u) exceeded, connection refused`
-        ("proftpd_max_auth_attempts", None, "maximum login attempts exceeded")
+        (
+            "proftpd_max_auth_attempts",
+            None,
+            "maximum login attempts exceeded",
+        )
     } else if text.starts_with("SECURITY VIOLATION: Root login attempted") {
         ("proftpd_login", Some("root"), "root login attempted")
     } else {
@@ -156,10 +164,7 @@ pub(super) fn vsftpd(msg: &str, ev: &mut Json) -> bool {
 /// `(ACCOUNT@HOST) [WARNING] Authentication failed for user [USER]`, ACCOUNT `?` before a
 /// login, HOST the client's address (or name when resolving is on).
 pub(super) fn pure_ftpd(msg: &str, ev: &mut Json) -> bool {
-    let Some((session, rest)) = msg
-        .strip_prefix('(')
-        .and_then(|m| m.split_once(") ["))
-    else {
+    let Some((session, rest)) = msg.strip_prefix('(').and_then(|m| m.split_once(") [")) else {
         return false;
     };
     let Some((_, host)) = session.rsplit_once('@') else {
@@ -201,9 +206,7 @@ pub(super) fn postfix(msg: &str, ev: &mut Json) -> bool {
     let Some((_, reply)) = text.split_once(" authentication failed") else {
         return false;
     };
-    let user = reply
-        .split_once(", sasl_username=")
-        .map(|(_, u)| u);
+    let user = reply.split_once(", sasl_username=").map(|(_, u)| u);
     Auth::failure("sasl_login")
         .user(user)
         .host(Some(addr))
@@ -273,7 +276,10 @@ fn dovecot_auth(text: &str, ev: &mut Json) -> bool {
         ("unknown user", "unknown user"),
         ("Password mismatch", "password mismatch"),
         ("pam_authenticate() failed", "pam_authenticate failed"),
-        ("User not known to the underlying authentication module", "unknown user"),
+        (
+            "User not known to the underlying authentication module",
+            "unknown user",
+        ),
     ];
     let Some((_, args)) = text.split_once('(') else {
         return false;
@@ -315,7 +321,13 @@ mod tests {
 
     #[test]
     fn dropbear_addresses_split_at_the_last_colon() {
-        assert_eq!(dropbear_addr("203.0.113.9:5678"), ("203.0.113.9", Some(5678)));
-        assert_eq!(dropbear_addr("2001:db8::7:5678"), ("2001:db8::7", Some(5678)));
+        assert_eq!(
+            dropbear_addr("203.0.113.9:5678"),
+            ("203.0.113.9", Some(5678))
+        );
+        assert_eq!(
+            dropbear_addr("2001:db8::7:5678"),
+            ("2001:db8::7", Some(5678))
+        );
     }
 }

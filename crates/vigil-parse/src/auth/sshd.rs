@@ -323,10 +323,7 @@ fn auth_log(rest: &str, outcome: &'static str, ev: &mut Json) -> bool {
             auth = auth.reason("invalid user");
         }
         // With a method sshd does not know, the user's start is not known either.
-        auth = auth
-            .user(known.then_some(user))
-            .host(Some(host))
-            .port(port);
+        auth = auth.user(known.then_some(user)).host(Some(host)).port(port);
     }
     auth.apply(ev)
 }
@@ -346,8 +343,7 @@ fn with_info(s: &str) -> Option<Option<Anchor<'_>>> {
             .strip_prefix(" ssh2")
             .or_else(|| after.strip_prefix(" ssh1"))
             .unwrap_or(after);
-        (!host.contains(' ') && after.starts_with(": "))
-            .then(|| (&s[..i], host, super::port(port)))
+        (!host.contains(' ') && after.starts_with(": ")).then(|| (&s[..i], host, super::port(port)))
     });
     let first = found.next()?;
     Some(found.next().is_none().then_some(first))
