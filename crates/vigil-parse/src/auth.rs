@@ -385,25 +385,29 @@ fn sudo(msg: &str, ev: &mut Json) -> bool {
     if user.is_empty() || user.contains(' ') {
         return false;
     }
-    let (head, command) = match rest.find("COMMAND=") {
-        Some(i) => (&rest[..i], Some(&rest[i + 8..])),
-        None => (rest, None),
-    };
-    let mut reasons = Vec::new();
-    let (mut tty, mut pwd, mut target, mut group) = (None, None, None, None);
-    for part in head.split(" ; ").map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('=') {
-            Some(("TTY", v)) => tty = Some(v),
-            Some(("PWD", v)) => pwd = Some(v),
-            Some(("USER", v)) => target = Some(v),
-            Some(("GROUP", v)) => group = Some(v),
-            Some((k, _)) if k.bytes().all(|b| b.is_ascii_uppercase()) => {}
-            _ => reasons.push(part.trim_end_matches(';').trim()),
-        }
-    }
-    if tty.is_none() && command.is_none() {
+    // sudo's order is fixed (`logging.c`): `[REASON ; ]TTY=t ; PWD=p ; USER=u ; [GROUP=g ;
+    // ][TSID=s ; ][ENV=e ; ]COMMAND=c`. The reasons and the tty are sudo's own.
+    let Some(tty_at) = rest
+        .match_indices("TTY=")
+        .map(|(i, _)| i)
+        .find(|&i| i == 0 || rest[..i].ends_with("; "))
+    else {
         return false;
-    }
+    };
+    let reasons: Vec<&str> = rest[..tty_at]
+        .split(" ; ")
+        .map(|p| p.trim().trim_end_matches(';').trim())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (tty, after) = rest[tty_at + "TTY=".len()..]
+        .split_once(" ; ")
+        .unwrap_or((&rest[tty_at + "TTY=".len()..], ""));
+    let tty = Some(tty);
+    let found = after.strip_prefix("PWD=").and_then(sudo_fields);
+    let (pwd, target, group, command) = match found {
+        Some(f) => (Some(f.pwd), Some(f.user), f.group, Some(f.command)),
+        None => (None, None, None, None),
+    };
     let failed = !reasons.is_empty();
     let mut auth = Auth {
         user: Some(user),
@@ -435,6 +439,48 @@ fn sudo(msg: &str, ev: &mut Json) -> bool {
         }
     }
     true
+}
+
+struct SudoFields<'a> {
+    pwd: &'a str,
+    user: &'a str,
+    group: Option<&'a str>,
+    command: &'a str,
+}
+
+/// `p ; USER=u ; [GROUP=g ; ][TSID=s ; ][ENV=e ; ]COMMAND=c` after `PWD=`. The directory
+/// (any name the user made), the environment and the command are the user's and may hold
+/// ` ; USER=root ; COMMAND=...`; the target user and group are one word. Where more than one
+/// ` ; USER=` fits, neither the target nor the command is known.
+fn sudo_fields(s: &str) -> Option<SudoFields<'_>> {
+    only(s.match_indices(" ; USER=").filter_map(|(i, _)| {
+        let (user, mut rest) = s[i + " ; USER=".len()..].split_once(" ; ")?;
+        if user.is_empty() || user.contains(' ') {
+            return None;
+        }
+        let mut group = None;
+        if let Some(r) = rest.strip_prefix("GROUP=") {
+            let (g, r) = r.split_once(" ; ")?;
+            if g.contains(' ') {
+                return None;
+            }
+            group = Some(g);
+            rest = r;
+        }
+        if let Some(r) = rest.strip_prefix("TSID=") {
+            rest = r.split_once(" ; ")?.1;
+        }
+        let command = match rest.strip_prefix("ENV=") {
+            Some(r) => r.split_once(" ; COMMAND=")?.1,
+            None => rest.strip_prefix("COMMAND=")?,
+        };
+        Some(SudoFields {
+            pwd: &s[..i],
+            user,
+            group,
+            command,
+        })
+    }))
 }
 
 /// `(to root) alice on pts/0`, `FAILED SU (to root) alice on pts/0`,

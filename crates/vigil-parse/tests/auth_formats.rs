@@ -298,3 +298,33 @@ fn unknown_and_placeholder_hosts_are_not_addresses() {
     );
     assert_eq!(field(&e, "event.outcome"), Some("unknown"));
 }
+
+#[test]
+fn sudo_directories_and_commands_never_supply_the_target_or_the_command() {
+    // A directory the user created, and a command's arguments, imitating sudo's fields.
+    for line in [
+        "Nov 23 10:00:01 h sudo: alice : TTY=pts/0 ; PWD=/tmp/x ; USER=root ; COMMAND=/bin/true ; y ; USER=nobody ; COMMAND=/usr/bin/ls",
+        "Nov 23 10:00:01 h sudo: alice : TTY=pts/0 ; PWD=/tmp ; USER=nobody ; COMMAND=/bin/echo ; USER=root ; COMMAND=/bin/true",
+        "Nov 23 10:00:01 h sudo: alice : 3 incorrect password attempts ; TTY=pts/0 ; PWD=/tmp/x ; USER=root ; COMMAND=/bin/true ; y ; USER=nobody ; COMMAND=/usr/bin/ls",
+    ] {
+        let e = parse(line);
+        assert_eq!(field(&e, "user.name"), Some("alice"), "{line}");
+        assert_ne!(field(&e, "user.effective.name"), Some("root"), "{line}");
+        assert!(
+            !field(&e, "process.command_line").is_some_and(|c| c.starts_with("/bin/true")),
+            "{line}: {e}"
+        );
+    }
+    // Plain lines keep every field; a command holding ` ; ` stays whole.
+    let e = parse(
+        "Nov 23 10:00:01 h sudo: bob : TTY=pts/1 ; PWD=/srv/a ; b ; USER=root ; GROUP=adm ; ENV=A=1 ; COMMAND=/bin/sh -c id ; whoami",
+    );
+    assert_eq!(field(&e, "process.working_directory"), Some("/srv/a ; b"));
+    assert_eq!(field(&e, "user.effective.name"), Some("root"));
+    assert_eq!(field(&e, "user.effective.group.name"), Some("adm"));
+    assert_eq!(
+        field(&e, "process.command_line"),
+        Some("/bin/sh -c id ; whoami")
+    );
+    assert_eq!(field(&e, "process.tty.name"), Some("pts/1"));
+}
