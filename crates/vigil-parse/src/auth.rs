@@ -1,14 +1,24 @@
-//! The text of sshd, PAM, sudo and su syslog messages (`auth.log`, `secure`) into
-//! authentication fields: `event.category`, `event.action`, `event.outcome`, `user.name`,
-//! `user.effective.name`, `source.ip`, `source.port`, `process.command_line`.
+//! The text of sshd, PAM, sudo and su syslog messages (`auth.log`, `secure`) and of the
+//! authentication failures of Dropbear, ProFTPD, vsftpd, Pure-FTPd, Postfix and Dovecot into
+//! authentication fields: `event.category`, `event.action`, `event.outcome`, `event.reason`,
+//! `user.name`, `user.effective.name`, `source.ip`, `source.port`, `process.command_line`.
 //!
 //! `message` stays the syslog message as it was: the built-in sshd and sudo rules match on
 //! it, and the correlations group on `host.name` and `source.ip` set here.
+//!
+//! Every format is read from its fixed parts (see `docs/EVENTS.md`): user names, remote
+//! users, client-sent method names, paths and reasons are attacker-written and may contain
+//! anything, ` from 6.6.6.6 port 1` and `rhost=6.6.6.6` included, so an address is taken only
+//! from the place the daemon wrote it, and where two places fit the format equally no
+//! address is taken at all.
+
+use std::net::IpAddr;
 
 use serde_json::{Value as Json, json};
 use vigil_core::event::{self, fields};
 
-use crate::is_ip;
+mod services;
+mod sshd;
 
 /// Programs whose every line belongs in `event.dataset: auth`.
 pub(crate) fn is_auth_program(app: &str) -> bool {
@@ -34,18 +44,47 @@ pub(crate) fn is_auth_program(app: &str) -> bool {
     )
 }
 
-/// Adds the fields of a recognised sshd/PAM/sudo/su message (`app` is the syslog program
+/// Adds the fields of a recognised authentication message (`app` is the syslog program
 /// name) to `ev`; false when the message is none of them.
 pub(crate) fn parse_into(app: &str, msg: &str, ev: &mut Json) -> bool {
+    let msg = strip_solaris_id(msg);
     if msg.starts_with("pam_") && pam(msg, ev) {
         return true;
     }
     match app {
-        "sshd" => sshd(msg, ev),
+        "sshd" => sshd::parse_into(msg, ev),
         "sudo" => sudo(msg, ev),
         "su" => su(msg, ev),
+        "dropbear" => services::dropbear(msg, ev),
+        "proftpd" => services::proftpd(msg, ev),
+        "vsftpd" => services::vsftpd(msg, ev),
+        "pure-ftpd" => services::pure_ftpd(msg, ev),
+        "dovecot" => services::dovecot(None, msg, ev),
+        a if a.ends_with("-login") || a == "auth" || a.starts_with("auth-worker") => {
+            services::dovecot(Some(a), msg, ev)
+        }
+        a if a.starts_with("postfix") || a == "smtpd" => services::postfix(msg, ev),
         _ => false,
     }
+}
+
+/// Solaris and illumos syslogd put a message id before the text:
+/// `sshd[1]: [ID 800047 auth.info] Failed password for ...`.
+fn strip_solaris_id(msg: &str) -> &str {
+    let Some(rest) = msg.strip_prefix("[ID ") else {
+        return msg;
+    };
+    let Some((id, rest)) = rest.split_once(' ') else {
+        return msg;
+    };
+    let Some((facility, rest)) = rest.split_once("] ") else {
+        return msg;
+    };
+    let ok = !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && facility.contains('.')
+        && !facility.contains(' ');
+    if ok { rest } else { msg }
 }
 
 struct Auth<'a> {
@@ -54,8 +93,10 @@ struct Auth<'a> {
     action: &'static str,
     outcome: &'static str,
     user: Option<&'a str>,
-    ip: Option<&'a str>,
-    port: Option<&'a str>,
+    ip: Option<IpAddr>,
+    domain: Option<&'a str>,
+    port: Option<u16>,
+    reason: Option<&'a str>,
 }
 
 impl<'a> Auth<'a> {
@@ -70,8 +111,45 @@ impl<'a> Auth<'a> {
             outcome,
             user: None,
             ip: None,
+            domain: None,
             port: None,
+            reason: None,
         }
+    }
+
+    /// A failed authentication: the shape the single-failure rules key on.
+    fn failure(action: &'static str) -> Self {
+        Self::new(action, "failure")
+    }
+
+    fn user(mut self, user: Option<&'a str>) -> Self {
+        self.user = user;
+        self
+    }
+
+    fn reason(mut self, reason: &'a str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    fn port(mut self, port: Option<u16>) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The remote end as the daemon wrote it: an address (`source.ip`), else a host name
+    /// (`source.domain`); `UNKNOWN`, `unknown` and anything that is not one word of host
+    /// name characters are neither.
+    fn host(mut self, host: Option<&'a str>) -> Self {
+        let Some(host) = host else {
+            return self;
+        };
+        if let Some(ip) = ip(host) {
+            self.ip = Some(ip);
+        } else if is_host_name(host) {
+            self.domain = Some(host);
+        }
+        self
     }
 
     fn apply(self, ev: &mut Json) -> bool {
@@ -83,177 +161,72 @@ impl<'a> Auth<'a> {
             event::set(ev, fields::USER_NAME, user.into());
         }
         if let Some(ip) = self.ip {
-            if is_ip(ip) {
-                event::set(ev, fields::SOURCE_IP, ip.into());
-            } else if !ip.is_empty() {
-                event::set(ev, "source.domain", ip.into());
-            }
+            event::set(ev, fields::SOURCE_IP, ip.to_string().into());
+        } else if let Some(domain) = self.domain {
+            event::set(ev, "source.domain", domain.into());
         }
-        if let Some(port) = self.port.and_then(|p| p.parse::<u16>().ok()) {
+        if let Some(port) = self.port {
             event::set(ev, fields::SOURCE_PORT, port.into());
+        }
+        if let Some(reason) = self.reason.filter(|r| !r.is_empty()) {
+            event::set(ev, "event.reason", reason.into());
         }
         true
     }
 }
 
-/// `USER from IP port PORT ssh2...`: (user, ip, port); the user is everything before the
-/// last ` from `, so a user name an attacker chose cannot shift the address.
-fn user_from(s: &str) -> Option<(&str, &str, Option<&str>)> {
-    let i = s.rfind(" from ")?;
-    let user = &s[..i];
-    let mut rest = s[i + 6..].split(' ');
-    let ip = rest.next()?;
-    let port = match rest.next() {
-        Some("port") => rest.next(),
-        _ => None,
-    };
-    Some((user, ip, port))
+/// `s` as an address, validated by std's parser: brackets (`[2001:db8::1]`) dropped, and an
+/// IPv4-mapped IPv6 address (`::ffff:203.0.113.9`, as dual-stack daemons write IPv4
+/// clients) as its IPv4 address, so one client is one `source.ip` whichever way it was
+/// logged.
+pub(crate) fn ip(s: &str) -> Option<IpAddr> {
+    let s = s
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(s);
+    s.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
-/// `[authenticating |invalid ]user USER IP port PORT` or `IP port PORT`, `[preauth]` removed.
-fn user_ip_port(s: &str) -> Option<(Option<&str>, &str, Option<&str>)> {
-    let s = s.trim_end().trim_end_matches("[preauth]").trim_end();
-    let mut words = s.rsplitn(4, ' ');
-    let (port, port_kw, ip) = (words.next()?, words.next()?, words.next()?);
-    if port_kw != "port" {
+/// One word of host name characters (what a reverse lookup gives), not a placeholder.
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.eq_ignore_ascii_case("unknown")
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+fn port(s: &str) -> Option<u16> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let head = words.next();
-    let user = match head {
-        None => None,
-        Some(h) => Some(
-            h.strip_prefix("authenticating user ")
-                .or_else(|| h.strip_prefix("invalid user "))
-                .or_else(|| h.strip_prefix("user "))?,
-        ),
+    s.parse().ok()
+}
+
+/// `HEAD from HOST[ port N]` ending `s`: (HEAD, HOST, N). HOST is one word, so the last
+/// ` from ` is the daemon's whatever HEAD (a user name) holds: only for formats in which
+/// nothing attacker-written follows the host.
+fn from_host_port(s: &str) -> Option<(&str, &str, Option<u16>)> {
+    let (s, port) = match s.rsplit_once(" port ") {
+        Some((h, p)) if port(p).is_some() => (h, port(p)),
+        _ => (s, None),
     };
-    Some((user, ip, Some(port)))
+    let (head, host) = s.rsplit_once(" from ")?;
+    if host.is_empty() || host.contains(' ') {
+        return None;
+    }
+    Some((head, host, port))
 }
 
-fn sshd(msg: &str, ev: &mut Json) -> bool {
-    let msg = msg.strip_prefix("error: ").unwrap_or(msg);
-    if let Some(rest) = msg.strip_prefix("Accepted ") {
-        let Some((method, rest)) = rest.split_once(" for ") else {
-            return false;
-        };
-        let Some((user, ip, port)) = user_from(rest) else {
-            return false;
-        };
-        event::set(ev, "ssh.method", method.into());
-        return Auth {
-            user: Some(user),
-            ip: Some(ip),
-            port,
-            ..Auth::new("ssh_login", "success")
-        }
-        .apply(ev);
-    }
-    if let Some(rest) = msg.strip_prefix("Failed ") {
-        let Some((method, rest)) = rest.split_once(" for ") else {
-            return false;
-        };
-        let Some((user, ip, port)) = user_from(rest) else {
-            return false;
-        };
-        event::set(ev, "ssh.method", method.into());
-        let user = match user.strip_prefix("invalid user ") {
-            Some(u) => {
-                event::set(ev, "event.reason", "invalid user".into());
-                u
-            }
-            None => user,
-        };
-        return Auth {
-            user: Some(user),
-            ip: Some(ip),
-            port,
-            ..Auth::new("ssh_login", "failure")
-        }
-        .apply(ev);
-    }
-    if let Some(rest) = msg.strip_prefix("Invalid user ") {
-        let Some((user, ip, port)) = user_from(&format!(" {rest}")).map(|(u, i, p)| {
-            (
-                u.trim_start().to_owned(),
-                i.to_owned(),
-                p.map(str::to_owned),
-            )
-        }) else {
-            return false;
-        };
-        event::set(ev, "event.reason", "invalid user".into());
-        return Auth {
-            user: Some(&user),
-            ip: Some(&ip),
-            port: port.as_deref(),
-            ..Auth::new("ssh_invalid_user", "failure")
-        }
-        .apply(ev);
-    }
-    if let Some(rest) = msg.strip_prefix("maximum authentication attempts exceeded for ") {
-        let Some((user, ip, port)) = user_from(rest) else {
-            return false;
-        };
-        let user = user.strip_prefix("invalid user ").unwrap_or(user);
-        return Auth {
-            user: Some(user),
-            ip: Some(ip),
-            port,
-            ..Auth::new("ssh_max_auth_attempts", "failure")
-        }
-        .apply(ev);
-    }
-    for (prefix, action) in [
-        ("Connection closed by ", "ssh_connection_closed"),
-        ("Disconnected from ", "ssh_disconnect"),
-        ("Connection reset by ", "ssh_connection_closed"),
-    ] {
-        let Some(rest) = msg.strip_prefix(prefix) else {
-            continue;
-        };
-        let Some((user, ip, port)) = user_ip_port(rest) else {
-            return false;
-        };
-        let preauth = rest.ends_with("[preauth]");
-        let mut auth = Auth {
-            user,
-            ip: Some(ip),
-            port,
-            ..Auth::new(action, if preauth { "failure" } else { "success" })
-        };
-        auth.kind = if preauth { "info" } else { "end" };
-        if !preauth && action == "ssh_disconnect" {
-            auth.category = "session";
-        }
-        return auth.apply(ev);
-    }
-    if let Some(rest) = msg.strip_prefix("Received disconnect from ") {
-        let Some((ip, rest)) = rest.split_once(" port ") else {
-            return false;
-        };
-        let port = rest.split(':').next();
-        let mut auth = Auth {
-            ip: Some(ip),
-            port,
-            ..Auth::new("ssh_disconnect", "unknown")
-        };
-        auth.kind = "end";
-        return auth.apply(ev);
-    }
-    if let Some(rest) = msg.strip_prefix("PAM ")
-        && let Some((_, kv)) = rest.split_once(" more authentication failures; ")
-    {
-        let kv = pam_kv(kv);
-        return Auth {
-            user: kv.user,
-            ip: kv.rhost,
-            ..Auth::new("ssh_login", "failure")
-        }
-        .apply(ev);
-    }
-    false
+/// The only item, or `None` when there are none or several: where attacker text can
+/// imitate the fixed part of a format, two matches mean the address is not known.
+fn only<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
+    let first = items.next()?;
+    items.next().is_none().then_some(first)
 }
 
+/// `logname=L uid=N euid=N tty=T ruser=R rhost=H  user=U`, pam_unix's fixed key order
+/// (`support.c`, `_unix_verify_password`). L and T are the service's, H is the client as
+/// the service set it; R and U are whatever the client sent, and may hold ` rhost=` too.
 #[derive(Default)]
 struct PamKv<'a> {
     user: Option<&'a str>,
@@ -261,25 +234,62 @@ struct PamKv<'a> {
     logname: Option<&'a str>,
 }
 
-/// `logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=root`
-fn pam_kv(s: &str) -> PamKv<'_> {
-    let mut out = PamKv::default();
-    for pair in s.split_whitespace() {
-        let Some((k, v)) = pair.split_once('=') else {
-            continue;
-        };
-        let v = Some(v).filter(|v| !v.is_empty());
-        match k {
-            "user" => out.user = v,
-            "rhost" => out.rhost = v,
-            "logname" => out.logname = v,
-            _ => {}
-        }
-    }
-    out
+fn nonempty(v: &str) -> Option<&str> {
+    Some(v).filter(|v| !v.is_empty())
 }
 
-/// `pam_unix(sshd:auth): authentication failure; ...` and `session opened/closed for user`.
+fn pam_kv(s: &str) -> PamKv<'_> {
+    let Some(rest) = s.trim_start().strip_prefix("logname=") else {
+        return PamKv::default();
+    };
+    let Some((logname, rest)) = rest.split_once(" uid=") else {
+        return PamKv::default();
+    };
+    let logname = nonempty(logname);
+    let Some((_, rest)) = rest.split_once(" tty=") else {
+        return PamKv {
+            logname,
+            ..PamKv::default()
+        };
+    };
+    let Some((_, rest)) = rest.split_once(" ruser=") else {
+        return PamKv {
+            logname,
+            ..PamKv::default()
+        };
+    };
+    // `rhost=H` then the end or `user=U`: the user may hold ` rhost=`, so when ruser is
+    // empty the rhost is the one right after it; else it is the only ` rhost=` that the
+    // format's tail can follow.
+    let split = |at: usize| -> Option<(&str, Option<&str>)> {
+        let after = &rest[at + " rhost=".len()..];
+        let (host, tail) = after.split_once(' ').unwrap_or((after, ""));
+        if tail.is_empty() {
+            return Some((host, None));
+        }
+        let user = tail.trim_start_matches(' ').strip_prefix("user=")?;
+        Some((host, Some(user)))
+    };
+    let found = if rest.starts_with(" rhost=") {
+        split(0)
+    } else {
+        only(rest.match_indices(" rhost=").filter_map(|(i, _)| split(i)))
+    };
+    match found {
+        Some((host, user)) => PamKv {
+            user: user.and_then(nonempty),
+            rhost: nonempty(host),
+            logname,
+        },
+        None => PamKv {
+            logname,
+            ..PamKv::default()
+        },
+    }
+}
+
+/// `pam_unix(sshd:auth): authentication failure; ...` (from any service: sshd, login, ftp,
+/// dovecot, sudo, su) and `session opened/closed for user`.
 fn pam(msg: &str, ev: &mut Json) -> bool {
     let Some((module, rest)) = msg.split_once("): ") else {
         return false;
@@ -290,13 +300,10 @@ fn pam(msg: &str, ev: &mut Json) -> bool {
     if let Some(kv) = rest.strip_prefix("authentication failure; ") {
         let kv = pam_kv(kv);
         event::set(ev, "event.provider", service.into());
-        let user = kv.user.or(kv.logname);
-        return Auth {
-            user,
-            ip: kv.rhost,
-            ..Auth::new("pam_authentication_failure", "failure")
-        }
-        .apply(ev);
+        return Auth::failure("pam_authentication_failure")
+            .user(kv.user.or(kv.logname))
+            .host(kv.rhost)
+            .apply(ev);
     }
     let (action, kind, rest) = if let Some(r) = rest.strip_prefix("session opened for user ") {
         ("session_opened", "start", r)
@@ -378,25 +385,29 @@ fn sudo(msg: &str, ev: &mut Json) -> bool {
     if user.is_empty() || user.contains(' ') {
         return false;
     }
-    let (head, command) = match rest.find("COMMAND=") {
-        Some(i) => (&rest[..i], Some(&rest[i + 8..])),
-        None => (rest, None),
-    };
-    let mut reasons = Vec::new();
-    let (mut tty, mut pwd, mut target, mut group) = (None, None, None, None);
-    for part in head.split(" ; ").map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('=') {
-            Some(("TTY", v)) => tty = Some(v),
-            Some(("PWD", v)) => pwd = Some(v),
-            Some(("USER", v)) => target = Some(v),
-            Some(("GROUP", v)) => group = Some(v),
-            Some((k, _)) if k.bytes().all(|b| b.is_ascii_uppercase()) => {}
-            _ => reasons.push(part.trim_end_matches(';').trim()),
-        }
-    }
-    if tty.is_none() && command.is_none() {
+    // sudo's order is fixed (`logging.c`): `[REASON ; ]TTY=t ; PWD=p ; USER=u ; [GROUP=g ;
+    // ][TSID=s ; ][ENV=e ; ]COMMAND=c`. The reasons and the tty are sudo's own.
+    let Some(tty_at) = rest
+        .match_indices("TTY=")
+        .map(|(i, _)| i)
+        .find(|&i| i == 0 || rest[..i].ends_with("; "))
+    else {
         return false;
-    }
+    };
+    let reasons: Vec<&str> = rest[..tty_at]
+        .split(" ; ")
+        .map(|p| p.trim().trim_end_matches(';').trim())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (tty, after) = rest[tty_at + "TTY=".len()..]
+        .split_once(" ; ")
+        .unwrap_or((&rest[tty_at + "TTY=".len()..], ""));
+    let tty = Some(tty);
+    let found = after.strip_prefix("PWD=").and_then(sudo_fields);
+    let (pwd, target, group, command) = match found {
+        Some(f) => (Some(f.pwd), Some(f.user), f.group, Some(f.command)),
+        None => (None, None, None, None),
+    };
     let failed = !reasons.is_empty();
     let mut auth = Auth {
         user: Some(user),
@@ -428,6 +439,48 @@ fn sudo(msg: &str, ev: &mut Json) -> bool {
         }
     }
     true
+}
+
+struct SudoFields<'a> {
+    pwd: &'a str,
+    user: &'a str,
+    group: Option<&'a str>,
+    command: &'a str,
+}
+
+/// `p ; USER=u ; [GROUP=g ; ][TSID=s ; ][ENV=e ; ]COMMAND=c` after `PWD=`. The directory
+/// (any name the user made), the environment and the command are the user's and may hold
+/// ` ; USER=root ; COMMAND=...`; the target user and group are one word. Where more than one
+/// ` ; USER=` fits, neither the target nor the command is known.
+fn sudo_fields(s: &str) -> Option<SudoFields<'_>> {
+    only(s.match_indices(" ; USER=").filter_map(|(i, _)| {
+        let (user, mut rest) = s[i + " ; USER=".len()..].split_once(" ; ")?;
+        if user.is_empty() || user.contains(' ') {
+            return None;
+        }
+        let mut group = None;
+        if let Some(r) = rest.strip_prefix("GROUP=") {
+            let (g, r) = r.split_once(" ; ")?;
+            if g.contains(' ') {
+                return None;
+            }
+            group = Some(g);
+            rest = r;
+        }
+        if let Some(r) = rest.strip_prefix("TSID=") {
+            rest = r.split_once(" ; ")?.1;
+        }
+        let command = match rest.strip_prefix("ENV=") {
+            Some(r) => r.split_once(" ; COMMAND=")?.1,
+            None => rest.strip_prefix("COMMAND=")?,
+        };
+        Some(SudoFields {
+            pwd: &s[..i],
+            user,
+            group,
+            command,
+        })
+    }))
 }
 
 /// `(to root) alice on pts/0`, `FAILED SU (to root) alice on pts/0`,

@@ -2,7 +2,8 @@
 //! events (`docs/EVENTS.md`).
 //!
 //! [`parse_line`] takes one line of any supported format — syslog (RFC 3164 and 5424) with
-//! the sshd, PAM, sudo and su messages of `auth.log`, auditd records, nginx/apache access
+//! the sshd, PAM, sudo and su messages of `auth.log` (and the authentication failures of
+//! Dropbear, ProFTPD, vsftpd, Pure-FTPd, Postfix and Dovecot), auditd records, nginx/apache access
 //! logs, iptables/nftables kernel lines, Cisco IOS system messages, JSON objects — and never fails: a line it does not
 //! recognise still becomes an event with `message`, `event.original` and `@timestamp`.
 //! [`syslog`] parses datagrams and splits TCP streams into frames, [`loki`] decodes the Loki

@@ -7,7 +7,18 @@ use vigil_parse::loki::{
     LokiEntry, LokiStream, decode_push, encode_push_protobuf, format_labels, parse_labels,
 };
 use vigil_parse::syslog::Framer;
-use vigil_parse::{LineContext, parse_line};
+use vigil_parse::{Format, LineContext, parse_line};
+
+use crate::auth_templates::{FRAGMENTS, TEMPLATES, check, line};
+
+/// Attacker text: pieces imitating the formats' fixed parts between plain words.
+fn attacker_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        3 => proptest::sample::select(FRAGMENTS).prop_map(str::to_owned),
+        1 => "[a-z0-9 .:]{0,6}",
+    ];
+    proptest::collection::vec(piece, 0..6).prop_map(|p| p.concat())
+}
 
 fn frame() -> impl Strategy<Value = Vec<u8>> {
     // A syslog frame: starts with `<`, no LF inside (LF framing could not carry it).
@@ -78,6 +89,21 @@ proptest! {
     ) {
         let text = format_labels(&labels);
         prop_assert_eq!(parse_labels(&text).unwrap(), labels);
+    }
+
+    #[test]
+    fn attacker_text_in_an_auth_format_never_supplies_the_address(
+        template in proptest::sample::select(TEMPLATES),
+        slots in proptest::collection::vec(attacker_text(), 3),
+    ) {
+        let (program, message) = template;
+        let text = line(program, message, &slots);
+        let ctx = LineContext::new(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap())
+            .with_format(Format::Auth);
+        let event = parse_line(&text, &ctx);
+        if let Err(why) = check(&event) {
+            prop_assert!(false, "{why} from {text}");
+        }
     }
 
     #[test]
