@@ -458,7 +458,7 @@ mod tests {
         let (p, mut task) = Pipeline::start(
             db.store.clone(),
             db.store.event_store(),
-            Arc::new(Rules::load(&[]).unwrap()),
+            Arc::new(Rules::load(&[], vigil_detect::Level::Low).unwrap()),
             ml,
             PipelineConfig {
                 queue_capacity: 64,
