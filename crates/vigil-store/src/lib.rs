@@ -164,7 +164,8 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<()>;
     /// Refreshes the query planner's statistics; call after large loads.
     async fn analyze(&self) -> Result<()>;
-    /// Checks that the database answers.
+    /// Checks that the database takes a write: the writer commits a one-row upsert, and on
+    /// SQLite the file at the path is still the one opened at start.
     async fn ping(&self) -> Result<()>;
     /// Waits for in-flight queries and closes the connections.
     async fn close(&self);

@@ -103,7 +103,7 @@ pub async fn push(
     };
     match submit_and_wait(&state, job).await {
         Ok(Ok(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Ok(Err(e)) => Err(ApiError::unavailable(format!("{e}; retry later"))),
+        Ok(Err(e)) => Err(ApiError::storage_unavailable(format!("{e}; retry later"))),
         Err(resp) => Ok(resp),
     }
 }
