@@ -63,6 +63,9 @@ pub struct IngestConfig {
     pub rule_dirs: Vec<PathBuf>,
     /// Run the agent inside `vigil serve`, watching this host.
     pub local_agent: bool,
+    /// Seconds batches may wait with none stored before `/ready` reports the pipeline as
+    /// stalled (503).
+    pub stall_secs: u64,
 }
 
 impl Default for IngestConfig {
@@ -75,6 +78,7 @@ impl Default for IngestConfig {
             retention_days: 7,
             rule_dirs: Vec::new(),
             local_agent: true,
+            stall_secs: 60,
         }
     }
 }

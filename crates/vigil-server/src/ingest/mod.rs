@@ -7,4 +7,4 @@ pub mod detect;
 pub mod normalize;
 pub mod pipeline;
 
-pub use pipeline::{Job, JobResult, Pipeline, PipelineConfig};
+pub use pipeline::{Job, JobResult, Pipeline, PipelineConfig, PipelineHealth};

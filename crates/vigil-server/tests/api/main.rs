@@ -17,5 +17,6 @@ mod ml;
 mod org_isolation;
 mod rate_limit;
 mod rbac;
+mod storage_faults;
 mod system;
 mod users;
