@@ -19,6 +19,9 @@ pub enum Error {
     InvalidInput(String),
     #[error("configuration: {0}")]
     Config(String),
+    /// Opening without creating: the SQLite file is not there.
+    #[error("database file {} does not exist", .0.display())]
+    NoDatabase(std::path::PathBuf),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
     // Not a `#[source]`: the message already includes it, and chains would print it twice.

@@ -104,10 +104,7 @@ impl SqliteStore {
         let path = opts.get_filename().to_path_buf();
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !in_memory && !create && !path.exists() {
-            return Err(Error::Config(format!(
-                "database file {} does not exist",
-                path.display()
-            )));
+            return Err(Error::NoDatabase(path));
         }
         if create && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
