@@ -346,7 +346,9 @@ pub async fn connect_existing(url: &str, max_connections: u32) -> Result<DynStor
 
 async fn open(url: &str, max_connections: u32, create: bool) -> Result<DynStore> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url, max_connections, create).await?))
+        Ok(Arc::new(
+            SqliteStore::open(url, max_connections, create).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url, max_connections).await?))
     } else {

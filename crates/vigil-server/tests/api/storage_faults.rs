@@ -374,6 +374,22 @@ async fn events_of(app: &TestApp, c: &Creds, host: &str) -> usize {
     }
 }
 
+/// After a fault cleared: the server becomes ready by itself, takes writes again, everything
+/// acknowledged is there, the refused writes are stored as new when sent again, and all of
+/// it is still there after a restart.
+async fn recover_and_verify(app: TestApp, url: &str, mut ledger: Ledger, c: &Creds) {
+    ready_becomes(&app, 200).await;
+    for i in 0..3 {
+        ledger
+            .round(&app, c, &format!("after_{i}"), Some(true))
+            .await;
+    }
+    ledger.verify(&app, c).await;
+    ledger.resend_refused(&app, c).await;
+    ledger.verify(&app, c).await;
+    restart_and_verify(app, url, &ledger, &c.ingest_key).await;
+}
+
 /// Stops the server, starts a new one on the same database and checks the ledger there.
 async fn restart_and_verify(mut app: TestApp, url: &str, ledger: &Ledger, key: &str) {
     let backend = app.backend;
@@ -417,16 +433,7 @@ async fn sqlite_immutable_file_refuses_writes_then_recovers() {
         &["-i", db.to_str().unwrap(), wal.to_str().unwrap()],
     );
 
-    ready_becomes(&app, 200).await;
-    for i in 0..3 {
-        ledger
-            .round(&app, &c, &format!("after_{i}"), Some(true))
-            .await;
-    }
-    ledger.verify(&app, &c).await;
-    ledger.resend_refused(&app, &c).await;
-    ledger.verify(&app, &c).await;
-    restart_and_verify(app, &d.url(), &ledger, &c.ingest_key).await;
+    recover_and_verify(app, &d.url(), ledger, &c).await;
 }
 
 /// A full disk (a small tmpfs filled by a filler file): writes that cannot be committed
@@ -457,16 +464,7 @@ async fn sqlite_full_disk_refuses_writes_then_recovers() {
     ready_becomes(&app, 503).await;
     std::fs::remove_file(&filler).expect("remove filler");
 
-    ready_becomes(&app, 200).await;
-    for i in 0..3 {
-        ledger
-            .round(&app, &c, &format!("after_{i}"), Some(true))
-            .await;
-    }
-    ledger.verify(&app, &c).await;
-    ledger.resend_refused(&app, &c).await;
-    ledger.verify(&app, &c).await;
-    restart_and_verify(app, &d.url(), &ledger, &c.ingest_key).await;
+    recover_and_verify(app, &d.url(), ledger, &c).await;
 }
 
 /// Writes a file until the filesystem is full.
