@@ -131,6 +131,7 @@ impl Application {
                 dedup_window: chrono::Duration::seconds(
                     i64::try_from(config.ingest.dedup_window_secs).unwrap_or(i64::MAX / 1000),
                 ),
+                stall_after: std::time::Duration::from_secs(config.ingest.stall_secs.max(1)),
             },
         );
         let retention = tokio::spawn(purge_old_events(

@@ -74,6 +74,9 @@ pub struct IngestConfig {
     pub min_alert_level: vigil_detect::Level,
     /// Run the agent inside `vigil serve`, watching this host.
     pub local_agent: bool,
+    /// Seconds batches may wait with none stored before `/ready` reports the pipeline as
+    /// stalled (503).
+    pub stall_secs: u64,
 }
 
 impl Default for IngestConfig {
@@ -88,6 +91,7 @@ impl Default for IngestConfig {
             rule_dirs: Vec::new(),
             min_alert_level: vigil_detect::Level::Low,
             local_agent: true,
+            stall_secs: 60,
         }
     }
 }

@@ -106,7 +106,22 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+    /// 503 `storage_unavailable` with Retry-After: the write was not stored (the database
+    /// failed to commit it); the same request may be sent again.
+    pub fn storage_unavailable(message: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            message,
+        );
+        e.retry_after = Some(STORAGE_RETRY_AFTER_SECS);
+        e
+    }
 }
+
+/// Retry-After of a `storage_unavailable` answer: long enough not to hammer a failing disk,
+/// short enough that a cleared fault is noticed soon.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 2;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -153,8 +168,10 @@ impl From<vigil_store::Error> for ApiError {
                 "from": from, "to": to, "allowed": allowed,
             })),
             e if e.is_unavailable() => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::unavailable("database unavailable, try again")
+                tracing::warn!(error = %e, "storage unavailable; nothing was stored");
+                ApiError::storage_unavailable(
+                    "storage unavailable, nothing was stored; retry later",
+                )
             }
             other => ApiError::internal(other),
         }

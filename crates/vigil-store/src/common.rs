@@ -538,7 +538,15 @@ impl Store for StoreImpl {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        self.check_file()?;
+        // A write through the writer, committed: a read can succeed while every write fails.
+        sqlx::query(
+            "INSERT INTO ready_probe (id, checked_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(vigil_core::now().timestamp())
+        .execute(self.writer())
+        .await?;
         Ok(())
     }
 

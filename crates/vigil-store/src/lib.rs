@@ -165,7 +165,8 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<()>;
     /// Refreshes the query planner's statistics; call after large loads.
     async fn analyze(&self) -> Result<()>;
-    /// Checks that the database answers.
+    /// Checks that the database takes a write: the writer commits a one-row upsert, and on
+    /// SQLite the file at the path is still the one opened at start.
     async fn ping(&self) -> Result<()>;
     /// Waits for in-flight queries and closes the connections.
     async fn close(&self);
@@ -334,8 +335,21 @@ pub type DynStore = Arc<dyn Store>;
 /// Opens the store a URL names: `sqlite://...` or `postgres://...` / `postgresql://...`.
 /// SQLite creates the file and its directory when missing.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DynStore> {
+    open(url, max_connections, true).await
+}
+
+/// Connects to an existing database: a SQLite file that is missing is an error
+/// ([`Error::NoDatabase`]) instead of a new empty database. For admin commands, which must not
+/// quietly work on a fresh database when run from another directory.
+pub async fn connect_existing(url: &str, max_connections: u32) -> Result<DynStore> {
+    open(url, max_connections, false).await
+}
+
+async fn open(url: &str, max_connections: u32, create: bool) -> Result<DynStore> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+        Ok(Arc::new(
+            SqliteStore::open(url, max_connections, create).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url, max_connections).await?))
     } else {

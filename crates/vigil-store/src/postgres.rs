@@ -51,6 +51,11 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// Only SQLite has a file to lose.
+    fn check_file(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn create_alert_impl(&self, p: PendingAlert) -> Result<Alert> {
         insert_alerts(&self.write, vec![p])
             .await

@@ -42,6 +42,8 @@ pub struct SqliteStore {
     read: Pool<Db>,
     write: Pool<Db>,
     creates: tokio::sync::mpsc::Sender<CreateRequest>,
+    /// The database file opened at start (`None` in memory).
+    file: Option<FileId>,
 }
 
 struct CreateRequest {
@@ -88,9 +90,15 @@ impl SqliteStore {
 impl SqliteStore {
     /// Opens (and creates) the database file a `sqlite://PATH` URL names.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        Self::open(url, max_connections, true).await
+    }
+
+    /// Opens the database file a `sqlite://PATH` URL names; with `create` false a missing
+    /// file is an error instead of a new empty database.
+    pub async fn open(url: &str, max_connections: u32, create: bool) -> Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("bad SQLite URL '{url}': {e}")))?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
@@ -105,13 +113,43 @@ impl SqliteStore {
             // however often it was rewritten, so fewer checkpoints copy (and fsync) less.
             .pragma("wal_autocheckpoint", "4000");
         let path = opts.get_filename().to_path_buf();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory && !create && !path.exists() {
+            return Err(Error::NoDatabase(path));
+        }
+        if create && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // The first connection creates the file; every later one (a writer replaced after a
+        // failure included) must find this very file, never create a new empty one.
+        let first = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+        let file = if in_memory {
+            None
+        } else {
+            Some(FileId::of(&path)?)
+        };
+        sqlx::Connection::close(first).await?;
+        let opts = opts.create_if_missing(false);
+        let hook_file = file.clone();
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                let file = hook_file.clone();
+                Box::pin(async move {
+                    if let Some(file) = file {
+                        // Checked at every COMMIT: a write into a deleted or replaced file
+                        // would be acknowledged and then lost with it; SQLite turns the
+                        // COMMIT into a ROLLBACK when the hook says no.
+                        conn.lock_handle()
+                            .await?
+                            .set_commit_hook(move || file.check().is_ok());
+                    }
+                    Ok(())
+                })
+            })
+            .after_release(|conn, _| Box::pin(writer_is_clean(conn)))
             .connect_with(opts.clone())
             .await?;
         let read = SqlitePoolOptions::new()
@@ -125,8 +163,88 @@ impl SqliteStore {
             read,
             write,
             creates,
+            file,
         })
     }
+
+    /// Refuses when the database file at the path is not the one opened at start.
+    fn check_file(&self) -> Result<()> {
+        self.file.as_ref().map_or(Ok(()), FileId::check)
+    }
+}
+
+/// Whether the writer connection goes back to the pool. After a failed statement or COMMIT
+/// it can be inside a transaction (SQLite rolls back by itself after an I/O error, so the
+/// driver's ROLLBACK fails and its transaction depth stays up; or the ROLLBACK itself
+/// failed): every later write would go into a transaction that never commits while
+/// answering success. A connection that opened its WAL while the file could not be written
+/// (immutable, read-only) has it read-only for good. Either is closed, and the pool opens a
+/// fresh connection for the next write.
+async fn writer_is_clean(
+    conn: &mut sqlx::SqliteConnection,
+) -> std::result::Result<bool, sqlx::Error> {
+    use sqlx::{Connection, Executor};
+    if conn.is_in_transaction() {
+        tracing::warn!("writer connection left inside a transaction after an error; replacing it");
+        return Ok(false);
+    }
+    // Takes the write lock without writing: fails when SQLite is still inside a
+    // transaction the driver does not know of, or cannot write (read-only file or WAL).
+    if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
+        tracing::warn!(error = %e, "writer connection cannot start a write; replacing it");
+        return Ok(false);
+    }
+    conn.execute("ROLLBACK").await?;
+    Ok(true)
+}
+
+/// The database file as it was opened: a deleted or replaced file shows another identity
+/// (or none) at the same path.
+#[derive(Debug, Clone)]
+struct FileId {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(path: &std::path::Path) -> Result<Self> {
+        let (dev, ino) = file_identity(path)
+            .map_err(|e| Error::Config(format!("cannot stat {}: {e}", path.display())))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            dev,
+            ino,
+        })
+    }
+
+    fn check(&self) -> Result<()> {
+        match file_identity(&self.path) {
+            Ok(id) if id == (self.dev, self.ino) => Ok(()),
+            // The path stays out: this text reaches unauthenticated `/ready` callers.
+            Ok(_) => Err(Error::Unavailable(
+                "the database file was replaced after it was opened; restore it or restart Vigil"
+                    .into(),
+            )),
+            Err(e) => Err(Error::Unavailable(format!(
+                "the database file is gone ({}); restore it or restart Vigil",
+                e.kind()
+            ))),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn file_identity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    // No inode numbers: only a deleted file is noticed.
+    std::fs::metadata(path).map(|_| (0, 0))
 }
 
 /// `doc`'s field at a dotted path as text (numbers as written), for equality filters.

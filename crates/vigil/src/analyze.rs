@@ -37,7 +37,7 @@ pub async fn run(cfg: Config, args: AnalyzeArgs) -> anyhow::Result<()> {
         query: args.query,
     };
     vigil_server::ai::analyze::check(&req).map_err(|m| anyhow::anyhow!(m))?;
-    let store = crate::open_store(&cfg).await?;
+    let store = crate::open_store(&cfg, false).await?;
     let org = store
         .get_org_by_name(&args.org)
         .await?

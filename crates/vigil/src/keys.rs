@@ -58,7 +58,7 @@ fn flat(e: vigil_server::error::ApiError) -> anyhow::Error {
 }
 
 pub async fn agent_token(cfg: Config, cmd: AgentTokenCmd) -> anyhow::Result<()> {
-    let store = crate::open_store(&cfg).await?;
+    let store = crate::open_store(&cfg, false).await?;
     match cmd {
         AgentTokenCmd::Create {
             org,
@@ -107,7 +107,7 @@ pub async fn agent_token(cfg: Config, cmd: AgentTokenCmd) -> anyhow::Result<()> 
 }
 
 pub async fn api_key(cfg: Config, cmd: ApiKeyCmd) -> anyhow::Result<()> {
-    let store = crate::open_store(&cfg).await?;
+    let store = crate::open_store(&cfg, false).await?;
     match cmd {
         ApiKeyCmd::Create { name, org, scopes } => {
             let org = org_id(&store, &org).await?;

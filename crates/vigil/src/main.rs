@@ -138,13 +138,39 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     Ok(Config::load(path.map(PathBuf::as_path))?)
 }
 
-async fn open_store(cfg: &Config) -> anyhow::Result<vigil_store::DynStore> {
+/// Opens the configured database for a command, saying which one on stderr. Only `migrate`
+/// (`create`) may make a new one: an admin command run from another directory must not
+/// quietly work on a fresh, empty `./vigil-data`.
+async fn open_store(cfg: &Config, create: bool) -> anyhow::Result<vigil_store::DynStore> {
     let url = cfg.database_url();
-    let store = vigil_store::connect(&url, cfg.database.max_connections)
-        .await
-        .with_context(|| format!("database {}", vigil_store::redact_url(&url)))?;
+    let shown = database_name(&url);
+    eprintln!("database: {shown}");
+    let store = if create {
+        vigil_store::connect(&url, cfg.database.max_connections).await
+    } else {
+        vigil_store::connect_existing(&url, cfg.database.max_connections).await
+    };
+    let store = store.map_err(|e| match e {
+        e @ vigil_store::Error::NoDatabase(_) => anyhow::anyhow!(
+            "{e}. Run this where `vigil serve` runs (its data_dir), \
+             point --config / VIGIL_DATA_DIR / VIGIL_DATABASE__URL at it, or create one with \
+             `vigil migrate`"
+        ),
+        e => anyhow::Error::new(e).context(format!("database {shown}")),
+    })?;
     store.migrate().await?;
     Ok(store)
+}
+
+/// The database a URL names, for people: a SQLite file as an absolute path, any other URL
+/// with its password hidden.
+fn database_name(url: &str) -> String {
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        return vigil_store::redact_url(url);
+    };
+    let file = path.split('?').next().unwrap_or(path);
+    let abs = std::path::absolute(file).unwrap_or_else(|_| PathBuf::from(file));
+    format!("sqlite://{}", abs.display())
 }
 
 /// The password from `VIGIL_USER_PASSWORD`, or a generated one that is printed.
@@ -173,7 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let cfg = load_config(cli.config.as_ref())?;
-            open_store(&cfg).await?;
+            open_store(&cfg, true).await?;
             println!(
                 "migrations applied to {}",
                 vigil_store::redact_url(&cfg.database_url())
@@ -218,7 +244,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 }
 
 async fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
-    let store = open_store(&cfg).await?;
+    let store = open_store(&cfg, false).await?;
     let find = |name: String| {
         let store = store.clone();
         async move {

@@ -94,6 +94,7 @@ fn config_check_redacts_secrets_and_names_unknown_keys() {
 #[test]
 fn user_lifecycle_from_the_command_line() {
     let d = tmp();
+    assert!(vigil(&d.0, &["migrate"], &[]).status.success());
     let pw = [("VIGIL_USER_PASSWORD", "a long enough passphrase")];
     let o = vigil(
         &d.0,
@@ -445,9 +446,64 @@ fn hunt_defaults_to_the_built_in_rule_pack() {
     );
 }
 
+/// Admin commands say which database they use and never make a new empty one: run from a
+/// directory without one (or pointed at a missing file) they fail instead of listing an
+/// empty table of a fresh `./vigil-data`; only `migrate` (and `serve`) create it.
+#[test]
+fn admin_commands_name_their_database_and_never_create_one() {
+    let d = tmp();
+    let data = d.0.join("vigil-data");
+    let db = data.join("vigil.db");
+    for args in [
+        &["user", "list"][..],
+        &["user", "create", "alice"],
+        &["user", "set-role", "alice", "admin"],
+        &["api-key", "list"],
+        &["api-key", "create", "promtail"],
+        &["agent-token", "list"],
+        &["agent-token", "create"],
+        &["analyze"],
+    ] {
+        let o = vigil(
+            &d.0,
+            args,
+            &[("VIGIL_USER_PASSWORD", "a long enough passphrase")],
+        );
+        let (out, err) = text(&o);
+        assert!(!o.status.success(), "{args:?} succeeded: {out}");
+        assert!(
+            err.contains(&format!("database: sqlite://{}", db.display())),
+            "{args:?} does not say which database: {err}"
+        );
+        assert!(err.contains("does not exist"), "{args:?}: {err}");
+        assert!(err.contains("vigil migrate"), "{args:?}: {err}");
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    }
+    // Pointed at another place, the same: the named file is not created either.
+    let elsewhere = d.0.join("elsewhere.db");
+    let url = format!("sqlite://{}", elsewhere.display());
+    let o = vigil(&d.0, &["user", "list"], &[("VIGIL_DATABASE__URL", &url)]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains(&format!("database: {url}")));
+    assert!(!elsewhere.exists());
+
+    let o = vigil(&d.0, &["migrate"], &[]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(db.exists());
+    let o = vigil(&d.0, &["user", "list"], &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.starts_with("USERNAME"), "{out}");
+    assert!(
+        err.contains(&format!("database: sqlite://{}", db.display())),
+        "{err}"
+    );
+}
+
 #[test]
 fn agent_tokens_and_api_keys_are_printed_once_and_listed_without_secrets() {
     let d = tmp();
+    assert!(vigil(&d.0, &["migrate"], &[]).status.success());
     // `user create` makes the default organization.
     let o = vigil(
         &d.0,

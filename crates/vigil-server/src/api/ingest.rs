@@ -171,7 +171,7 @@ async fn ingest_events(
     };
     let outcome = match submit_and_wait(&state, job).await {
         Ok(Ok(o)) => o,
-        Ok(Err(e)) => return Err(ApiError::unavailable(format!("{e}; retry later"))),
+        Ok(Err(e)) => return Err(ApiError::storage_unavailable(format!("{e}; retry later"))),
         Err(resp) => return Ok(resp),
     };
     errors.truncate(100);

@@ -132,7 +132,7 @@ pub async fn push(
             ),
         )),
         Ok(Ok(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Ok(Err(e)) => Err(ApiError::unavailable(format!("{e}; retry later"))),
+        Ok(Err(e)) => Err(ApiError::storage_unavailable(format!("{e}; retry later"))),
         Err(resp) => Ok(resp),
     }
 }

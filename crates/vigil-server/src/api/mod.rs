@@ -166,37 +166,77 @@ async fn health() -> axum::Json<HealthResponse> {
 
 #[derive(Serialize, ToSchema)]
 pub struct ReadyResponse {
+    /// `ready` or `unavailable`.
     pub status: String,
+    /// `ok`, or `unavailable` when the database does not take a write.
     pub database: String,
     pub backend: String,
+    /// `ok`, `stalled` (batches waiting, none stored for `ingest.stall_secs`) or `stopped`.
+    pub pipeline: String,
+    /// Why it is not ready, for a person; empty when ready.
+    pub reasons: Vec<String>,
 }
 
-/// Readiness: the database answers.
+/// How long the readiness write may take before the writer counts as unavailable (it
+/// waits behind the single SQLite writer's current transaction).
+const READY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Readiness: the database commits a write (the writer's probe row; on SQLite the file at
+/// the path is still the one opened at start) and the ingest pipeline is moving.
 #[utoipa::path(get, path = "/ready", tag = "system",
     responses((status = 200, body = ReadyResponse), (status = 503, body = ReadyResponse)))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, axum::Json<ReadyResponse>) {
     let backend = state.store.backend().to_string();
-    match state.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(ReadyResponse {
-                status: "ready".into(),
-                database: "ok".into(),
-                backend,
-            }),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(ReadyResponse {
-                    status: "unavailable".into(),
-                    database: "unreachable".into(),
-                    backend,
-                }),
-            )
+    let mut reasons = Vec::new();
+    let database = match tokio::time::timeout(READY_PROBE_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database does not take writes");
+            reasons.push(format!("database: {e}"));
+            "unavailable"
         }
-    }
+        Err(_) => {
+            tracing::warn!("readiness: the database writer did not answer in time");
+            reasons.push(format!(
+                "database: a write did not finish within {} s",
+                READY_PROBE_TIMEOUT.as_secs()
+            ));
+            "unavailable"
+        }
+    };
+    let pipeline = match state.pipeline.health() {
+        crate::ingest::PipelineHealth::Ok => "ok",
+        crate::ingest::PipelineHealth::Stalled { waiting, for_secs } => {
+            reasons.push(format!(
+                "pipeline: {waiting} batches waiting, none stored for {for_secs} s"
+            ));
+            "stalled"
+        }
+        crate::ingest::PipelineHealth::Stopped => {
+            reasons.push("pipeline: stopped".into());
+            "stopped"
+        }
+    };
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(ReadyResponse {
+            status: if reasons.is_empty() {
+                "ready"
+            } else {
+                "unavailable"
+            }
+            .into(),
+            database: database.into(),
+            backend,
+            pipeline: pipeline.into(),
+            reasons,
+        }),
+    )
 }
 
 /// Prometheus metrics in the text exposition format (also at `/metrics`).

@@ -7,4 +7,4 @@ pub mod detect;
 pub mod normalize;
 pub mod pipeline;
 
-pub use pipeline::{Drained, Job, JobResult, Pipeline, PipelineConfig, PipelineTask};
+pub use pipeline::{Drained, Job, JobResult, Pipeline, PipelineConfig, PipelineHealth, PipelineTask};

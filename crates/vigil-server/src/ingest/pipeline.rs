@@ -45,6 +45,8 @@ pub struct PipelineConfig {
     /// Fold repeated detections (same rule and key) into the open alert.
     pub dedup: bool,
     pub dedup_window: Duration,
+    /// Batches waiting while none finished for this long: the pipeline is stalled (`/ready`).
+    pub stall_after: std::time::Duration,
 }
 
 /// What a job's sender learns.
@@ -69,6 +71,8 @@ pub struct Overloaded(pub Job);
 pub struct Pipeline {
     tx: mpsc::Sender<Job>,
     counts: Arc<Counts>,
+    progress: Arc<Progress>,
+    stall_after: std::time::Duration,
 }
 
 /// Events in the queue and events stored, for the shutdown log.
@@ -124,6 +128,58 @@ impl PipelineTask {
     }
 }
 
+/// How far the pipeline has come, for `/ready`: a wedged store or detect stage shows as
+/// batches waiting while none finishes.
+struct Progress {
+    epoch: Instant,
+    accepted: AtomicU64,
+    /// Stored, refused by the store, or lost to a panic: answered either way.
+    finished: AtomicU64,
+    /// Milliseconds after `epoch` of the last finish, or of the submission that found the
+    /// pipeline idle (the wait starts there, not at a finish an hour ago).
+    moved_ms: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            accepted: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            moved_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn accepted(&self) {
+        let before = self.accepted.fetch_add(1, Ordering::AcqRel);
+        if before == self.finished.load(Ordering::Acquire) {
+            self.moved_ms.store(self.now_ms(), Ordering::Release);
+        }
+    }
+
+    fn finished(&self) {
+        self.moved_ms.store(self.now_ms(), Ordering::Release);
+        self.finished.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Why the pipeline is not healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipelineHealth {
+    Ok,
+    /// Batches have waited this long with none finishing.
+    Stalled {
+        waiting: u64,
+        for_secs: u64,
+    },
+    /// The stages have ended (nothing will be stored).
+    Stopped,
+}
+
 struct Detected {
     org: Uuid,
     batch: Option<Uuid>,
@@ -152,6 +208,8 @@ impl Pipeline {
         let ml_store = ml.store().clone();
         let close = CancellationToken::new();
         let counts = Arc::new(Counts::default());
+        let progress = Arc::new(Progress::new());
+        let stall_after = config.stall_after;
         let detect = tokio::spawn(detect_stage(
             rx,
             close.clone(),
@@ -159,6 +217,7 @@ impl Pipeline {
             dtx,
             rules,
             ml,
+            progress.clone(),
         ));
         let store = tokio::spawn(store_stage(
             drx,
@@ -167,6 +226,7 @@ impl Pipeline {
             events,
             ml_store,
             config,
+            progress.clone(),
         ));
         let task = PipelineTask {
             close,
@@ -174,7 +234,36 @@ impl Pipeline {
             store,
             counts: counts.clone(),
         };
-        (Self { tx, counts }, task)
+        (
+            Self {
+                tx,
+                counts,
+                progress,
+                stall_after,
+            },
+            task,
+        )
+    }
+
+    /// Whether batches are moving: stopped stages, or batches waiting longer than
+    /// `stall_after` with none finishing, are unhealthy.
+    pub fn health(&self) -> PipelineHealth {
+        if self.tx.is_closed() {
+            return PipelineHealth::Stopped;
+        }
+        let p = &self.progress;
+        let finished = p.finished.load(Ordering::Acquire);
+        let waiting = p.accepted.load(Ordering::Acquire).saturating_sub(finished);
+        let idle_ms = p
+            .now_ms()
+            .saturating_sub(p.moved_ms.load(Ordering::Acquire));
+        if waiting > 0 && u128::from(idle_ms) > self.stall_after.as_millis() {
+            return PipelineHealth::Stalled {
+                waiting,
+                for_secs: idle_ms / 1000,
+            };
+        }
+        PipelineHealth::Ok
     }
 
     /// Queues a job, or gives it back at once when the queue is full.
@@ -185,6 +274,7 @@ impl Pipeline {
         self.counts.queued.fetch_add(n, Ordering::Relaxed);
         match self.tx.try_send(job) {
             Ok(()) => {
+                self.progress.accepted();
                 metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "received")
                     .increment(n);
                 Ok(())
@@ -205,6 +295,7 @@ impl Pipeline {
         self.counts.queued.fetch_add(n, Ordering::Relaxed);
         match self.tx.send(job).await {
             Ok(()) => {
+                self.progress.accepted();
                 metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "received")
                     .increment(n);
                 Ok(())
@@ -224,6 +315,7 @@ async fn detect_stage(
     out: mpsc::Sender<Detected>,
     rules: Arc<Rules>,
     ml: Arc<crate::ml::MlEngine>,
+    progress: Arc<Progress>,
 ) {
     let mut state = Some(Correlations::default());
     let mut closed = false;
@@ -289,6 +381,7 @@ async fn detect_stage(
                 // A panic in a rule must not stop ingestion; the job's sender gets an error
                 // (and will retry), correlation state starts over.
                 tracing::error!(error = %e, "detection failed");
+                progress.finished();
             }
         }
     }
@@ -313,6 +406,7 @@ async fn store_stage(
     events: Arc<dyn EventStore>,
     ml_store: Arc<dyn vigil_store::MlStore>,
     config: PipelineConfig,
+    progress: Arc<Progress>,
 ) {
     while let Some(Detected {
         org,
@@ -385,6 +479,7 @@ async fn store_stage(
                 Err("events could not be stored".to_owned())
             }
         };
+        progress.finished();
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }
@@ -424,6 +519,8 @@ mod tests {
         let p = Pipeline {
             tx,
             counts: Default::default(),
+            progress: Arc::new(Progress::new()),
+            stall_after: std::time::Duration::from_secs(60),
         };
         assert!(p.try_submit(job(1)).is_ok());
         assert!(p.try_submit(job(2)).is_ok());
@@ -464,6 +561,7 @@ mod tests {
                 queue_capacity: 64,
                 dedup: true,
                 dedup_window: Duration::seconds(60),
+                stall_after: std::time::Duration::from_secs(60),
             },
         );
         let mut replies = Vec::new();

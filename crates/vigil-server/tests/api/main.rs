@@ -18,5 +18,6 @@ mod org_isolation;
 mod rate_limit;
 mod rbac;
 mod search;
+mod storage_faults;
 mod system;
 mod users;
