@@ -121,7 +121,6 @@ impl Application {
         let ml = crate::ml::MlEngine::start(config.ml.clone(), &store).await?;
         let shutdown = CancellationToken::new();
         let (pipeline, pipeline_task) = crate::ingest::Pipeline::start(
-            store.clone(),
             events.clone(),
             rules,
             ml.clone(),

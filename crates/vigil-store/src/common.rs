@@ -426,6 +426,57 @@ pub(crate) async fn insert_alerts(pool: &Pool<Db>, items: Vec<PendingAlert>) -> 
     }
 }
 
+/// Raises each detection as a new alert, or folds it into the open alert with its dedup
+/// key raised within `window`, inside `tx`.
+async fn record_detections_tx(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    org: Uuid,
+    detections: Vec<Detection>,
+    window: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<DetectionOutcome>> {
+    let mut out = Vec::with_capacity(detections.len());
+    for d in detections {
+        let seen = vigil_core::truncate_micros(d.seen);
+        if let Some(key) = &d.dedup_key {
+            let folded: Option<Uuid> = sqlx::query_scalar(
+                "UPDATE alerts SET event_count = event_count + 1, updated_at = $1, \
+                 last_seen = CASE WHEN last_seen IS NULL OR last_seen < $2 THEN $2 ELSE last_seen END \
+                 WHERE id = (SELECT id FROM alerts WHERE org_id = $3 AND dedup_key = $4 \
+                    AND status IN ('open', 'in_progress') AND created_at >= $5 \
+                    ORDER BY created_at DESC LIMIT 1) RETURNING id",
+            )
+            .bind(now)
+            .bind(seen)
+            .bind(org)
+            .bind(db_text(key))
+            .bind(now - window)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(id) = folded {
+                out.push(DetectionOutcome::Folded(id));
+                continue;
+            }
+        }
+        let pending = PendingAlert { org, alert: d.alert, actor: "detection".into() };
+        let ids = insert_alerts_tx(tx, std::slice::from_ref(&pending), now).await?;
+        let Some(id) = ids.into_iter().next().flatten() else {
+            return Err(Error::Conflict(format!(
+                "alert id '{}' already exists",
+                pending.alert.alert_id
+            )));
+        };
+        sqlx::query("UPDATE alerts SET dedup_key = $1, last_seen = $2 WHERE id = $3")
+            .bind(d.dedup_key.as_deref().map(|k| db_text(k).into_owned()))
+            .bind(seen)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        out.push(DetectionOutcome::Created(id));
+    }
+    Ok(out)
+}
+
 impl StoreImpl {
     async fn fetch_alert<'e, E>(exec: E, org: Uuid, id: Uuid, lock: bool) -> Result<Option<Alert>>
     where
@@ -1327,47 +1378,8 @@ impl Store for StoreImpl {
         detections: Vec<Detection>,
         window: chrono::Duration,
     ) -> Result<Vec<DetectionOutcome>> {
-        let now = vigil_core::now();
         let mut tx = self.writer().begin().await?;
-        let mut out = Vec::with_capacity(detections.len());
-        for d in detections {
-            let seen = vigil_core::truncate_micros(d.seen);
-            if let Some(key) = &d.dedup_key {
-                let folded: Option<Uuid> = sqlx::query_scalar(
-                    "UPDATE alerts SET event_count = event_count + 1, updated_at = $1, \
-                     last_seen = CASE WHEN last_seen IS NULL OR last_seen < $2 THEN $2 ELSE last_seen END \
-                     WHERE id = (SELECT id FROM alerts WHERE org_id = $3 AND dedup_key = $4 \
-                        AND status IN ('open', 'in_progress') AND created_at >= $5 \
-                        ORDER BY created_at DESC LIMIT 1) RETURNING id",
-                )
-                .bind(now)
-                .bind(seen)
-                .bind(org)
-                .bind(db_text(key))
-                .bind(now - window)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(id) = folded {
-                    out.push(DetectionOutcome::Folded(id));
-                    continue;
-                }
-            }
-            let pending = PendingAlert { org, alert: d.alert, actor: "detection".into() };
-            let ids = insert_alerts_tx(&mut tx, std::slice::from_ref(&pending), now).await?;
-            let Some(id) = ids.into_iter().next().flatten() else {
-                return Err(Error::Conflict(format!(
-                    "alert id '{}' already exists",
-                    pending.alert.alert_id
-                )));
-            };
-            sqlx::query("UPDATE alerts SET dedup_key = $1, last_seen = $2 WHERE id = $3")
-                .bind(d.dedup_key.as_deref().map(|k| db_text(k).into_owned()))
-                .bind(seen)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            out.push(DetectionOutcome::Created(id));
-        }
+        let out = record_detections_tx(&mut tx, org, detections, window, vigil_core::now()).await?;
         tx.commit().await?;
         Ok(out)
     }

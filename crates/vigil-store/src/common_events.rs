@@ -39,6 +39,55 @@ fn event_from_row(r: crate::rows::EventRow) -> crate::StoredEvent {
     e
 }
 
+/// Writes a batch's id marker and its events into `tx`. With a batch id stored before,
+/// writes nothing and answers `duplicate` (the caller then ends the transaction unused).
+async fn append_events_tx(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    org: Uuid,
+    batch: Option<Uuid>,
+    channel: &str,
+    events: &[crate::NewEvent],
+    now: DateTime<Utc>,
+) -> Result<crate::AppendOutcome> {
+    if let Some(batch) = batch {
+        let fresh: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO ingest_batches (org_id, batch_id, received_at, event_count) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING batch_id",
+        )
+        .bind(org)
+        .bind(batch)
+        .bind(now)
+        .bind(i64::try_from(events.len()).unwrap_or(i64::MAX))
+        .fetch_optional(&mut **tx)
+        .await?;
+        if fresh.is_none() {
+            return Ok(crate::AppendOutcome { stored: 0, duplicate: true });
+        }
+    }
+    for r in event_chunks(events.len()) {
+        // Plain `?` placeholders on SQLite: with numbered or named ones it looks each one
+        // up by a scan of the statement's list of names (quadratic in a 4,500-value INSERT).
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "{INSERT_EVENTS} (id, org_id, timestamp, ingested_at, host, dataset, channel, message, doc, message_search) "
+        ));
+        q.push_values(&events[r], |mut b, e| {
+            b.push_bind(Uuid::now_v7())
+                .push_bind(org)
+                .push_bind(vigil_core::truncate_micros(e.timestamp))
+                .push_bind(now)
+                .push_bind(capped_key(&e.host).map(db_text))
+                .push_bind(capped_key(&e.dataset).map(db_text))
+                .push_bind(channel)
+                .push_bind(e.message.as_deref().map(db_text))
+                .push_bind(db_json_text(&e.doc))
+                .push_unseparated(JSON_PARAM_CAST)
+                .push_bind(e.message.as_deref().and_then(crate::text::search_text));
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(crate::AppendOutcome { stored: events.len(), duplicate: false })
+}
+
 #[async_trait::async_trait]
 impl EventStore for StoreImpl {
     async fn append_events(
@@ -49,46 +98,32 @@ impl EventStore for StoreImpl {
         events: Vec<crate::NewEvent>,
         now: DateTime<Utc>,
     ) -> Result<crate::AppendOutcome> {
+        let (outcome, _) = self
+            .append_batch(org, batch, channel, events, Vec::new(), chrono::Duration::zero(), now)
+            .await?;
+        Ok(outcome)
+    }
+
+    async fn append_batch(
+        &self,
+        org: Uuid,
+        batch: Option<Uuid>,
+        channel: &str,
+        events: Vec<crate::NewEvent>,
+        detections: Vec<Detection>,
+        dedup_window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(crate::AppendOutcome, Vec<DetectionOutcome>)> {
         let now = vigil_core::truncate_micros(now);
         let mut tx = self.writer().begin().await?;
-        if let Some(batch) = batch {
-            let fresh: Option<Uuid> = sqlx::query_scalar(
-                "INSERT INTO ingest_batches (org_id, batch_id, received_at, event_count) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING batch_id",
-            )
-            .bind(org)
-            .bind(batch)
-            .bind(now)
-            .bind(i64::try_from(events.len()).unwrap_or(i64::MAX))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if fresh.is_none() {
-                return Ok(crate::AppendOutcome { stored: 0, duplicate: true });
-            }
+        let outcome = append_events_tx(&mut tx, org, batch, channel, &events, now).await?;
+        if outcome.duplicate {
+            // Its detections were raised when the batch was first stored.
+            return Ok((outcome, Vec::new()));
         }
-        for r in event_chunks(events.len()) {
-            // Plain `?` placeholders on SQLite: with numbered or named ones it looks each one
-            // up by a scan of the statement's list of names (quadratic in a 4,500-value INSERT).
-            let mut q = QueryBuilder::<Db>::new(format!(
-                "{INSERT_EVENTS} (id, org_id, timestamp, ingested_at, host, dataset, channel, message, doc, message_search) "
-            ));
-            q.push_values(&events[r], |mut b, e| {
-                b.push_bind(Uuid::now_v7())
-                    .push_bind(org)
-                    .push_bind(vigil_core::truncate_micros(e.timestamp))
-                    .push_bind(now)
-                    .push_bind(capped_key(&e.host).map(db_text))
-                    .push_bind(capped_key(&e.dataset).map(db_text))
-                    .push_bind(channel)
-                    .push_bind(e.message.as_deref().map(db_text))
-                    .push_bind(db_json_text(&e.doc))
-                    .push_unseparated(JSON_PARAM_CAST)
-                    .push_bind(e.message.as_deref().and_then(crate::text::search_text));
-            });
-            q.build().execute(&mut *tx).await?;
-        }
+        let raised = record_detections_tx(&mut tx, org, detections, dedup_window, now).await?;
         tx.commit().await?;
-        Ok(crate::AppendOutcome { stored: events.len(), duplicate: false })
+        Ok((outcome, raised))
     }
 
     async fn count_events(&self, org: Uuid) -> Result<u64> {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::Result;
+use crate::{Detection, DetectionOutcome, Result};
 
 /// Most characters of `host` and `dataset` stored (both are in the listing index's key,
 /// whose entries PostgreSQL limits to ~2.7 kB); longer values are cut.
@@ -107,6 +107,22 @@ pub trait EventStore: Send + Sync + 'static {
         events: Vec<NewEvent>,
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome>;
+    /// Stores a batch whole, in one transaction: its id marker, its events and its
+    /// detections (raised as new alerts or folded into open ones within `dedup_window`, as
+    /// [`crate::Store::record_detections`] does). Either all of it is stored or nothing is,
+    /// so a batch is acknowledged only with its alerts, and a failed one can be resent. A
+    /// duplicate batch id stores nothing and raises nothing (the first copy did).
+    #[allow(clippy::too_many_arguments)] // one batch's parts; a struct would only repack them
+    async fn append_batch(
+        &self,
+        org: Uuid,
+        batch: Option<Uuid>,
+        channel: &str,
+        events: Vec<NewEvent>,
+        detections: Vec<Detection>,
+        dedup_window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(AppendOutcome, Vec<DetectionOutcome>)>;
     /// How many events of `org` are stored.
     async fn count_events(&self, org: Uuid) -> Result<u64>;
     /// Whether a batch id has been stored (a cheap check before doing work).

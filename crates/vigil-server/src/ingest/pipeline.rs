@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! submit ─► [queue: bounded] ─► detect (blocking thread; correlations per org, in order)
-//!                                  └─► [4] ─► store events (+ batch id, one transaction)
-//!                                               └─► raise or fold alerts ─► reply
+//!                                  └─► [4] ─► store events + batch id + raised or folded
+//!                                             alerts (one transaction) ─► reply
 //! ```
 //!
 //! SQLite has one writer, so the store stage is the serial part: everything that can be
@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use vigil_core::event::{self, fields};
-use vigil_store::{AppendOutcome, Detection, DetectionOutcome, DynStore, EventStore, NewEvent};
+use vigil_store::{AppendOutcome, Detection, DetectionOutcome, EventStore, NewEvent};
 
 use super::detect::{Correlations, Rules};
 use crate::metrics::{ALERT_PROCESSING_DURATION, ALERTS_CREATED, SECURITY_EVENTS};
@@ -197,7 +197,6 @@ impl Pipeline {
     /// Starts both stages; they end after [`PipelineTask::drain`] (or when every
     /// `Pipeline` clone is dropped) once the queue is empty.
     pub fn start(
-        store: DynStore,
         events: Arc<dyn EventStore>,
         rules: Arc<Rules>,
         ml: Arc<crate::ml::MlEngine>,
@@ -222,7 +221,6 @@ impl Pipeline {
         let store = tokio::spawn(store_stage(
             drx,
             counts.clone(),
-            store,
             events,
             ml_store,
             config,
@@ -402,7 +400,6 @@ fn new_event(doc: &Json) -> NewEvent {
 async fn store_stage(
     mut rx: mpsc::Receiver<Detected>,
     counts: Arc<Counts>,
-    store: DynStore,
     events: Arc<dyn EventStore>,
     ml_store: Arc<dyn vigil_store::MlStore>,
     config: PipelineConfig,
@@ -420,52 +417,58 @@ async fn store_stage(
     }) = rx.recv().await
     {
         let n = docs.len() as u64;
+        if !config.dedup {
+            for d in &mut detections {
+                d.dedup_key = None;
+            }
+        }
+        let raised: Vec<(String, String)> = detections
+            .iter()
+            .map(|d| {
+                (
+                    d.alert.source.as_str().to_owned(),
+                    d.alert.severity.as_str().to_owned(),
+                )
+            })
+            .collect();
+        // Events, batch id and alerts in one transaction: a batch is acknowledged only with
+        // its alerts, and a failed one is answered as such, so its resend is stored whole
+        // (with the alerts written apart, a failure after the events lost them for good:
+        // the resend was a duplicate).
         let result = match events
-            .append_events(org, batch, channel, docs, vigil_core::now())
+            .append_batch(
+                org,
+                batch,
+                channel,
+                docs,
+                detections,
+                config.dedup_window,
+                vigil_core::now(),
+            )
             .await
         {
-            Ok(outcome) if outcome.duplicate => {
+            Ok((outcome, _)) if outcome.duplicate => {
                 metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "duplicate")
                     .increment(n);
                 Ok(outcome)
             }
-            Ok(outcome) => {
+            Ok((outcome, outcomes)) => {
                 counts.stored.fetch_add(n, Ordering::Relaxed);
                 metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "stored")
                     .increment(n);
+                // Best effort: feature vectors only tune the models; losing a batch's worth
+                // does not lose anything acknowledged.
                 if let Err(e) = ml_store.append_features(org, ml_rows).await {
                     tracing::error!(error = %e, %org, "ml feature vectors could not be stored");
                 }
-                if !config.dedup {
-                    for d in &mut detections {
-                        d.dedup_key = None;
-                    }
-                }
-                if !detections.is_empty() {
-                    let raised: Vec<(String, String)> = detections
-                        .iter()
-                        .map(|d| {
-                            (
-                                d.alert.source.as_str().to_owned(),
-                                d.alert.severity.as_str().to_owned(),
-                            )
-                        })
-                        .collect();
-                    match store
-                        .record_detections(org, detections, config.dedup_window)
-                        .await
-                    {
-                        Ok(outcomes) => {
-                            metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "alerted")
-                                .increment(outcomes.len() as u64);
-                            for (o, (source, severity)) in outcomes.iter().zip(raised) {
-                                if matches!(o, DetectionOutcome::Created(_)) {
-                                    metrics::counter!(ALERTS_CREATED, "source" => source, "severity" => severity)
-                                        .increment(1);
-                                }
-                            }
+                if !raised.is_empty() {
+                    metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "alerted")
+                        .increment(outcomes.len() as u64);
+                    for (o, (source, severity)) in outcomes.iter().zip(raised) {
+                        if matches!(o, DetectionOutcome::Created(_)) {
+                            metrics::counter!(ALERTS_CREATED, "source" => source, "severity" => severity)
+                                .increment(1);
                         }
-                        Err(e) => tracing::error!(error = %e, %org, "alerts could not be stored"),
                     }
                     metrics::histogram!(ALERT_PROCESSING_DURATION)
                         .record(started.elapsed().as_secs_f64());
@@ -475,7 +478,7 @@ async fn store_stage(
             Err(e) => {
                 metrics::counter!(SECURITY_EVENTS, "source" => channel, "outcome" => "failed")
                     .increment(n);
-                tracing::error!(error = %e, %org, "events could not be stored");
+                tracing::error!(error = %e, %org, "batch could not be stored");
                 Err("events could not be stored".to_owned())
             }
         };
@@ -553,7 +556,6 @@ mod tests {
             .await
             .unwrap();
         let (p, mut task) = Pipeline::start(
-            db.store.clone(),
             db.store.event_store(),
             Arc::new(Rules::load(&[], vigil_detect::Level::Low).unwrap()),
             ml,

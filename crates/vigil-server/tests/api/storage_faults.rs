@@ -682,3 +682,134 @@ async fn postgres_killed_backends_are_replaced() {
     ledger.verify(&app, &c).await;
     restart_and_verify(app, &db.url, &ledger, &c.ingest_key).await;
 }
+
+/// An event that the built-in rule "Sudo Attempt by a User Not in Sudoers" raises an
+/// alert for on its own (no correlation state involved).
+fn sudo_probe(host: &str) -> Value {
+    json!({
+        "@timestamp": vigil_core::event::format_timestamp(vigil_core::now()),
+        "event": {"dataset": "auth"},
+        "process": {"name": "sudo"},
+        "host": {"name": host},
+        "user": {"name": "mallory"},
+        "message": "mallory : user NOT in sudoers ; TTY=pts/0 ; PWD=/srv ; USER=root ; COMMAND=/bin/sh",
+    })
+}
+
+/// Runs statements on a connection of its own to the server's database (not the server's).
+async fn side_exec(backend: Backend, url: &str, sqls: &[&str]) {
+    use sqlx::{Connection, Executor};
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(url)
+                .await
+                .expect("side connection");
+            for s in sqls {
+                c.execute(*s).await.expect(s);
+            }
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(url)
+                .await
+                .expect("side connection");
+            for s in sqls {
+                c.execute(*s).await.expect(s);
+            }
+        }
+    }
+}
+
+/// Alerts of the sudo probe's rule (each test has a database of its own).
+async fn probe_alerts(app: &TestApp, c: &Creds) -> usize {
+    let r = app.get("/api/v1/alerts?limit=1000", &c.admin).await;
+    r.ok(200)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|a| a["title"] == "Sudo Attempt by a User Not in Sudoers")
+        .count()
+}
+
+/// A batch whose events can be written but whose alert cannot (a trigger on `alerts`
+/// fails every insert, as a full disk or a killed connection would fail it half-way): the
+/// batch is refused with 503 and nothing of it is stored, and once the fault is gone its
+/// resend is stored with its alert, exactly once. The old code wrote the alerts in a
+/// transaction of their own after the events: it answered 202, the alert was lost, and the
+/// resend was a duplicate.
+async fn a_batch_is_stored_only_with_its_alerts(
+    backend: Backend,
+    url: &str,
+    fail: &[&str],
+    heal: &[&str],
+) {
+    let app = serve(backend, url).await;
+    let c = creds(&app, None).await;
+    side_exec(backend, url, fail).await;
+
+    let (batch, host) = (Uuid::now_v7(), "sudo-probe");
+    let body = json!({"batch_id": batch, "events": [sudo_probe(host)]});
+    let r = app
+        .post("/api/v1/ingest/events", &c.ingest_key, &body)
+        .await;
+    refused(&r, "a batch whose alert cannot be written");
+    assert_eq!(
+        events_of(&app, &c, host).await,
+        0,
+        "events stored without their alert"
+    );
+    assert_eq!(probe_alerts(&app, &c).await, 0);
+
+    side_exec(backend, url, heal).await;
+    let r = app
+        .post("/api/v1/ingest/events", &c.ingest_key, &body)
+        .await;
+    let b = r.ok(202);
+    assert_eq!(
+        (b["accepted"].as_u64(), b["duplicate"].as_bool()),
+        (Some(1), Some(false)),
+        "{b}"
+    );
+    assert_eq!(events_of(&app, &c, host).await, 1);
+    assert_eq!(
+        probe_alerts(&app, &c).await,
+        1,
+        "the resend raises its alert"
+    );
+
+    let r = app
+        .post("/api/v1/ingest/events", &c.ingest_key, &body)
+        .await;
+    assert_eq!(r.ok(202)["duplicate"], true);
+    assert_eq!(events_of(&app, &c, host).await, 1);
+    assert_eq!(probe_alerts(&app, &c).await, 1, "stored once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_batch_is_stored_only_with_its_alerts() {
+    let d = DbDir::new();
+    a_batch_is_stored_only_with_its_alerts(
+        Backend::Sqlite,
+        &d.url(),
+        &["CREATE TRIGGER no_alerts BEFORE INSERT ON alerts BEGIN SELECT RAISE(ABORT, 'disk gone'); END"],
+        &["DROP TRIGGER no_alerts"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_batch_is_stored_only_with_its_alerts() {
+    let Some(db) = vigil_store::testing::TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    a_batch_is_stored_only_with_its_alerts(
+        Backend::Postgres,
+        &db.url,
+        &[
+            "CREATE FUNCTION no_alerts() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'disk gone'; END $$",
+            "CREATE TRIGGER no_alerts BEFORE INSERT ON alerts FOR EACH ROW EXECUTE FUNCTION no_alerts()",
+        ],
+        &["DROP TRIGGER no_alerts ON alerts", "DROP FUNCTION no_alerts()"],
+    )
+    .await;
+}
