@@ -42,6 +42,7 @@ both!(
     event_batches_are_stored_once_and_queryable,
     a_failed_event_batch_stores_nothing_and_long_keys_are_capped,
     detections_fold_into_open_alerts_within_window,
+    a_batch_is_stored_whole_with_its_alerts_or_not_at_all,
     ml_features_and_models_are_versioned_per_org,
     search_sees_through_control_characters,
     search_texts_of_older_rows_are_backfilled_once,
@@ -1175,6 +1176,122 @@ async fn detections_fold_into_open_alerts_within_window(db: &TestDb) {
         .await
         .unwrap();
     assert!(matches!(out[0], DetectionOutcome::Created(_)));
+}
+
+/// `append_batch`: events, batch id and alerts commit together. A detection that cannot be
+/// written (here: its alert id is taken) takes the events and the batch id down with it,
+/// so the batch can be sent again; a duplicate batch raises nothing.
+async fn a_batch_is_stored_whole_with_its_alerts_or_not_at_all(db: &TestDb) {
+    let org = db.store.create_org("o").await.unwrap().id;
+    let events = db.store.event_store();
+    let now = vigil_core::now();
+    let det = |i: usize, key: Option<&str>| Detection {
+        alert: new_alert(i, now),
+        dedup_key: key.map(String::from),
+        seen: now,
+    };
+    let window = Duration::minutes(10);
+    let batch = Uuid::now_v7();
+    let evs: Vec<NewEvent> = (0..3).map(|i| event(i, now)).collect();
+    let (out, raised) = events
+        .append_batch(
+            org,
+            Some(batch),
+            "agent",
+            evs.clone(),
+            vec![det(1, Some("k")), det(2, Some("k"))],
+            window,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        AppendOutcome {
+            stored: 3,
+            duplicate: false
+        }
+    );
+    let DetectionOutcome::Created(first) = raised[0] else {
+        panic!("{raised:?}")
+    };
+    assert_eq!(
+        raised,
+        [
+            DetectionOutcome::Created(first),
+            DetectionOutcome::Folded(first)
+        ]
+    );
+
+    // The same batch again: nothing stored, nothing raised or folded.
+    let (out, raised) = events
+        .append_batch(
+            org,
+            Some(batch),
+            "agent",
+            evs,
+            vec![det(3, Some("k"))],
+            window,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(out.duplicate && raised.is_empty(), "{out:?} {raised:?}");
+    assert_eq!(
+        db.store
+            .get_alert(org, first)
+            .await
+            .unwrap()
+            .unwrap()
+            .event_count,
+        2
+    );
+    assert_eq!(events.count_events(org).await.unwrap(), 3);
+
+    // A batch whose second alert fails: none of it is stored, its id is not taken.
+    let failing = Uuid::now_v7();
+    let evs: Vec<NewEvent> = (10..12).map(|i| event(i, now)).collect();
+    let r = events
+        .append_batch(
+            org,
+            Some(failing),
+            "agent",
+            evs.clone(),
+            vec![det(4, None), det(1, None)],
+            window,
+            now,
+        )
+        .await;
+    assert!(matches!(r, Err(Error::Conflict(_))), "{r:?}");
+    assert_eq!(events.count_events(org).await.unwrap(), 3);
+    assert!(!events.batch_seen(org, failing).await.unwrap());
+    let alerts = db.store.list_alerts(org, &filter()).await.unwrap().items;
+    assert_eq!(
+        alerts.len(),
+        1,
+        "the failed batch's first alert stays out: {alerts:?}"
+    );
+    let (out, raised) = events
+        .append_batch(
+            org,
+            Some(failing),
+            "agent",
+            evs,
+            vec![det(4, None)],
+            window,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        AppendOutcome {
+            stored: 2,
+            duplicate: false
+        }
+    );
+    assert!(matches!(raised[..], [DetectionOutcome::Created(_)]));
+    assert_eq!(events.count_events(org).await.unwrap(), 5);
 }
 
 async fn ml_features_and_models_are_versioned_per_org(db: &TestDb) {
