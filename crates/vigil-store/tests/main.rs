@@ -1190,21 +1190,26 @@ async fn a_batch_is_stored_whole_with_its_alerts_or_not_at_all(db: &TestDb) {
         dedup_key: key.map(String::from),
         seen: now,
     };
-    let window = Duration::minutes(10);
-    let batch = Uuid::now_v7();
-    let evs: Vec<NewEvent> = (0..3).map(|i| event(i, now)).collect();
-    let (out, raised) = events
-        .append_batch(
+    let send = |batch: Uuid, evs: Vec<NewEvent>, dets: Vec<Detection>| {
+        events.append_batch(
             org,
             Some(batch),
             "agent",
-            evs.clone(),
-            vec![det(1, Some("k")), det(2, Some("k"))],
-            window,
+            evs,
+            dets,
+            Duration::minutes(10),
             now,
         )
-        .await
-        .unwrap();
+    };
+    let batch = Uuid::now_v7();
+    let evs: Vec<NewEvent> = (0..3).map(|i| event(i, now)).collect();
+    let (out, raised) = send(
+        batch,
+        evs.clone(),
+        vec![det(1, Some("k")), det(2, Some("k"))],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         out,
         AppendOutcome {
@@ -1224,18 +1229,7 @@ async fn a_batch_is_stored_whole_with_its_alerts_or_not_at_all(db: &TestDb) {
     );
 
     // The same batch again: nothing stored, nothing raised or folded.
-    let (out, raised) = events
-        .append_batch(
-            org,
-            Some(batch),
-            "agent",
-            evs,
-            vec![det(3, Some("k"))],
-            window,
-            now,
-        )
-        .await
-        .unwrap();
+    let (out, raised) = send(batch, evs, vec![det(3, Some("k"))]).await.unwrap();
     assert!(out.duplicate && raised.is_empty(), "{out:?} {raised:?}");
     assert_eq!(
         db.store
@@ -1251,17 +1245,7 @@ async fn a_batch_is_stored_whole_with_its_alerts_or_not_at_all(db: &TestDb) {
     // A batch whose second alert fails: none of it is stored, its id is not taken.
     let failing = Uuid::now_v7();
     let evs: Vec<NewEvent> = (10..12).map(|i| event(i, now)).collect();
-    let r = events
-        .append_batch(
-            org,
-            Some(failing),
-            "agent",
-            evs.clone(),
-            vec![det(4, None), det(1, None)],
-            window,
-            now,
-        )
-        .await;
+    let r = send(failing, evs.clone(), vec![det(4, None), det(1, None)]).await;
     assert!(matches!(r, Err(Error::Conflict(_))), "{r:?}");
     assert_eq!(events.count_events(org).await.unwrap(), 3);
     assert!(!events.batch_seen(org, failing).await.unwrap());
@@ -1271,18 +1255,7 @@ async fn a_batch_is_stored_whole_with_its_alerts_or_not_at_all(db: &TestDb) {
         1,
         "the failed batch's first alert stays out: {alerts:?}"
     );
-    let (out, raised) = events
-        .append_batch(
-            org,
-            Some(failing),
-            "agent",
-            evs,
-            vec![det(4, None)],
-            window,
-            now,
-        )
-        .await
-        .unwrap();
+    let (out, raised) = send(failing, evs, vec![det(4, None)]).await.unwrap();
     assert_eq!(
         out,
         AppendOutcome {
