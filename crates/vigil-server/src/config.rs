@@ -4,7 +4,8 @@
 //! `VIGIL_SERVER__PORT=9000`, `VIGIL_DATABASE__URL=postgres://...`), plus the names users
 //! of the original design already have (`API_HOST`, `API_PORT`, `OLLAMA_API_URL`, ...; see
 //! [`LEGACY_ENV`]). Unknown keys in the file or in `VIGIL_*__*` variables are errors that
-//! name the key.
+//! name the key. The known keys and their types come from the structs (`keys.rs`), so every
+//! key the file accepts can be set from the environment, optional ones included.
 
 mod keys;
 
@@ -920,7 +921,7 @@ mod tests {
                 }
             };
             assert_ne!(default, Some(&value), "{key}: test value is the default");
-            let var = var_of(&key);
+            let var = var_of(key);
             vars.push((var, raw));
             expected.push((key.clone(), value));
         }
