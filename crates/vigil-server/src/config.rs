@@ -931,6 +931,7 @@ mod tests {
                     let s = match key.as_str() {
                         "log.format" => "json".to_string(),
                         "ollama.provider" => "openai".to_string(),
+                        "ingest.min_alert_level" => "critical".to_string(),
                         k if k.ends_with(".url") => format!("http://127.0.0.1:9/{k}"),
                         k => format!("{k} from the environment, 32 bytes or more"),
                     };

@@ -183,8 +183,20 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
         })
     }
 
+    /// A unit-variant enum (`min_alert_level = "low"`) is written as its variant's name.
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Error> {
+        let first = variants.first().copied().unwrap_or_default();
+        self.leaf(Kind::String);
+        v.visit_enum(de::IntoDeserializer::<Error>::into_deserializer(first))
+    }
+
     forward_to_deserialize_any! {
-        bytes byte_buf unit unit_struct tuple tuple_struct map enum identifier ignored_any
+        bytes byte_buf unit unit_struct tuple tuple_struct map identifier ignored_any
     }
 }
 
