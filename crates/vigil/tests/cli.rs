@@ -205,6 +205,7 @@ fn assert_columns_line_up(out: &str) {
 #[test]
 fn cli_tables_are_aligned_to_their_widest_cell() {
     let d = tmp();
+    assert!(vigil(&d.0, &["migrate"], &[]).status.success());
     let pw = [("VIGIL_USER_PASSWORD", "a long enough passphrase")];
     for args in [
         &["user", "create", "bob", "--org", "東京支社"][..],
