@@ -3,10 +3,11 @@
 //! messages become normalized events (`vigil_parse::syslog`) and go through the pipeline
 //! in small batches.
 //!
-//! Back-pressure: a TCP/TLS connection waits for room in the pipeline queue, so a fast
-//! sender is slowed down rather than dropped. UDP cannot push back: a batch refused by a
-//! full queue is counted (`security_events_total{source="syslog",outcome="refused"}`) and
-//! logged, never dropped silently.
+//! Back-pressure: a TCP/TLS connection waits for room in the ingest memory budget and the
+//! pipeline queue, so a fast sender is slowed down rather than dropped. UDP cannot push
+//! back: a batch refused by a full queue or budget is counted
+//! (`security_events_total{source="syslog",outcome="refused"}`) and logged, never dropped
+//! silently. A batch is charged [`PARSED_COST`] times the bytes of its messages.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use uuid::Uuid;
 
 use crate::config::SyslogConfig;
+use crate::ingest::budget::PARSED_COST;
 use crate::ingest::normalize::{Origin, Received, normalize};
 use crate::ingest::{Job, Pipeline};
 
@@ -143,12 +145,14 @@ fn to_event(bytes: &[u8], peer: SocketAddr) -> Option<Json> {
 async fn serve_udp(socket: UdpSocket, pipeline: Pipeline, org: Uuid, max_len: usize) {
     let mut buf = vec![0u8; max_len.max(512)];
     let mut batch = Vec::new();
+    let mut bytes = 0u64;
     loop {
         let got = tokio::time::timeout(FLUSH, socket.recv_from(&mut buf)).await;
         match got {
             Ok(Ok((n, peer))) => {
                 if let Some(doc) = to_event(&buf[..n], peer) {
                     batch.push(doc);
+                    bytes += n as u64;
                 }
                 if batch.len() < BATCH {
                     continue;
@@ -163,12 +167,23 @@ async fn serve_udp(socket: UdpSocket, pipeline: Pipeline, org: Uuid, max_len: us
         if !batch.is_empty() {
             let events = std::mem::take(&mut batch);
             let n = events.len();
+            let cost = std::mem::take(&mut bytes) * PARSED_COST;
+            let Ok(reservation) = pipeline.budget().try_reserve(cost) else {
+                metrics::counter!(crate::metrics::SECURITY_EVENTS, "source" => "syslog", "outcome" => "refused")
+                    .increment(n as u64);
+                tracing::warn!(
+                    events = n,
+                    "ingest memory budget full: syslog UDP messages refused"
+                );
+                continue;
+            };
             let job = Job {
                 org,
                 batch: None,
                 channel: "syslog",
                 events,
                 reply: None,
+                reservation: Some(reservation),
             };
             if pipeline.try_submit(job).is_err() {
                 tracing::warn!(
@@ -210,17 +225,24 @@ async fn accept_loop(
     }
 }
 
-async fn flush(pipeline: &Pipeline, org: Uuid, batch: &mut Vec<Json>) -> bool {
+/// Queues the batch, waiting for room in the memory budget and the queue; `bytes` is the
+/// size of its messages.
+async fn flush(pipeline: &Pipeline, org: Uuid, batch: &mut Vec<Json>, bytes: &mut u64) -> bool {
     if batch.is_empty() {
         return true;
     }
     let events = std::mem::take(batch);
+    let reservation = pipeline
+        .budget()
+        .reserve(std::mem::take(bytes) * PARSED_COST)
+        .await;
     let job = Job {
         org,
         batch: None,
         channel: "syslog",
         events,
         reply: None,
+        reservation: Some(reservation),
     };
     pipeline.submit(job).await.is_ok()
 }
@@ -235,6 +257,7 @@ async fn serve_stream(
     let mut framer = vigil_parse::syslog::Framer::new(max_len);
     let mut buf = vec![0u8; 64 * 1024];
     let mut batch = Vec::new();
+    let mut bytes = 0u64;
     loop {
         let read = tokio::time::timeout(FLUSH, stream.read(&mut buf)).await;
         let eof = match read {
@@ -248,7 +271,7 @@ async fn serve_stream(
                 true
             }
             Err(_) => {
-                if !flush(&pipeline, org, &mut batch).await {
+                if !flush(&pipeline, org, &mut batch, &mut bytes).await {
                     return;
                 }
                 continue;
@@ -256,18 +279,22 @@ async fn serve_stream(
         };
         while let Some(frame) = framer.next_frame() {
             match frame {
-                Ok(f) => batch.extend(to_event(&f, peer)),
+                Ok(f) => {
+                    bytes += f.len() as u64;
+                    batch.extend(to_event(&f, peer));
+                }
                 Err(e) => tracing::info!(%peer, error = %e, "syslog frame skipped"),
             }
         }
         if eof {
             if let Some(Ok(f)) = framer.finish() {
+                bytes += f.len() as u64;
                 batch.extend(to_event(&f, peer));
             }
-            flush(&pipeline, org, &mut batch).await;
+            flush(&pipeline, org, &mut batch, &mut bytes).await;
             return;
         }
-        if batch.len() >= BATCH && !flush(&pipeline, org, &mut batch).await {
+        if batch.len() >= BATCH && !flush(&pipeline, org, &mut batch, &mut bytes).await {
             return;
         }
     }

@@ -7,17 +7,18 @@
 //! Loki answers 204; so do we, once the entries are stored. A body that is re-sent as it
 //! was (a client retry) is recognised by its hash and stored once.
 
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::api::ingest::{MAX_DECOMPRESSED, origin_of, submit_and_wait};
+use crate::api::ingest::{
+    Accepted, MAX_DECOMPRESSED, accept, charge_parsed, content_encoding, inflate, origin_of,
+    submit_and_wait,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::Job;
-use crate::ingest::auth::IngestCaller;
 use crate::ingest::normalize::{Received, normalize};
 use crate::state::AppState;
 
@@ -25,12 +26,16 @@ fn header(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> O
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-pub async fn push(
-    State(state): State<AppState>,
-    caller: IngestCaller,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
+pub async fn push(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let Accepted {
+        caller,
+        headers,
+        body,
+        mut reservation,
+    } = match accept(&state, req, "loki").await {
+        Ok(a) => a,
+        Err(resp) => return Ok(resp),
+    };
     let org = caller.org_id();
     if let Some(scope) = header(&headers, "x-scope-orgid")
         .map(str::trim)
@@ -50,20 +55,43 @@ pub async fn push(
             )));
         }
     }
-    let streams = vigil_parse::loki::decode_push(
-        &body,
-        header(&headers, header::CONTENT_TYPE),
-        header(&headers, header::CONTENT_ENCODING),
-        MAX_DECOMPRESSED,
-    )
-    .map_err(|e| match e {
-        vigil_parse::Error::TooLarge { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.to_string(),
+    // gzip and deflate are undone here, so their expansion is reserved as it happens;
+    // snappy-compressed protobuf states its decoded length, charged before it is decoded.
+    let encoding = content_encoding(&headers);
+    let (decoded, encoding) = match encoding.as_deref() {
+        Some("gzip" | "x-gzip") => (
+            inflate(
+                flate2::read::MultiGzDecoder::new(&body[..]),
+                "gzip",
+                &mut reservation,
+            )?,
+            None,
         ),
-        e => ApiError::bad_request("invalid_push", e.to_string()),
-    })?;
+        Some("deflate") => (
+            inflate(
+                flate2::read::DeflateDecoder::new(&body[..]),
+                "deflate",
+                &mut reservation,
+            )?,
+            None,
+        ),
+        _ => (body.clone(), header(&headers, header::CONTENT_ENCODING)),
+    };
+    let content_type = header(&headers, header::CONTENT_TYPE);
+    let plain_len = vigil_parse::loki::decoded_len(&decoded, content_type)
+        .unwrap_or(decoded.len())
+        .min(MAX_DECOMPRESSED);
+    charge_parsed(&state, &mut reservation, plain_len)?;
+    let streams =
+        vigil_parse::loki::decode_push(&decoded, content_type, encoding, MAX_DECOMPRESSED)
+            .map_err(|e| match e {
+                vigil_parse::Error::TooLarge { .. } => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    e.to_string(),
+                ),
+                e => ApiError::bad_request("invalid_push", e.to_string()),
+            })?;
     let total: usize = streams.iter().map(|s| s.entries.len()).sum();
     let max = state.config.ingest.max_batch_events;
     if total > max {
@@ -100,6 +128,7 @@ pub async fn push(
         channel: "loki",
         events,
         reply: None,
+        reservation: Some(reservation),
     };
     match submit_and_wait(&state, job).await {
         Ok(Ok(_)) => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -171,6 +171,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, axum::Json<ReadyRe
 
 /// Prometheus metrics in the text exposition format.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.pipeline.budget().publish();
     (
         [(
             header::CONTENT_TYPE,

@@ -3,6 +3,7 @@
 //! the syslog listeners in `syslog`.
 
 pub mod auth;
+pub mod budget;
 pub mod detect;
 pub mod normalize;
 pub mod pipeline;

@@ -16,7 +16,9 @@
 //!
 //! The queue is the back-pressure point: `try_submit` fails at once when it is full (HTTP
 //! ingest answers 503 with Retry-After), `submit` waits (syslog over TCP then stops reading).
-//! Nothing is dropped silently: every refusal is counted and answered.
+//! Nothing is dropped silently: every refusal is counted and answered. Memory is bounded in
+//! bytes, not batches: a job carries its [`Reservation`] of the ingest memory budget
+//! (`budget.rs`) through both stages and gives it back once its events are stored.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +30,7 @@ use uuid::Uuid;
 use vigil_core::event::{self, fields};
 use vigil_store::{AppendOutcome, Detection, DetectionOutcome, DynStore, EventStore, NewEvent};
 
+use super::budget::{MemoryBudget, Reservation};
 use super::detect::{Correlations, Rules};
 use crate::metrics::{ALERT_PROCESSING_DURATION, ALERTS_CREATED, SECURITY_EVENTS};
 
@@ -39,6 +42,8 @@ pub struct PipelineConfig {
     /// Fold repeated detections (same rule and key) into the open alert.
     pub dedup: bool,
     pub dedup_window: Duration,
+    /// Bytes batches in flight may hold (`ingest.memory_budget_bytes`).
+    pub memory_budget_bytes: u64,
 }
 
 /// What a job's sender learns.
@@ -53,6 +58,8 @@ pub struct Job {
     pub channel: &'static str,
     pub events: Vec<Json>,
     pub reply: Option<oneshot::Sender<JobResult>>,
+    /// The job's share of the memory budget, held until its events are stored.
+    pub reservation: Option<Reservation>,
 }
 
 /// The queue was full.
@@ -62,6 +69,7 @@ pub struct Overloaded(pub Job);
 #[derive(Clone)]
 pub struct Pipeline {
     tx: mpsc::Sender<Job>,
+    budget: MemoryBudget,
 }
 
 struct Detected {
@@ -75,6 +83,7 @@ struct Detected {
     /// Feature vectors closed by this batch (stored after its events).
     ml_rows: Vec<vigil_store::NewFeatureRow>,
     started: Instant,
+    reservation: Option<Reservation>,
 }
 
 impl Pipeline {
@@ -87,6 +96,7 @@ impl Pipeline {
         ml: Arc<crate::ml::MlEngine>,
         config: PipelineConfig,
     ) -> (Self, tokio::task::JoinHandle<()>) {
+        let budget = MemoryBudget::new(config.memory_budget_bytes);
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (dtx, drx) = mpsc::channel(4);
         let ml_store = ml.store().clone();
@@ -96,7 +106,12 @@ impl Pipeline {
             let _ = detect.await;
             let _ = store_task.await;
         });
-        (Self { tx }, done)
+        (Self { tx, budget }, done)
+    }
+
+    /// The memory budget every submitter reserves from before it builds a job.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// Queues a job, or gives it back at once when the queue is full.
@@ -157,6 +172,7 @@ async fn detect_stage(
                 channel,
                 events,
                 reply,
+                reservation,
             } = job;
             let stored: Vec<NewEvent> = events.iter().map(new_event).collect();
             // The documents are freed here rather than on the writer's path.
@@ -170,6 +186,7 @@ async fn detect_stage(
                 detections,
                 ml_rows: scored.rows,
                 started,
+                reservation,
             };
             (corr, detected)
         })
@@ -218,6 +235,7 @@ async fn store_stage(
         mut detections,
         ml_rows,
         started,
+        reservation,
     }) = rx.recv().await
     {
         let n = docs.len() as u64;
@@ -279,6 +297,9 @@ async fn store_stage(
                 Err("events could not be stored".to_owned())
             }
         };
+        // The batch's memory is gone (documents freed in the detect stage, stored text
+        // consumed by the write): its budget goes back before the sender hears of it.
+        drop(reservation);
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }
@@ -296,6 +317,7 @@ mod tests {
             channel: "api",
             events: vec![Json::Null; n],
             reply: None,
+            reservation: None,
         }
     }
 
@@ -315,7 +337,10 @@ mod tests {
     async fn a_full_queue_refuses_at_once_and_gives_the_job_back() {
         // A pipeline whose detection stage is not consuming: the queue fills up.
         let (tx, mut rx) = mpsc::channel(2);
-        let p = Pipeline { tx };
+        let p = Pipeline {
+            tx,
+            budget: MemoryBudget::new(1 << 20),
+        };
         assert!(p.try_submit(job(1)).is_ok());
         assert!(p.try_submit(job(2)).is_ok());
         let Err(Overloaded(back)) = p.try_submit(job(3)) else {
