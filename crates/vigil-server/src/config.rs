@@ -64,10 +64,11 @@ pub struct IngestConfig {
     /// Run the agent inside `vigil serve`, watching this host.
     pub local_agent: bool,
     /// Memory that batches being received, queued, detected and stored may hold at once,
-    /// bytes (HTTP ingest, Loki pushes, syslog). A batch is charged its body as it arrives
-    /// and about ten times its decoded JSON once parsed; ingest beyond the budget answers
-    /// 503 with Retry-After, syslog TCP waits. Size it to the machine: the default suits
-    /// 2 GB of RAM.
+    /// bytes (HTTP ingest, Loki pushes, syslog). A batch is charged its body as it arrives,
+    /// then what parsing it takes (about 9 KiB per event plus 4x its JSON; 20x its JSON
+    /// while it is parsed); ingest beyond the budget answers 503 with Retry-After, a batch
+    /// larger than the whole budget 413, syslog TCP waits. Size it to the machine: the
+    /// default suits 2 GB of RAM.
     pub memory_budget_bytes: u64,
     /// Ingest requests per second each credential (agent or API key) may make: event
     /// batches, Loki pushes and heartbeats. Separate from `[rate_limit]`, which limits

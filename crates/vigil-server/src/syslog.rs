@@ -7,7 +7,7 @@
 //! pipeline queue, so a fast sender is slowed down rather than dropped. UDP cannot push
 //! back: a batch refused by a full queue or budget is counted
 //! (`security_events_total{source="syslog",outcome="refused"}`) and logged, never dropped
-//! silently. A batch is charged [`PARSED_COST`] times the bytes of its messages.
+//! silently. A batch is charged [`batch_cost`] of its messages.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use uuid::Uuid;
 
 use crate::config::SyslogConfig;
-use crate::ingest::budget::PARSED_COST;
+use crate::ingest::budget::batch_cost;
 use crate::ingest::normalize::{Origin, Received, normalize};
 use crate::ingest::{Job, Pipeline};
 
@@ -167,7 +167,7 @@ async fn serve_udp(socket: UdpSocket, pipeline: Pipeline, org: Uuid, max_len: us
         if !batch.is_empty() {
             let events = std::mem::take(&mut batch);
             let n = events.len();
-            let cost = std::mem::take(&mut bytes) * PARSED_COST;
+            let cost = batch_cost(n, std::mem::take(&mut bytes) as usize);
             let Ok(reservation) = pipeline.budget().try_reserve(cost) else {
                 metrics::counter!(crate::metrics::SECURITY_EVENTS, "source" => "syslog", "outcome" => "refused")
                     .increment(n as u64);
@@ -234,7 +234,7 @@ async fn flush(pipeline: &Pipeline, org: Uuid, batch: &mut Vec<Json>, bytes: &mu
     let events = std::mem::take(batch);
     let reservation = pipeline
         .budget()
-        .reserve(std::mem::take(bytes) * PARSED_COST)
+        .reserve(batch_cost(events.len(), std::mem::take(bytes) as usize))
         .await;
     let job = Job {
         org,

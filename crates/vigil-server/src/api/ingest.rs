@@ -20,7 +20,7 @@ use vigil_core::event::{IngestBatch, IngestReceipt};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::ingest::auth::{IngestCaller, check_rate};
-use crate::ingest::budget::{PARSED_COST, Reservation};
+use crate::ingest::budget::{PARSED_PER_BYTE, Reservation, batch_cost};
 use crate::ingest::normalize::{MAX_EVENT_BYTES, Origin, Received, normalize};
 use crate::ingest::{Job, JobResult};
 use crate::middleware::drain;
@@ -220,24 +220,40 @@ async fn read_body(
     Ok(Bytes::from(out))
 }
 
-/// Before `decoded` bytes are parsed: holds what the batch will cost from here until it is
-/// stored ([`PARSED_COST`] per byte), giving back what the wire body held. A batch that
-/// could never fit in the budget is 413 (send smaller batches); one that does not fit now
-/// is 503 with Retry-After.
+/// Before `decoded` bytes are parsed: holds what parsing them takes ([`PARSED_PER_BYTE`]),
+/// giving back what the wire body held beyond it.
 pub fn charge_parsed(
     state: &AppState,
     reservation: &mut Reservation,
     decoded: usize,
 ) -> Result<(), ApiError> {
-    let cost = decoded as u64 * PARSED_COST;
-    if !state.pipeline.budget().could_fit(cost) {
+    charge(state, reservation, decoded as u64 * PARSED_PER_BYTE)
+}
+
+/// Once the batch is parsed: holds what its `events` cost until they are stored, when
+/// that is more than is held.
+pub fn charge_events(
+    state: &AppState,
+    reservation: &mut Reservation,
+    events: usize,
+    decoded: usize,
+) -> Result<(), ApiError> {
+    let cost = batch_cost(events, decoded).max(reservation.bytes());
+    charge(state, reservation, cost)
+}
+
+/// Holds `cost` bytes. A batch that could never fit in the budget is 413 (send smaller
+/// batches); one that does not fit now is 503 with Retry-After.
+fn charge(state: &AppState, reservation: &mut Reservation, cost: u64) -> Result<(), ApiError> {
+    let budget = state.pipeline.budget();
+    if !budget.could_fit(cost) {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
             format!(
                 "this batch needs about {cost} bytes of memory once parsed, more than the \
                  ingest memory budget ({} bytes); send smaller batches",
-                state.pipeline.budget().total_bytes()
+                budget.total_bytes()
             ),
         ));
     }
@@ -303,6 +319,7 @@ async fn ingest_events(State(state): State<AppState>, req: Request) -> ApiResult
             )
         }
     })?;
+    let decoded = raw.len();
     drop(raw);
     let max = state.config.ingest.max_batch_events;
     if batch.events.len() > max {
@@ -315,6 +332,7 @@ async fn ingest_events(State(state): State<AppState>, req: Request) -> ApiResult
             ),
         ));
     }
+    charge_events(&state, &mut reservation, batch.events.len(), decoded)?;
     let org = caller.org_id();
     if state.events.batch_seen(org, batch.batch_id).await? {
         return Ok(receipt(IngestReceipt {

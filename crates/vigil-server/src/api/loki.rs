@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::api::ingest::{
-    Accepted, MAX_DECOMPRESSED, accept, charge_parsed, content_encoding, inflate, origin_of,
-    submit_and_wait,
+    Accepted, MAX_DECOMPRESSED, accept, charge_events, charge_parsed, content_encoding, inflate,
+    origin_of, submit_and_wait,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::Job;
@@ -104,6 +104,7 @@ pub async fn push(State(state): State<AppState>, req: Request) -> ApiResult<Resp
     if total == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    charge_events(&state, &mut reservation, total, plain_len)?;
     // A retry sends the same bytes: the same batch id, stored once.
     let digest = Sha256::new()
         .chain_update(org.as_bytes())

@@ -5,10 +5,11 @@
 //! costs tens of megabytes once parsed, so 256 of them are gigabytes. Every batch therefore
 //! holds a [`Reservation`] from the moment its body starts to arrive until it is stored:
 //! first its size on the wire (`Content-Length`), growing as a compressed body expands,
-//! then [`PARSED_COST`] times its decoded size once it is parsed (the documents, their
-//! normalized form and the stored text together, measured). HTTP ingest that does not fit
-//! is answered 503 `overloaded` with Retry-After; a syslog TCP connection waits for room;
-//! syslog UDP batches that do not fit are refused and counted.
+//! then, before it is parsed, [`PARSED_PER_BYTE`] times its decoded size, and once its
+//! events are counted, [`batch_cost`] if that is more (the documents, their normalized form
+//! and the stored text, measured). HTTP ingest that does not fit is answered 503
+//! `overloaded` with Retry-After; a syslog TCP connection waits for room; syslog UDP
+//! batches that do not fit are refused and counted.
 //!
 //! The budget is a semaphore of KiB units; `/metrics` shows the budget, the bytes reserved
 //! now and the most ever reserved.
@@ -25,12 +26,27 @@ use crate::metrics::{
 /// Reservation granularity: one semaphore permit is this many bytes.
 const UNIT: u64 = 1024;
 
-/// Bytes of memory one byte of decoded batch JSON costs while the batch is in flight: the
-/// parsed documents, their normalized form, the stored columns and document text, with
-/// the decoded body itself while it is parsed. Measured with
-/// `cargo run --release -p vigil-server --example ingest_cost` (peak live heap over the
-/// JSON size: 10,000 raw log lines 9.3x, pre-normalized events 6.1x); rounded up.
-pub const PARSED_COST: u64 = 10;
+// What a batch costs in flight, measured with `cargo run --release -p vigil-server
+// --example ingest_cost` (peak live heap while a batch is parsed, normalized, turned into
+// stored rows): 10,000 raw log lines (162 bytes of JSON each) 8.8 KB per event, 54x their
+// JSON; 10,000 pre-normalized events 3.4 KB per event, 20x their JSON. Parsed raw lines
+// grow into many fields, so the per-event part dominates; long messages are copied a few
+// times (document, stored text, message column), so a per-byte part remains.
+
+/// Bytes charged per byte of decoded JSON before it is parsed (the parsed tree of any shape
+/// of event measured, with the body itself).
+pub const PARSED_PER_BYTE: u64 = 20;
+/// Bytes charged per event once a batch is parsed: the normalized document's structure.
+pub const EVENT_COST: u64 = 9 * 1024;
+/// Bytes charged per byte of batch JSON once parsed, on top of [`EVENT_COST`]: the copies
+/// of its text.
+pub const STORED_PER_BYTE: u64 = 4;
+
+/// What a parsed batch of `events` events and `bytes` bytes of JSON (or log lines) holds
+/// until it is stored.
+pub fn batch_cost(events: usize, bytes: usize) -> u64 {
+    events as u64 * EVENT_COST + bytes as u64 * STORED_PER_BYTE
+}
 
 /// The budget shared by every ingest path. Cheap to clone.
 #[derive(Clone)]

@@ -208,7 +208,7 @@ async fn detect_stage(
 }
 
 /// The stored columns of one event; the text columns are capped at 4096 characters.
-fn new_event(doc: &Json) -> NewEvent {
+pub fn new_event(doc: &Json) -> NewEvent {
     let text = |p: &str| event::get_str(doc, p).map(|s| event::truncate_chars(s, 4096).to_owned());
     NewEvent::with_doc(
         event::timestamp(doc).unwrap_or_else(vigil_core::now),
