@@ -123,11 +123,8 @@ impl MemoryBudget {
     /// takes all of it, so it cannot wait forever).
     pub async fn reserve(&self, bytes: u64) -> Reservation {
         let n = units(bytes).min(self.0.units) as u32;
-        let permit = match self.0.sem.clone().acquire_many_owned(n).await {
-            Ok(p) => Some(p),
-            // The semaphore is never closed; count nothing rather than fail.
-            Err(_) => None,
-        };
+        // The semaphore is never closed (an error would only mean nothing is held).
+        let permit = self.0.sem.clone().acquire_many_owned(n).await.ok();
         self.note_peak();
         Reservation {
             budget: self.clone(),
