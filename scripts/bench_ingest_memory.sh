@@ -31,8 +31,10 @@ done
 curl -fsS "http://127.0.0.1:$port/health" >/dev/null
 key=$("$client" api-key create membench | tail -n 1)
 start_rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+status=0
 "$client" bench ingest --url "http://127.0.0.1:$port" --api-key "$key" \
-  --connections "$connections" --batch "$batch" --events "$events"
+  --connections "$connections" --batch "$batch" --events "$events" || status=$?
+[ "$status" = 0 ] || { echo "the flood failed ($status); server log:"; tail -n 5 "$dir/serve.log"; }
 peak=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 echo "vigil serve: RSS after start $((start_rss / 1024)) MiB, peak RSS (VmHWM) $((peak / 1024)) MiB" \
   "under $connections connections x $batch-event batches ($events events)"
