@@ -82,6 +82,20 @@ pub struct IngestConfig {
     /// Seconds batches may wait with none stored before `/ready` reports the pipeline as
     /// stalled (503).
     pub stall_secs: u64,
+    /// Memory that batches being received, queued, detected and stored may hold at once,
+    /// bytes (HTTP ingest, Loki pushes, syslog). A batch is charged its body as it arrives,
+    /// then what parsing it takes (about 9 KiB per event plus 4x its JSON; 20x its JSON
+    /// while it is parsed); ingest beyond the budget answers 503 with Retry-After, a batch
+    /// larger than the whole budget 413, syslog TCP waits. Size it to the machine: the
+    /// default suits 2 GB of RAM.
+    pub memory_budget_bytes: u64,
+    /// Ingest requests per second each credential (agent or API key) may make: event
+    /// batches, Loki pushes and heartbeats. Separate from `[rate_limit]`, which limits
+    /// interactive API use per client IP and does not apply to these routes. 0: no limit.
+    /// Off with `rate_limit.enabled = false` too.
+    pub rate_limit_per_credential: f64,
+    /// Requests a credential may make at once above its rate.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for IngestConfig {
@@ -97,6 +111,9 @@ impl Default for IngestConfig {
             min_alert_level: vigil_detect::Level::Low,
             local_agent: true,
             stall_secs: 60,
+            memory_budget_bytes: 512 * 1024 * 1024,
+            rate_limit_per_credential: 100.0,
+            rate_limit_burst: 500,
         }
     }
 }
@@ -554,6 +571,20 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "rate_limit rates and bursts must be > 0 (or set rate_limit.enabled = false)"
+                    .into(),
+            ));
+        }
+        if self.ingest.memory_budget_bytes < 1024 * 1024 {
+            return Err(ConfigError::Invalid(
+                "ingest.memory_budget_bytes must be at least 1 MiB (1048576)".into(),
+            ));
+        }
+        if self.ingest.rate_limit_per_credential < 0.0
+            || !self.ingest.rate_limit_per_credential.is_finite()
+            || (self.ingest.rate_limit_per_credential > 0.0 && self.ingest.rate_limit_burst == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "ingest.rate_limit_per_credential must be >= 0 (0: no limit) with rate_limit_burst > 0"
                     .into(),
             ));
         }
