@@ -114,6 +114,20 @@ fn loki(msg: impl Into<String>) -> Error {
     Error::Loki(msg.into())
 }
 
+/// The decoded size of an uncompressed push body: for snappy-compressed protobuf the
+/// length its header states (read without decompressing), for JSON the body's own length;
+/// `None` when the header cannot be read. Lets a server charge memory before decoding.
+pub fn decoded_len(body: &[u8], content_type: Option<&str>) -> Option<usize> {
+    let json = content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        Some(body.len())
+    } else {
+        snap::raw::decompress_len(body).ok()
+    }
+}
+
 /// Decodes the body of `POST /loki/api/v1/push` (see the module docs for what is accepted).
 pub fn decode_push(
     body: &[u8],

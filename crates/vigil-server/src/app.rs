@@ -131,6 +131,7 @@ impl Application {
                     i64::try_from(config.ingest.dedup_window_secs).unwrap_or(i64::MAX / 1000),
                 ),
                 stall_after: std::time::Duration::from_secs(config.ingest.stall_secs.max(1)),
+                memory_budget_bytes: config.ingest.memory_budget_bytes,
             },
         );
         let retention = tokio::spawn(purge_old_events(
@@ -180,6 +181,12 @@ impl Application {
             ml,
             api_limiter: RateLimiter::new(rl.requests_per_second, rl.burst),
             login_limiter: RateLimiter::new(rl.login_per_minute / 60.0, rl.login_burst),
+            ingest_limiter: RateLimiter::new(
+                config.ingest.rate_limit_per_credential,
+                config.ingest.rate_limit_burst,
+            ),
+            // Failed ingest authentications per IP get the interactive API's rate.
+            ingest_auth_limiter: RateLimiter::new(rl.requests_per_second, rl.burst),
             jwt: JwtKeys::new(&secret),
             sessions: crate::state::SessionCache::new(Duration::from_secs(
                 config.auth.session_cache_secs,

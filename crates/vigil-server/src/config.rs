@@ -4,12 +4,17 @@
 //! `VIGIL_SERVER__PORT=9000`, `VIGIL_DATABASE__URL=postgres://...`), plus the names users
 //! of the original design already have (`API_HOST`, `API_PORT`, `OLLAMA_API_URL`, ...; see
 //! [`LEGACY_ENV`]). Unknown keys in the file or in `VIGIL_*__*` variables are errors that
-//! name the key.
+//! name the key. The known keys and their types come from the structs (`keys.rs`), so every
+//! key the file accepts can be set from the environment, optional ones included.
+
+mod keys;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use keys::Kind;
 
 /// A secret value: never printed by `Debug`, `Display` or serialization.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -77,6 +82,20 @@ pub struct IngestConfig {
     /// Seconds batches may wait with none stored before `/ready` reports the pipeline as
     /// stalled (503).
     pub stall_secs: u64,
+    /// Memory that batches being received, queued, detected and stored may hold at once,
+    /// bytes (HTTP ingest, Loki pushes, syslog). A batch is charged its body as it arrives,
+    /// then what parsing it takes (about 9 KiB per event plus 4x its JSON; 20x its JSON
+    /// while it is parsed); ingest beyond the budget answers 503 with Retry-After, a batch
+    /// larger than the whole budget 413, syslog TCP waits. Size it to the machine: the
+    /// default suits 2 GB of RAM.
+    pub memory_budget_bytes: u64,
+    /// Ingest requests per second each credential (agent or API key) may make: event
+    /// batches, Loki pushes and heartbeats. Separate from `[rate_limit]`, which limits
+    /// interactive API use per client IP and does not apply to these routes. 0: no limit.
+    /// Off with `rate_limit.enabled = false` too.
+    pub rate_limit_per_credential: f64,
+    /// Requests a credential may make at once above its rate.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for IngestConfig {
@@ -92,6 +111,9 @@ impl Default for IngestConfig {
             min_alert_level: vigil_detect::Level::Low,
             local_agent: true,
             stall_secs: 60,
+            memory_budget_bytes: 512 * 1024 * 1024,
+            rate_limit_per_credential: 100.0,
+            rate_limit_burst: 500,
         }
     }
 }
@@ -448,9 +470,8 @@ impl Config {
 
     /// Like [`Config::load`] with an explicit environment (for tests).
     pub fn load_from(path: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let defaults = toml::Value::try_from(Config::default())
+        let mut value = toml::Value::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let mut value = defaults.clone();
         let default_path = PathBuf::from("vigil.toml");
         let file = match path {
             Some(p) => Some(p.to_path_buf()),
@@ -476,6 +497,9 @@ impl Config {
                     message: e.message().to_string(),
                 })?;
         }
+        // The keys, and their types, come from the structs (not from the defaults, where
+        // `Option` fields are absent), so every key the file accepts is accepted here.
+        let known = keys::describe::<Config>().map_err(ConfigError::Invalid)?;
         for (var, raw) in env {
             let key = if let Some((_, key)) = LEGACY_ENV.iter().find(|(n, _)| n == var) {
                 key.to_string()
@@ -492,11 +516,17 @@ impl Config {
                 continue;
             };
             let path: Vec<&str> = key.split('.').collect();
-            let existing = lookup(&defaults, &path).ok_or_else(|| ConfigError::Env {
+            let known_key = known.get(&key).ok_or_else(|| ConfigError::Env {
                 var: var.clone(),
                 message: format!("unknown configuration key '{key}'"),
             })?;
-            let v = parse_like(existing, raw).map_err(|message| ConfigError::Env {
+            // `Option` keys cannot be written as an empty TOML value: an empty variable
+            // takes the key out, back to its default (off), even when the file set it.
+            if known_key.optional && raw.is_empty() {
+                remove_path(&mut value, &path);
+                continue;
+            }
+            let v = parse_as(&known_key.kind, raw).map_err(|message| ConfigError::Env {
                 var: var.clone(),
                 message,
             })?;
@@ -541,6 +571,20 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "rate_limit rates and bursts must be > 0 (or set rate_limit.enabled = false)"
+                    .into(),
+            ));
+        }
+        if self.ingest.memory_budget_bytes < 1024 * 1024 {
+            return Err(ConfigError::Invalid(
+                "ingest.memory_budget_bytes must be at least 1 MiB (1048576)".into(),
+            ));
+        }
+        if self.ingest.rate_limit_per_credential < 0.0
+            || !self.ingest.rate_limit_per_credential.is_finite()
+            || (self.ingest.rate_limit_per_credential > 0.0 && self.ingest.rate_limit_burst == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "ingest.rate_limit_per_credential must be >= 0 (0: no limit) with rate_limit_burst > 0"
                     .into(),
             ));
         }
@@ -594,10 +638,6 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
     }
 }
 
-fn lookup<'a>(v: &'a toml::Value, path: &[&str]) -> Option<&'a toml::Value> {
-    path.iter().try_fold(v, |v, k| v.as_table()?.get(*k))
-}
-
 fn set_path(v: &mut toml::Value, path: &[&str], new: toml::Value) {
     let mut cur = v;
     for k in &path[..path.len() - 1] {
@@ -617,35 +657,44 @@ fn set_path(v: &mut toml::Value, path: &[&str], new: toml::Value) {
     }
 }
 
-/// Parses an environment string as the type the key has in the defaults.
-fn parse_like(existing: &toml::Value, raw: &str) -> Result<toml::Value, String> {
-    Ok(match existing {
-        toml::Value::Integer(_) => toml::Value::Integer(
+fn remove_path(v: &mut toml::Value, path: &[&str]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let parent = parents
+        .iter()
+        .try_fold(v, |v, k| v.as_table_mut()?.get_mut(*k));
+    if let Some(toml::Value::Table(t)) = parent {
+        t.remove(*last);
+    }
+}
+
+/// Parses an environment string as the type the key has in the config structs.
+fn parse_as(kind: &Kind, raw: &str) -> Result<toml::Value, String> {
+    Ok(match kind {
+        Kind::Integer => toml::Value::Integer(
             raw.trim()
                 .parse()
                 .map_err(|_| format!("'{raw}' is not an integer"))?,
         ),
-        toml::Value::Float(_) => toml::Value::Float(
+        Kind::Float => toml::Value::Float(
             raw.trim()
                 .parse()
                 .map_err(|_| format!("'{raw}' is not a number"))?,
         ),
-        toml::Value::Boolean(_) => {
-            toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => return Err(format!("'{raw}' is not a boolean (true/false)")),
-            })
-        }
-        toml::Value::Array(_) => toml::Value::Array(
+        Kind::Boolean => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => return Err(format!("'{raw}' is not a boolean (true/false)")),
+        }),
+        Kind::Array(element) => toml::Value::Array(
             raw.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| toml::Value::String(s.to_string()))
-                .collect(),
+                .map(|s| parse_as(element, s))
+                .collect::<Result<_, _>>()?,
         ),
-        toml::Value::Table(_) => return Err("names a section, not a value".into()),
-        _ => toml::Value::String(raw.to_string()),
+        Kind::String => toml::Value::String(raw.to_string()),
     })
 }
 
@@ -722,6 +771,261 @@ mod tests {
         assert!(e.contains("API_PORT") && e.contains("eighty"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
         std::fs::remove_dir_all(dir2).unwrap();
+    }
+
+    /// Regression: keys whose default is absent (`Option` fields) were refused from the
+    /// environment as unknown, because the known keys came from the serialized defaults.
+    #[test]
+    fn optional_keys_are_accepted_from_the_environment() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("VIGIL_SYSLOG__UDP", "127.0.0.1:5514"),
+                ("VIGIL_SYSLOG__TCP", "127.0.0.1:5515"),
+                ("VIGIL_SYSLOG__TLS", "127.0.0.1:6514"),
+                ("VIGIL_SYSLOG__TLS_CERT", "/etc/vigil/cert.pem"),
+                ("VIGIL_SYSLOG__TLS_KEY", "/etc/vigil/key.pem"),
+                ("VIGIL_SYSLOG__ORG", "acme"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.syslog.udp.as_deref(), Some("127.0.0.1:5514"));
+        assert_eq!(c.syslog.tcp.as_deref(), Some("127.0.0.1:5515"));
+        assert_eq!(c.syslog.tls.as_deref(), Some("127.0.0.1:6514"));
+        assert_eq!(
+            c.syslog.tls_cert.as_deref(),
+            Some(Path::new("/etc/vigil/cert.pem"))
+        );
+        assert_eq!(
+            c.syslog.tls_key.as_deref(),
+            Some(Path::new("/etc/vigil/key.pem"))
+        );
+        assert_eq!(c.syslog.org.as_deref(), Some("acme"));
+        // An unknown key beside them is still refused, by name.
+        let e = Config::load_from(None, &env(&[("VIGIL_SYSLOG__TCPP", "127.0.0.1:1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("VIGIL_SYSLOG__TCPP") && e.contains("syslog.tcpp"),
+            "{e}"
+        );
+    }
+
+    /// An empty variable turns an optional setting off again, even when the file set it.
+    #[test]
+    fn empty_variable_unsets_an_optional_key() {
+        let (dir, p) = write("[syslog]\ntcp = \"0.0.0.0:5514\"\nudp = \"0.0.0.0:5514\"\n");
+        let c = Config::load_from(Some(&p), &env(&[("VIGIL_SYSLOG__TCP", "")])).unwrap();
+        assert_eq!(c.syslog.tcp, None);
+        assert_eq!(c.syslog.udp.as_deref(), Some("0.0.0.0:5514"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn environment_values_keep_their_types() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("VIGIL_INGEST__RULE_DIRS", "/srv/rules, /opt/sigma"),
+                ("VIGIL_INGEST__QUEUE_CAPACITY", "512"),
+                ("VIGIL_RATE_LIMIT__REQUESTS_PER_SECOND", "25"),
+                ("VIGIL_OLLAMA__STREAM", "yes"),
+                // A string field that looks like a number stays a string.
+                ("VIGIL_ML__CONTAMINATION", "0.05"),
+                ("VIGIL_LOKI__TENANT", "42"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.ingest.rule_dirs,
+            vec![PathBuf::from("/srv/rules"), PathBuf::from("/opt/sigma")]
+        );
+        assert_eq!(c.ingest.queue_capacity, 512);
+        assert_eq!(c.rate_limit.requests_per_second, 25.0);
+        assert!(c.ollama.stream);
+        assert_eq!(c.ml.contamination, "0.05");
+        assert_eq!(c.loki.tenant, "42");
+        let e = Config::load_from(None, &env(&[("VIGIL_ML__SEED", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("VIGIL_ML__SEED") && e.contains("not an integer"),
+            "{e}"
+        );
+    }
+
+    fn lookup<'a>(v: &'a toml::Value, path: &[&str]) -> Option<&'a toml::Value> {
+        path.iter().try_fold(v, |v, k| v.as_table()?.get(*k))
+    }
+
+    /// The `VIGIL_` variable that sets a dotted key.
+    fn var_of(key: &str) -> String {
+        if key == "data_dir" {
+            "VIGIL_DATA_DIR".to_string()
+        } else {
+            format!("VIGIL_{}", key.replace('.', "__").to_ascii_uppercase())
+        }
+    }
+
+    /// The README's configuration block, as TOML.
+    fn readme_config() -> toml::Value {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme
+            .find("## Configuration")
+            .expect("README has Configuration")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + section[start..].find("```").expect("block ends");
+        toml::from_str(&section[start..end]).expect("README config block is valid TOML")
+    }
+
+    /// Every leaf of `v` as (dotted key, value).
+    fn leaves(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&key, v, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.clone())),
+        }
+    }
+
+    /// The README's example is complete: it shows every key the structs accept, and nothing
+    /// else (so the test below covers every key).
+    #[test]
+    fn readme_lists_every_key() {
+        let mut shown = Vec::new();
+        leaves("", &readme_config(), &mut shown);
+        let shown: Vec<String> = shown.into_iter().map(|(k, _)| k).collect();
+        let known: Vec<String> = keys::describe::<Config>().unwrap().into_keys().collect();
+        let missing: Vec<&String> = known.iter().filter(|k| !shown.contains(k)).collect();
+        let extra: Vec<&String> = shown.iter().filter(|k| !known.contains(k)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "README config block lacks {missing:?}, has unknown {extra:?}"
+        );
+        // Types read from the structs, spot-checked.
+        let known = keys::describe::<Config>().unwrap();
+        let syslog_tcp = &known["syslog.tcp"];
+        assert_eq!(
+            (&syslog_tcp.kind, syslog_tcp.optional),
+            (&Kind::String, true)
+        );
+        assert_eq!(
+            known["ingest.rule_dirs"].kind,
+            Kind::Array(Box::new(Kind::String))
+        );
+        assert_eq!(known["rate_limit.burst"].kind, Kind::Integer);
+        assert_eq!(known["rate_limit.login_per_minute"].kind, Kind::Float);
+        assert_eq!(known["ml.score_flows"].kind, Kind::Boolean);
+        assert_eq!(known["auth.jwt_secret"].kind, Kind::String);
+    }
+
+    /// Every key the structs accept, set through the environment all at once to a value
+    /// unlike its default, ends up in the configuration with that value.
+    #[test]
+    fn every_key_takes_effect_from_the_environment() {
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let known = keys::describe::<Config>().unwrap();
+        let mut vars = Vec::new();
+        let mut expected = Vec::new();
+        for (key, k) in &known {
+            let path: Vec<&str> = key.split('.').collect();
+            let default = lookup(&defaults, &path);
+            let (raw, value) = match &k.kind {
+                Kind::Boolean => {
+                    let b = !default.and_then(toml::Value::as_bool).unwrap_or(false);
+                    (b.to_string(), toml::Value::Boolean(b))
+                }
+                Kind::Integer => {
+                    let i = default.and_then(toml::Value::as_integer).unwrap_or(0) + 1;
+                    (i.to_string(), toml::Value::Integer(i))
+                }
+                Kind::Float => {
+                    let f = default.and_then(toml::Value::as_float).unwrap_or(0.0) + 1.5;
+                    (f.to_string(), toml::Value::Float(f))
+                }
+                Kind::Array(_) => (
+                    "https://a.example, https://b.example".to_string(),
+                    toml::Value::Array(vec![
+                        "https://a.example".into(),
+                        "https://b.example".into(),
+                    ]),
+                ),
+                Kind::String => {
+                    // Values the validation accepts where it looks at them.
+                    let s = match key.as_str() {
+                        "log.format" => "json".to_string(),
+                        "ollama.provider" => "openai".to_string(),
+                        "ingest.min_alert_level" => "critical".to_string(),
+                        k if k.ends_with(".url") => format!("http://127.0.0.1:9/{k}"),
+                        k => format!("{k} from the environment, 32 bytes or more"),
+                    };
+                    (s.clone(), toml::Value::String(s))
+                }
+            };
+            assert_ne!(default, Some(&value), "{key}: test value is the default");
+            let var = var_of(key);
+            vars.push((var, raw));
+            expected.push((key.clone(), value));
+        }
+        let c = Config::load_from(None, &vars).unwrap();
+        let got = toml::Value::try_from(&c).unwrap();
+        let mut redacted = Vec::new();
+        for (key, value) in expected {
+            let path: Vec<&str> = key.split('.').collect();
+            let shown = lookup(&got, &path).unwrap_or_else(|| panic!("{key} missing"));
+            if shown.as_str() == Some("[redacted]") {
+                redacted.push(key);
+            } else {
+                assert_eq!(shown, &value, "{key}");
+            }
+        }
+        assert_eq!(
+            redacted,
+            [
+                "auth.jwt_secret",
+                "cortex.api_key",
+                "database.url",
+                "ollama.api_key",
+                "thehive.api_key"
+            ]
+        );
+        assert_eq!(
+            c.auth.jwt_secret.expose(),
+            "auth.jwt_secret from the environment, 32 bytes or more"
+        );
+    }
+
+    /// Each key of the README example, set alone through its `VIGIL_` variable, is accepted
+    /// and lands in the configuration with the example's value.
+    #[test]
+    fn every_readme_key_is_accepted_from_the_environment() {
+        let mut keys = Vec::new();
+        leaves("", &readme_config(), &mut keys);
+        assert!(keys.len() > 70, "README lists only {} keys", keys.len());
+        for (key, value) in keys {
+            let var = var_of(&key);
+            let raw = match &value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Array(a) => a
+                    .iter()
+                    .map(|v| v.as_str().expect("string arrays").to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            let c = Config::load_from(None, &env(&[(&var, &raw)]))
+                .unwrap_or_else(|e| panic!("{var}={raw}: {e}"));
+            let got = toml::Value::try_from(&c).unwrap();
+            let path: Vec<&str> = key.split('.').collect();
+            assert_eq!(lookup(&got, &path), Some(&value), "{var}={raw}");
+        }
     }
 
     #[test]

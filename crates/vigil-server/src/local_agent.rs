@@ -90,6 +90,8 @@ impl Transport for LocalTransport {
             channel: "local",
             events,
             reply: Some(tx),
+            // This host's agent sends one small batch at a time and waits for each.
+            reservation: None,
         };
         if self.pipeline.submit(job).await.is_err() {
             return SendOutcome::Retry {

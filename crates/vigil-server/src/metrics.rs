@@ -24,6 +24,17 @@ pub const LOGINS: &str = "auth_logins_total";
 pub const ML_PREDICTIONS: &str = "ml_predictions_total";
 /// Histogram: time to train one model, by `model` (feature set).
 pub const ML_TRAINING_DURATION: &str = "ml_training_duration_seconds";
+/// Gauge: the ingest memory budget, bytes (`ingest.memory_budget_bytes`).
+pub const INGEST_MEMORY_BUDGET: &str = "ingest_memory_budget_bytes";
+/// Gauge: bytes of the ingest memory budget held by batches in flight now.
+pub const INGEST_MEMORY_INFLIGHT: &str = "ingest_memory_inflight_bytes";
+/// Gauge: the most bytes of the ingest memory budget ever held at once.
+pub const INGEST_MEMORY_PEAK: &str = "ingest_memory_inflight_peak_bytes";
+/// Counter: requests for budget refused because it was in use (HTTP answered 503, syslog
+/// UDP batches refused).
+pub const INGEST_MEMORY_REFUSED: &str = "ingest_memory_refused_total";
+/// Counter: ingest requests refused by a credential's rate limit, by `route`.
+pub const INGEST_RATE_LIMITED: &str = "ingest_rate_limited_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -51,7 +62,7 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    use metrics::{Unit, describe_counter, describe_histogram};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_histogram!(API_REQUEST_DURATION, Unit::Seconds, "HTTP request latency");
     describe_counter!(
         SECURITY_EVENTS,
@@ -77,6 +88,29 @@ fn describe() {
         ML_TRAINING_DURATION,
         Unit::Seconds,
         "Time to train one ML model"
+    );
+    describe_gauge!(
+        INGEST_MEMORY_BUDGET,
+        Unit::Bytes,
+        "Ingest memory budget (ingest.memory_budget_bytes)"
+    );
+    describe_gauge!(
+        INGEST_MEMORY_INFLIGHT,
+        Unit::Bytes,
+        "Ingest memory budget held by batches in flight"
+    );
+    describe_gauge!(
+        INGEST_MEMORY_PEAK,
+        Unit::Bytes,
+        "Most ingest memory budget held at once since start"
+    );
+    describe_counter!(
+        INGEST_MEMORY_REFUSED,
+        "Ingest work refused because the memory budget was in use"
+    );
+    describe_counter!(
+        INGEST_RATE_LIMITED,
+        "Ingest requests refused by their credential's rate limit, by route"
     );
     // Register the series later stages feed so dashboards and alerts can be built now.
     metrics::counter!(SECURITY_EVENTS, "source" => "none", "outcome" => "received").absolute(0);

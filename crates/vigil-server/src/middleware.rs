@@ -1,7 +1,12 @@
 //! Cross-cutting request handling: per-IP rate limits, timeouts, security headers, request
 //! metrics.
+//!
+//! Ingest routes (event batches, Loki pushes, heartbeats) are not under the per-IP limit:
+//! many agents share one address behind NAT. They are limited per credential instead
+//! (`api::ingest::authenticate`), and their failed authentications per IP.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,11 +19,11 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Token buckets keyed by client IP.
-pub struct RateLimiter {
+/// Token buckets keyed by client IP (or by credential id for ingest).
+pub struct RateLimiter<K = IpAddr> {
     rate_per_sec: f64,
     burst: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 #[derive(Clone, Copy)]
@@ -30,7 +35,7 @@ struct Bucket {
 /// Above this many tracked clients, idle (full) buckets are forgotten.
 const MAX_TRACKED: usize = 50_000;
 
-impl RateLimiter {
+impl<K: Hash + Eq + Copy> RateLimiter<K> {
     pub fn new(rate_per_sec: f64, burst: u32) -> Self {
         Self {
             rate_per_sec,
@@ -40,7 +45,7 @@ impl RateLimiter {
     }
 
     /// Takes one token for `ip`; `Err(seconds)` says when the next one will be available.
-    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+    pub fn check(&self, ip: K) -> Result<(), u64> {
         let now = Instant::now();
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > MAX_TRACKED {
@@ -62,15 +67,26 @@ impl RateLimiter {
             Err(wait.ceil().max(1.0) as u64)
         }
     }
+
+    /// Gives back a token taken by [`RateLimiter::check`] (the attempt did not count).
+    pub fn refund(&self, key: K) {
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = map.get_mut(&key) {
+            b.tokens = (b.tokens + 1.0).min(self.burst);
+        }
+    }
 }
 
 /// The client address: the socket peer, or, behind a trusted reverse proxy, the last
 /// `X-Forwarded-For` hop — the address that proxy saw. Earlier hops are whatever the client
 /// chose to send and cannot be trusted (rotating them would evade the rate limits).
-fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
+pub fn client_ip(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Option<IpAddr> {
     if state.config.server.trust_forwarded_for
-        && let Some(ip) = req
-            .headers()
+        && let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
@@ -78,9 +94,46 @@ fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
     {
         return Some(ip);
     }
-    req.extensions()
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
+}
+
+/// Routes agents and log shippers send to: limited per credential, not per IP.
+pub fn is_ingest(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/v1/ingest/events" | "/api/v1/agents/heartbeat" | "/loki/api/v1/push"
+    )
+}
+
+/// Reads what is left of a request body and throws it away (at most `max` bytes, for at
+/// most a few seconds), so that answering early — a 429, a 503 — leaves the keep-alive
+/// connection usable. hyper closes a connection whose request body was not read to its
+/// end, and a client still writing that body sees the connection reset.
+pub async fn drain(mut body: axum::body::Body, max: usize) {
+    use axum::body::HttpBody;
+    let read = async {
+        let mut seen = 0usize;
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let Ok(frame) = frame else { return };
+            if let Some(data) = frame.data_ref() {
+                seen += data.len();
+                if seen > max {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+}
+
+/// A 429 for this request, after its body was drained.
+async fn refuse(req: Request, wait: u64) -> Response {
+    drain(req.into_body(), crate::api::ingest::MAX_BODY).await;
+    ApiError::too_many_requests(wait).into_response()
 }
 
 /// Paths whose requests count against the stricter login limit.
@@ -90,18 +143,18 @@ fn is_login(path: &str) -> bool {
 
 pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if state.config.rate_limit.enabled
-        && let Some(ip) = client_ip(&state, &req)
+        && let Some(ip) = client_ip(&state, req.headers(), req.extensions())
     {
         let path = req.uri().path();
-        if path.starts_with("/api/") {
+        if path.starts_with("/api/") && !is_ingest(path) {
             if let Err(wait) = state.api_limiter.check(ip) {
-                return ApiError::too_many_requests(wait).into_response();
+                return refuse(req, wait).await;
             }
             if is_login(path)
                 && let Err(wait) = state.login_limiter.check(ip)
             {
                 tracing::warn!(client = %ip, "login rate limit hit");
-                return ApiError::too_many_requests(wait).into_response();
+                return refuse(req, wait).await;
             }
         }
     }
@@ -179,7 +232,7 @@ mod tests {
 
     #[test]
     fn bucket_allows_burst_then_refuses_with_wait() {
-        let l = RateLimiter::new(1.0 / 60.0, 3);
+        let l: RateLimiter = RateLimiter::new(1.0 / 60.0, 3);
         let ip: IpAddr = "127.0.0.9".parse().unwrap();
         for _ in 0..3 {
             assert!(l.check(ip).is_ok());
@@ -188,5 +241,9 @@ mod tests {
         assert!((50..=60).contains(&wait), "{wait}");
         // Another client is unaffected.
         assert!(l.check("127.0.0.10".parse().unwrap()).is_ok());
+        // A refunded token can be taken again, once.
+        l.refund(ip);
+        assert!(l.check(ip).is_ok());
+        assert!(l.check(ip).is_err());
     }
 }

@@ -26,6 +26,11 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     pub api_limiter: RateLimiter,
     pub login_limiter: RateLimiter,
+    /// Ingest requests per credential (agent or API key id), `[ingest]` rate.
+    pub ingest_limiter: RateLimiter<uuid::Uuid>,
+    /// Ingest authentication attempts per client IP: a token is taken before the
+    /// credential is looked up and given back when it is valid, so only failures count.
+    pub ingest_auth_limiter: RateLimiter,
     pub sessions: SessionCache,
     /// The model and Loki clients (`[ollama]`, `[loki]`); each optional.
     pub ai: crate::ai::Ai,

@@ -3,10 +3,11 @@
 //! messages become normalized events (`vigil_parse::syslog`) and go through the pipeline
 //! in small batches.
 //!
-//! Back-pressure: a TCP/TLS connection waits for room in the pipeline queue, so a fast
-//! sender is slowed down rather than dropped. UDP cannot push back: a batch refused by a
-//! full queue is counted (`security_events_total{source="syslog",outcome="refused"}`) and
-//! logged, never dropped silently.
+//! Back-pressure: a TCP/TLS connection waits for room in the ingest memory budget and the
+//! pipeline queue, so a fast sender is slowed down rather than dropped. UDP cannot push
+//! back: a batch refused by a full queue or budget is counted
+//! (`security_events_total{source="syslog",outcome="refused"}`) and logged, never dropped
+//! silently. A batch is charged [`batch_cost`] of its messages.
 //!
 //! Shutdown: on the server's shutdown signal the listeners stop accepting and reading;
 //! every complete message already read (in a connection's buffer or a partial batch) goes
@@ -27,6 +28,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::config::SyslogConfig;
+use crate::ingest::budget::batch_cost;
 use crate::ingest::normalize::{Origin, Received, normalize};
 use crate::ingest::{Job, Pipeline};
 
@@ -212,12 +214,29 @@ impl Ctx {
 
     /// Hands `batch` to the pipeline: waiting for room (TCP/TLS, and UDP's last batch at
     /// shutdown), or refused at once when the queue is full (UDP). Whether it was queued.
-    async fn flush(&self, batch: &mut Vec<Json>, wait: bool) -> bool {
+    /// `bytes` is the size of the batch's messages, charged to the memory budget.
+    async fn flush(&self, batch: &mut Vec<Json>, bytes: &mut u64, wait: bool) -> bool {
         if batch.is_empty() {
             return true;
         }
         let events = std::mem::take(batch);
         let n = events.len() as u64;
+        let cost = batch_cost(events.len(), std::mem::take(bytes) as usize);
+        let reservation = if wait {
+            Some(self.pipeline.budget().reserve(cost).await)
+        } else {
+            self.pipeline.budget().try_reserve(cost).ok()
+        };
+        let Some(reservation) = reservation else {
+            self.counts.refused.fetch_add(n, Ordering::Relaxed);
+            metrics::counter!(crate::metrics::SECURITY_EVENTS, "source" => "syslog", "outcome" => "refused")
+                .increment(n);
+            tracing::warn!(
+                events = n,
+                "ingest memory budget full: syslog messages refused"
+            );
+            return false;
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = Job {
             org: self.org,
@@ -225,6 +244,7 @@ impl Ctx {
             channel: "syslog",
             events,
             reply: Some(tx),
+            reservation: Some(reservation),
         };
         let queued = if wait {
             self.pipeline.submit(job).await.is_ok()
@@ -292,6 +312,7 @@ fn to_event(bytes: &[u8], peer: SocketAddr) -> Option<Json> {
 async fn serve_udp(socket: UdpSocket, ctx: Ctx) {
     let mut buf = vec![0u8; ctx.max_len.max(512)];
     let mut batch = Vec::new();
+    let mut bytes = 0u64;
     loop {
         let got = tokio::select! {
             // Datagrams already read are in `batch`; what the kernel still holds is not
@@ -301,6 +322,7 @@ async fn serve_udp(socket: UdpSocket, ctx: Ctx) {
         };
         match got {
             Ok(Ok((n, peer))) => {
+                bytes += n as u64;
                 batch.extend(ctx.event(&buf[..n], peer));
                 if batch.len() < BATCH {
                     continue;
@@ -312,10 +334,10 @@ async fn serve_udp(socket: UdpSocket, ctx: Ctx) {
             }
             Err(_) => {} // idle: flush what we have
         }
-        // UDP cannot push back: a full queue refuses the batch (counted and logged).
-        ctx.flush(&mut batch, false).await;
+        // UDP cannot push back: a full queue or budget refuses the batch (counted, logged).
+        ctx.flush(&mut batch, &mut bytes, false).await;
     }
-    ctx.flush(&mut batch, true).await;
+    ctx.flush(&mut batch, &mut bytes, true).await;
 }
 
 async fn accept_loop(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, ctx: Ctx) {
@@ -357,6 +379,7 @@ async fn serve_stream(mut stream: impl AsyncRead + Unpin, peer: SocketAddr, ctx:
     let mut framer = vigil_parse::syslog::Framer::new(ctx.max_len);
     let mut buf = vec![0u8; 64 * 1024];
     let mut batch = Vec::new();
+    let mut bytes = 0u64;
     loop {
         // `read` is cancel-safe: bytes are either read into `buf` or left in the socket.
         let read = tokio::select! {
@@ -374,7 +397,7 @@ async fn serve_stream(mut stream: impl AsyncRead + Unpin, peer: SocketAddr, ctx:
                         .fetch_add(left, Ordering::Relaxed);
                     tracing::debug!(%peer, bytes = left, "syslog: partial message at shutdown not stored");
                 }
-                ctx.flush(&mut batch, true).await;
+                ctx.flush(&mut batch, &mut bytes, true).await;
                 return;
             }
             Some(Ok(Ok(0))) => true,
@@ -387,7 +410,7 @@ async fn serve_stream(mut stream: impl AsyncRead + Unpin, peer: SocketAddr, ctx:
                 true
             }
             Some(Err(_)) => {
-                if !ctx.flush(&mut batch, true).await {
+                if !ctx.flush(&mut batch, &mut bytes, true).await {
                     return;
                 }
                 continue;
@@ -395,7 +418,10 @@ async fn serve_stream(mut stream: impl AsyncRead + Unpin, peer: SocketAddr, ctx:
         };
         while let Some(frame) = framer.next_frame() {
             match frame {
-                Ok(f) => batch.extend(ctx.event(&f, peer)),
+                Ok(f) => {
+                    bytes += f.len() as u64;
+                    batch.extend(ctx.event(&f, peer));
+                }
                 Err(e) => {
                     ctx.counts.invalid.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(%peer, error = %e, "syslog frame skipped");
@@ -404,12 +430,13 @@ async fn serve_stream(mut stream: impl AsyncRead + Unpin, peer: SocketAddr, ctx:
         }
         if eof {
             if let Some(Ok(f)) = framer.finish() {
+                bytes += f.len() as u64;
                 batch.extend(ctx.event(&f, peer));
             }
-            ctx.flush(&mut batch, true).await;
+            ctx.flush(&mut batch, &mut bytes, true).await;
             return;
         }
-        if batch.len() >= BATCH && !ctx.flush(&mut batch, true).await {
+        if batch.len() >= BATCH && !ctx.flush(&mut batch, &mut bytes, true).await {
             return;
         }
     }

@@ -1,6 +1,8 @@
 //! `vigil bench ingest`: ingestion throughput through the whole server path — HTTP,
 //! parsing of raw log lines, normalization, detection with the built-in rules, and storage
-//! of every event (plus the alerts they raise) — against a throwaway SQLite database.
+//! of every event (plus the alerts they raise) — against a throwaway SQLite database, or,
+//! with `--url` and `--api-key`, against a `vigil serve` running in another process (so
+//! that process's memory can be measured alone: `scripts/bench_ingest_memory.sh`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,8 +21,8 @@ pub struct IngestBench {
     /// Events per batch (one HTTP request each).
     #[arg(long, default_value_t = 2_000)]
     batch: u64,
-    /// Concurrent senders.
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent senders (each its own keep-alive connection).
+    #[arg(long, alias = "connections", default_value_t = 4)]
     concurrency: u64,
     /// Send pre-normalized events instead of raw lines (skips parsing).
     #[arg(long)]
@@ -28,6 +30,14 @@ pub struct IngestBench {
     /// Database to use instead of a temporary SQLite file (it must be empty).
     #[arg(long)]
     database_url: Option<String>,
+    /// Send to this running server (e.g. `http://127.0.0.1:8000`) instead of starting one;
+    /// needs `--api-key`. Every event must then be acknowledged (202) instead of counted in
+    /// the database.
+    #[arg(long, requires = "api_key")]
+    url: Option<String>,
+    /// An API key with the ingest scope of the server at `--url`.
+    #[arg(long, requires = "url")]
+    api_key: Option<String>,
 }
 
 /// A realistic mix of auth.log / syslog / access-log lines; few of them match a rule. The
@@ -94,6 +104,26 @@ fn event(i: u64, normalized: bool) -> Value {
 }
 
 pub async fn run(b: IngestBench) -> anyhow::Result<()> {
+    if let (Some(url), Some(key)) = (&b.url, &b.api_key) {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let (accepted, retries) = flood(&b, &client, url.trim_end_matches('/'), key).await?;
+        let secs = started.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            accepted == b.events,
+            "{accepted} events acknowledged, {} sent",
+            b.events
+        );
+        println!(
+            "sent {} events in batches of {} over {} connections to {url} in {secs:.2} s: \
+             {:.0} events/s, all acknowledged, {retries} overloaded (503) retries",
+            b.events,
+            b.batch,
+            b.concurrency,
+            b.events as f64 / secs
+        );
+        return Ok(());
+    }
     let dir = std::env::temp_dir().join(format!("vigil-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let mut cfg = Config {
@@ -137,64 +167,9 @@ pub async fn run(b: IngestBench) -> anyhow::Result<()> {
         let _ = stop_rx.await;
     }));
     let client = reqwest::Client::new();
-    // Pre-build the request bodies so the clock measures the server, not the client.
-    let batches: Vec<Vec<u8>> = (0..b.events.div_ceil(b.batch))
-        .map(|k| {
-            let lo = k * b.batch;
-            let hi = (lo + b.batch).min(b.events);
-            let events: Vec<Value> = (lo..hi).map(|i| event(i, b.normalized)).collect();
-            serde_json::to_vec(&json!({"batch_id": uuid::Uuid::now_v7(), "events": events}))
-                .unwrap_or_default()
-        })
-        .collect();
-    let batches = Arc::new(batches);
-    let next = Arc::new(AtomicU64::new(0));
-    let retries = Arc::new(AtomicU64::new(0));
-    let pb = crate::bench::bar(b.events, "events");
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..b.concurrency {
-        let (client, base, key, batches, next, retries, pb) = (
-            client.clone(),
-            base.clone(),
-            key.clone(),
-            batches.clone(),
-            next.clone(),
-            retries.clone(),
-            pb.clone(),
-        );
-        let per = b.batch;
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(body) = batches.get(k) else {
-                    return Ok::<_, anyhow::Error>(());
-                };
-                loop {
-                    let r = client
-                        .post(format!("{base}/api/v1/ingest/events"))
-                        .bearer_auth(&key)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await?;
-                    if r.status().as_u16() == 503 {
-                        retries.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                    r.error_for_status()?;
-                    break;
-                }
-                pb.inc(per);
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    let (_, retries) = flood(&b, &client, &base, &key).await?;
     let secs = started.elapsed().as_secs_f64();
-    pb.finish_and_clear();
     // Every event sent must be stored, once.
     let stored = store.event_store().count_events(org.id).await?;
     anyhow::ensure!(
@@ -225,10 +200,93 @@ pub async fn run(b: IngestBench) -> anyhow::Result<()> {
         b.events as f64 / secs,
         if b.normalized { "" } else { "parsing + " },
         alerts.total,
-        retries.load(Ordering::Relaxed),
+        retries,
     );
     let _ = stop_tx.send(());
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Sends `b.events` events in batches over `b.concurrency` connections, retrying each
+/// batch refused with 503 until it is acknowledged; returns (events acknowledged, 503s).
+async fn flood(
+    b: &IngestBench,
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+) -> anyhow::Result<(u64, u64)> {
+    // Pre-build the request bodies so the clock measures the server, not the client.
+    let batches: Vec<Vec<u8>> = (0..b.events.div_ceil(b.batch))
+        .map(|k| {
+            let lo = k * b.batch;
+            let hi = (lo + b.batch).min(b.events);
+            let events: Vec<Value> = (lo..hi).map(|i| event(i, b.normalized)).collect();
+            serde_json::to_vec(&json!({"batch_id": uuid::Uuid::now_v7(), "events": events}))
+                .unwrap_or_default()
+        })
+        .collect();
+    let sizes: Vec<u64> = (0..batches.len() as u64)
+        .map(|k| (b.events - k * b.batch).min(b.batch))
+        .collect();
+    let batches: Arc<Vec<(Vec<u8>, u64)>> = Arc::new(batches.into_iter().zip(sizes).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    let retries = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let pb = crate::bench::bar(b.events, "events");
+    let mut tasks = Vec::new();
+    for _ in 0..b.concurrency {
+        let (client, url, key, batches, next, retries, accepted, pb) = (
+            client.clone(),
+            format!("{base}/api/v1/ingest/events"),
+            key.to_owned(),
+            batches.clone(),
+            next.clone(),
+            retries.clone(),
+            accepted.clone(),
+            pb.clone(),
+        );
+        let per = b.batch;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some((body, events)) = batches.get(k) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                loop {
+                    let r = client
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    if r.status().as_u16() == 503 {
+                        retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    let receipt: Value = r.error_for_status()?.json().await?;
+                    // A batch answered 503 after its wait ran out may still have been
+                    // stored: its retry is acknowledged as a duplicate.
+                    let n = if receipt["duplicate"] == true {
+                        *events
+                    } else {
+                        receipt["accepted"].as_u64().unwrap_or(0)
+                    };
+                    accepted.fetch_add(n, Ordering::Relaxed);
+                    break;
+                }
+                pb.inc(per);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    pb.finish_and_clear();
+    Ok((
+        accepted.load(Ordering::Relaxed),
+        retries.load(Ordering::Relaxed),
+    ))
 }

@@ -91,6 +91,25 @@ fn config_check_redacts_secrets_and_names_unknown_keys() {
     assert!(text(&o).1.contains("VIGIL_SERVER__PROT"));
 }
 
+/// Regression: `VIGIL_SYSLOG__TCP` (an optional key, absent by default) was refused as an
+/// unknown configuration key.
+#[test]
+fn config_check_accepts_optional_keys_from_the_environment() {
+    let d = tmp();
+    let o = vigil(
+        &d.0,
+        &["config", "check"],
+        &[
+            ("VIGIL_SYSLOG__TCP", "127.0.0.1:5514"),
+            ("VIGIL_SYSLOG__TLS_CERT", "/etc/vigil/cert.pem"),
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("tcp = \"127.0.0.1:5514\""), "{out}");
+    assert!(out.contains("tls_cert = \"/etc/vigil/cert.pem\""), "{out}");
+}
+
 #[test]
 fn user_lifecycle_from_the_command_line() {
     let d = tmp();
@@ -186,6 +205,7 @@ fn assert_columns_line_up(out: &str) {
 #[test]
 fn cli_tables_are_aligned_to_their_widest_cell() {
     let d = tmp();
+    assert!(vigil(&d.0, &["migrate"], &[]).status.success());
     let pw = [("VIGIL_USER_PASSWORD", "a long enough passphrase")];
     for args in [
         &["user", "create", "bob", "--org", "東京支社"][..],

@@ -190,12 +190,15 @@ async fn register_agent(
 
 /// Agent heartbeat with its latest metrics (agent credential).
 #[utoipa::path(post, path = "/agents/heartbeat", tag = "agents", security(("bearer" = [])), request_body = Heartbeat,
-    responses((status = 204), (status = 401, body = ErrorBody)))]
+    responses((status = 204), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "this agent's rate limit (`ingest.rate_limit_per_credential`)")))]
 async fn heartbeat(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> ApiResult<StatusCode> {
+    // Checked once the body is read: a 429 then leaves the connection usable.
+    crate::ingest::auth::check_rate(&state, agent.id, "heartbeat")?;
     check_text("os", &hb.os, 200)?;
     check_text("version", &hb.version, 64)?;
     check_text("hostname", &hb.hostname, 255)?;

@@ -1,11 +1,17 @@
 //! Event ingestion over HTTP: `POST /api/v1/ingest/events` (agents and API keys, batched
 //! JSON with a batch id). Bodies may be gzip-compressed (`Content-Encoding: gzip`).
+//!
+//! [`accept`] is the front door shared with the Loki push: authentication, the
+//! credential's rate limit, then the body read within the ingest memory budget
+//! (`ingest/budget.rs`). Whatever it refuses early, it refuses after reading the rest of
+//! the body, so the client's keep-alive connection stays usable.
 
 use std::io::Read;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value as Json;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,10 +19,11 @@ use utoipa_axum::routes;
 use vigil_core::event::{IngestBatch, IngestReceipt};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::RawBody;
-use crate::ingest::auth::IngestCaller;
+use crate::ingest::auth::{IngestCaller, check_rate};
+use crate::ingest::budget::{PARSED_PER_BYTE, Reservation, batch_cost};
 use crate::ingest::normalize::{MAX_EVENT_BYTES, Origin, Received, normalize};
 use crate::ingest::{Job, JobResult};
+use crate::middleware::drain;
 use crate::state::AppState;
 
 /// Largest ingest body after decompression.
@@ -30,30 +37,28 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(ingest_events))
 }
 
-/// The body, decompressed per `Content-Encoding` (gzip or none), bounded.
-pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let encoding = headers
+/// The `Content-Encoding` header, lower-cased.
+pub fn content_encoding(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_ascii_lowercase());
-    match encoding.as_deref() {
-        None | Some("") | Some("identity") => Ok(body.to_vec()),
-        Some("gzip") | Some("x-gzip") => {
-            let mut out = Vec::new();
-            let mut reader =
-                flate2::read::MultiGzDecoder::new(body).take(MAX_DECOMPRESSED as u64 + 1);
-            reader.read_to_end(&mut out).map_err(|e| {
-                ApiError::bad_request("invalid_encoding", format!("body is not valid gzip: {e}"))
-            })?;
-            if out.len() > MAX_DECOMPRESSED {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("decompressed body exceeds {MAX_DECOMPRESSED} bytes"),
-                ));
-            }
-            Ok(out)
-        }
+        .map(|s| s.trim().to_ascii_lowercase())
+}
+
+/// The body, decompressed per `Content-Encoding` (gzip or none), bounded; a compressed
+/// body's expansion is reserved from the budget as it is decompressed.
+pub fn decode_body(
+    headers: &HeaderMap,
+    body: Bytes,
+    reservation: &mut Reservation,
+) -> Result<Bytes, ApiError> {
+    match content_encoding(headers).as_deref() {
+        None | Some("") | Some("identity") => Ok(body),
+        Some("gzip") | Some("x-gzip") => inflate(
+            flate2::read::MultiGzDecoder::new(&body[..]),
+            "gzip",
+            reservation,
+        ),
         Some(other) => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_encoding",
@@ -62,12 +67,197 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError
     }
 }
 
+/// Decompresses `reader` (at most [`MAX_DECOMPRESSED`] bytes), growing `reservation` by
+/// each piece before it is kept: a small body that expands past the budget is refused
+/// (503) before the memory is taken.
+pub fn inflate(
+    mut reader: impl Read,
+    what: &str,
+    reservation: &mut Reservation,
+) -> Result<Bytes, ApiError> {
+    const STEP: usize = 256 * 1024;
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        if out.len() > MAX_DECOMPRESSED {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("decompressed body exceeds {MAX_DECOMPRESSED} bytes"),
+            ));
+        }
+        reservation
+            .try_grow(STEP as u64)
+            .map_err(|_| overloaded_error())?;
+        let start = out.len();
+        out.resize(start + STEP, 0);
+        let mut filled = start;
+        while filled < out.len() {
+            match reader.read(&mut out[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_encoding",
+                        format!("body is not valid {what}: {e}"),
+                    ));
+                }
+            }
+        }
+        out.truncate(filled);
+        if filled < start + STEP {
+            return Ok(Bytes::from(out));
+        }
+    }
+}
+
+/// 503 `overloaded` with Retry-After: the ingest memory budget or the pipeline queue is
+/// full.
+fn overloaded_error() -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "ingestion is overloaded; retry later",
+    );
+    e.retry_after = Some(1);
+    e
+}
+
 /// 503 with Retry-After: the pipeline is full.
 pub fn overloaded() -> Response {
-    let mut r = ApiError::unavailable("ingestion is overloaded; retry later").into_response();
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    r
+    overloaded_error().into_response()
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("request body exceeds {MAX_BODY} bytes"),
+    )
+}
+
+/// An authenticated ingest request, its body read within the memory budget.
+pub struct Accepted {
+    pub caller: IngestCaller,
+    pub headers: HeaderMap,
+    /// As sent (still compressed, if it was).
+    pub body: Bytes,
+    /// Holds the body's bytes; [`charge_parsed`] grows it before parsing.
+    pub reservation: Reservation,
+}
+
+/// The front door of every ingest route: authentication (failures counted per client IP),
+/// the credential's rate limit, then the body, reserved from the memory budget before it
+/// is buffered (its `Content-Length`, or each piece as it arrives). Refusals are JSON:
+/// 401/403, 429 and 503 with Retry-After, 413.
+pub async fn accept(
+    state: &AppState,
+    req: Request,
+    route: &'static str,
+) -> Result<Accepted, Response> {
+    let (mut parts, body) = req.into_parts();
+    let caller = match IngestCaller::from_request_parts(&mut parts, state).await {
+        Ok(c) => c,
+        Err(resp) => {
+            drain(body, MAX_BODY).await;
+            return Err(resp);
+        }
+    };
+    if let Err(e) = check_rate(state, caller.credential_id(), route) {
+        drain(body, MAX_BODY).await;
+        return Err(e.into_response());
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(body_too_large().into_response());
+    }
+    let budget = state.pipeline.budget();
+    let Ok(mut reservation) = budget.try_reserve(declared.unwrap_or(0)) else {
+        drain(body, MAX_BODY).await;
+        return Err(overloaded());
+    };
+    let body = read_body(body, declared.unwrap_or(0), &mut reservation)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok(Accepted {
+        caller,
+        headers: parts.headers,
+        body,
+        reservation,
+    })
+}
+
+/// Buffers the body, growing `reservation` past `declared` bytes as pieces arrive.
+async fn read_body(
+    mut body: Body,
+    declared: u64,
+    reservation: &mut Reservation,
+) -> Result<Bytes, ApiError> {
+    let mut out = Vec::with_capacity(declared as usize);
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame = frame.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        if out.len() + data.len() > MAX_BODY {
+            return Err(body_too_large());
+        }
+        let beyond = (out.len() + data.len()) as u64;
+        if beyond > reservation.bytes()
+            && reservation.try_grow(beyond - reservation.bytes()).is_err()
+        {
+            drain(body, MAX_BODY).await;
+            return Err(overloaded_error());
+        }
+        out.extend_from_slice(data);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Before `decoded` bytes are parsed: holds what parsing them takes ([`PARSED_PER_BYTE`]),
+/// giving back what the wire body held beyond it.
+pub fn charge_parsed(
+    state: &AppState,
+    reservation: &mut Reservation,
+    decoded: usize,
+) -> Result<(), ApiError> {
+    charge(state, reservation, decoded as u64 * PARSED_PER_BYTE)
+}
+
+/// Once the batch is parsed: holds what its `events` cost until they are stored, when
+/// that is more than is held.
+pub fn charge_events(
+    state: &AppState,
+    reservation: &mut Reservation,
+    events: usize,
+    decoded: usize,
+) -> Result<(), ApiError> {
+    let cost = batch_cost(events, decoded).max(reservation.bytes());
+    charge(state, reservation, cost)
+}
+
+/// Holds `cost` bytes. A batch that could never fit in the budget is 413 (send smaller
+/// batches); one that does not fit now is 503 with Retry-After.
+fn charge(state: &AppState, reservation: &mut Reservation, cost: u64) -> Result<(), ApiError> {
+    let budget = state.pipeline.budget();
+    if !budget.could_fit(cost) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "this batch needs about {cost} bytes of memory once parsed, more than the \
+                 ingest memory budget ({} bytes); send smaller batches",
+                budget.total_bytes()
+            ),
+        ));
+    }
+    reservation.try_resize(cost).map_err(|_| overloaded_error())
 }
 
 /// Hands normalized events to the pipeline and waits until they are stored.
@@ -77,6 +267,7 @@ pub async fn submit_and_wait(state: &AppState, job: Job) -> Result<JobResult, Re
         reply: Some(tx),
         ..job
     };
+    // A job that failed to queue gives its reservation back when it is dropped here.
     if state.pipeline.try_submit(job).is_err() {
         return Err(overloaded());
     }
@@ -102,14 +293,21 @@ pub fn origin_of(caller: &IngestCaller) -> Origin {
 /// without storing anything again.
 #[utoipa::path(post, path = "/ingest/events", tag = "ingest", security(("bearer" = [])), request_body = IngestBatch,
     responses((status = 202, body = IngestReceipt), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody, description = "overloaded: retry after Retry-After seconds")))]
-async fn ingest_events(
-    State(state): State<AppState>,
-    caller: IngestCaller,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> ApiResult<Response> {
-    let raw = decode_body(&headers, &body)?;
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "this credential's rate limit (`ingest.rate_limit_per_credential`): retry after Retry-After seconds"),
+        (status = 503, body = ErrorBody, description = "overloaded (memory budget or queue full): retry after Retry-After seconds")))]
+async fn ingest_events(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let Accepted {
+        caller,
+        headers,
+        body,
+        mut reservation,
+    } = match accept(&state, req, "ingest").await {
+        Ok(a) => a,
+        Err(resp) => return Ok(resp),
+    };
+    let raw = decode_body(&headers, body, &mut reservation)?;
+    charge_parsed(&state, &mut reservation, raw.len())?;
     let batch: IngestBatch = serde_json::from_slice(&raw).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             ApiError::bad_request("malformed_json", format!("body is not valid JSON: {e}"))
@@ -121,6 +319,8 @@ async fn ingest_events(
             )
         }
     })?;
+    let decoded = raw.len();
+    drop(raw);
     let max = state.config.ingest.max_batch_events;
     if batch.events.len() > max {
         return Err(ApiError::new(
@@ -132,6 +332,7 @@ async fn ingest_events(
             ),
         ));
     }
+    charge_events(&state, &mut reservation, batch.events.len(), decoded)?;
     let org = caller.org_id();
     if state.events.batch_seen(org, batch.batch_id).await? {
         return Ok(receipt(IngestReceipt {
@@ -168,6 +369,7 @@ async fn ingest_events(
         channel,
         events,
         reply: None,
+        reservation: Some(reservation),
     };
     let outcome = match submit_and_wait(&state, job).await {
         Ok(Ok(o)) => o,

@@ -9,17 +9,18 @@
 //! per-event limit of every ingest route is refused as Loki refuses a line over its
 //! `max_line_size`: the rest is stored and the push answers 400 `entry_too_large`.
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::api::ingest::{MAX_DECOMPRESSED, event_too_large, origin_of, submit_and_wait};
+use crate::api::ingest::{
+    Accepted, MAX_DECOMPRESSED, accept, charge_events, charge_parsed, content_encoding,
+    event_too_large, inflate, origin_of, submit_and_wait,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::RawBody;
 use crate::ingest::Job;
-use crate::ingest::auth::IngestCaller;
 use crate::ingest::normalize::{MAX_EVENT_BYTES, Received, normalize};
 use crate::state::AppState;
 
@@ -36,14 +37,20 @@ fn header(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> O
     responses((status = 204, description = "stored"), (status = 400, body = ErrorBody,
             description = "not a push, or entries over the per-event limit (the others are stored)"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody,
-            description = "overloaded: retry after Retry-After seconds")))]
-pub async fn push(
-    State(state): State<AppState>,
-    caller: IngestCaller,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> ApiResult<Response> {
+        (status = 413, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "this credential's rate limit: retry after Retry-After seconds"),
+        (status = 503, body = ErrorBody,
+            description = "overloaded (memory budget or queue full): retry after Retry-After seconds")))]
+pub async fn push(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let Accepted {
+        caller,
+        headers,
+        body,
+        mut reservation,
+    } = match accept(&state, req, "loki").await {
+        Ok(a) => a,
+        Err(resp) => return Ok(resp),
+    };
     let org = caller.org_id();
     if let Some(scope) = header(&headers, "x-scope-orgid")
         .map(str::trim)
@@ -63,20 +70,43 @@ pub async fn push(
             )));
         }
     }
-    let streams = vigil_parse::loki::decode_push(
-        &body,
-        header(&headers, header::CONTENT_TYPE),
-        header(&headers, header::CONTENT_ENCODING),
-        MAX_DECOMPRESSED,
-    )
-    .map_err(|e| match e {
-        vigil_parse::Error::TooLarge { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.to_string(),
+    // gzip and deflate are undone here, so their expansion is reserved as it happens;
+    // snappy-compressed protobuf states its decoded length, charged before it is decoded.
+    let encoding = content_encoding(&headers);
+    let (decoded, encoding) = match encoding.as_deref() {
+        Some("gzip" | "x-gzip") => (
+            inflate(
+                flate2::read::MultiGzDecoder::new(&body[..]),
+                "gzip",
+                &mut reservation,
+            )?,
+            None,
         ),
-        e => ApiError::bad_request("invalid_push", e.to_string()),
-    })?;
+        Some("deflate") => (
+            inflate(
+                flate2::read::DeflateDecoder::new(&body[..]),
+                "deflate",
+                &mut reservation,
+            )?,
+            None,
+        ),
+        _ => (body.clone(), header(&headers, header::CONTENT_ENCODING)),
+    };
+    let content_type = header(&headers, header::CONTENT_TYPE);
+    let plain_len = vigil_parse::loki::decoded_len(&decoded, content_type)
+        .unwrap_or(decoded.len())
+        .min(MAX_DECOMPRESSED);
+    charge_parsed(&state, &mut reservation, plain_len)?;
+    let streams =
+        vigil_parse::loki::decode_push(&decoded, content_type, encoding, MAX_DECOMPRESSED)
+            .map_err(|e| match e {
+                vigil_parse::Error::TooLarge { .. } => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    e.to_string(),
+                ),
+                e => ApiError::bad_request("invalid_push", e.to_string()),
+            })?;
     let total: usize = streams.iter().map(|s| s.entries.len()).sum();
     let max = state.config.ingest.max_batch_events;
     if total > max {
@@ -89,6 +119,7 @@ pub async fn push(
     if total == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    charge_events(&state, &mut reservation, total, plain_len)?;
     // A retry sends the same bytes: the same batch id, stored once.
     let digest = Sha256::new()
         .chain_update(org.as_bytes())
@@ -120,6 +151,7 @@ pub async fn push(
         channel: "loki",
         events,
         reply: None,
+        reservation: Some(reservation),
     };
     match submit_and_wait(&state, job).await {
         // As Loki does with lines over its `max_line_size`: the others are stored, the

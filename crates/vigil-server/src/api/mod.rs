@@ -244,6 +244,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, axum::Json<ReadyRe
     responses((status = 200, body = String, content_type = "text/plain; version=0.0.4",
         description = "Prometheus text exposition format")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.pipeline.budget().publish();
     (
         [(
             header::CONTENT_TYPE,

@@ -2,6 +2,10 @@
 //! API key carrying the `ingest` scope (`vgk_...`). Both are presented as
 //! `Authorization: Bearer <secret>`; log shippers that only do HTTP basic auth
 //! (Promtail's `basic_auth`, Grafana Alloy) may send the API key as the password.
+//!
+//! Rate limits: each credential has its own bucket (`ingest.rate_limit_per_credential`,
+//! [`check_rate`]), so agents behind one NAT address do not share a limit; failed
+//! authentications are limited per client IP, so guessing credentials stays slow.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -36,6 +40,25 @@ impl IngestCaller {
             IngestCaller::Key(k) => k.org_id,
         }
     }
+
+    /// The credential's own id (agent id or API key id): the rate limit's key.
+    pub fn credential_id(&self) -> Uuid {
+        match self {
+            IngestCaller::Agent(a) => a.id,
+            IngestCaller::Key(k) => k.id,
+        }
+    }
+}
+
+/// Takes one request from the credential's rate budget; 429 with Retry-After when spent.
+pub fn check_rate(state: &AppState, credential: Uuid, route: &'static str) -> Result<(), ApiError> {
+    if !state.config.rate_limit.enabled || state.config.ingest.rate_limit_per_credential <= 0.0 {
+        return Ok(());
+    }
+    state.ingest_limiter.check(credential).map_err(|wait| {
+        metrics::counter!(crate::metrics::INGEST_RATE_LIMITED, "route" => route).increment(1);
+        ApiError::too_many_requests(wait)
+    })
 }
 
 /// An authenticated agent (heartbeats accept nothing else).
@@ -93,7 +116,32 @@ fn invalid() -> ApiError {
     )
 }
 
+/// Authenticates, counting failures against the client IP's bucket: a token is taken
+/// before the lookup and given back when the credential was good.
 async fn caller(parts: &Parts, state: &AppState) -> Result<IngestCaller, ApiError> {
+    let ip = state
+        .config
+        .rate_limit
+        .enabled
+        .then(|| crate::middleware::client_ip(state, &parts.headers, &parts.extensions))
+        .flatten();
+    if let Some(ip) = ip
+        && let Err(wait) = state.ingest_auth_limiter.check(ip)
+    {
+        tracing::warn!(client = %ip, "ingest authentication rate limit hit");
+        return Err(ApiError::too_many_requests(wait));
+    }
+    let result = lookup(parts, state).await;
+    let failed = matches!(&result, Err(e) if matches!(e.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN));
+    if let Some(ip) = ip
+        && !failed
+    {
+        state.ingest_auth_limiter.refund(ip);
+    }
+    result
+}
+
+async fn lookup(parts: &Parts, state: &AppState) -> Result<IngestCaller, ApiError> {
     let secret = secret(parts)?;
     let hash = token_hash(&secret);
     if secret.starts_with(AGENT_PREFIX) {

@@ -3,8 +3,11 @@
 //! the syslog listeners in `syslog`.
 
 pub mod auth;
+pub mod budget;
 pub mod detect;
 pub mod normalize;
 pub mod pipeline;
 
-pub use pipeline::{Drained, Job, JobResult, Pipeline, PipelineConfig, PipelineHealth, PipelineTask};
+pub use pipeline::{
+    Drained, Job, JobResult, Pipeline, PipelineConfig, PipelineHealth, PipelineTask,
+};

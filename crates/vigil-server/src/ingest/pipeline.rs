@@ -16,7 +16,9 @@
 //!
 //! The queue is the back-pressure point: `try_submit` fails at once when it is full (HTTP
 //! ingest answers 503 with Retry-After), `submit` waits (syslog over TCP then stops reading).
-//! Nothing is dropped silently: every refusal is counted and answered.
+//! Nothing is dropped silently: every refusal is counted and answered. Memory is bounded in
+//! bytes, not batches: a job carries its [`Reservation`] of the ingest memory budget
+//! (`budget.rs`) through both stages and gives it back once its events are stored.
 //!
 //! Shutdown ([`PipelineTask::drain`]): once every producer has stopped, the queue is
 //! closed (later submissions are refused like a full queue) and both stages run until every
@@ -34,6 +36,7 @@ use uuid::Uuid;
 use vigil_core::event::{self, fields};
 use vigil_store::{AppendOutcome, Detection, DetectionOutcome, EventStore, NewEvent};
 
+use super::budget::{MemoryBudget, Reservation};
 use super::detect::{Correlations, Rules};
 use crate::metrics::{ALERT_PROCESSING_DURATION, ALERTS_CREATED, SECURITY_EVENTS};
 
@@ -47,6 +50,8 @@ pub struct PipelineConfig {
     pub dedup_window: Duration,
     /// Batches waiting while none finished for this long: the pipeline is stalled (`/ready`).
     pub stall_after: std::time::Duration,
+    /// Bytes batches in flight may hold (`ingest.memory_budget_bytes`).
+    pub memory_budget_bytes: u64,
 }
 
 /// What a job's sender learns.
@@ -61,6 +66,8 @@ pub struct Job {
     pub channel: &'static str,
     pub events: Vec<Json>,
     pub reply: Option<oneshot::Sender<JobResult>>,
+    /// The job's share of the memory budget, held until its events are stored.
+    pub reservation: Option<Reservation>,
 }
 
 /// The queue was full.
@@ -70,6 +77,7 @@ pub struct Overloaded(pub Job);
 #[derive(Clone)]
 pub struct Pipeline {
     tx: mpsc::Sender<Job>,
+    budget: MemoryBudget,
     counts: Arc<Counts>,
     progress: Arc<Progress>,
     stall_after: std::time::Duration,
@@ -191,6 +199,7 @@ struct Detected {
     /// Feature vectors closed by this batch (stored after its events).
     ml_rows: Vec<vigil_store::NewFeatureRow>,
     started: Instant,
+    reservation: Option<Reservation>,
 }
 
 impl Pipeline {
@@ -202,6 +211,7 @@ impl Pipeline {
         ml: Arc<crate::ml::MlEngine>,
         config: PipelineConfig,
     ) -> (Self, PipelineTask) {
+        let budget = MemoryBudget::new(config.memory_budget_bytes);
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (dtx, drx) = mpsc::channel(4);
         let ml_store = ml.store().clone();
@@ -235,12 +245,18 @@ impl Pipeline {
         (
             Self {
                 tx,
+                budget,
                 counts,
                 progress,
                 stall_after,
             },
             task,
         )
+    }
+
+    /// The memory budget every submitter reserves from before it builds a job.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// Whether batches are moving: stopped stages, or batches waiting longer than
@@ -351,6 +367,7 @@ async fn detect_stage(
                 channel,
                 events,
                 reply,
+                reservation,
             } = job;
             let stored: Vec<NewEvent> = events.iter().map(new_event).collect();
             // The documents are freed here rather than on the writer's path.
@@ -364,6 +381,7 @@ async fn detect_stage(
                 detections,
                 ml_rows: scored.rows,
                 started,
+                reservation,
             };
             (corr, detected)
         })
@@ -386,7 +404,7 @@ async fn detect_stage(
 }
 
 /// The stored columns of one event; the text columns are capped at 4096 characters.
-fn new_event(doc: &Json) -> NewEvent {
+pub fn new_event(doc: &Json) -> NewEvent {
     let text = |p: &str| event::get_str(doc, p).map(|s| event::truncate_chars(s, 4096).to_owned());
     NewEvent::with_doc(
         event::timestamp(doc).unwrap_or_else(vigil_core::now),
@@ -414,6 +432,7 @@ async fn store_stage(
         mut detections,
         ml_rows,
         started,
+        reservation,
     }) = rx.recv().await
     {
         let n = docs.len() as u64;
@@ -482,6 +501,9 @@ async fn store_stage(
                 Err("events could not be stored".to_owned())
             }
         };
+        // The batch's memory is gone (documents freed in the detect stage, stored text
+        // consumed by the write): its budget goes back before the sender hears of it.
+        drop(reservation);
         progress.finished();
         if let Some(reply) = reply {
             let _ = reply.send(result);
@@ -500,6 +522,7 @@ mod tests {
             channel: "api",
             events: vec![Json::Null; n],
             reply: None,
+            reservation: None,
         }
     }
 
@@ -524,6 +547,7 @@ mod tests {
             counts: Default::default(),
             progress: Arc::new(Progress::new()),
             stall_after: std::time::Duration::from_secs(60),
+            budget: MemoryBudget::new(1 << 20),
         };
         assert!(p.try_submit(job(1)).is_ok());
         assert!(p.try_submit(job(2)).is_ok());
@@ -564,6 +588,7 @@ mod tests {
                 dedup: true,
                 dedup_window: Duration::seconds(60),
                 stall_after: std::time::Duration::from_secs(60),
+                memory_budget_bytes: 64 << 20,
             },
         );
         let mut replies = Vec::new();

@@ -451,3 +451,76 @@ pub async fn concurrently(requests: Vec<reqwest::RequestBuilder>) -> Vec<Resp> {
 pub fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
+
+/// One HTTP/1.1 keep-alive connection to the app that never reconnects (unlike a pooled
+/// client): once the server has closed it, the next request fails. How a test sees that a
+/// response left the connection usable.
+pub struct OneConnection {
+    send: hyper::client::conn::http1::SendRequest<axum::body::Body>,
+    authority: String,
+}
+
+impl OneConnection {
+    pub async fn open(app: &TestApp) -> Self {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        let (send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("HTTP/1.1 handshake");
+        tokio::spawn(conn);
+        Self {
+            send,
+            authority: format!("127.0.0.1:{}", app.port),
+        }
+    }
+
+    /// POSTs `body` with a bearer token and a content type; `Err` when the connection is
+    /// gone (closed by the server after an earlier response).
+    pub async fn post(
+        &mut self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Resp, String> {
+        self.send
+            .ready()
+            .await
+            .map_err(|e| format!("connection gone: {e}"))?;
+        let req = axum::http::Request::post(path)
+            .header("host", &self.authority)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", content_type)
+            .body(axum::body::Body::from(body))
+            .expect("request");
+        let resp = self
+            .send
+            .send_request(req)
+            .await
+            .map_err(|e| format!("connection gone: {e}"))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(axum::body::Body::new(resp.into_body()), usize::MAX)
+            .await
+            .map_err(|e| format!("reading the response: {e}"))?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Resp {
+            status,
+            headers,
+            text,
+            body,
+        })
+    }
+}
+
+/// Reads `name` (a sample without labels) from `/metrics`.
+pub async fn metric(app: &TestApp, name: &str) -> Option<f64> {
+    let r = app.send(Method::GET, "/metrics", None, None).await;
+    r.text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == name).then(|| v.trim().parse().ok()).flatten()
+    })
+}

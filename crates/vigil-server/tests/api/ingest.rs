@@ -505,7 +505,7 @@ async fn overload_is_answered_never_silent(backend: vigil_store::Backend) {
                 202 => r.body["accepted"].as_u64().unwrap(),
                 503 => {
                     assert_eq!(r.header("retry-after"), Some("1"));
-                    assert_eq!(r.body["error"]["code"], "unavailable");
+                    assert_eq!(r.body["error"]["code"], "overloaded");
                     0
                 }
                 s => panic!("unexpected {s}: {}", r.text),

@@ -12,6 +12,7 @@ mod auth;
 mod bad_input;
 mod concurrency;
 mod ingest;
+mod ingest_limits;
 mod loki_syslog;
 mod ml;
 mod org_isolation;
