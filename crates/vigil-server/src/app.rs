@@ -163,6 +163,7 @@ impl Application {
                 pipeline.clone(),
                 org,
                 config.syslog.max_message_bytes,
+                config.ingest.max_future_skew_secs,
                 shutdown.clone(),
             );
             tracing::info!(udp = ?syslog_addrs.udp, tcp = ?syslog_addrs.tcp, tls = ?syslog_addrs.tls, "syslog listening");
@@ -203,6 +204,7 @@ impl Application {
                 state.store.clone(),
                 state.pipeline.clone(),
                 org,
+                state.config.ingest.max_future_skew_secs,
             )
             .await
             {

@@ -67,7 +67,7 @@ pub struct IngestConfig {
     /// How far ahead of the server's clock, seconds, an event's or alert's own time may be.
     /// `POST /alerts` refuses a later `timestamp` (422); an ingested event (HTTP, Loki) is
     /// kept with the receive time as `@timestamp`, its claimed time in `event.created_raw`
-    /// and the tag `_timestamp_in_future` (syslog and the local agent use the default, 300).
+    /// and the tag `_timestamp_in_future` (likewise syslog messages and the local agent's events).
     pub max_future_skew_secs: u64,
     /// Extra Sigma rule directories, loaded with the built-in pack as one set (their filters
     /// and correlations may name built-in rules).

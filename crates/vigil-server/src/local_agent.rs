@@ -25,6 +25,8 @@ struct LocalTransport {
     agent: Uuid,
     origin: Origin,
     own: OwnBinaries,
+    /// `[ingest] max_future_skew_secs`.
+    max_future_skew_secs: u64,
 }
 
 /// Vigil's own executables: this process's (`/proc/self/exe`, the path the kernel
@@ -76,7 +78,8 @@ impl Transport for LocalTransport {
                 };
             }
         };
-        let received = Received::new(vigil_core::now());
+        let received =
+            Received::new(vigil_core::now()).with_max_future_skew(self.max_future_skew_secs);
         let events: Vec<_> = decoded
             .events
             .into_iter()
@@ -147,6 +150,7 @@ pub async fn start(
     store: DynStore,
     pipeline: Pipeline,
     org: Uuid,
+    max_future_skew_secs: u64,
 ) -> anyhow::Result<AgentHandle> {
     let state_dir = data_dir.join("agent");
     std::fs::create_dir_all(&state_dir)?;
@@ -192,6 +196,7 @@ pub async fn start(
             host: Some(hostname),
         },
         own: OwnBinaries::of_this_process(),
+        max_future_skew_secs,
     };
     let agent = HostAgent::with_transport(config, &state_dir, id, Arc::new(transport))?;
     tracing::info!(agent = %id, "local agent started");

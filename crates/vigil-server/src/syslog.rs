@@ -94,6 +94,7 @@ impl SyslogListeners {
         pipeline: Pipeline,
         org: Uuid,
         max_len: usize,
+        max_future_skew_secs: u64,
         shutdown: CancellationToken,
     ) -> SyslogTasks {
         let tasks = SyslogTasks {
@@ -108,6 +109,7 @@ impl SyslogListeners {
                 pipeline: pipeline.clone(),
                 org,
                 max_len,
+                max_future_skew_secs,
                 shutdown: shutdown.clone(),
                 tracker: tasks.tracker.clone(),
                 counts,
@@ -195,6 +197,8 @@ struct Ctx {
     pipeline: Pipeline,
     org: Uuid,
     max_len: usize,
+    /// `[ingest] max_future_skew_secs`: a message timed later is kept at its receive time.
+    max_future_skew_secs: u64,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     counts: Arc<Counts>,
@@ -203,7 +207,7 @@ struct Ctx {
 impl Ctx {
     /// One message as an event, counted.
     fn event(&self, bytes: &[u8], peer: SocketAddr) -> Option<Json> {
-        let doc = to_event(bytes, peer);
+        let doc = to_event(bytes, peer, self.max_future_skew_secs);
         let counter = match doc {
             Some(_) => &self.counts.received,
             None => &self.counts.invalid,
@@ -293,13 +297,14 @@ fn tls_acceptor(
 }
 
 /// One message (datagram or frame) as a normalized event, `None` when it is not syslog.
-fn to_event(bytes: &[u8], peer: SocketAddr) -> Option<Json> {
+fn to_event(bytes: &[u8], peer: SocketAddr, max_future_skew_secs: u64) -> Option<Json> {
     let now = vigil_core::now();
     match vigil_parse::syslog::parse(bytes, now) {
         Ok(msg) => {
             let mut doc = vigil_parse::syslog::to_event(&msg);
             vigil_core::event::set_default(&mut doc, "host.ip", Json::from(peer.ip().to_string()));
-            normalize(doc, &Received::new(now), &Origin::default()).ok()
+            let received = Received::new(now).with_max_future_skew(max_future_skew_secs);
+            normalize(doc, &received, &Origin::default()).ok()
         }
         Err(e) => {
             metrics::counter!(crate::metrics::SECURITY_EVENTS, "source" => "syslog", "outcome" => "failed").increment(1);

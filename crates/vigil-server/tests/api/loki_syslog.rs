@@ -20,7 +20,7 @@ both!(
     loki_push_refuses_bad_bodies_and_wrong_org,
     loki_entries_over_the_per_event_limit_are_refused,
 );
-both!(@backend syslog_udp_tcp_and_tls_reach_the_event_store);
+both!(@backend syslog_udp_tcp_and_tls_reach_the_event_store, syslog_messages_follow_the_configured_future_skew);
 
 async fn ingest_key(app: &TestApp, admin: &str) -> String {
     let r = app
@@ -304,6 +304,39 @@ async fn syslog_udp_tcp_and_tls_reach_the_event_store(backend: Backend) {
     let plain = wait_events(&app, &admin, "q=line", 2).await;
     assert_eq!(plain.len(), 2, "both newline-framed messages");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Regression: syslog messages were held to the default skew (300 s) whatever
+/// `[ingest] max_future_skew_secs` said. Two minutes ahead is within the default, beyond 60.
+async fn syslog_messages_follow_the_configured_future_skew(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.syslog.tcp = Some("127.0.0.1:0".into());
+        c.ingest.max_future_skew_secs = 60;
+    })
+    .await
+    else {
+        return;
+    };
+    let admin = app.admin().await.access;
+    let ahead = vigil_core::now() + chrono::Duration::seconds(120);
+    let claimed = vigil_core::event::format_timestamp(ahead);
+    let mut s = tokio::net::TcpStream::connect(app.syslog.tcp.unwrap())
+        .await
+        .unwrap();
+    s.write_all(format!("<13>1 {claimed} skew-host app - - - skew-marker\n").as_bytes())
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    let got = wait_events(&app, &admin, "q=skew-marker", 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let doc = &got[0]["doc"];
+    assert_eq!(doc["event"]["created_raw"], claimed.as_str(), "{doc}");
+    assert!(
+        doc["tags"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("_timestamp_in_future"))),
+        "{doc}"
+    );
 }
 
 /// Regression: the per-event limit of `/ingest/events` (256 KiB) did not apply to Loki
