@@ -813,3 +813,129 @@ async fn postgres_a_batch_is_stored_only_with_its_alerts() {
     )
     .await;
 }
+
+/// A PostgreSQL server of this test's own (initdb in a temporary directory, run as the
+/// `postgres` user on a free loopback port), so it can be stopped and started without
+/// touching the cluster every other test uses. Stopped and removed on drop.
+struct PrivatePg {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PrivatePg {
+    /// `None` (with a message) where there is no PostgreSQL server binary or no root to run
+    /// it as `postgres`; under CI both must be there.
+    fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin")).max())
+            .filter(|b| b.join("initdb").exists());
+        let Some(bin) = bin else {
+            assert!(
+                !in_ci(),
+                "CI=true: no PostgreSQL server binaries under /usr/lib/postgresql"
+            );
+            eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
+            return None;
+        };
+        if !root_or_skip("postgres_server_restart_is_survived") {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("vigil-pg-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("cluster directory");
+        run("chown", &["postgres:postgres", &dir.to_string_lossy()]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let pg = Self { bin, dir, port };
+        pg.as_postgres(
+            "initdb",
+            &[
+                "-D",
+                &pg.data(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        pg.ctl("start");
+        Some(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").to_string_lossy().into_owned()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn as_postgres(&self, tool: &str, args: &[&str]) {
+        let tool = self.bin.join(tool).to_string_lossy().into_owned();
+        let mut all = vec!["-u", "postgres", "--", tool.as_str()];
+        all.extend_from_slice(args);
+        run("runuser", &all);
+    }
+
+    /// `pg_ctl start` (waiting until it accepts connections) or `stop` in immediate mode:
+    /// the server dies as on a crash or a kill, without a clean shutdown of its sessions.
+    fn ctl(&self, what: &str) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.to_string_lossy()
+        );
+        let log = self.dir.join("log").to_string_lossy().into_owned();
+        let data = self.data();
+        match what {
+            "start" => self.as_postgres(
+                "pg_ctl",
+                &["-D", &data, "-l", &log, "-o", &opts, "-w", "start"],
+            ),
+            _ => self.as_postgres("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]),
+        }
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The PostgreSQL server itself goes away (stopped as on a crash) and comes back: writes
+/// while it is down are refused, never acknowledged; everything acknowledged survives; Vigil
+/// becomes ready again by itself, and after a restart of Vigil too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_server_restart_is_survived() {
+    let Some(pg) = PrivatePg::start() else {
+        return;
+    };
+    let url = pg.url();
+    let app = serve(Backend::Postgres, &url).await;
+    let c = creds(&app, None).await;
+    let mut ledger = Ledger::default();
+    ledger.round(&app, &c, "before", Some(true)).await;
+
+    pg.ctl("stop");
+    ledger.round(&app, &c, "down", Some(false)).await;
+    ready_becomes(&app, 503).await;
+
+    pg.ctl("start");
+    ready_becomes(&app, 200).await;
+    ledger.round(&app, &c, "after", Some(true)).await;
+    ledger.verify(&app, &c).await;
+    ledger.resend_refused(&app, &c).await;
+    ledger.verify(&app, &c).await;
+    restart_and_verify(app, &url, &ledger, &c.ingest_key).await;
+}
