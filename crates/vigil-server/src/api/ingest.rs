@@ -173,6 +173,9 @@ pub async fn accept(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        // Read (and drop) a body somewhat over the limit, so the client that is still
+        // writing it gets the JSON 413 instead of a broken pipe; a far larger one is cut off.
+        drain(body, 2 * MAX_BODY).await;
         return Err(body_too_large().into_response());
     }
     let budget = state.pipeline.budget();
