@@ -35,6 +35,8 @@ pub const INGEST_MEMORY_PEAK: &str = "ingest_memory_inflight_peak_bytes";
 pub const INGEST_MEMORY_REFUSED: &str = "ingest_memory_refused_total";
 /// Counter: ingest requests refused by a credential's rate limit, by `route`.
 pub const INGEST_RATE_LIMITED: &str = "ingest_rate_limited_total";
+/// Gauge: outbox events not yet dispatched to every sink (all organizations).
+pub const OUTBOX_PENDING: &str = "outbox_pending";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -111,6 +113,10 @@ fn describe() {
     describe_counter!(
         INGEST_RATE_LIMITED,
         "Ingest requests refused by their credential's rate limit, by route"
+    );
+    describe_gauge!(
+        OUTBOX_PENDING,
+        "Alert events in the outbox not yet dispatched to every sink"
     );
     // Register the series later stages feed so dashboards and alerts can be built now.
     metrics::counter!(SECURITY_EVENTS, "source" => "none", "outcome" => "received").absolute(0);

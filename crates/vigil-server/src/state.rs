@@ -34,6 +34,8 @@ pub struct Inner {
     pub sessions: SessionCache,
     /// The model and Loki clients (`[ollama]`, `[loki]`); each optional.
     pub ai: crate::ai::Ai,
+    /// Dispatched alert events, for live stream clients (`outbox/hub.rs`).
+    pub hub: Arc<crate::outbox::LiveHub>,
 }
 
 /// Remembers for a moment that a session was active, so a burst of requests with one token
