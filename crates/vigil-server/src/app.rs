@@ -171,6 +171,8 @@ impl Application {
         } else {
             None
         };
+        // Before any loop that records metrics (the outbox dispatcher's first round).
+        let metrics = crate::metrics::install();
         let hub = std::sync::Arc::new(crate::outbox::LiveHub::new(crate::outbox::HUB_CAPACITY));
         let fanout: std::sync::Arc<dyn crate::outbox::Fanout> =
             std::sync::Arc::new(crate::outbox::LocalFanout(hub.clone()));
@@ -203,7 +205,7 @@ impl Application {
             sessions: crate::state::SessionCache::new(Duration::from_secs(
                 config.auth.session_cache_secs,
             )),
-            metrics: crate::metrics::install(),
+            metrics,
             ai,
             hub,
             store,

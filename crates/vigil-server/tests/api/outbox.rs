@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use vigil_core::{AlertEvent, AlertEventKind, AlertInput, NewAlert, Role, Severity};
@@ -15,7 +15,7 @@ use vigil_server::outbox::{LiveHub, LocalFanout, OutboxConfig, OutboxDispatcher,
 use vigil_store::testing::TestDb;
 use vigil_store::{Backend, DynStore};
 
-use crate::helpers::{TestApp, both, id_of, metric};
+use crate::helpers::{Resp, TestApp, both, id_of, metric};
 
 both!(alert_changes_reach_the_hub_in_order);
 both!(@backend
@@ -51,62 +51,37 @@ async fn alert_changes_reach_the_hub_in_order(app: &TestApp) {
         "the event carries the alert as the API returned it"
     );
 
-    let path = |p: &str| format!("/api/v1/alerts/{id}/{p}");
-    let r = app
-        .patch(
-            &path("severity"),
-            &admin.access,
-            &json!({"severity": "critical"}),
-        )
-        .await;
+    let r = set(app, &admin.access, &id, "severity", json!("critical")).await;
     assert_eq!(r.ok(200)["severity"], "critical");
-    let r = app
-        .patch(
-            &path("assignee"),
-            &admin.access,
-            &json!({"assignee": "admin"}),
-        )
-        .await;
+    let r = set(app, &admin.access, &id, "assignee", json!("admin")).await;
     assert_eq!(r.ok(200)["assignee"], "admin");
-    // Unknown users, and users of another organization, cannot be assigned.
-    app.patch(
-        &path("assignee"),
-        &admin.access,
-        &json!({"assignee": "nobody"}),
-    )
-    .await
-    .err(400, "invalid_assignee");
     let stranger = app.other_org_user("stranger", Role::Admin).await;
-    app.patch(
-        &path("assignee"),
-        &admin.access,
-        &json!({"assignee": "stranger"}),
-    )
-    .await
-    .err(400, "invalid_assignee");
-    // Another organization's admin does not see the alert at all.
-    app.patch(
-        &path("severity"),
-        &stranger.access,
-        &json!({"severity": "low"}),
-    )
-    .await
-    .err(404, "not_found");
-    app.patch(
-        &path("severity"),
-        &admin.access,
-        &json!({"severity": "urgent"}),
-    )
-    .await
-    .err(422, "invalid_body");
-    let r = app
-        .patch(&path("assignee"), &admin.access, &json!({"assignee": null}))
-        .await;
+    // Unknown users and users of another organization cannot be assigned; another
+    // organization's admin does not see the alert at all. None of these raises an event.
+    let refused = [
+        (&admin.access, "assignee", "nobody", 400, "invalid_assignee"),
+        (
+            &admin.access,
+            "assignee",
+            "stranger",
+            400,
+            "invalid_assignee",
+        ),
+        (&stranger.access, "severity", "low", 404, "not_found"),
+        (&admin.access, "severity", "urgent", 422, "invalid_body"),
+    ];
+    for (token, field, value, status, code) in refused {
+        set(app, token, &id, field, json!(value))
+            .await
+            .err(status, code);
+    }
+    let r = set(app, &admin.access, &id, "assignee", Value::Null).await;
     assert!(r.ok(200)["assignee"].is_null());
+    let closing = json!({"status": "closed", "resolution_notes": "done"});
     app.patch(
-        &path("status"),
+        &format!("/api/v1/alerts/{id}/status"),
         &admin.access,
-        &json!({"status": "closed", "resolution_notes": "done"}),
+        &closing,
     )
     .await
     .ok(200);
@@ -144,7 +119,9 @@ async fn alert_changes_reach_the_hub_in_order(app: &TestApp) {
         Some("closed")
     );
     // Audited like status changes.
-    let history = app.get(&path("history"), &admin.access).await;
+    let history = app
+        .get(&format!("/api/v1/alerts/{id}/history"), &admin.access)
+        .await;
     let fields: Vec<&str> = history
         .ok(200)
         .as_array()
@@ -165,7 +142,20 @@ async fn alert_changes_reach_the_hub_in_order(app: &TestApp) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(metric(app, "outbox_pending").await.is_some());
+    while metric(app, "outbox_pending").await.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no outbox_pending gauge"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `PATCH /alerts/{id}/{field}` with `{field: value}`.
+async fn set(app: &TestApp, token: &str, id: &str, field: &str, value: Value) -> Resp {
+    let body = json!({ field: value });
+    app.patch(&format!("/api/v1/alerts/{id}/{field}"), token, &body)
+        .await
 }
 
 /// A sink that records what it accepted, after refusing its first `fail` calls.
@@ -358,7 +348,8 @@ async fn events_left_by_a_crashed_dispatcher_are_dispatched_by_the_next(backend:
     let hub = Arc::new(LiveHub::new(1024));
     let sink = TestSink::new(0);
     let stop = CancellationToken::new();
-    let task = tokio::spawn(dispatcher(&store, &hub, &[sink.clone()]).run(stop.clone()));
+    let task =
+        tokio::spawn(dispatcher(&store, &hub, std::slice::from_ref(&sink)).run(stop.clone()));
     until_accepted(&sink, 5).await;
     let org = alerts(&store, 5, 2).await;
     until_accepted(&sink, 7).await;
@@ -396,7 +387,7 @@ async fn two_dispatchers_on_one_database_deliver_each_event_once(backend: Backen
         let store = vigil_store::connect(&db.url, 4).await.unwrap();
         let hub = Arc::new(LiveHub::new(1024));
         tasks.push(tokio::spawn(
-            dispatcher(&store, &hub, &[sink.clone()]).run(stop.clone()),
+            dispatcher(&store, &hub, std::slice::from_ref(&sink)).run(stop.clone()),
         ));
     }
     // Written while both run, from a third connection, in several commits.

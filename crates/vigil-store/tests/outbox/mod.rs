@@ -115,32 +115,15 @@ async fn every_alert_write_path_writes_one_event(db: &TestDb) {
     // Lifecycle: acknowledge, severity, assignee, close; a change that changes nothing
     // writes nothing.
     let id = a.id;
-    s.update_alert(org, id, &AlertChange::Acknowledge, "bob")
-        .await
-        .unwrap();
-    s.update_alert(org, id, &AlertChange::Acknowledge, "bob")
-        .await
-        .unwrap();
-    s.update_alert(
-        org,
-        id,
-        &AlertChange::Severity {
-            to: Severity::Critical,
-        },
-        "bob",
-    )
-    .await
-    .unwrap();
-    s.update_alert(
-        org,
-        id,
-        &AlertChange::Severity {
-            to: Severity::Critical,
-        },
-        "bob",
-    )
-    .await
-    .unwrap();
+    let critical = AlertChange::Severity {
+        to: Severity::Critical,
+    };
+    for change in [&AlertChange::Acknowledge, &critical] {
+        // Twice: the second time changes nothing.
+        for _ in 0..2 {
+            s.update_alert(org, id, change, "bob").await.unwrap();
+        }
+    }
     let assigned = s
         .update_alert(
             org,
@@ -381,7 +364,7 @@ async fn a_failed_write_leaves_no_event_and_a_failed_event_no_write(db: &TestDb)
     let page = s.list_alerts(org, &super::filter()).await.unwrap();
     assert_eq!(
         page.items,
-        [a.clone()],
+        std::slice::from_ref(&a),
         "only the first alert exists, unchanged"
     );
     assert!(s.list_triage(org, a.id).await.unwrap().unwrap().is_empty());
