@@ -29,10 +29,10 @@ pub mod llm;
 pub mod loki;
 pub mod ollama;
 pub mod openai;
-pub mod webhooks;
 /// Fake Ollama, OpenAI-compatible and Loki servers for tests (feature `testing`).
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;
 
 /// Joins a base URL and a path with exactly one slash between them.
 pub(crate) fn join_url(base: &str, path: &str) -> String {

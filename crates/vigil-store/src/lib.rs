@@ -34,6 +34,7 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;
+pub mod webhooks;
 
 pub use change::{AlertChange, FieldChange, apply_change};
 pub use error::{Error, Result};
@@ -44,6 +45,11 @@ pub use events::{
 pub use ml::{MlStore, NewFeatureRow, NewModel, StoredModel};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::{
+    NewWebhookDelivery, NewWebhookEndpoint, WebhookAttemptContext, WebhookAttemptLog,
+    WebhookAttemptRecord, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint,
+    WebhookEndpointUpdate, WebhookNext, WebhookStore,
+};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +287,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The ML engine's feature vectors and models, in the same database.
     fn ml_store(&self) -> Arc<dyn MlStore>;
+
+    /// Outgoing webhooks: endpoints, deliveries, attempts (migration 0009_webhooks).
+    fn webhook_store(&self) -> Arc<dyn WebhookStore>;
+
     /// Events stored after the event with id `after` (ids are UUIDv7, given at storage
     /// time), oldest first, at most `limit` (up to 10,000): the Loki forwarder's cursor.
     async fn events_after(

@@ -25,9 +25,10 @@ impl WebhookSecret {
     /// `whsec_` followed by standard base64 (padding optional) of 24 to 64 bytes, as the
     /// specification asks.
     pub fn parse(s: &str) -> Result<Self, WebhookError> {
-        let b64 = s.trim().strip_prefix(SECRET_PREFIX).ok_or_else(|| {
-            WebhookError::InvalidSecret("a secret starts with whsec_".into())
-        })?;
+        let b64 = s
+            .trim()
+            .strip_prefix(SECRET_PREFIX)
+            .ok_or_else(|| WebhookError::InvalidSecret("a secret starts with whsec_".into()))?;
         let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(b64.trim_end_matches('='))
             .map_err(|e| WebhookError::InvalidSecret(format!("not base64 after whsec_: {e}")))?;
@@ -331,7 +332,9 @@ fn parse_url(url: &str) -> Result<(String, u16), WebhookError> {
         return Err(bad("the scheme must be http or https"));
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(bad("credentials in the URL are not allowed; use a custom header"));
+        return Err(bad(
+            "credentials in the URL are not allowed; use a custom header",
+        ));
     }
     let host = u
         .host_str()
@@ -474,7 +477,9 @@ pub fn validate_header(name: &str, value: &str) -> Result<(), WebhookError> {
         )));
     }
     HeaderValue::from_str(value).map_err(|_| {
-        WebhookError::InvalidHeader(format!("the value of '{name}' has characters a header cannot carry"))
+        WebhookError::InvalidHeader(format!(
+            "the value of '{name}' has characters a header cannot carry"
+        ))
     })?;
     Ok(())
 }
@@ -486,7 +491,11 @@ pub fn parse_retry_after(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<
         return Some(Duration::from_secs(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    Some((at.with_timezone(&chrono::Utc) - now).to_std().unwrap_or(Duration::ZERO))
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -532,7 +541,12 @@ mod tests {
             let ip: IpAddr = a.parse().unwrap();
             assert!(destination_refusal(ip).is_some(), "{a} should be refused");
         }
-        for a in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+        for a in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             let ip: IpAddr = a.parse().unwrap();
             assert_eq!(destination_refusal(ip), None, "{a} is public");
         }
@@ -543,7 +557,10 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .unwrap()
             .with_timezone(&chrono::Utc);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now),
             Some(Duration::from_secs(30))
@@ -567,8 +584,14 @@ mod tests {
 
     #[test]
     fn urls_must_be_http_without_credentials() {
-        assert_eq!(parse_url("https://example.com/h").unwrap(), ("example.com".into(), 443));
-        assert_eq!(parse_url("http://[::1]:8080/").unwrap(), ("::1".into(), 8080));
+        assert_eq!(
+            parse_url("https://example.com/h").unwrap(),
+            ("example.com".into(), 443)
+        );
+        assert_eq!(
+            parse_url("http://[::1]:8080/").unwrap(),
+            ("::1".into(), 8080)
+        );
         assert!(parse_url("ftp://example.com").is_err());
         assert!(parse_url("https://u:p@example.com").is_err());
         assert!(parse_url("not a url").is_err());

@@ -95,11 +95,20 @@ mod tests {
         };
         for _ in 0..200 {
             let d1 = p.delay(1, None);
-            assert!(d1 >= Duration::from_secs(2) && d1 <= Duration::from_secs(4), "{d1:?}");
+            assert!(
+                d1 >= Duration::from_secs(2) && d1 <= Duration::from_secs(4),
+                "{d1:?}"
+            );
             let d3 = p.delay(3, None);
-            assert!(d3 >= Duration::from_secs(8) && d3 <= Duration::from_secs(16), "{d3:?}");
+            assert!(
+                d3 >= Duration::from_secs(8) && d3 <= Duration::from_secs(16),
+                "{d3:?}"
+            );
             let d20 = p.delay(20, None);
-            assert!(d20 >= Duration::from_secs(30) && d20 <= Duration::from_secs(60), "{d20:?}");
+            assert!(
+                d20 >= Duration::from_secs(30) && d20 <= Duration::from_secs(60),
+                "{d20:?}"
+            );
             // Retry-After wins when longer, and is capped.
             assert!(p.delay(1, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
             assert!(p.delay(1, Some(Duration::from_secs(86400))) <= Duration::from_secs(60));
@@ -118,6 +127,9 @@ mod tests {
         };
         let t0 = Utc::now();
         assert!(p.next_attempt(t0, t0, 1, None).is_some());
-        assert!(p.next_attempt(t0, t0 + chrono::Duration::seconds(55), 5, None).is_none());
+        assert!(
+            p.next_attempt(t0, t0 + chrono::Duration::seconds(55), 5, None)
+                .is_none()
+        );
     }
 }

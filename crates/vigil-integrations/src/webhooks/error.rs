@@ -9,7 +9,9 @@ pub enum WebhookError {
     #[error("invalid custom header: {0}")]
     InvalidHeader(String),
     /// The SSRF guard refused the destination.
-    #[error("destination {host} refused: {addr} is {reason} (set webhooks.allow_private_destinations to allow it)")]
+    #[error(
+        "destination {host} refused: {addr} is {reason} (set webhooks.allow_private_destinations to allow it)"
+    )]
     DestinationRefused {
         host: String,
         addr: std::net::IpAddr,
