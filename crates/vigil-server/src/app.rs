@@ -171,6 +171,13 @@ impl Application {
         } else {
             None
         };
+        let webhooks = crate::webhooks::Webhooks::new(&store, &config.webhooks, &secret)?;
+        webhooks.sync_config_endpoints(&store).await?;
+        let scheduler = crate::webhooks::scheduler::Scheduler::new(
+            webhooks.clone(),
+            std::sync::Arc::new(crate::webhooks::LocalSubmit::new(webhooks.clone())),
+        );
+        background.push(("webhooks", tokio::spawn(scheduler.run(shutdown.clone()))));
         let ai = crate::ai::Ai::from_config(&config)?;
         background.extend(crate::ai::background::spawn(
             &ai, &config, &store, &shutdown,
@@ -194,6 +201,7 @@ impl Application {
             )),
             metrics: crate::metrics::install(),
             ai,
+            webhooks,
             store,
             config,
         });

@@ -27,5 +27,6 @@ pub mod ml;
 pub mod state;
 pub mod syslog;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::{Application, BootstrapAdmin, bootstrap_admin, shutdown_signal};

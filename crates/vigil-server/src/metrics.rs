@@ -36,6 +36,13 @@ pub const INGEST_MEMORY_REFUSED: &str = "ingest_memory_refused_total";
 /// Counter: ingest requests refused by a credential's rate limit, by `route`.
 pub const INGEST_RATE_LIMITED: &str = "ingest_rate_limited_total";
 
+/// Counter: webhook attempts by `result`: `delivered`, `retry` (failed, tried again later),
+/// `dead` (failed past the maximum age), `gone` (410: endpoint disabled), `test` (test
+/// deliveries).
+pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
+/// Histogram: duration of one webhook attempt (request sent to answer read, or failure).
+pub const WEBHOOK_DELIVERY_DURATION: &str = "webhook_delivery_duration_seconds";
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -111,6 +118,15 @@ fn describe() {
     describe_counter!(
         INGEST_RATE_LIMITED,
         "Ingest requests refused by their credential's rate limit, by route"
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook attempts, by result (delivered, retry, dead, gone, test)"
+    );
+    describe_histogram!(
+        WEBHOOK_DELIVERY_DURATION,
+        Unit::Seconds,
+        "Duration of one webhook attempt"
     );
     // Register the series later stages feed so dashboards and alerts can be built now.
     metrics::counter!(SECURITY_EVENTS, "source" => "none", "outcome" => "received").absolute(0);

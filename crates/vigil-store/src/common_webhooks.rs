@@ -391,7 +391,8 @@ impl crate::webhooks::WebhookStore for StoreImpl {
         now: DateTime<Utc>,
     ) -> Result<Option<crate::webhooks::WebhookAttemptContext>> {
         let leased = sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'delivering', lease_until = $1, leased_by = $2 \
+            "UPDATE webhook_deliveries SET status = 'delivering', leased_by = $2, lease_until = \
+             CASE WHEN leased_by = $2 AND lease_until > $4 THEN lease_until ELSE $1 END \
              WHERE id = $3 AND status IN ('pending', 'delivering') \
              AND (leased_by = $2 OR lease_until IS NULL OR lease_until < $4)",
         )
