@@ -35,6 +35,8 @@ pub const INGEST_MEMORY_PEAK: &str = "ingest_memory_inflight_peak_bytes";
 pub const INGEST_MEMORY_REFUSED: &str = "ingest_memory_refused_total";
 /// Counter: ingest requests refused by a credential's rate limit, by `route`.
 pub const INGEST_RATE_LIMITED: &str = "ingest_rate_limited_total";
+/// Gauge: outbox events not yet dispatched to every sink (all organizations).
+pub const OUTBOX_PENDING: &str = "outbox_pending";
 
 /// Counter: webhook attempts by `result`: `delivered`, `retry` (failed, tried again later),
 /// `dead` (failed past the maximum age), `gone` (410: endpoint disabled), `test` (test
@@ -127,6 +129,10 @@ fn describe() {
         WEBHOOK_DELIVERY_DURATION,
         Unit::Seconds,
         "Duration of one webhook attempt"
+    );
+    describe_gauge!(
+        OUTBOX_PENDING,
+        "Alert events in the outbox not yet dispatched to every sink"
     );
     // Register the series later stages feed so dashboards and alerts can be built now.
     metrics::counter!(SECURITY_EVENTS, "source" => "none", "outcome" => "received").absolute(0);

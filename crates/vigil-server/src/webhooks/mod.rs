@@ -44,17 +44,6 @@ pub use scheduler::{DeliveryJob, DeliverySubmit, LocalSubmit};
 pub use secrets::SecretBox;
 pub use sink::{WebhookEvent, WebhookSink};
 
-/// The event kinds an endpoint may filter on (`AlertEventKind` as serialised).
-pub const EVENT_KINDS: &[&str] = &[
-    "alert.created",
-    "alert.folded",
-    "alert.status_changed",
-    "alert.severity_changed",
-    "alert.assigned",
-    "alert.triaged",
-    "alert.closed",
-];
-
 /// Extra time a lease has beyond the endpoint's timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
@@ -83,19 +72,18 @@ impl EndpointFilters {
                     .map_err(|e| e.to_string())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        for k in event_kinds {
-            if !EVENT_KINDS.contains(&k.as_str()) {
-                return Err(format!(
-                    "unknown event kind '{}'; expected one of {}",
-                    k.chars().take(64).collect::<String>(),
-                    EVENT_KINDS.join(", ")
-                ));
-            }
-        }
+        let event_kinds = event_kinds
+            .iter()
+            .map(|k| {
+                k.parse::<vigil_core::AlertEventKind>()
+                    .map(|k| k.as_str().to_string())
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             min_severity,
             sources,
-            event_kinds: event_kinds.to_vec(),
+            event_kinds,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! same events over again after a crash.
 
 use uuid::Uuid;
-use vigil_core::Severity;
+use vigil_core::{AlertEvent, Severity};
 use vigil_store::NewWebhookDelivery;
 
 use super::{Webhooks, matches};
@@ -22,6 +22,23 @@ pub struct WebhookEvent {
     pub tags: Vec<String>,
     /// The event's JSON (schema v1), sent as the request body.
     pub payload: String,
+}
+
+impl WebhookEvent {
+    /// The view of an outbox event; its JSON is the body.
+    pub fn from_alert_event(e: &AlertEvent) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: e.id,
+            seq: e.seq,
+            org_id: e.org_id,
+            kind: e.kind.as_str().to_string(),
+            alert_id: e.alert.id,
+            severity: e.alert.severity,
+            source: e.alert.source.as_str().to_string(),
+            tags: e.alert.tags.clone(),
+            payload: serde_json::to_string(e)?,
+        })
+    }
 }
 
 /// Turns outbox events into deliveries.
@@ -64,5 +81,20 @@ impl WebhookSink {
             self.webhooks.wake();
         }
         Ok(new)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::outbox::OutboxSink for WebhookSink {
+    fn name(&self) -> &'static str {
+        "webhooks"
+    }
+
+    async fn accept(&self, events: &[AlertEvent]) -> anyhow::Result<()> {
+        let events = events
+            .iter()
+            .map(WebhookEvent::from_alert_event)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.accept_events(&events).await.map(|_| ())
     }
 }
