@@ -22,3 +22,4 @@ mod search;
 mod storage_faults;
 mod system;
 mod users;
+mod webhooks;
