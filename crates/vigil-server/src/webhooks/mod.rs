@@ -45,7 +45,7 @@ pub use secrets::SecretBox;
 pub use sink::{WebhookEvent, WebhookSink};
 
 /// Extra time a lease has beyond the endpoint's timeout.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// Validated filters of an endpoint.
 #[derive(Debug, Clone, Default)]
