@@ -107,9 +107,9 @@ pub fn parse_header_lines(lines: &[String]) -> Result<Vec<(String, String)>, Str
 pub fn matches(e: &WebhookEndpoint, ev: &WebhookEvent) -> bool {
     e.enabled
         && e.org_id == ev.org_id
-        && (e.event_kinds.is_empty() || e.event_kinds.iter().any(|k| *k == ev.kind))
+        && (e.event_kinds.is_empty() || e.event_kinds.contains(&ev.kind))
         && e.min_severity.is_none_or(|m| ev.severity >= m)
-        && (e.sources.is_empty() || e.sources.iter().any(|s| *s == ev.source))
+        && (e.sources.is_empty() || e.sources.contains(&ev.source))
         && (e.tags.is_empty() || e.tags.iter().any(|t| ev.tags.contains(t)))
 }
 
