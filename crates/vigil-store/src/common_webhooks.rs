@@ -108,6 +108,22 @@ impl TryFrom<WhDeliveryRow> for crate::webhooks::WebhookDelivery {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct WhLeasedRow {
+    #[sqlx(flatten)]
+    delivery: WhDeliveryRow,
+    org_id: Uuid,
+    payload: String,
+    age_from: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WhEndpointSecretRow {
+    #[sqlx(flatten)]
+    endpoint: WhEndpointRow,
+    secret: String,
+}
+
 fn wh_lease_until(now: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Utc> {
     vigil_core::truncate_micros(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60)))
 }
@@ -205,7 +221,7 @@ impl crate::webhooks::WebhookStore for StoreImpl {
         let rows: Vec<WhEndpointRow> = sqlx::query_as(&format!(
             "SELECT {WH_ENDPOINT_COLS} FROM webhook_endpoints WHERE enabled ORDER BY org_id, name"
         ))
-        .fetch_all(self.writer())
+        .fetch_all(&self.read)
         .await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
@@ -352,7 +368,7 @@ impl crate::webhooks::WebhookStore for StoreImpl {
              AND (d.lease_until IS NULL OR d.lease_until < $1))",
         )
         .bind(now)
-        .fetch_all(self.writer())
+        .fetch_all(&self.read)
         .await?)
     }
 
@@ -406,25 +422,26 @@ impl crate::webhooks::WebhookStore for StoreImpl {
         if leased == 0 {
             return Ok(None);
         }
-        let row: Option<WhDeliveryRow> = sqlx::query_as(&format!(
-            "SELECT {WH_DELIVERY_COLS} FROM webhook_deliveries WHERE id = $1"
+        // Committed: the readers see it (two reads instead of writer time on SQLite).
+        let row: Option<WhLeasedRow> = sqlx::query_as(&format!(
+            "SELECT {WH_DELIVERY_COLS}, org_id, payload, age_from FROM webhook_deliveries WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(self.writer())
+        .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let (org, payload, age_from): (Uuid, String, DateTime<Utc>) = sqlx::query_as(
-            "SELECT org_id, payload, age_from FROM webhook_deliveries WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(self.writer())
+        let (org, payload, age_from) = (row.org_id, row.payload, row.age_from);
+        let delivery: crate::webhooks::WebhookDelivery = row.delivery.try_into()?;
+        let ep: Option<WhEndpointSecretRow> = sqlx::query_as(&format!(
+            "SELECT {WH_ENDPOINT_COLS}, secret FROM webhook_endpoints WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org)
+        .bind(delivery.endpoint_id)
+        .fetch_optional(&self.read)
         .await?;
-        let delivery: crate::webhooks::WebhookDelivery = row.try_into()?;
-        let endpoint = self.wh_endpoint(org, delivery.endpoint_id).await?;
-        let secret = self
-            .endpoint_secret(org, delivery.endpoint_id)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let ep = ep.ok_or(Error::NotFound)?;
+        let secret = ep.secret;
+        let endpoint = ep.endpoint.try_into()?;
         Ok(Some(crate::webhooks::WebhookAttemptContext {
             delivery,
             payload,
@@ -605,6 +622,16 @@ impl crate::webhooks::WebhookStore for StoreImpl {
         .bind(org)
         .bind(endpoint)
         .bind(since)
+        .execute(self.writer())
+        .await?
+        .rows_affected())
+    }
+
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'dead') AND finished_at < $1",
+        )
+        .bind(before)
         .execute(self.writer())
         .await?
         .rows_affected())

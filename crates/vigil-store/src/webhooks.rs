@@ -272,6 +272,9 @@ pub trait WebhookStore: Send + Sync + 'static {
         since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64>;
+    /// Deletes delivered and dead deliveries (with their attempts) finished before
+    /// `before`; returns how many.
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64>;
     /// Deliveries by status, across every org (metrics, tests).
     async fn delivery_counts(&self) -> Result<Vec<(WebhookDeliveryStatus, u64)>>;
 }

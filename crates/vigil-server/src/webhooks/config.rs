@@ -29,6 +29,8 @@ pub struct WebhooksConfig {
     /// A delivery still failing this many seconds after it was created is dead
     /// (redeliver it through the API).
     pub max_age_secs: u64,
+    /// Days delivered and dead deliveries stay in the log (then deleted, hourly).
+    pub retention_days: u32,
     /// Endpoints written at start (matched by organization and name; removed from the
     /// database when removed here). The API shows them but does not change them.
     pub endpoints: Vec<WebhookEndpointConfig>,
@@ -45,6 +47,7 @@ impl Default for WebhooksConfig {
             retry_base_ms: 5000,
             retry_max_secs: 3600,
             max_age_secs: 24 * 3600,
+            retention_days: 30,
             endpoints: Vec::new(),
         }
     }

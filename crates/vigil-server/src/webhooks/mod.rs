@@ -218,7 +218,17 @@ impl Webhooks {
         };
         let span = tracing::info_span!("webhook_delivery", delivery = %id, endpoint = %ctx.endpoint.id,
             event = %ctx.delivery.event_id, attempt = ctx.delivery.attempts + 1);
-        let _enter = span.enter();
+        tracing::Instrument::instrument(self.attempt(id, owner, ctx), span).await
+    }
+
+    /// The attempt of a leased delivery, recorded.
+    async fn attempt(
+        &self,
+        id: Uuid,
+        owner: &str,
+        ctx: vigil_store::WebhookAttemptContext,
+    ) -> anyhow::Result<DeliverOutcome> {
+        let store = &self.0.store;
         let attempt = match self.0.secrets.open(ctx.endpoint.org_id, &ctx.secret) {
             Ok(secret) => {
                 let timestamp = Utc::now().timestamp();

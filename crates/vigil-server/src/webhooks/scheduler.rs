@@ -12,6 +12,9 @@ use uuid::Uuid;
 
 use super::Webhooks;
 
+/// How often finished deliveries past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// One claimed delivery to attempt.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeliveryJob {
@@ -163,14 +166,30 @@ impl Scheduler {
         Ok(submitted)
     }
 
+    /// Deletes finished deliveries past `webhooks.retention_days`.
+    async fn prune(&self) {
+        let days = i64::from(self.webhooks.config().retention_days);
+        let before = chrono::Utc::now() - chrono::Duration::days(days);
+        match self.webhooks.store().prune_deliveries(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "old webhook deliveries deleted"),
+            Err(e) => tracing::warn!(error = %e, "pruning webhook deliveries failed"),
+        }
+    }
+
     /// Runs rounds until `shutdown`: woken by new deliveries and finished attempts, else
     /// every `webhooks.poll_ms`.
     pub async fn run(self, shutdown: CancellationToken) {
         let wake = self.webhooks.wake_handle();
         let poll = Duration::from_millis(self.webhooks.config().poll_ms);
+        let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = self.round().await {
                 tracing::warn!(error = %e, "webhook scheduler round failed; retrying");
+            }
+            if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                pruned_at = Some(tokio::time::Instant::now());
+                self.prune().await;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,

@@ -172,6 +172,21 @@ async fn deliveries_are_idempotent_leased_and_kept_in_alert_order(db: &TestDb) {
     assert_eq!(page1.len() + page2.len(), 3);
     assert!(page2.iter().all(|d| !page1.iter().any(|p| p.id == d.id)));
 
+    // Retention: finished rows older than the cut are deleted, newer ones kept.
+    assert_eq!(
+        wh.prune_deliveries(now - chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        wh.list_deliveries(org, ep.id, None, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+
     // Redelivery of everything dead since a time.
     let n = wh
         .redeliver_dead_since(org, ep.id, now - chrono::Duration::hours(1), much_later)
@@ -182,6 +197,9 @@ async fn deliveries_are_idempotent_leased_and_kept_in_alert_order(db: &TestDb) {
     assert_eq!(r.status, WebhookDeliveryStatus::Pending);
     let counts = wh.delivery_counts().await.unwrap();
     assert_eq!(counts, vec![(WebhookDeliveryStatus::Pending, 3)]);
+    // Pending rows are never pruned.
+    let future = much_later + chrono::Duration::days(365);
+    assert_eq!(wh.prune_deliveries(future).await.unwrap(), 0);
 }
 
 async fn endpoints_stay_in_their_org(db: &TestDb) {
