@@ -9,6 +9,8 @@
 //! * [`llm`]: the provider-neutral [`llm::LlmProvider`] trait, the analysis schema and its
 //!   validation with one repair retry, prompt building that treats log text as data, the
 //!   content-hash TTL cache, a concurrency limit and retries with backoff.
+//! * [`webhooks`]: Standard Webhooks signing, sending with retries classified, and the SSRF
+//!   guard.
 //!
 //! No dependency on the server or the database: callers hand in events and get analyses.
 //!
@@ -30,6 +32,7 @@ pub mod openai;
 /// Fake Ollama, OpenAI-compatible and Loki servers for tests (feature `testing`).
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;
 
 /// Joins a base URL and a path with exactly one slash between them.
 pub(crate) fn join_url(base: &str, path: &str) -> String {

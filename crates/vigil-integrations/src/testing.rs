@@ -721,3 +721,209 @@ async fn loki_push(State(st): State<LokiState>, h: HeaderMap, body: Bytes) -> Re
         Err(e) => plain(400, &format!("loghttp.ParseRequest: {e}")),
     }
 }
+
+/// One request a [`WebhookReceiver`] got.
+#[derive(Debug, Clone)]
+pub struct ReceivedWebhook {
+    /// Header names lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Order of arrival, from 0.
+    pub index: usize,
+}
+
+impl ReceivedWebhook {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// How a [`WebhookReceiver`] answers one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(u16),
+    /// The status with a `Retry-After` header of this text.
+    RetryAfter(u16, String),
+    /// Never answers (the sender's timeout ends it).
+    Hang,
+}
+
+/// A webhook receiver on 127.0.0.1:0 that records every request (also those it fails) and
+/// answers as `respond` says.
+pub struct WebhookReceiver {
+    pub url: String,
+    received: Arc<Mutex<Vec<ReceivedWebhook>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WebhookReceiver {
+    pub async fn start(
+        respond: impl Fn(&ReceivedWebhook) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let received: Arc<Mutex<Vec<ReceivedWebhook>>> = Arc::default();
+        let respond: Arc<dyn Fn(&ReceivedWebhook) -> Reply + Send + Sync> = Arc::new(respond);
+        let rec = received.clone();
+        let router = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let rec = rec.clone();
+            let respond = respond.clone();
+            async move {
+                let got = {
+                    let mut all = rec.lock().unwrap();
+                    let got = ReceivedWebhook {
+                        headers: headers
+                            .iter()
+                            .map(|(n, v)| {
+                                (n.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                            })
+                            .collect(),
+                        body: body.to_vec(),
+                        index: all.len(),
+                    };
+                    all.push(got.clone());
+                    got
+                };
+                match respond(&got) {
+                    Reply::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
+                    Reply::RetryAfter(s, v) => (
+                        StatusCode::from_u16(s).unwrap(),
+                        [(header::RETRY_AFTER, v)],
+                        "slow down",
+                    )
+                        .into_response(),
+                    Reply::Hang => {
+                        std::future::pending::<()>().await;
+                        StatusCode::OK.into_response()
+                    }
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.ok();
+        });
+        Self {
+            url: format!("http://{addr}/hook"),
+            received,
+            task,
+        }
+    }
+
+    /// Everything received so far, in order of arrival.
+    pub fn received(&self) -> Vec<ReceivedWebhook> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `ok` holds for what was received, or panics after `limit`.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        limit: Duration,
+        ok: impl Fn(&[ReceivedWebhook]) -> bool,
+    ) -> Vec<ReceivedWebhook> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let got = self.received();
+            if ok(&got) {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "webhook receiver: {what} not within {limit:?}; got {} requests",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The Python with the `standardwebhooks` package: `$VIGIL_TEST_PYTHON`, else
+/// `<workspace>/.ci/venv/bin/python`. `None` (with a message) when neither exists, unless
+/// `CI=true`, where it panics.
+pub fn test_python() -> Option<std::path::PathBuf> {
+    let p = std::env::var_os("VIGIL_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/venv/bin/python")
+        });
+    if p.exists() {
+        return Some(p);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "CI=true and no Python venv at {} (VIGIL_TEST_PYTHON)",
+        p.display()
+    );
+    eprintln!(
+        "skipped: no Python with standardwebhooks at {}; set VIGIL_TEST_PYTHON",
+        p.display()
+    );
+    None
+}
+
+/// Verifies each request with the reference `standardwebhooks` Python package
+/// (`Webhook(secret).verify(body, headers)`): `Ok` or the package's error, per request.
+pub fn verify_with_standardwebhooks(
+    python: &std::path::Path,
+    secret: &str,
+    requests: &[ReceivedWebhook],
+) -> Vec<Result<(), String>> {
+    let items: Vec<Value> = requests
+        .iter()
+        .map(|r| {
+            json!({
+                "headers": r.headers.iter().cloned().collect::<std::collections::HashMap<_, _>>(),
+                "body": String::from_utf8_lossy(&r.body),
+            })
+        })
+        .collect();
+    let script = r#"
+import json, sys
+from standardwebhooks import Webhook
+wh = Webhook(sys.argv[1])
+for item in json.load(sys.stdin):
+    try:
+        wh.verify(item["body"].encode(), item["headers"])
+        print("ok")
+    except Exception as e:
+        print("error: %s: %s" % (type(e).__name__, e))
+"#;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script, secret])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(serde_json::to_string(&items).unwrap().as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            if l == "ok" {
+                Ok(())
+            } else {
+                Err(l.to_string())
+            }
+        })
+        .collect()
+}

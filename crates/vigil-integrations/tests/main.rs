@@ -7,3 +7,4 @@ mod llm;
 mod loki;
 mod ollama;
 mod openai;
+mod webhooks;

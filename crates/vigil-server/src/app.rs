@@ -173,10 +173,19 @@ impl Application {
         };
         // Before any loop that records metrics (the outbox dispatcher's first round).
         let metrics = crate::metrics::install();
+        let webhooks = crate::webhooks::Webhooks::new(&store, &config.webhooks, &secret)?;
+        webhooks.sync_config_endpoints(&store).await?;
+        let scheduler = crate::webhooks::scheduler::Scheduler::new(
+            webhooks.clone(),
+            std::sync::Arc::new(crate::webhooks::LocalSubmit::new(webhooks.clone())),
+        );
+        background.push(("webhooks", tokio::spawn(scheduler.run(shutdown.clone()))));
         let hub = std::sync::Arc::new(crate::outbox::LiveHub::new(crate::outbox::HUB_CAPACITY));
         let fanout: std::sync::Arc<dyn crate::outbox::Fanout> =
             std::sync::Arc::new(crate::outbox::LocalFanout(hub.clone()));
-        let sinks: Vec<std::sync::Arc<dyn crate::outbox::OutboxSink>> = Vec::new();
+        let sinks: Vec<std::sync::Arc<dyn crate::outbox::OutboxSink>> = vec![std::sync::Arc::new(
+            crate::webhooks::WebhookSink::new(webhooks.clone()),
+        )];
         let dispatcher = crate::outbox::OutboxDispatcher::new(
             store.outbox_store(),
             fanout,
@@ -207,6 +216,7 @@ impl Application {
             )),
             metrics,
             ai,
+            webhooks,
             hub,
             store,
             config,

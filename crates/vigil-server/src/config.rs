@@ -168,6 +168,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub syslog: SyslogConfig,
     pub ml: crate::ml::MlConfig,
+    pub webhooks: crate::webhooks::WebhooksConfig,
     pub outbox: crate::outbox::OutboxConfig,
 }
 
@@ -187,6 +188,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             syslog: SyslogConfig::default(),
             ml: crate::ml::MlConfig::default(),
+            webhooks: crate::webhooks::WebhooksConfig::default(),
             outbox: crate::outbox::OutboxConfig::default(),
         }
     }
@@ -591,6 +593,7 @@ impl Config {
             ));
         }
         crate::ai::validate_config(self).map_err(ConfigError::Invalid)?;
+        self.webhooks.validate().map_err(ConfigError::Invalid)?;
         self.outbox.validate().map_err(ConfigError::Invalid)?;
         if !["auto", "json", "text"].contains(&self.log.format.as_str()) {
             return Err(ConfigError::Invalid(format!(
@@ -698,6 +701,11 @@ fn parse_as(kind: &Kind, raw: &str) -> Result<toml::Value, String> {
                 .collect::<Result<_, _>>()?,
         ),
         Kind::String => toml::Value::String(raw.to_string()),
+        // Empty: none (the file's are dropped); tables themselves are written in the file.
+        Kind::Tables if raw.trim().is_empty() => toml::Value::Array(Vec::new()),
+        Kind::Tables => {
+            return Err("an array of tables; set it in the config file ([[...]])".into());
+        }
     })
 }
 
@@ -953,6 +961,8 @@ mod tests {
                     let f = default.and_then(toml::Value::as_float).unwrap_or(0.0) + 1.5;
                     (f.to_string(), toml::Value::Float(f))
                 }
+                // Arrays of tables ([[webhooks.endpoints]]) are set in the file only.
+                Kind::Tables => continue,
                 Kind::Array(_) => (
                     "https://a.example, https://b.example".to_string(),
                     toml::Value::Array(vec![

@@ -28,5 +28,6 @@ pub mod outbox;
 pub mod state;
 pub mod syslog;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::{Application, BootstrapAdmin, bootstrap_admin, shutdown_signal};

@@ -38,6 +38,13 @@ pub const INGEST_RATE_LIMITED: &str = "ingest_rate_limited_total";
 /// Gauge: outbox events not yet dispatched to every sink (all organizations).
 pub const OUTBOX_PENDING: &str = "outbox_pending";
 
+/// Counter: webhook attempts by `result`: `delivered`, `retry` (failed, tried again later),
+/// `dead` (failed past the maximum age), `gone` (410: endpoint disabled), `test` (test
+/// deliveries).
+pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
+/// Histogram: duration of one webhook attempt (request sent to answer read, or failure).
+pub const WEBHOOK_DELIVERY_DURATION: &str = "webhook_delivery_duration_seconds";
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -113,6 +120,15 @@ fn describe() {
     describe_counter!(
         INGEST_RATE_LIMITED,
         "Ingest requests refused by their credential's rate limit, by route"
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook attempts, by result (delivered, retry, dead, gone, test)"
+    );
+    describe_histogram!(
+        WEBHOOK_DELIVERY_DURATION,
+        Unit::Seconds,
+        "Duration of one webhook attempt"
     );
     describe_gauge!(
         OUTBOX_PENDING,

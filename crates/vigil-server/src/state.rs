@@ -34,6 +34,8 @@ pub struct Inner {
     pub sessions: SessionCache,
     /// The model and Loki clients (`[ollama]`, `[loki]`); each optional.
     pub ai: crate::ai::Ai,
+    /// Outgoing webhooks: endpoints, deliveries, attempts (`[webhooks]`).
+    pub webhooks: crate::webhooks::Webhooks,
     /// Dispatched alert events, for live stream clients (`outbox/hub.rs`).
     pub hub: Arc<crate::outbox::LiveHub>,
 }

@@ -610,6 +610,7 @@ include!("common_events.rs");
 include!("common_ml.rs");
 include!("common_ai.rs");
 include!("common_outbox.rs");
+include!("common_webhooks.rs");
 
 #[async_trait::async_trait]
 impl Store for StoreImpl {
@@ -1444,6 +1445,10 @@ impl Store for StoreImpl {
     }
 
     fn outbox_store(&self) -> std::sync::Arc<dyn crate::OutboxStore> {
+        std::sync::Arc::new(self.clone())
+    }
+
+    fn webhook_store(&self) -> std::sync::Arc<dyn crate::WebhookStore> {
         std::sync::Arc::new(self.clone())
     }
 

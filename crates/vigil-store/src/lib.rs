@@ -35,6 +35,7 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;
+pub mod webhooks;
 
 pub use change::{AlertChange, FieldChange, apply_change};
 pub use error::{Error, Result};
@@ -46,6 +47,11 @@ pub use ml::{MlStore, NewFeatureRow, NewModel, StoredModel};
 pub use outbox::OutboxStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::{
+    NewWebhookDelivery, NewWebhookEndpoint, WebhookAttemptContext, WebhookAttemptLog,
+    WebhookAttemptRecord, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint,
+    WebhookEndpointUpdate, WebhookNext, WebhookStore,
+};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +289,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The ML engine's feature vectors and models, in the same database.
     fn ml_store(&self) -> Arc<dyn MlStore>;
+
+    /// Outgoing webhooks: endpoints, deliveries, attempts (migration 0009_webhooks).
+    fn webhook_store(&self) -> Arc<dyn WebhookStore>;
+
     /// The outbox of alert events (`outbox.rs`), in the same database.
     fn outbox_store(&self) -> Arc<dyn OutboxStore>;
     /// Events stored after the event with id `after` (ids are UUIDv7, given at storage

@@ -1621,3 +1621,4 @@ async fn search_texts_of_older_rows_are_backfilled_once(db: &TestDb) {
     };
     assert_eq!(left, 0);
 }
+mod webhooks;

@@ -6,6 +6,8 @@ mod hunt;
 mod rules;
 #[path = "cli/shutdown.rs"]
 mod shutdown;
+#[path = "cli/webhooks.rs"]
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -26,6 +26,7 @@ pub mod loki;
 pub mod ml;
 pub mod triage;
 pub mod users;
+pub mod webhooks;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,6 +47,7 @@ pub mod users;
         (name = "system", description = "Health, readiness, metrics"),
         (name = "ml", description = "Anomaly detection: models, scoring, retraining"),
         (name = "ai", description = "AI-assisted analysis and alert triage (suggestions only)"),
+        (name = "webhooks", description = "Signed alert events to HTTP endpoints (admin; docs/WEBHOOKS.md)"),
     )
 )]
 struct ApiDoc;
@@ -102,6 +104,7 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(ml::router())
         .merge(analyze::router())
         .merge(triage::router())
+        .merge(webhooks::router())
         .merge(ingest::router().layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)))
         .routes(routes!(health))
         .routes(routes!(ready))

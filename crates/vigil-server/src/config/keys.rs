@@ -22,6 +22,8 @@ pub(super) enum Kind {
     Boolean,
     /// Comma-separated elements of this kind.
     Array(Box<Kind>),
+    /// An array of tables (`[[webhooks.endpoints]]`): set in the file only.
+    Tables,
 }
 
 /// One settable key.
@@ -152,20 +154,31 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
             keys: &mut *self.keys,
             path: Some(element_path.clone()),
         })?;
-        let element = self.keys.remove(&element_path).ok_or_else(|| {
-            <Error as de::Error>::custom(format!(
-                "configuration key '{}': array elements must be plain values",
-                self.path
-            ))
-        })?;
+        let kind = match self.keys.remove(&element_path) {
+            Some(element) => Kind::Array(Box::new(element.kind)),
+            None => {
+                // Elements that are tables: their fields were traced under `path[].field`.
+                let prefix = format!("{element_path}.");
+                let fields: Vec<String> = self
+                    .keys
+                    .keys()
+                    .filter(|k| k.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                if fields.is_empty() {
+                    return Err(<Error as de::Error>::custom(format!(
+                        "configuration key '{}': array elements must be plain values or tables",
+                        self.path
+                    )));
+                }
+                for f in fields {
+                    self.keys.remove(&f);
+                }
+                Kind::Tables
+            }
+        };
         let optional = self.optional;
-        self.keys.insert(
-            self.path,
-            Key {
-                kind: Kind::Array(Box::new(element.kind)),
-                optional,
-            },
-        );
+        self.keys.insert(self.path, Key { kind, optional });
         Ok(value)
     }
 

@@ -23,3 +23,4 @@ mod search;
 mod storage_faults;
 mod system;
 mod users;
+mod webhooks;

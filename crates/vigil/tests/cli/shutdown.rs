@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use super::{tmp, vigil};
 
-const ADMIN_PW: &str = "shutdown-admin-password-1234";
+pub(crate) const ADMIN_PW: &str = "shutdown-admin-password-1234";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -27,7 +27,7 @@ fn free_port() -> u16 {
 
 /// A running `vigil serve` whose stdout (JSON log lines) is collected as it comes, so a
 /// chatty server never blocks on a full pipe.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     port: u16,
     log: Arc<Mutex<Vec<String>>>,
@@ -44,7 +44,7 @@ impl Drop for Server {
 impl Server {
     /// Starts `vigil --config <dir>/vigil.toml serve` with `toml` (which must set the port)
     /// and waits for `/health`.
-    fn start(dir: &Path, port: u16, toml: &str, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(dir: &Path, port: u16, toml: &str, env: &[(&str, &str)]) -> Server {
         let config = dir.join("vigil.toml");
         std::fs::write(&config, toml).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
@@ -92,14 +92,14 @@ impl Server {
         server
     }
 
-    fn signal(&self, sig: libc::c_int) {
+    pub(crate) fn signal(&self, sig: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
     }
 
     /// Waits (bounded) for the process to end; its status and its whole log.
-    fn wait_exit(&mut self, secs: u64) -> (ExitStatus, Vec<Value>) {
+    pub(crate) fn wait_exit(&mut self, secs: u64) -> (ExitStatus, Vec<Value>) {
         let mut status = None;
         let ended = wait_for(secs, || {
             status = self.child.try_wait().unwrap();
@@ -133,7 +133,7 @@ impl Server {
 }
 
 /// Polls `f` every 50 ms until it holds or `secs` pass; whether it held.
-fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(secs) {
         if f() {
