@@ -568,6 +568,7 @@ impl StoreImpl {
 include!("common_events.rs");
 include!("common_ml.rs");
 include!("common_ai.rs");
+include!("common_stream.rs");
 
 #[async_trait::async_trait]
 impl Store for StoreImpl {
@@ -1389,6 +1390,10 @@ impl Store for StoreImpl {
     }
 
     fn ml_store(&self) -> std::sync::Arc<dyn crate::MlStore> {
+        std::sync::Arc::new(self.clone())
+    }
+
+    fn stream_store(&self) -> std::sync::Arc<dyn crate::StreamStore> {
         std::sync::Arc::new(self.clone())
     }
 

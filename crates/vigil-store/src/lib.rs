@@ -31,6 +31,7 @@ pub mod ml;
 mod postgres;
 mod rows;
 mod sqlite;
+pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;
@@ -44,6 +45,7 @@ pub use events::{
 pub use ml::{MlStore, NewFeatureRow, NewModel, StoredModel};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use stream::{NewStreamTicket, StreamStore, StreamTicket};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +283,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The ML engine's feature vectors and models, in the same database.
     fn ml_store(&self) -> Arc<dyn MlStore>;
+
+    /// The live stream's one-time tickets (migration 0010_stream), in the same database.
+    fn stream_store(&self) -> Arc<dyn StreamStore>;
     /// Events stored after the event with id `after` (ids are UUIDv7, given at storage
     /// time), oldest first, at most `limit` (up to 10,000): the Loki forwarder's cursor.
     async fn events_after(
