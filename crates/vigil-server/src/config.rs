@@ -168,6 +168,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub syslog: SyslogConfig,
     pub ml: crate::ml::MlConfig,
+    pub stream: crate::stream::StreamConfig,
 }
 
 impl Default for Config {
@@ -186,6 +187,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             syslog: SyslogConfig::default(),
             ml: crate::ml::MlConfig::default(),
+            stream: crate::stream::StreamConfig::default(),
         }
     }
 }
@@ -589,6 +591,7 @@ impl Config {
             ));
         }
         crate::ai::validate_config(self).map_err(ConfigError::Invalid)?;
+        self.stream.validate().map_err(ConfigError::Invalid)?;
         if !["auto", "json", "text"].contains(&self.log.format.as_str()) {
             return Err(ConfigError::Invalid(format!(
                 "log.format '{}' must be auto, json or text",

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod ml;
 pub mod state;
+pub mod stream;
 pub mod syslog;
 pub mod telemetry;
 

@@ -36,6 +36,9 @@ pub const INGEST_MEMORY_REFUSED: &str = "ingest_memory_refused_total";
 /// Counter: ingest requests refused by a credential's rate limit, by `route`.
 pub const INGEST_RATE_LIMITED: &str = "ingest_rate_limited_total";
 
+/// Gauge: live stream clients connected to this process, by `transport` (`websocket`, `sse`).
+pub const STREAM_CLIENTS: &str = "stream_clients";
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -64,6 +67,10 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_histogram!(API_REQUEST_DURATION, Unit::Seconds, "HTTP request latency");
+    describe_gauge!(
+        STREAM_CLIENTS,
+        "Live stream clients connected to this process, by transport"
+    );
     describe_counter!(
         SECURITY_EVENTS,
         "Security events received, by source and outcome"

@@ -19,6 +19,8 @@ pub enum BenchCmd {
     Api(ApiBench),
     /// Ingestion throughput: HTTP + parsing + detection + storage, built-in rules, SQLite.
     Ingest(crate::bench_ingest::IngestBench),
+    /// Live stream: alert-to-frame latency with many WebSocket clients, memory per client.
+    Stream(crate::bench_stream::StreamBench),
 }
 
 #[derive(Args)]
@@ -47,6 +49,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Api(b) => api(b).await,
         BenchCmd::Ingest(b) => crate::bench_ingest::run(b).await,
+        BenchCmd::Stream(b) => crate::bench_stream::run(b).await,
     }
 }
 
@@ -117,7 +120,7 @@ fn synthetic(
     )?)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -125,7 +128,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 

@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod keys;
 pub mod loki;
 pub mod ml;
+pub mod stream;
 pub mod triage;
 pub mod users;
 
@@ -44,7 +45,9 @@ pub mod users;
         (name = "system", description = "Health, readiness, metrics"),
         (name = "ml", description = "Anomaly detection: models, scoring, retraining"),
         (name = "ai", description = "AI-assisted analysis and alert triage (suggestions only)"),
-    )
+        (name = "stream", description = "Live alerts: WebSocket or Server-Sent Events"),
+    ),
+    components(schemas(crate::stream::ServerFrame, crate::stream::ClientMessage, crate::stream::StreamFilter))
 )]
 struct ApiDoc;
 
@@ -100,6 +103,7 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(ml::router())
         .merge(analyze::router())
         .merge(triage::router())
+        .merge(stream::router())
         .merge(ingest::router().layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)))
         .routes(routes!(health))
         .routes(routes!(ready))

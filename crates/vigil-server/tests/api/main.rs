@@ -20,5 +20,7 @@ mod rate_limit;
 mod rbac;
 mod search;
 mod storage_faults;
+mod stream;
+mod stream_browser;
 mod system;
 mod users;
