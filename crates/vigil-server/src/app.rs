@@ -8,8 +8,8 @@
 //!    the syslog listeners stop accepting and reading, and queue the messages already read;
 //!    the local agent flushes what it holds;
 //! 2. the pipeline's queue is closed and every batch in it is stored;
-//! 3. the background loops (retention, ML worker, auto-triage, Loki forwarder) finish the
-//!    round they are in;
+//! 3. the background loops (retention, ML worker, auto-triage, Loki forwarder, outbox
+//!    dispatcher) finish the round they are in;
 //! 4. the store closes.
 //!
 //! What did not finish in time is aborted (a batch not stored is never acknowledged) and
@@ -171,6 +171,17 @@ impl Application {
         } else {
             None
         };
+        let hub = std::sync::Arc::new(crate::outbox::LiveHub::new(crate::outbox::HUB_CAPACITY));
+        let fanout: std::sync::Arc<dyn crate::outbox::Fanout> =
+            std::sync::Arc::new(crate::outbox::LocalFanout(hub.clone()));
+        let sinks: Vec<std::sync::Arc<dyn crate::outbox::OutboxSink>> = Vec::new();
+        let dispatcher = crate::outbox::OutboxDispatcher::new(
+            store.outbox_store(),
+            fanout,
+            sinks,
+            config.outbox.clone(),
+        );
+        background.push(("outbox", tokio::spawn(dispatcher.run(shutdown.clone()))));
         let ai = crate::ai::Ai::from_config(&config)?;
         background.extend(crate::ai::background::spawn(
             &ai, &config, &store, &shutdown,
@@ -199,6 +210,7 @@ impl Application {
             )),
             metrics: crate::metrics::install(),
             ai,
+            hub,
             store,
             config,
         });
@@ -252,6 +264,11 @@ impl Application {
 
     pub fn store(&self) -> DynStore {
         self.state.store.clone()
+    }
+
+    /// The hub dispatched alert events are delivered into.
+    pub fn hub(&self) -> std::sync::Arc<crate::outbox::LiveHub> {
+        self.state.hub.clone()
     }
 
     /// The admin created at this start, if any.

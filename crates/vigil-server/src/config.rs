@@ -169,6 +169,7 @@ pub struct Config {
     pub syslog: SyslogConfig,
     pub ml: crate::ml::MlConfig,
     pub stream: crate::stream::StreamConfig,
+    pub outbox: crate::outbox::OutboxConfig,
 }
 
 impl Default for Config {
@@ -188,6 +189,7 @@ impl Default for Config {
             syslog: SyslogConfig::default(),
             ml: crate::ml::MlConfig::default(),
             stream: crate::stream::StreamConfig::default(),
+            outbox: crate::outbox::OutboxConfig::default(),
         }
     }
 }
@@ -592,6 +594,7 @@ impl Config {
         }
         crate::ai::validate_config(self).map_err(ConfigError::Invalid)?;
         self.stream.validate().map_err(ConfigError::Invalid)?;
+        self.outbox.validate().map_err(ConfigError::Invalid)?;
         if !["auto", "json", "text"].contains(&self.log.format.as_str()) {
             return Err(ConfigError::Invalid(format!(
                 "log.format '{}' must be auto, json or text",

@@ -24,6 +24,7 @@ pub mod local_agent;
 pub mod metrics;
 pub mod middleware;
 pub mod ml;
+pub mod outbox;
 pub mod state;
 pub mod stream;
 pub mod syslog;

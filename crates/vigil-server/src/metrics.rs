@@ -35,6 +35,8 @@ pub const INGEST_MEMORY_PEAK: &str = "ingest_memory_inflight_peak_bytes";
 pub const INGEST_MEMORY_REFUSED: &str = "ingest_memory_refused_total";
 /// Counter: ingest requests refused by a credential's rate limit, by `route`.
 pub const INGEST_RATE_LIMITED: &str = "ingest_rate_limited_total";
+/// Gauge: outbox events not yet dispatched to every sink (all organizations).
+pub const OUTBOX_PENDING: &str = "outbox_pending";
 
 /// Gauge: live stream clients connected to this process, by `transport` (`websocket`, `sse`).
 pub const STREAM_CLIENTS: &str = "stream_clients";
@@ -118,6 +120,10 @@ fn describe() {
     describe_counter!(
         INGEST_RATE_LIMITED,
         "Ingest requests refused by their credential's rate limit, by route"
+    );
+    describe_gauge!(
+        OUTBOX_PENDING,
+        "Alert events in the outbox not yet dispatched to every sink"
     );
     // Register the series later stages feed so dashboards and alerts can be built now.
     metrics::counter!(SECURITY_EVENTS, "source" => "none", "outcome" => "received").absolute(0);

@@ -39,6 +39,8 @@ pub struct Inner {
     /// The one shutdown signal of `vigil serve`; long-lived connections (the stream) end
     /// with it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Dispatched alert events, for live stream clients (`outbox/hub.rs`).
+    pub hub: Arc<crate::outbox::LiveHub>,
 }
 
 /// Remembers for a moment that a session was active, so a burst of requests with one token

@@ -28,6 +28,7 @@ mod change;
 mod error;
 mod events;
 pub mod ml;
+pub mod outbox;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -43,6 +44,7 @@ pub use events::{
     valid_field_path as events_valid_field_path,
 };
 pub use ml::{MlStore, NewFeatureRow, NewModel, StoredModel};
+pub use outbox::OutboxStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use stream::{NewStreamTicket, StreamStore, StreamTicket};
@@ -286,6 +288,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The live stream's one-time tickets (migration 0010_stream), in the same database.
     fn stream_store(&self) -> Arc<dyn StreamStore>;
+    /// The outbox of alert events (`outbox.rs`), in the same database.
+    fn outbox_store(&self) -> Arc<dyn OutboxStore>;
+
     /// Events stored after the event with id `after` (ids are UUIDv7, given at storage
     /// time), oldest first, at most `limit` (up to 10,000): the Loki forwarder's cursor.
     async fn events_after(

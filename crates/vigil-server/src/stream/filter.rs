@@ -118,6 +118,7 @@ mod tests {
             closed_at: None,
             event_count: 1,
             last_seen: None,
+            assignee: None,
         }
     }
 
