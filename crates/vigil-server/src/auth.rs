@@ -246,27 +246,32 @@ impl FromRequestParts<AppState> for AuthUser {
             }
             r
         };
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
             return Err(reject(ApiError::unauthorized(
                 "missing Authorization: Bearer token",
             )));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                reject(ApiError::unauthorized(
-                    "Authorization must be 'Bearer <token>'",
-                ))
-            })?;
+        }
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            reject(ApiError::unauthorized(
+                "Authorization must be 'Bearer <token>'",
+            ))
+        })?;
         authenticate(state, token).await.map_err(reject)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// The caller behind an access token: checks its signature, expiry and that its session is

@@ -120,6 +120,26 @@ fn synthetic(
     )?)
 }
 
+/// Logs in as `admin` and returns the access token.
+pub(crate) async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(login["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_string())
+}
+
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -193,18 +213,7 @@ async fn api(b: ApiBench) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
-    let login: serde_json::Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"username": "admin", "password": admin_pw}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .context("no access token")?
-        .to_string();
+    let token = login(&client, &base, &admin_pw).await?;
 
     // Latency of filtered, paginated listings.
     type QueryGen = Box<dyn Fn(&mut rand::rngs::StdRng) -> String>;

@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::bench::{ms, percentile};
+use crate::bench::{login, ms, percentile};
 
 #[derive(Args)]
 pub struct StreamBench {
@@ -111,18 +111,7 @@ pub async fn run(b: StreamBench) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let login: serde_json::Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"username": "admin", "password": password}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .context("no access token")?
-        .to_string();
+    let token = login(&http, &base, &password).await?;
     println!(
         "vigil bench stream: {} clients, {} alerts/s for {} s, server pid {pid} (SQLite)",
         b.clients, b.rate, b.secs

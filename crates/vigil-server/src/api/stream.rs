@@ -223,21 +223,12 @@ async fn authenticate(
     if let Some(token) = bearer_protocol {
         return crate::auth::authenticate(state, token).await;
     }
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized(format!(
-                "authenticate with ?ticket= (POST /api/v1/stream/ticket), the subprotocols \
-                 '{PROTOCOL}, {BEARER_PROTOCOL_PREFIX}<token>', or Authorization: Bearer <token>"
-            ))
-        })?;
+    let token = crate::auth::bearer_token(headers).ok_or_else(|| {
+        ApiError::unauthorized(format!(
+            "authenticate with ?ticket= (POST /api/v1/stream/ticket), the subprotocols \
+             '{PROTOCOL}, {BEARER_PROTOCOL_PREFIX}<token>', or Authorization: Bearer <token>"
+        ))
+    })?;
     crate::auth::authenticate(state, token).await
 }
 

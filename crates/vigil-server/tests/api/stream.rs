@@ -143,6 +143,17 @@ async fn alert_frame(ws: &mut Ws) -> Value {
     }
 }
 
+/// The next alert frame, which must be about `alert`.
+async fn expect_alert(ws: &mut Ws, alert: &Value) -> Value {
+    let f = alert_frame(ws).await;
+    assert_eq!(
+        f["event"]["alert"]["id"].as_str(),
+        Some(id_of(alert).as_str()),
+        "{f}"
+    );
+    f
+}
+
 /// Sends a subscribe message; returns the frames before `ready` and ready's cursor.
 async fn subscribe(ws: &mut Ws, msg: Value) -> (Vec<Value>, String) {
     ws.send(Message::text(msg.to_string())).await.expect("send");
@@ -388,15 +399,7 @@ async fn alert_arrives_as_frame_with_webhook_document(app: &TestApp) {
     assert!(c2 > c1, "cursors increase: {c1} then {c2}");
 
     // The gauge counts connected clients.
-    let m = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     assert!(m.contains("stream_clients{transport=\"websocket\"}"), "{m}");
     // A client ping is answered.
     ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
@@ -432,12 +435,7 @@ async fn filters_select_frames(app: &TestApp) {
             json!({"title": "critical prod", "severity": "critical", "tags": ["prod"]}),
         )
         .await;
-    let f = alert_frame(&mut ws).await;
-    assert_eq!(
-        f["event"]["alert"]["id"].as_str(),
-        Some(id_of(&hit).as_str()),
-        "{f}"
-    );
+    expect_alert(&mut ws, &hit).await;
 
     // A bad filter is answered with an error frame; the subscription stays.
     ws.send(Message::text(
@@ -459,12 +457,7 @@ async fn filters_select_frames(app: &TestApp) {
             json!({"title": "high vip", "severity": "high", "tags": ["vip"]}),
         )
         .await;
-    let f = alert_frame(&mut ws).await;
-    assert_eq!(
-        f["event"]["alert"]["id"].as_str(),
-        Some(id_of(&hit2).as_str()),
-        "{f}"
-    );
+    expect_alert(&mut ws, &hit2).await;
 
     // A new subscription replaces the filter.
     subscribe(
@@ -473,12 +466,7 @@ async fn filters_select_frames(app: &TestApp) {
     )
     .await;
     let low = app.alert(&admin.access, "now low counts", "low").await;
-    let f = alert_frame(&mut ws).await;
-    assert_eq!(
-        f["event"]["alert"]["id"].as_str(),
-        Some(id_of(&low).as_str()),
-        "{f}"
-    );
+    expect_alert(&mut ws, &low).await;
 }
 
 async fn reconnect_with_after_replays_missed_events(app: &TestApp) {
@@ -509,12 +497,7 @@ async fn reconnect_with_after_replays_missed_events(app: &TestApp) {
     assert_eq!(ready, replayed[2]["cursor"].as_str().unwrap());
     // ...and then live, with no repeat of the replayed ones.
     let live = app.alert(&admin.access, "live after replay", "low").await;
-    let f = alert_frame(&mut ws).await;
-    assert_eq!(
-        f["event"]["alert"]["id"].as_str(),
-        Some(id_of(&live).as_str()),
-        "{f}"
-    );
+    expect_alert(&mut ws, &live).await;
 
     // In the subscribe message, with a filter applied to the replay too.
     let mut ws = connect(app, &admin.access, "").await;
@@ -562,31 +545,11 @@ async fn org_never_receives_another_orgs_frames(app: &TestApp) {
     let a1 = app.alert(&admin.access, "default org 1", "critical").await;
     let b1 = app.alert(&other.access, "other org 1", "critical").await;
     let a2 = app.alert(&admin.access, "default org 2", "critical").await;
-    let f = alert_frame(&mut theirs).await;
-    assert_eq!(
-        f["event"]["alert"]["id"].as_str(),
-        Some(id_of(&b1).as_str()),
-        "{f}"
-    );
-    let f = alert_frame(&mut mine).await;
-    assert_eq!(
-        f["event"]["alert"]["id"].as_str(),
-        Some(id_of(&a1).as_str()),
-        "{f}"
-    );
-    let f = alert_frame(&mut mine).await;
-    assert_eq!(
-        f["event"]["alert"]["id"].as_str(),
-        Some(id_of(&a2).as_str()),
-        "{f}"
-    );
+    expect_alert(&mut theirs, &b1).await;
+    expect_alert(&mut mine, &a1).await;
+    expect_alert(&mut mine, &a2).await;
     let b2 = app.alert(&other.access, "other org 2", "critical").await;
-    let f = alert_frame(&mut theirs).await;
-    assert_eq!(
-        f["event"]["alert"]["id"].as_str(),
-        Some(id_of(&b2).as_str()),
-        "{f}"
-    );
+    expect_alert(&mut theirs, &b2).await;
     // Nor by replay: org B replaying from 0 sees only its own.
     let mut ws = connect(app, &other.access, "?after=0").await;
     let (replayed, _) = subscribe(&mut ws, json!({"type": "subscribe"})).await;
