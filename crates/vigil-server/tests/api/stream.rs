@@ -240,6 +240,18 @@ async fn ticket_opens_one_stream_only(app: &TestApp) {
         (401, Some("invalid_ticket"))
     );
 
+    // Two connections racing with one ticket: exactly one opens.
+    let t = ticket(app, &admin.access).await;
+    let q = format!("?ticket={t}");
+    let (a, b) = tokio::join!(open(app, &q, None), open(app, &q, None));
+    let opened = [a.is_ok(), b.is_ok()];
+    assert_eq!(opened.iter().filter(|o| **o).count(), 1, "{opened:?}");
+    let (status, body) = refused(if a.is_ok() { b } else { a });
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_ticket"))
+    );
+
     // A ticket of a session that ended since does not open a stream.
     let viewer = app.user_session(&admin.access, "tina", "viewer").await;
     let t = ticket(app, &viewer.access).await;
