@@ -197,6 +197,9 @@ impl Application {
         background.extend(crate::ai::background::spawn(
             &ai, &config, &store, &shutdown,
         ));
+        let (stream, stream_encoder) =
+            crate::stream::StreamHub::start(&hub, crate::outbox::HUB_CAPACITY, shutdown.clone());
+        background.push(("stream", stream_encoder));
         let rl = &config.rate_limit;
         let state = AppState::new(Inner {
             events,
@@ -211,6 +214,8 @@ impl Application {
             // Failed ingest authentications per IP get the interactive API's rate.
             ingest_auth_limiter: RateLimiter::new(rl.requests_per_second, rl.burst),
             jwt: JwtKeys::new(&secret),
+            stream,
+            shutdown: shutdown.clone(),
             sessions: crate::state::SessionCache::new(Duration::from_secs(
                 config.auth.session_cache_secs,
             )),

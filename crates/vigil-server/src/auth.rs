@@ -236,60 +236,81 @@ impl FromRequestParts<AppState> for AuthUser {
     ) -> Result<Self, Self::Rejection> {
         let reject = |e: ApiError| {
             use axum::response::IntoResponse;
+            let challenge = e.status == axum::http::StatusCode::UNAUTHORIZED;
             let mut r = e.into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"vigil\""),
-            );
+            if challenge {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"vigil\""),
+                );
+            }
             r
         };
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
             return Err(reject(ApiError::unauthorized(
                 "missing Authorization: Bearer token",
             )));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                reject(ApiError::unauthorized(
-                    "Authorization must be 'Bearer <token>'",
-                ))
-            })?;
-        let claims = state.jwt.verify(token).map_err(reject)?;
-        if !state.sessions.is_known_active(claims.sid) {
-            let generation = state.sessions.generation();
-            let active = state
-                .store
-                .session_active(claims.sid, vigil_core::now())
-                .await
-                .map_err(|e| {
-                    use axum::response::IntoResponse;
-                    ApiError::from(e).into_response()
-                })?;
-            if !active {
-                return Err(reject(ApiError::new(
-                    axum::http::StatusCode::UNAUTHORIZED,
-                    "session_revoked",
-                    "this session has ended (logged out, revoked or expired); log in again",
-                )));
-            }
-            state.sessions.remember_active(claims.sid, generation);
         }
-        Ok(AuthUser {
-            id: claims.sub,
-            org_id: claims.org,
-            role: claims.role,
-            username: claims.name,
-            session_id: claims.sid,
-        })
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            reject(ApiError::unauthorized(
+                "Authorization must be 'Bearer <token>'",
+            ))
+        })?;
+        authenticate(state, token).await.map_err(reject)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The caller behind an access token: checks its signature, expiry and that its session is
+/// still active (the extractor above, and the stream's `Sec-WebSocket-Protocol` token).
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+    let claims = state.jwt.verify(token)?;
+    if !session_active(state, claims.sid).await? {
+        return Err(session_ended());
+    }
+    Ok(AuthUser {
+        id: claims.sub,
+        org_id: claims.org,
+        role: claims.role,
+        username: claims.name,
+        session_id: claims.sid,
+    })
+}
+
+/// The 401 for a token or ticket whose session is over.
+pub fn session_ended() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "session_revoked",
+        "this session has ended (logged out, revoked or expired); log in again",
+    )
+}
+
+/// Whether a session is active and its user enabled: from the session cache, else the
+/// database (and then remembered).
+pub async fn session_active(state: &AppState, sid: Uuid) -> Result<bool, ApiError> {
+    if state.sessions.is_known_active(sid) {
+        return Ok(true);
+    }
+    let generation = state.sessions.generation();
+    let active = state.store.session_active(sid, vigil_core::now()).await?;
+    if active {
+        state.sessions.remember_active(sid, generation);
+    }
+    Ok(active)
 }
 
 #[cfg(test)]

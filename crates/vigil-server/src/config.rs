@@ -169,6 +169,7 @@ pub struct Config {
     pub syslog: SyslogConfig,
     pub ml: crate::ml::MlConfig,
     pub webhooks: crate::webhooks::WebhooksConfig,
+    pub stream: crate::stream::StreamConfig,
     pub outbox: crate::outbox::OutboxConfig,
 }
 
@@ -189,6 +190,7 @@ impl Default for Config {
             syslog: SyslogConfig::default(),
             ml: crate::ml::MlConfig::default(),
             webhooks: crate::webhooks::WebhooksConfig::default(),
+            stream: crate::stream::StreamConfig::default(),
             outbox: crate::outbox::OutboxConfig::default(),
         }
     }
@@ -594,6 +596,7 @@ impl Config {
         }
         crate::ai::validate_config(self).map_err(ConfigError::Invalid)?;
         self.webhooks.validate().map_err(ConfigError::Invalid)?;
+        self.stream.validate().map_err(ConfigError::Invalid)?;
         self.outbox.validate().map_err(ConfigError::Invalid)?;
         if !["auto", "json", "text"].contains(&self.log.format.as_str()) {
             return Err(ConfigError::Invalid(format!(

@@ -26,6 +26,7 @@ pub mod middleware;
 pub mod ml;
 pub mod outbox;
 pub mod state;
+pub mod stream;
 pub mod syslog;
 pub mod telemetry;
 pub mod webhooks;

@@ -44,6 +44,8 @@ pub const OUTBOX_PENDING: &str = "outbox_pending";
 pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
 /// Histogram: duration of one webhook attempt (request sent to answer read, or failure).
 pub const WEBHOOK_DELIVERY_DURATION: &str = "webhook_delivery_duration_seconds";
+/// Gauge: live stream clients connected to this process, by `transport` (`websocket`, `sse`).
+pub const STREAM_CLIENTS: &str = "stream_clients";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -73,6 +75,10 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_histogram!(API_REQUEST_DURATION, Unit::Seconds, "HTTP request latency");
+    describe_gauge!(
+        STREAM_CLIENTS,
+        "Live stream clients connected to this process, by transport"
+    );
     describe_counter!(
         SECURITY_EVENTS,
         "Security events received, by source and outcome"

@@ -36,6 +36,11 @@ pub struct Inner {
     pub ai: crate::ai::Ai,
     /// Outgoing webhooks: endpoints, deliveries, attempts (`[webhooks]`).
     pub webhooks: crate::webhooks::Webhooks,
+    /// Encoded live events for the stream clients (`GET /api/v1/stream`).
+    pub stream: std::sync::Arc<crate::stream::StreamHub>,
+    /// The one shutdown signal of `vigil serve`; long-lived connections (the stream) end
+    /// with it.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Dispatched alert events, for live stream clients (`outbox/hub.rs`).
     pub hub: Arc<crate::outbox::LiveHub>,
 }
@@ -46,6 +51,9 @@ pub struct Inner {
 pub struct SessionCache {
     ttl: std::time::Duration,
     inner: std::sync::Mutex<SessionCacheInner>,
+    /// The generation, published on every `clear`, so long-lived connections (the live
+    /// stream) re-check their session at once instead of at their next interval.
+    cleared: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -61,6 +69,7 @@ impl SessionCache {
         Self {
             ttl,
             inner: Default::default(),
+            cleared: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -102,9 +111,18 @@ impl SessionCache {
 
     /// Forgets everything; called whenever sessions may have ended.
     pub fn clear(&self) {
-        let mut inner = self.lock();
-        inner.generation += 1;
-        inner.active_until.clear();
+        let generation = {
+            let mut inner = self.lock();
+            inner.generation += 1;
+            inner.active_until.clear();
+            inner.generation
+        };
+        self.cleared.send_replace(generation);
+    }
+
+    /// Changes whenever sessions may have ended in this process (see [`SessionCache::clear`]).
+    pub fn watch_cleared(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cleared.subscribe()
     }
 }
 

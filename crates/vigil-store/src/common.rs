@@ -609,6 +609,7 @@ impl StoreImpl {
 include!("common_events.rs");
 include!("common_ml.rs");
 include!("common_ai.rs");
+include!("common_stream.rs");
 include!("common_outbox.rs");
 include!("common_webhooks.rs");
 
@@ -1441,6 +1442,10 @@ impl Store for StoreImpl {
     }
 
     fn ml_store(&self) -> std::sync::Arc<dyn crate::MlStore> {
+        std::sync::Arc::new(self.clone())
+    }
+
+    fn stream_store(&self) -> std::sync::Arc<dyn crate::StreamStore> {
         std::sync::Arc::new(self.clone())
     }
 

@@ -32,6 +32,7 @@ pub mod outbox;
 mod postgres;
 mod rows;
 mod sqlite;
+pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod text;
@@ -52,6 +53,7 @@ pub use webhooks::{
     WebhookAttemptRecord, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint,
     WebhookEndpointUpdate, WebhookNext, WebhookStore,
 };
+pub use stream::{NewStreamTicket, StreamStore, StreamTicket};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,8 +295,11 @@ pub trait Store: Send + Sync + 'static {
     /// Outgoing webhooks: endpoints, deliveries, attempts (migration 0009_webhooks).
     fn webhook_store(&self) -> Arc<dyn WebhookStore>;
 
+    /// The live stream's one-time tickets (migration 0010_stream), in the same database.
+    fn stream_store(&self) -> Arc<dyn StreamStore>;
     /// The outbox of alert events (`outbox.rs`), in the same database.
     fn outbox_store(&self) -> Arc<dyn OutboxStore>;
+
     /// Events stored after the event with id `after` (ids are UUIDv7, given at storage
     /// time), oldest first, at most `limit` (up to 10,000): the Loki forwarder's cursor.
     async fn events_after(

@@ -19,6 +19,8 @@ pub enum BenchCmd {
     Api(ApiBench),
     /// Ingestion throughput: HTTP + parsing + detection + storage, built-in rules, SQLite.
     Ingest(crate::bench_ingest::IngestBench),
+    /// Live stream: alert-to-frame latency with many WebSocket clients, memory per client.
+    Stream(crate::bench_stream::StreamBench),
 }
 
 #[derive(Args)]
@@ -47,6 +49,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Api(b) => api(b).await,
         BenchCmd::Ingest(b) => crate::bench_ingest::run(b).await,
+        BenchCmd::Stream(b) => crate::bench_stream::run(b).await,
     }
 }
 
@@ -117,7 +120,27 @@ fn synthetic(
     )?)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// Logs in as `admin` and returns the access token.
+pub(crate) async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(login["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_string())
+}
+
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -125,7 +148,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
@@ -190,18 +213,7 @@ async fn api(b: ApiBench) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
-    let login: serde_json::Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"username": "admin", "password": admin_pw}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .context("no access token")?
-        .to_string();
+    let token = login(&client, &base, &admin_pw).await?;
 
     // Latency of filtered, paginated listings.
     type QueryGen = Box<dyn Fn(&mut rand::rngs::StdRng) -> String>;

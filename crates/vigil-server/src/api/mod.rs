@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod keys;
 pub mod loki;
 pub mod ml;
+pub mod stream;
 pub mod triage;
 pub mod users;
 pub mod webhooks;
@@ -48,7 +49,9 @@ pub mod webhooks;
         (name = "ml", description = "Anomaly detection: models, scoring, retraining"),
         (name = "ai", description = "AI-assisted analysis and alert triage (suggestions only)"),
         (name = "webhooks", description = "Signed alert events to HTTP endpoints (admin; docs/WEBHOOKS.md)"),
-    )
+        (name = "stream", description = "Live alerts: WebSocket or Server-Sent Events"),
+    ),
+    components(schemas(crate::stream::ServerFrame, crate::stream::ClientMessage, crate::stream::StreamFilter))
 )]
 struct ApiDoc;
 
@@ -105,6 +108,7 @@ pub fn v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(analyze::router())
         .merge(triage::router())
         .merge(webhooks::router())
+        .merge(stream::router())
         .merge(ingest::router().layer(axum::extract::DefaultBodyLimit::max(ingest::MAX_BODY)))
         .routes(routes!(health))
         .routes(routes!(ready))

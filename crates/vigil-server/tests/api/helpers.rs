@@ -411,6 +411,17 @@ impl TestApp {
             .await
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        r.text().await.expect("metrics text")
+    }
+
     /// `total` of `GET /api/v1/alerts`.
     pub async fn alert_total(&self, token: &str) -> u64 {
         self.get("/api/v1/alerts", token).await.ok(200)["total"]

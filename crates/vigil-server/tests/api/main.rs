@@ -21,6 +21,8 @@ mod rate_limit;
 mod rbac;
 mod search;
 mod storage_faults;
+mod stream;
+mod stream_browser;
 mod system;
 mod users;
 mod webhooks;
