@@ -8,8 +8,8 @@
 //!    the syslog listeners stop accepting and reading, and queue the messages already read;
 //!    the local agent flushes what it holds;
 //! 2. the pipeline's queue is closed and every batch in it is stored;
-//! 3. the background loops (retention, ML worker, auto-triage, Loki forwarder) finish the
-//!    round they are in;
+//! 3. the background loops (job scheduler and runner, ML worker, Loki forwarder) finish the
+//!    round or the jobs they are in;
 //! 4. the store closes.
 //!
 //! What did not finish in time is aborted (a batch not stored is never acknowledged) and
@@ -134,20 +134,19 @@ impl Application {
                 memory_budget_bytes: config.ingest.memory_budget_bytes,
             },
         );
-        let retention = tokio::spawn(purge_old_events(
-            events.clone(),
-            config.ingest.retention_days,
-            shutdown.clone(),
-        ));
+        // Without Redis this process runs every job; with it, `vigil worker` does (unless
+        // jobs.run_in_server), and this server reloads the models the workers train.
+        let runs_jobs = config.redis.url.is_empty() || config.jobs.run_in_server;
         let ml_worker = tokio::spawn(crate::ml::worker::run(
             ml.clone(),
             store.clone(),
             chrono::Duration::seconds(
                 i64::try_from(config.ingest.dedup_window_secs).unwrap_or(i64::MAX / 1000),
             ),
+            !runs_jobs,
             shutdown.clone(),
         ));
-        let mut background = vec![("retention", retention), ("ml-worker", ml_worker)];
+        let mut background = vec![("ml-worker", ml_worker)];
         let syslog = crate::syslog::SyslogListeners::bind(&config.syslog).await?;
         let syslog_addrs = SyslogAddrs {
             udp: syslog.udp_addr(),
@@ -175,6 +174,15 @@ impl Application {
         background.extend(crate::ai::background::spawn(
             &ai, &config, &store, &shutdown,
         ));
+        let jobs = crate::jobs::connect(&config).await?;
+        let job_ctx = crate::jobs::JobContext {
+            config: std::sync::Arc::new(config.clone()),
+            store: store.clone(),
+            ml: ml.clone(),
+            ai: ai.clone(),
+            jobs: jobs.clone(),
+        };
+        background.extend(crate::jobs::start(&job_ctx, runs_jobs, "serve", &shutdown).await?);
         let rl = &config.rate_limit;
         let state = AppState::new(Inner {
             events,
@@ -194,6 +202,7 @@ impl Application {
             )),
             metrics: crate::metrics::install(),
             ai,
+            jobs,
             store,
             config,
         });
@@ -364,27 +373,6 @@ impl Application {
         match served {
             Some(Err(e)) => Err(e.into()),
             _ => Ok(()),
-        }
-    }
-}
-
-/// Deletes events older than the retention period, hourly, until `shutdown`.
-async fn purge_old_events(
-    events: std::sync::Arc<dyn vigil_store::EventStore>,
-    days: u32,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let before = vigil_core::now() - chrono::Duration::days(i64::from(days));
-        match events.purge_events(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, days, "old events purged"),
-            Err(e) => tracing::warn!(error = %e, "event retention failed"),
         }
     }
 }

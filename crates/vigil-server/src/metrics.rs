@@ -36,6 +36,13 @@ pub const INGEST_MEMORY_REFUSED: &str = "ingest_memory_refused_total";
 /// Counter: ingest requests refused by a credential's rate limit, by `route`.
 pub const INGEST_RATE_LIMITED: &str = "ingest_rate_limited_total";
 
+/// Counter: jobs run, by `kind` and `result` (`ok`, `retry`, `dead`).
+pub const JOBS_TOTAL: &str = "jobs_total";
+/// Histogram: time one job run took, by `kind`.
+pub const JOB_DURATION: &str = "job_duration_seconds";
+/// Gauge: jobs waiting, running and delayed for a retry (the whole queue, every process).
+pub const JOBS_PENDING: &str = "jobs_pending";
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -111,6 +118,16 @@ fn describe() {
     describe_counter!(
         INGEST_RATE_LIMITED,
         "Ingest requests refused by their credential's rate limit, by route"
+    );
+    describe_counter!(JOBS_TOTAL, "Jobs run, by kind and result (ok, retry, dead)");
+    describe_histogram!(
+        JOB_DURATION,
+        Unit::Seconds,
+        "Time one job run took, by kind"
+    );
+    describe_gauge!(
+        JOBS_PENDING,
+        "Jobs waiting, running and delayed for a retry, whole queue"
     );
     // Register the series later stages feed so dashboards and alerts can be built now.
     metrics::counter!(SECURITY_EVENTS, "source" => "none", "outcome" => "received").absolute(0);

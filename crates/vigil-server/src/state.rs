@@ -34,6 +34,8 @@ pub struct Inner {
     pub sessions: SessionCache,
     /// The model and Loki clients (`[ollama]`, `[loki]`); each optional.
     pub ai: crate::ai::Ai,
+    /// Background jobs: in-process, or Redis Streams with `[redis] url` (`jobs/`).
+    pub jobs: Arc<dyn crate::jobs::JobQueue>,
 }
 
 /// Remembers for a moment that a session was active, so a burst of requests with one token

@@ -524,3 +524,75 @@ pub async fn metric(app: &TestApp, name: &str) -> Option<f64> {
         (k == name).then(|| v.trim().parse().ok()).flatten()
     })
 }
+
+/// A key prefix of its own on the test Redis (`VIGIL_TEST_REDIS_URL`, default
+/// `redis://127.0.0.1:6379`); its keys are deleted when dropped. `None` (with a message)
+/// when Redis is not reachable, a panic instead when `CI=true`.
+pub struct TestRedis {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl TestRedis {
+    pub fn new() -> Option<Self> {
+        let url = std::env::var("VIGIL_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let reachable = redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection_with_timeout(std::time::Duration::from_secs(2)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+        if let Err(e) = reachable {
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                panic!("CI=true and Redis is not reachable at {url}: {e}");
+            }
+            eprintln!("skipped: Redis not reachable at {url} ({e}); set VIGIL_TEST_REDIS_URL");
+            return None;
+        }
+        Some(Self {
+            url,
+            prefix: format!("vigil-test-{}", Uuid::new_v4().simple()),
+        })
+    }
+
+    /// Every key under this prefix.
+    pub fn keys(&self) -> Vec<String> {
+        let Ok(mut c) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+        else {
+            return Vec::new();
+        };
+        redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query(&mut c)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let keys = self.keys();
+        if keys.is_empty() {
+            return;
+        }
+        if let Ok(mut c) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection()) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut c);
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, failing the test after `secs`.
+pub async fn poll_until<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -13,6 +13,7 @@ mod bad_input;
 mod concurrency;
 mod ingest;
 mod ingest_limits;
+mod jobs;
 mod loki_syslog;
 mod ml;
 mod org_isolation;
