@@ -4,6 +4,8 @@
 mod hunt;
 #[path = "cli/rules.rs"]
 mod rules;
+#[path = "cli/scaleout.rs"]
+mod scaleout;
 #[path = "cli/shutdown.rs"]
 mod shutdown;
 

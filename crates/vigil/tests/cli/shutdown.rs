@@ -17,7 +17,7 @@ use super::{tmp, vigil};
 
 const ADMIN_PW: &str = "shutdown-admin-password-1234";
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -27,9 +27,9 @@ fn free_port() -> u16 {
 
 /// A running `vigil serve` whose stdout (JSON log lines) is collected as it comes, so a
 /// chatty server never blocks on a full pipe.
-struct Server {
-    child: Child,
-    port: u16,
+pub(super) struct Server {
+    pub(super) child: Child,
+    pub(super) port: u16,
     log: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
@@ -45,11 +45,23 @@ impl Server {
     /// Starts `vigil --config <dir>/vigil.toml serve` with `toml` (which must set the port)
     /// and waits for `/health`.
     fn start(dir: &Path, port: u16, toml: &str, env: &[(&str, &str)]) -> Server {
+        Self::start_command(dir, "serve", port, toml, env)
+    }
+
+    /// Starts `vigil --config <dir>/vigil.toml COMMAND` (`serve`, `worker`) and waits for
+    /// `/health` on `port`.
+    pub(super) fn start_command(
+        dir: &Path,
+        command: &str,
+        port: u16,
+        toml: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let config = dir.join("vigil.toml");
         std::fs::write(&config, toml).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
         c.current_dir(dir)
-            .args(["--config", config.to_str().unwrap(), "serve"])
+            .args(["--config", config.to_str().unwrap(), command])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("VIGIL_DATA_DIR", dir.join("data"))
@@ -61,7 +73,7 @@ impl Server {
         for (k, v) in env {
             c.env(k, v);
         }
-        let mut child = c.spawn().expect("start vigil serve");
+        let mut child = c.spawn().expect("start vigil");
         let stdout = child.stdout.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let reader = std::thread::spawn({
@@ -81,25 +93,25 @@ impl Server {
         let client = reqwest::blocking::Client::new();
         let ready = wait_for(60, || {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("vigil serve exited early: {status}");
+                panic!("vigil {command} exited early: {status}");
             }
             client
                 .get(format!("http://127.0.0.1:{port}/health"))
                 .send()
                 .is_ok_and(|r| r.status().is_success())
         });
-        assert!(ready, "vigil serve did not answer /health");
+        assert!(ready, "vigil {command} did not answer /health");
         server
     }
 
-    fn signal(&self, sig: libc::c_int) {
+    pub(super) fn signal(&self, sig: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
     }
 
     /// Waits (bounded) for the process to end; its status and its whole log.
-    fn wait_exit(&mut self, secs: u64) -> (ExitStatus, Vec<Value>) {
+    pub(super) fn wait_exit(&mut self, secs: u64) -> (ExitStatus, Vec<Value>) {
         let mut status = None;
         let ended = wait_for(secs, || {
             status = self.child.try_wait().unwrap();
@@ -120,7 +132,7 @@ impl Server {
     }
 
     /// A counter from `/metrics`, 0 when absent.
-    fn metric(&self, series: &str) -> u64 {
+    pub(super) fn metric(&self, series: &str) -> u64 {
         let text = reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", self.port))
             .and_then(|r| r.text())
             .unwrap_or_default();
@@ -133,7 +145,7 @@ impl Server {
 }
 
 /// Polls `f` every 50 ms until it holds or `secs` pass; whether it held.
-fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+pub(super) fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(secs) {
         if f() {
