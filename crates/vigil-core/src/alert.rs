@@ -247,6 +247,9 @@ pub struct Alert {
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub closed_by: Option<String>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The user the alert is assigned to (`PATCH /alerts/{id}/assignee`); `null` when unassigned.
+    #[serde(default)]
+    pub assignee: Option<String>,
     /// Detections folded into this alert by deduplication (1 for an alert raised once).
     #[serde(default = "one")]
     pub event_count: i64,

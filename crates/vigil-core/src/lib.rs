@@ -15,11 +15,13 @@
 mod alert;
 mod error;
 pub mod event;
+mod outbox;
 mod triage;
 mod user;
 
 pub use alert::*;
 pub use error::{Error, Result};
+pub use outbox::*;
 pub use triage::*;
 pub use user::*;
 

@@ -8,8 +8,8 @@
 //!    the syslog listeners stop accepting and reading, and queue the messages already read;
 //!    the local agent flushes what it holds;
 //! 2. the pipeline's queue is closed and every batch in it is stored;
-//! 3. the background loops (job scheduler and runner, ML worker, Loki forwarder) finish the
-//!    round or the jobs they are in;
+//! 3. the background loops (job scheduler and runner, ML worker, Loki forwarder, outbox
+//!    dispatcher) finish the round or the jobs they are in;
 //! 4. the store closes.
 //!
 //! What did not finish in time is aborted (a batch not stored is never acknowledged) and
@@ -170,6 +170,31 @@ impl Application {
         } else {
             None
         };
+        let hub = std::sync::Arc::new(crate::outbox::LiveHub::new(crate::outbox::HUB_CAPACITY));
+        // With Redis, events reach this hub through the subscriber like every replica's.
+        let fanout: std::sync::Arc<dyn crate::outbox::Fanout> = if config.redis.url.is_empty() {
+            std::sync::Arc::new(crate::outbox::LocalFanout(hub.clone()))
+        } else {
+            let url = config.redis.url.expose();
+            let subscriber =
+                crate::outbox::RedisSubscriber::new(url, &config.redis.key_prefix, hub.clone())?;
+            background.push((
+                "redis-subscriber",
+                subscriber.start(shutdown.clone()).await?,
+            ));
+            std::sync::Arc::new(crate::outbox::RedisFanout::new(
+                crate::jobs::redis::connect(url).await?,
+                &config.redis.key_prefix,
+            ))
+        };
+        let sinks: Vec<std::sync::Arc<dyn crate::outbox::OutboxSink>> = Vec::new();
+        let dispatcher = crate::outbox::OutboxDispatcher::new(
+            store.outbox_store(),
+            fanout,
+            sinks,
+            config.outbox.clone(),
+        );
+        background.push(("outbox", tokio::spawn(dispatcher.run(shutdown.clone()))));
         let ai = crate::ai::Ai::from_config(&config)?;
         background.extend(crate::ai::background::spawn(
             &ai, &config, &store, &shutdown,
@@ -203,6 +228,7 @@ impl Application {
             metrics: crate::metrics::install(),
             ai,
             jobs,
+            hub,
             store,
             config,
         });
@@ -256,6 +282,11 @@ impl Application {
 
     pub fn store(&self) -> DynStore {
         self.state.store.clone()
+    }
+
+    /// The hub dispatched alert events are delivered into.
+    pub fn hub(&self) -> std::sync::Arc<crate::outbox::LiveHub> {
+        self.state.hub.clone()
     }
 
     /// The admin created at this start, if any.

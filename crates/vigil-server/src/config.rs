@@ -254,6 +254,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub jobs: JobsConfig,
     pub worker: WorkerConfig,
+    pub outbox: crate::outbox::OutboxConfig,
 }
 
 impl Default for Config {
@@ -275,6 +276,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             jobs: JobsConfig::default(),
             worker: WorkerConfig::default(),
+            outbox: crate::outbox::OutboxConfig::default(),
         }
     }
 }
@@ -706,6 +708,7 @@ impl Config {
             ));
         }
         crate::ai::validate_config(self).map_err(ConfigError::Invalid)?;
+        self.outbox.validate().map_err(ConfigError::Invalid)?;
         if !["auto", "json", "text"].contains(&self.log.format.as_str()) {
             return Err(ConfigError::Invalid(format!(
                 "log.format '{}' must be auto, json or text",

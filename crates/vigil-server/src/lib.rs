@@ -25,6 +25,7 @@ pub mod local_agent;
 pub mod metrics;
 pub mod middleware;
 pub mod ml;
+pub mod outbox;
 pub mod state;
 pub mod syslog;
 pub mod telemetry;

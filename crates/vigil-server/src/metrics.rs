@@ -35,6 +35,8 @@ pub const INGEST_MEMORY_PEAK: &str = "ingest_memory_inflight_peak_bytes";
 pub const INGEST_MEMORY_REFUSED: &str = "ingest_memory_refused_total";
 /// Counter: ingest requests refused by a credential's rate limit, by `route`.
 pub const INGEST_RATE_LIMITED: &str = "ingest_rate_limited_total";
+/// Gauge: outbox events not yet dispatched to every sink (all organizations).
+pub const OUTBOX_PENDING: &str = "outbox_pending";
 
 /// Counter: jobs run, by `kind` and `result` (`ok`, `retry`, `dead`).
 pub const JOBS_TOTAL: &str = "jobs_total";
@@ -128,6 +130,10 @@ fn describe() {
     describe_gauge!(
         JOBS_PENDING,
         "Jobs waiting, running and delayed for a retry, whole queue"
+    );
+    describe_gauge!(
+        OUTBOX_PENDING,
+        "Alert events in the outbox not yet dispatched to every sink"
     );
     // Register the series later stages feed so dashboards and alerts can be built now.
     metrics::counter!(SECURITY_EVENTS, "source" => "none", "outcome" => "received").absolute(0);

@@ -36,6 +36,8 @@ pub struct Inner {
     pub ai: crate::ai::Ai,
     /// Background jobs: in-process, or Redis Streams with `[redis] url` (`jobs/`).
     pub jobs: Arc<dyn crate::jobs::JobQueue>,
+    /// Dispatched alert events, for live stream clients (`outbox/hub.rs`).
+    pub hub: Arc<crate::outbox::LiveHub>,
 }
 
 /// Remembers for a moment that a session was active, so a burst of requests with one token

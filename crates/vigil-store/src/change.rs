@@ -1,7 +1,7 @@
 //! Alert lifecycle changes as a pure function, so both backends apply exactly the same rules.
 
 use chrono::{DateTime, Utc};
-use vigil_core::{Alert, AlertStatus};
+use vigil_core::{Alert, AlertEventKind, AlertStatus, Severity};
 
 use crate::{Error, Result};
 
@@ -15,6 +15,22 @@ pub enum AlertChange {
     },
     /// Take ownership: records who acknowledged and moves an open alert to in_progress.
     Acknowledge,
+    /// Set the severity (any status; the same severity changes nothing).
+    Severity { to: Severity },
+    /// Assign the alert to a user (by name), or unassign it with `None`.
+    Assign { to: Option<String> },
+}
+
+impl AlertChange {
+    /// The outbox event kind this change raises when it changed something.
+    pub fn event_kind(&self, after: &Alert) -> AlertEventKind {
+        match self {
+            AlertChange::Status { .. } if after.status.is_terminal() => AlertEventKind::Closed,
+            AlertChange::Status { .. } | AlertChange::Acknowledge => AlertEventKind::StatusChanged,
+            AlertChange::Severity { .. } => AlertEventKind::SeverityChanged,
+            AlertChange::Assign { .. } => AlertEventKind::Assigned,
+        }
+    }
 }
 
 /// One audited field change.
@@ -61,6 +77,22 @@ pub fn apply_change(
     let mut changes = Vec::new();
     let from = alert.status;
     let (to, notes) = match change {
+        AlertChange::Severity { to } => {
+            let mut slot = Some(alert.severity);
+            set(&mut changes, "severity", &mut slot, Some(*to));
+            alert.severity = *to;
+            if !changes.is_empty() {
+                alert.updated_at = now;
+            }
+            return Ok(changes);
+        }
+        AlertChange::Assign { to } => {
+            set(&mut changes, "assignee", &mut alert.assignee, to.clone());
+            if !changes.is_empty() {
+                alert.updated_at = now;
+            }
+            return Ok(changes);
+        }
         AlertChange::Status { to, notes } => (*to, notes.clone()),
         AlertChange::Acknowledge => {
             if from.is_terminal() {
@@ -163,6 +195,7 @@ mod tests {
             acknowledged_at: None,
             closed_by: None,
             closed_at: None,
+            assignee: None,
             event_count: 1,
             last_seen: None,
         }
@@ -213,6 +246,63 @@ mod tests {
         )
         .unwrap();
         assert!(a.closed_by.is_none() && a.closed_at.is_none());
+    }
+
+    #[test]
+    fn severity_and_assignee_change_once_and_name_their_event() {
+        let mut a = alert();
+        let c = apply_change(
+            &mut a,
+            &AlertChange::Severity { to: Severity::Low },
+            "x",
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            [FieldChange {
+                field: "severity",
+                old: Some("high".into()),
+                new: Some("low".into())
+            }]
+        );
+        assert_eq!(a.severity, Severity::Low);
+        assert!(
+            apply_change(
+                &mut a,
+                &AlertChange::Severity { to: Severity::Low },
+                "x",
+                now()
+            )
+            .unwrap()
+            .is_empty()
+        );
+        let assign = AlertChange::Assign {
+            to: Some("bob".into()),
+        };
+        let c = apply_change(&mut a, &assign, "x", now()).unwrap();
+        assert_eq!(
+            c,
+            [FieldChange {
+                field: "assignee",
+                old: None,
+                new: Some("bob".into())
+            }]
+        );
+        assert_eq!(assign.event_kind(&a), AlertEventKind::Assigned);
+        let c = apply_change(&mut a, &AlertChange::Assign { to: None }, "x", now()).unwrap();
+        assert_eq!(c[0].old.as_deref(), Some("bob"));
+        assert_eq!(a.assignee, None);
+        let close = AlertChange::Status {
+            to: AlertStatus::Closed,
+            notes: None,
+        };
+        apply_change(&mut a, &close, "x", now()).unwrap();
+        assert_eq!(close.event_kind(&a), AlertEventKind::Closed);
+        assert_eq!(
+            AlertChange::Acknowledge.event_kind(&a),
+            AlertEventKind::StatusChanged
+        );
     }
 
     #[test]

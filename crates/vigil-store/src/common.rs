@@ -240,9 +240,18 @@ pub(crate) struct PendingAlert {
     pub org: Uuid,
     pub alert: NewAlert,
     pub actor: String,
+    /// Detections: the key later detections fold into this alert by, and when it was seen.
+    pub dedup_key: Option<String>,
+    pub last_seen: Option<DateTime<Utc>>,
 }
 
-/// Rows per multi-row INSERT (17 parameters each; well under both databases' limits).
+impl PendingAlert {
+    fn new(org: Uuid, alert: NewAlert, actor: &str) -> Self {
+        Self { org, alert, actor: actor.to_string(), dedup_key: None, last_seen: None }
+    }
+}
+
+/// Rows per multi-row INSERT (at most 23 parameters each; well under both databases' limits).
 const INSERT_CHUNK: usize = 500;
 
 /// Splits `len` rows into chunks whose sizes come from a small fixed set, so multi-row
@@ -299,19 +308,21 @@ fn alert_from_new(id: Uuid, org: Uuid, a: NewAlert, now: DateTime<Utc>) -> Alert
         acknowledged_at: None,
         closed_by: None,
         closed_at: None,
+        assignee: None,
         event_count: 1,
         last_seen: None,
     }
 }
 
-/// Inserts alerts with their tags and `created` history rows using multi-row statements.
-/// Returns, per input, the new row id, or `None` when its `alert_id` already exists in its
-/// organization (that item writes nothing; the others are unaffected).
+/// Inserts alerts with their tags, `created` history rows and `alert.created` outbox rows
+/// using multi-row statements. Returns, per input, the new alert, or `None` when its
+/// `alert_id` already exists in its organization (that item writes nothing; the others are
+/// unaffected). The caller wakes the outbox notifier after its COMMIT.
 async fn insert_alerts_tx(
     tx: &mut sqlx::Transaction<'_, Db>,
     items: &[PendingAlert],
     now: DateTime<Utc>,
-) -> Result<Vec<Option<Uuid>>> {
+) -> Result<Vec<Option<Alert>>> {
     let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
     let bases: Vec<Option<String>> = items
         .iter()
@@ -324,7 +335,7 @@ async fn insert_alerts_tx(
             "INSERT INTO alerts (id, org_id, alert_id, title, description, severity, status, source, \
              event_type, timestamp, created_at, updated_at, metadata, attack_technique_id, \
              technique_base, confidence_score, agent_id, tags, observables, title_search, \
-             description_search) ",
+             description_search, dedup_key, last_seen) ",
         );
         q.push_values(chunk.iter().zip(chunk_ids).zip(chunk_bases), |mut b, ((p, id), base)| {
             let a = &p.alert;
@@ -348,19 +359,29 @@ async fn insert_alerts_tx(
                 .push_bind(Json(&a.tags))
                 .push_bind(Json(db_observables(&a.observables)))
                 .push_bind(crate::text::search_text(&a.title))
-                .push_bind(crate::text::search_text(&a.description));
+                .push_bind(crate::text::search_text(&a.description))
+                .push_bind(p.dedup_key.as_deref().map(|k| db_text(k).into_owned()))
+                .push_bind(p.last_seen);
         });
         q.push(" ON CONFLICT (org_id, alert_id) DO NOTHING RETURNING id");
         let got: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut **tx).await?;
         inserted.extend(got);
     }
-    // Tags and history of the rows that went in.
+    // Tags, history and events of the rows that went in.
     let mut tag_rows = Vec::new();
     let mut hist_rows = Vec::new();
+    let mut alerts = Vec::with_capacity(items.len());
+    let mut events = Vec::with_capacity(inserted.len());
     for (p, id) in items.iter().zip(&ids) {
         if inserted.contains(id) {
             tag_rows.extend(p.alert.tags.iter().map(|t| (*id, p.org, t.as_str(), p.alert.timestamp)));
             hist_rows.push((*id, p.org, p.actor.as_str()));
+            let mut alert = alert_from_new(*id, p.org, p.alert.clone(), now);
+            alert.last_seen = p.last_seen;
+            events.push(alert_event(vigil_core::AlertEventKind::Created, &p.actor, &alert, Vec::new(), now));
+            alerts.push(Some(alert));
+        } else {
+            alerts.push(None);
         }
     }
     for r in fixed_chunks(tag_rows.len()) {
@@ -387,37 +408,48 @@ async fn insert_alerts_tx(
         });
         q.build().execute(&mut **tx).await?;
     }
-    Ok(ids.into_iter().map(|id| inserted.contains(&id).then_some(id)).collect())
+    insert_outbox_tx(tx, &events).await?;
+    Ok(alerts)
 }
 
-async fn insert_in_tx(pool: &Pool<Db>, items: &[PendingAlert], now: DateTime<Utc>) -> Result<Vec<Option<Uuid>>> {
+/// Inserts alerts in one transaction and wakes `outbox` after its COMMIT.
+async fn insert_in_tx(
+    pool: &Pool<Db>,
+    items: &[PendingAlert],
+    now: DateTime<Utc>,
+    outbox: &tokio::sync::Notify,
+) -> Result<Vec<Option<Alert>>> {
     let mut tx = pool.begin().await?;
     let r = insert_alerts_tx(&mut tx, items, now).await?;
     tx.commit().await?;
+    if r.iter().any(Option::is_some) {
+        outbox.notify_one();
+    }
     Ok(r)
 }
 
-fn finish(p: PendingAlert, id: Option<Uuid>, now: DateTime<Utc>) -> Result<Alert> {
-    match id {
-        Some(id) => Ok(alert_from_new(id, p.org, p.alert, now)),
-        None => Err(Error::Conflict(format!("an alert with alert_id '{}' exists", p.alert.alert_id))),
-    }
+fn finish(p: &PendingAlert, alert: Option<Alert>) -> Result<Alert> {
+    alert.ok_or_else(|| Error::Conflict(format!("an alert with alert_id '{}' exists", p.alert.alert_id)))
 }
 
 /// Writes a batch in one transaction; if the transaction itself fails, retries each item
 /// alone so every caller gets its own precise error.
-pub(crate) async fn insert_alerts(pool: &Pool<Db>, items: Vec<PendingAlert>) -> Vec<Result<Alert>> {
+pub(crate) async fn insert_alerts(
+    pool: &Pool<Db>,
+    items: Vec<PendingAlert>,
+    outbox: &tokio::sync::Notify,
+) -> Vec<Result<Alert>> {
     let now = vigil_core::now();
-    match insert_in_tx(pool, &items, now).await {
-        Ok(ids) => items.into_iter().zip(ids).map(|(p, id)| finish(p, id, now)).collect(),
+    match insert_in_tx(pool, &items, now, outbox).await {
+        Ok(alerts) => items.iter().zip(alerts).map(|(p, a)| finish(p, a)).collect(),
         Err(e) if items.len() == 1 => vec![Err(e)],
         Err(e) => {
             tracing::warn!(error = %e, batch = items.len(), "alert batch failed; retrying items one by one");
             let mut out = Vec::with_capacity(items.len());
             for p in items {
-                let r = insert_in_tx(pool, std::slice::from_ref(&p), now).await;
+                let r = insert_in_tx(pool, std::slice::from_ref(&p), now, outbox).await;
                 out.push(match r {
-                    Ok(ids) => finish(p, ids.into_iter().next().flatten(), now),
+                    Ok(alerts) => finish(&p, alerts.into_iter().next().flatten()),
                     Err(e) => Err(e),
                 });
             }
@@ -427,7 +459,9 @@ pub(crate) async fn insert_alerts(pool: &Pool<Db>, items: Vec<PendingAlert>) -> 
 }
 
 /// Raises each detection as a new alert, or folds it into the open alert with its dedup
-/// key raised within `window`, inside `tx`.
+/// key raised within `window`, inside `tx`, with an outbox row each (`alert.created` or
+/// `alert.folded`, the alert as the fold left it). The caller wakes the outbox notifier
+/// after its COMMIT.
 async fn record_detections_tx(
     tx: &mut sqlx::Transaction<'_, Db>,
     org: Uuid,
@@ -439,13 +473,14 @@ async fn record_detections_tx(
     for d in detections {
         let seen = vigil_core::truncate_micros(d.seen);
         if let Some(key) = &d.dedup_key {
-            let folded: Option<Uuid> = sqlx::query_scalar(
+            // The folded alert comes back whole: its event needs no second read.
+            let folded: Option<AlertRow> = sqlx::query_as(&format!(
                 "UPDATE alerts SET event_count = event_count + 1, updated_at = $1, \
                  last_seen = CASE WHEN last_seen IS NULL OR last_seen < $2 THEN $2 ELSE last_seen END \
                  WHERE id = (SELECT id FROM alerts WHERE org_id = $3 AND dedup_key = $4 \
                     AND status IN ('open', 'in_progress') AND created_at >= $5 \
-                    ORDER BY created_at DESC LIMIT 1) RETURNING id",
-            )
+                    ORDER BY created_at DESC LIMIT 1) RETURNING {ALERT_COLS}"
+            ))
             .bind(now)
             .bind(seen)
             .bind(org)
@@ -453,26 +488,32 @@ async fn record_detections_tx(
             .bind(now - window)
             .fetch_optional(&mut **tx)
             .await?;
-            if let Some(id) = folded {
-                out.push(DetectionOutcome::Folded(id));
+            if let Some(row) = folded {
+                let alert = alert_from_row(row)?;
+                let changes = vec![vigil_core::AlertFieldChange::new(
+                    "event_count",
+                    Some((alert.event_count - 1).to_string()),
+                    Some(alert.event_count.to_string()),
+                )];
+                let event = alert_event(vigil_core::AlertEventKind::Folded, "detection", &alert, changes, now);
+                insert_outbox_tx(tx, std::slice::from_ref(&event)).await?;
+                out.push(DetectionOutcome::Folded(alert.id));
                 continue;
             }
         }
-        let pending = PendingAlert { org, alert: d.alert, actor: "detection".into() };
-        let ids = insert_alerts_tx(tx, std::slice::from_ref(&pending), now).await?;
-        let Some(id) = ids.into_iter().next().flatten() else {
+        let pending = PendingAlert {
+            dedup_key: d.dedup_key,
+            last_seen: Some(seen),
+            ..PendingAlert::new(org, d.alert, "detection")
+        };
+        let alerts = insert_alerts_tx(tx, std::slice::from_ref(&pending), now).await?;
+        let Some(alert) = alerts.into_iter().next().flatten() else {
             return Err(Error::Conflict(format!(
                 "alert id '{}' already exists",
                 pending.alert.alert_id
             )));
         };
-        sqlx::query("UPDATE alerts SET dedup_key = $1, last_seen = $2 WHERE id = $3")
-            .bind(d.dedup_key.as_deref().map(|k| db_text(k).into_owned()))
-            .bind(seen)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        out.push(DetectionOutcome::Created(id));
+        out.push(DetectionOutcome::Created(alert.id));
     }
     Ok(out)
 }
@@ -568,6 +609,7 @@ impl StoreImpl {
 include!("common_events.rs");
 include!("common_ml.rs");
 include!("common_ai.rs");
+include!("common_outbox.rs");
 
 #[async_trait::async_trait]
 impl Store for StoreImpl {
@@ -961,7 +1003,7 @@ impl Store for StoreImpl {
     }
 
     async fn create_alert(&self, org: Uuid, a: NewAlert, actor: &str) -> Result<Alert> {
-        self.create_alert_impl(PendingAlert { org, alert: a, actor: actor.to_string() }).await
+        self.create_alert_impl(PendingAlert::new(org, a, actor)).await
     }
 
     async fn insert_alerts_bulk(&self, org: Uuid, alerts: Vec<NewAlert>) -> Result<u64> {
@@ -971,11 +1013,11 @@ impl Store for StoreImpl {
             let batch: Vec<PendingAlert> = it
                 .by_ref()
                 .take(10_000)
-                .map(|alert| PendingAlert { org, alert, actor: "system".into() })
+                .map(|alert| PendingAlert::new(org, alert, "system"))
                 .collect();
-            let ids = insert_in_tx(self.writer(), &batch, vigil_core::now()).await?;
-            for (p, id) in batch.iter().zip(ids) {
-                if id.is_none() {
+            let alerts = insert_in_tx(self.writer(), &batch, vigil_core::now(), &self.outbox_notify).await?;
+            for (p, a) in batch.iter().zip(alerts) {
+                if a.is_none() {
                     return Err(Error::Conflict(format!("an alert with alert_id '{}' exists", p.alert.alert_id)));
                 }
                 n += 1;
@@ -1090,7 +1132,8 @@ impl Store for StoreImpl {
         }
         sqlx::query(
             "UPDATE alerts SET status = $1, updated_at = $2, resolution_notes = $3, acknowledged_by = $4, \
-             acknowledged_at = $5, closed_by = $6, closed_at = $7 WHERE id = $8 AND org_id = $9",
+             acknowledged_at = $5, closed_by = $6, closed_at = $7, severity = $8, assignee = $9 \
+             WHERE id = $10 AND org_id = $11",
         )
         .bind(alert.status.as_str())
         .bind(alert.updated_at)
@@ -1099,6 +1142,8 @@ impl Store for StoreImpl {
         .bind(alert.acknowledged_at)
         .bind(alert.closed_by.as_deref())
         .bind(alert.closed_at)
+        .bind(alert.severity.rank())
+        .bind(alert.assignee.as_deref())
         .bind(id)
         .bind(org)
         .execute(&mut *tx)
@@ -1107,7 +1152,10 @@ impl Store for StoreImpl {
             insert_history(&mut tx, org, id, actor, now, c)
                 .await?;
         }
+        let event = alert_event(change.event_kind(&alert), actor, &alert, event_changes(&changes), now);
+        insert_outbox_tx(&mut tx, std::slice::from_ref(&event)).await?;
         tx.commit().await?;
+        self.outbox_notify.notify_one();
         Ok(alert)
     }
 
@@ -1381,6 +1429,9 @@ impl Store for StoreImpl {
         let mut tx = self.writer().begin().await?;
         let out = record_detections_tx(&mut tx, org, detections, window, vigil_core::now()).await?;
         tx.commit().await?;
+        if !out.is_empty() {
+            self.outbox_notify.notify_one();
+        }
         Ok(out)
     }
 
@@ -1389,6 +1440,10 @@ impl Store for StoreImpl {
     }
 
     fn ml_store(&self) -> std::sync::Arc<dyn crate::MlStore> {
+        std::sync::Arc::new(self.clone())
+    }
+
+    fn outbox_store(&self) -> std::sync::Arc<dyn crate::OutboxStore> {
         std::sync::Arc::new(self.clone())
     }
 

@@ -72,12 +72,16 @@ impl StoreImpl {
             analysis: t.analysis,
             suggestions: t.suggestions,
         };
-        // Insert only when the alert is this organization's.
-        let done = sqlx::query(
+        // Only an alert of this organization is triaged; its row is the event's snapshot
+        // (and, on PostgreSQL, locked so the event shows the alert as it was committed).
+        let mut tx = self.writer().begin().await?;
+        let alert = Self::fetch_alert(&mut *tx, org, triage.alert_id, true)
+            .await?
+            .ok_or(Error::NotFound)?;
+        sqlx::query(
             "INSERT INTO alert_triage (id, org_id, alert_id, provider, model, prompt_version, \
              created_at, created_by, analysis, suggestions) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-             WHERE EXISTS (SELECT 1 FROM alerts WHERE org_id = $2 AND id = $3)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(triage.id)
         .bind(org)
@@ -89,11 +93,23 @@ impl StoreImpl {
         .bind(&triage.created_by)
         .bind(Json(&triage.analysis))
         .bind(Json(&triage.suggestions))
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound);
-        }
+        let changes = vec![vigil_core::AlertFieldChange::new(
+            "triage",
+            None,
+            Some(triage.id.to_string()),
+        )];
+        let event = alert_event(
+            vigil_core::AlertEventKind::Triaged,
+            &triage.created_by,
+            &alert,
+            changes,
+            triage.created_at,
+        );
+        insert_outbox_tx(&mut tx, std::slice::from_ref(&event)).await?;
+        tx.commit().await?;
+        self.outbox_notify.notify_one();
         Ok(triage)
     }
 

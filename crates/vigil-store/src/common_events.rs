@@ -123,6 +123,9 @@ impl EventStore for StoreImpl {
         }
         let raised = record_detections_tx(&mut tx, org, detections, dedup_window, now).await?;
         tx.commit().await?;
+        if !raised.is_empty() {
+            self.outbox_notify.notify_one();
+        }
         Ok((outcome, raised))
     }
 

@@ -28,6 +28,7 @@ mod change;
 mod error;
 mod events;
 pub mod ml;
+pub mod outbox;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -42,6 +43,7 @@ pub use events::{
     valid_field_path as events_valid_field_path,
 };
 pub use ml::{MlStore, NewFeatureRow, NewModel, StoredModel};
+pub use outbox::OutboxStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -281,6 +283,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// The ML engine's feature vectors and models, in the same database.
     fn ml_store(&self) -> Arc<dyn MlStore>;
+    /// The outbox of alert events (`outbox.rs`), in the same database.
+    fn outbox_store(&self) -> Arc<dyn OutboxStore>;
     /// Events stored after the event with id `after` (ids are UUIDv7, given at storage
     /// time), oldest first, at most `limit` (up to 10,000): the Loki forwarder's cursor.
     async fn events_after(

@@ -34,6 +34,8 @@ fn migrator() -> &'static Migrator {
 pub struct PgStore {
     read: Pool<Db>,
     write: Pool<Db>,
+    /// Woken after a commit that wrote outbox rows.
+    outbox_notify: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl PgStore {
@@ -46,6 +48,7 @@ impl PgStore {
         Ok(Self {
             read: pool.clone(),
             write: pool,
+            outbox_notify: Default::default(),
         })
     }
 }
@@ -57,7 +60,7 @@ impl PgStore {
     }
 
     async fn create_alert_impl(&self, p: PendingAlert) -> Result<Alert> {
-        insert_alerts(&self.write, vec![p])
+        insert_alerts(&self.write, vec![p], &self.outbox_notify)
             .await
             .pop()
             .unwrap_or(Err(Error::NotFound))

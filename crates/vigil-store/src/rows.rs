@@ -17,7 +17,7 @@ pub const ALERT_COLS: &str = "alerts.id, alerts.org_id, alerts.alert_id, alerts.
     alerts.timestamp, alerts.created_at, alerts.updated_at, alerts.metadata, \
     alerts.attack_technique_id, alerts.confidence_score, alerts.agent_id, alerts.tags, \
     alerts.observables, alerts.resolution_notes, alerts.acknowledged_by, alerts.acknowledged_at, \
-    alerts.closed_by, alerts.closed_at, alerts.event_count, alerts.last_seen";
+    alerts.closed_by, alerts.closed_at, alerts.event_count, alerts.last_seen, alerts.assignee";
 
 pub const USER_COLS: &str =
     "id, org_id, username, email, role, disabled, created_at, last_login_at";
@@ -49,6 +49,7 @@ pub struct AlertRow {
     closed_at: Option<DateTime<Utc>>,
     event_count: i64,
     last_seen: Option<DateTime<Utc>>,
+    assignee: Option<String>,
 }
 
 impl AlertRow {
@@ -79,6 +80,7 @@ impl AlertRow {
             closed_at: self.closed_at,
             event_count: self.event_count,
             last_seen: self.last_seen,
+            assignee: self.assignee,
         })
     }
 }

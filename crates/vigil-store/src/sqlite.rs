@@ -44,6 +44,8 @@ pub struct SqliteStore {
     creates: tokio::sync::mpsc::Sender<CreateRequest>,
     /// The database file opened at start (`None` in memory).
     file: Option<FileId>,
+    /// Woken after a commit that wrote outbox rows.
+    outbox_notify: std::sync::Arc<tokio::sync::Notify>,
 }
 
 struct CreateRequest {
@@ -57,7 +59,11 @@ const GROUP_COMMIT_MAX: usize = 512;
 /// Group commit: SQLite has one writer, so concurrent alert creations are collected and
 /// written in one transaction (each still succeeds or fails on its own). Under no load a
 /// batch is a single alert and nothing waits.
-async fn group_commit(pool: Pool<Db>, mut rx: tokio::sync::mpsc::Receiver<CreateRequest>) {
+async fn group_commit(
+    pool: Pool<Db>,
+    mut rx: tokio::sync::mpsc::Receiver<CreateRequest>,
+    outbox: std::sync::Arc<tokio::sync::Notify>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < GROUP_COMMIT_MAX {
@@ -68,7 +74,7 @@ async fn group_commit(pool: Pool<Db>, mut rx: tokio::sync::mpsc::Receiver<Create
         }
         let (items, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (r.alert, r.reply)).unzip();
-        let results = insert_alerts(&pool, items).await;
+        let results = insert_alerts(&pool, items, &outbox).await;
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
@@ -158,12 +164,14 @@ impl SqliteStore {
             .connect_with(opts.read_only(true))
             .await?;
         let (creates, rx) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
-        tokio::spawn(group_commit(write.clone(), rx));
+        let outbox_notify = std::sync::Arc::<tokio::sync::Notify>::default();
+        tokio::spawn(group_commit(write.clone(), rx, outbox_notify.clone()));
         Ok(Self {
             read,
             write,
             creates,
             file,
+            outbox_notify,
         })
     }
 

@@ -106,8 +106,13 @@ pub struct TestApp {
     pub syslog: vigil_server::app::SyslogAddrs,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
-    // Last: dropped after the server was told to stop.
-    _db: TestDb,
+    /// The hub this server's stream clients would subscribe to.
+    pub hub: std::sync::Arc<vigil_server::outbox::LiveHub>,
+    /// The database URL (replicas share it).
+    pub db_url: String,
+    // Last: dropped after the server was told to stop (`None`: a replica, which shares
+    // the first server's database).
+    _db: Option<TestDb>,
 }
 
 /// A server with the test defaults (rate limiting off).
@@ -121,13 +126,28 @@ pub async fn spawn_app_with(
     configure: impl FnOnce(&mut Config),
 ) -> Option<TestApp> {
     let db = TestDb::new(backend).await?;
+    let url = db.url.clone();
+    Some(spawn_on(backend, Some(db), url, configure).await)
+}
+
+/// Another server on the database of `first` (a replica), configured like a test server.
+pub async fn spawn_replica(first: &TestApp, configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_on(first.backend, None, first.db_url.clone(), configure).await
+}
+
+async fn spawn_on(
+    backend: Backend,
+    db: Option<TestDb>,
+    db_url: String,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let data_dir = std::env::temp_dir().join(format!("vigil-api-test-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&data_dir).expect("create data dir");
     let mut config = Config {
         data_dir: data_dir.clone(),
         ..Config::default()
     };
-    config.database.url = Secret::new(db.url.clone());
+    config.database.url = Secret::new(db_url.clone());
     config.database.max_connections = 4;
     config.server.port = 0;
     config.server.host = "127.0.0.1".into();
@@ -141,6 +161,7 @@ pub async fn spawn_app_with(
     let port = app.port();
     let store = app.store();
     let syslog = app.syslog_addrs();
+    let hub = app.hub();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -149,7 +170,7 @@ pub async fn spawn_app_with(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("http client");
-    Some(TestApp {
+    TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         store,
@@ -159,8 +180,10 @@ pub async fn spawn_app_with(
         syslog,
         shutdown: Some(tx),
         server: Some(server),
+        hub,
+        db_url,
         _db: db,
-    })
+    }
 }
 
 impl Drop for TestApp {

@@ -11,6 +11,7 @@ mod alerts;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod fanout;
 mod ingest;
 mod ingest_limits;
 mod jobs;
