@@ -370,12 +370,7 @@ impl Application {
                 "pipeline drained"
             ),
             Err(_) => {
-                let pending: Vec<&str> = self
-                    .background
-                    .iter()
-                    .filter(|(_, t)| !t.is_finished())
-                    .map(|(name, _)| *name)
-                    .collect();
+                let pending = unfinished(&self.background);
                 tracing::warn!(
                     grace_secs = grace.as_secs(),
                     http_finished = served.is_some(),
@@ -389,23 +384,39 @@ impl Application {
                 }
             }
         }
-        // Closing waits for connections still checked out; a request left running past the
-        // grace period may hold one, so this wait is bounded too.
-        if tokio::time::timeout(STORE_CLOSE_WAIT, self.state.store.close())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                wait_secs = STORE_CLOSE_WAIT.as_secs(),
-                "store close: connections still in use; exiting without waiting for them"
-            );
-        }
-        tracing::info!("stopped");
+        close_store(&self.state.store).await;
         match served {
             Some(Err(e)) => Err(e.into()),
             _ => Ok(()),
         }
     }
+}
+
+/// The last step of a shutdown (`vigil serve`, `vigil worker`): closes the store and logs
+/// `stopped`. Closing waits for connections still checked out; a request or job left
+/// running past the grace period may hold one, so this wait is bounded too.
+pub(crate) async fn close_store(store: &DynStore) {
+    if tokio::time::timeout(STORE_CLOSE_WAIT, store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            wait_secs = STORE_CLOSE_WAIT.as_secs(),
+            "store close: connections still in use; exiting without waiting for them"
+        );
+    }
+    tracing::info!("stopped");
+}
+
+/// The names of the tasks still running.
+pub(crate) fn unfinished(
+    tasks: &[(&'static str, tokio::task::JoinHandle<()>)],
+) -> Vec<&'static str> {
+    tasks
+        .iter()
+        .filter(|(_, t)| !t.is_finished())
+        .map(|(name, _)| *name)
+        .collect()
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (inside

@@ -37,9 +37,6 @@ use vigil_store::DynStore;
 use crate::config::Config;
 use crate::jobs::{JobContext, JobQueue};
 
-/// How long closing the store may wait at shutdown.
-const STORE_CLOSE_WAIT: Duration = Duration::from_secs(5);
-
 pub struct Worker {
     listener: TcpListener,
     store: DynStore,
@@ -145,12 +142,7 @@ impl Worker {
             }
         };
         if tokio::time::timeout_at(deadline, drain).await.is_err() {
-            let pending: Vec<&str> = self
-                .tasks
-                .iter()
-                .filter(|(_, t)| !t.is_finished())
-                .map(|(name, _)| *name)
-                .collect();
+            let pending = crate::app::unfinished(&self.tasks);
             tracing::warn!(
                 grace_secs = self.grace.as_secs(),
                 pending = ?pending,
@@ -160,16 +152,7 @@ impl Worker {
                 task.abort();
             }
         }
-        if tokio::time::timeout(STORE_CLOSE_WAIT, self.store.close())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                wait_secs = STORE_CLOSE_WAIT.as_secs(),
-                "store close: connections still in use"
-            );
-        }
-        tracing::info!("stopped");
+        crate::app::close_store(&self.store).await;
         match served {
             Some(Err(e)) => Err(e.into()),
             _ => Ok(()),

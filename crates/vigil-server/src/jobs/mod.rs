@@ -177,27 +177,6 @@ pub fn consumer_name(role: &str) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let p = RetryPolicy {
-            max_attempts: 5,
-            base: Duration::from_millis(100),
-            max: Duration::from_millis(1000),
-        };
-        let b1 = p.backoff(1);
-        assert!(b1 <= Duration::from_millis(100) && b1 >= Duration::from_millis(80));
-        let b3 = p.backoff(3);
-        assert!(b3 <= Duration::from_millis(400) && b3 >= Duration::from_millis(320));
-        let b10 = p.backoff(10);
-        assert!(b10 <= Duration::from_millis(1000) && b10 >= Duration::from_millis(800));
-        assert!(p.backoff(u32::MAX) <= Duration::from_millis(1000));
-    }
-}
-
 /// Starts what a process does with jobs: the scheduler always (its lease makes one replica
 /// enqueue each tick), and with `run` a runner. Returns the tasks by name; they end after
 /// `shutdown` (the runner once its running jobs finish).
@@ -229,4 +208,25 @@ pub async fn start(
         tasks.push(("job-runner", tokio::spawn(runner.run(shutdown.clone()))));
     }
     Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(1000),
+        };
+        let b1 = p.backoff(1);
+        assert!(b1 <= Duration::from_millis(100) && b1 >= Duration::from_millis(80));
+        let b3 = p.backoff(3);
+        assert!(b3 <= Duration::from_millis(400) && b3 >= Duration::from_millis(320));
+        let b10 = p.backoff(10);
+        assert!(b10 <= Duration::from_millis(1000) && b10 >= Duration::from_millis(800));
+        assert!(p.backoff(u32::MAX) <= Duration::from_millis(1000));
+    }
 }

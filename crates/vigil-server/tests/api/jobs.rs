@@ -209,8 +209,7 @@ async fn run_flaky(
     .await;
     stop.cancel();
     task.await.unwrap();
-    let seen = attempts.lock().unwrap().clone();
-    seen
+    attempts.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
