@@ -321,3 +321,53 @@ async fn a_periodic_job_is_enqueued_once_per_tick_by_two_schedulers() {
             .any(|k| k.contains(":schedule:test.periodic:"))
     );
 }
+
+struct Noop;
+
+#[async_trait]
+impl JobHandler for Noop {
+    fn kind(&self) -> &'static str {
+        "test.noop"
+    }
+    async fn run(&self, _job: &Job) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+/// A figure, not a check: jobs per second through each queue with a no-op handler
+/// (`cargo test -p vigil-server --test api jobs::throughput -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by hand"]
+async fn throughput() {
+    const JOBS: usize = 5000;
+    let r = TestRedis::new();
+    for (name, q, _) in queues(r.as_ref(), 3, Duration::from_secs(60)).await {
+        let started = std::time::Instant::now();
+        for i in 0..JOBS {
+            q.enqueue("test.noop", json!({ "n": i })).await.unwrap();
+        }
+        let enqueued = started.elapsed();
+        let stop = CancellationToken::new();
+        let runner = JobRunner::new(
+            q.clone(),
+            vec![Arc::new(Noop)],
+            &jobs_config(3),
+            "bench".into(),
+        );
+        let task = tokio::spawn(runner.run(stop.clone()));
+        let run_started = std::time::Instant::now();
+        poll_until(300, "every job run", || {
+            let q = q.clone();
+            async move { (q.pending().await.unwrap() == 0).then_some(()) }
+        })
+        .await;
+        let ran = run_started.elapsed();
+        stop.cancel();
+        task.await.unwrap();
+        eprintln!(
+            "{name}: enqueue {:.0} jobs/s, run (concurrency 2) {:.0} jobs/s",
+            JOBS as f64 / enqueued.as_secs_f64(),
+            JOBS as f64 / ran.as_secs_f64()
+        );
+    }
+}
