@@ -32,6 +32,10 @@ const GROUP: &str = "workers";
 /// Longest a single `XREADGROUP ... BLOCK` waits, so due retries are moved back promptly.
 const MAX_BLOCK: Duration = Duration::from_secs(1);
 
+/// How often `next` moves due retries back and looks for stale entries (two round trips
+/// that would otherwise come before every read).
+const MAINTENANCE_EVERY: Duration = Duration::from_millis(250);
+
 /// Moves due members of the delayed set (KEYS[1]) into the stream (KEYS[2]).
 const PROMOTE: &str = r#"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
@@ -96,6 +100,8 @@ pub struct RedisQueue {
     dead_max: usize,
     promote: redis::Script,
     settle: redis::Script,
+    /// When `next` last moved due retries and looked for stale entries.
+    maintained: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl RedisQueue {
@@ -149,7 +155,19 @@ impl RedisQueue {
             dead_max: dead_max.max(1),
             promote: redis::Script::new(PROMOTE),
             settle: redis::Script::new(SETTLE),
+            maintained: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Whether `MAINTENANCE_EVERY` passed since the last maintenance (and if so, it starts now).
+    fn maintenance_due(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut last = self.maintained.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < MAINTENANCE_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     fn now_ms() -> i64 {
@@ -380,9 +398,11 @@ impl JobQueue for RedisQueue {
     async fn next(&self, consumer: &str, wait: Duration) -> anyhow::Result<Option<Job>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            self.promote_due().await?;
-            if let Some(job) = self.claim_stale(consumer).await? {
-                return Ok(Some(job));
+            if self.maintenance_due() {
+                self.promote_due().await?;
+                if let Some(job) = self.claim_stale(consumer).await? {
+                    return Ok(Some(job));
+                }
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if let Some(job) = self.read_new(consumer, left).await? {

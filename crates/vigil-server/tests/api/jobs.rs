@@ -339,7 +339,7 @@ impl JobHandler for Noop {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; run by hand"]
 async fn throughput() {
-    const JOBS: usize = 5000;
+    const JOBS: usize = 1000; // the test queues hold 1000
     let r = TestRedis::new();
     for (name, q, _) in queues(r.as_ref(), 3, Duration::from_secs(60)).await {
         let started = std::time::Instant::now();
