@@ -112,3 +112,130 @@ async fn an_alert_created_on_replica_a_reaches_the_hub_of_replica_b_once() {
         "A's hub hears its own alerts through Redis, once each"
     );
 }
+
+/// A TCP forwarder to Redis whose connections the test can cut, as a network fault or a
+/// Redis restart would.
+struct CuttableProxy {
+    port: u16,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let conns = conns.clone();
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    let conn = tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    conns.lock().unwrap().push(conn);
+                }
+            }
+        });
+        Self {
+            port,
+            conns,
+            accept,
+        }
+    }
+
+    /// Closes every connection made so far.
+    fn cut(&self) {
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscriber_reconnects_after_its_connection_is_cut() {
+    let Some(r) = TestRedis::new() else {
+        return;
+    };
+    // A real event to publish: an alert's outbox record from a throwaway server.
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await.unwrap();
+    let admin = app.admin().await;
+    app.create_alert(
+        &admin.access,
+        json!({ "title": "reconnect", "severity": "low" }),
+    )
+    .await;
+    let org = app
+        .store
+        .get_org_by_name("default")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let event = app
+        .store
+        .outbox_store()
+        .after(org, 0, 1)
+        .await
+        .unwrap()
+        .remove(0);
+
+    let upstream: std::net::SocketAddr = r
+        .url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("VIGIL_TEST_REDIS_URL as redis://HOST:PORT");
+    let proxy = CuttableProxy::start(upstream).await;
+    let hub = std::sync::Arc::new(vigil_server::outbox::LiveHub::new(64));
+    let mut rx = hub.subscribe();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let subscriber = vigil_server::outbox::RedisSubscriber::new(
+        &format!("redis://127.0.0.1:{}", proxy.port),
+        &r.prefix,
+        hub.clone(),
+    )
+    .unwrap()
+    .start(stop.clone())
+    .await
+    .unwrap();
+    let fanout = vigil_server::outbox::RedisFanout::new(
+        vigil_server::jobs::redis::connect(&r.url).await.unwrap(),
+        &r.prefix,
+    );
+    use vigil_server::outbox::Fanout;
+
+    fanout.publish(std::slice::from_ref(&event)).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("delivered")
+        .unwrap();
+    assert_eq!(got.id, event.id);
+
+    proxy.cut();
+    // What is published while it is down is lost (stream clients resume from the outbox);
+    // once it is back, events flow again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscriber did not come back"
+        );
+        fanout.publish(std::slice::from_ref(&event)).await.unwrap();
+        if let Ok(e) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            assert_eq!(e.unwrap().id, event.id);
+            break;
+        }
+    }
+    stop.cancel();
+    subscriber.await.unwrap();
+}
