@@ -174,13 +174,7 @@ async fn the_subscriber_reconnects_after_its_connection_is_cut() {
         json!({ "title": "reconnect", "severity": "low" }),
     )
     .await;
-    let org = app
-        .store
-        .get_org_by_name("default")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let org = app.default_org().await;
     let event = app
         .store
         .outbox_store()

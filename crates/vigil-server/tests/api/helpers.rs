@@ -367,6 +367,16 @@ impl TestApp {
         Session::from_body(r.ok(200))
     }
 
+    /// The id of organization `default` (the bootstrap admin's).
+    pub async fn default_org(&self) -> Uuid {
+        let org = self
+            .store
+            .get_org_by_name("default")
+            .await
+            .expect("read orgs");
+        org.expect("org default").id
+    }
+
     pub async fn admin(&self) -> Session {
         self.login_ok("admin", ADMIN_PW).await
     }
