@@ -8,8 +8,8 @@
 //!    the syslog listeners stop accepting and reading, and queue the messages already read;
 //!    the local agent flushes what it holds;
 //! 2. the pipeline's queue is closed and every batch in it is stored;
-//! 3. the background loops (retention, ML worker, auto-triage, Loki forwarder, outbox
-//!    dispatcher) finish the round they are in;
+//! 3. the background loops (job scheduler and runner, ML worker, Loki forwarder, outbox
+//!    dispatcher) finish the round or the jobs they are in;
 //! 4. the store closes.
 //!
 //! What did not finish in time is aborted (a batch not stored is never acknowledged) and
@@ -134,20 +134,19 @@ impl Application {
                 memory_budget_bytes: config.ingest.memory_budget_bytes,
             },
         );
-        let retention = tokio::spawn(purge_old_events(
-            events.clone(),
-            config.ingest.retention_days,
-            shutdown.clone(),
-        ));
+        // Without Redis this process runs every job; with it, `vigil worker` does (unless
+        // jobs.run_in_server), and this server reloads the models the workers train.
+        let runs_jobs = config.redis.url.is_empty() || config.jobs.run_in_server;
         let ml_worker = tokio::spawn(crate::ml::worker::run(
             ml.clone(),
             store.clone(),
             chrono::Duration::seconds(
                 i64::try_from(config.ingest.dedup_window_secs).unwrap_or(i64::MAX / 1000),
             ),
+            !runs_jobs,
             shutdown.clone(),
         ));
-        let mut background = vec![("retention", retention), ("ml-worker", ml_worker)];
+        let mut background = vec![("ml-worker", ml_worker)];
         let syslog = crate::syslog::SyslogListeners::bind(&config.syslog).await?;
         let syslog_addrs = SyslogAddrs {
             udp: syslog.udp_addr(),
@@ -181,9 +180,23 @@ impl Application {
         );
         background.push(("webhooks", tokio::spawn(scheduler.run(shutdown.clone()))));
         let hub = std::sync::Arc::new(crate::outbox::LiveHub::new(crate::outbox::HUB_CAPACITY));
-        let fanout: std::sync::Arc<dyn crate::outbox::Fanout> =
-            std::sync::Arc::new(crate::outbox::LocalFanout(hub.clone()));
-        let sinks: Vec<std::sync::Arc<dyn crate::outbox::OutboxSink>> = vec![std::sync::Arc::new(
+        // With Redis, events reach this hub through the subscriber like every replica's.
+        let fanout: std::sync::Arc<dyn crate::outbox::Fanout> = if config.redis.url.is_empty() {
+            std::sync::Arc::new(crate::outbox::LocalFanout(hub.clone()))
+        } else {
+            let url = config.redis.url.expose();
+            let subscriber =
+                crate::outbox::RedisSubscriber::new(url, &config.redis.key_prefix, hub.clone())?;
+            background.push((
+                "redis-subscriber",
+                subscriber.start(shutdown.clone()).await?,
+            ));
+            std::sync::Arc::new(crate::outbox::RedisFanout::new(
+                crate::jobs::redis::connect(url).await?,
+                &config.redis.key_prefix,
+            ))
+        };
+                let sinks: Vec<std::sync::Arc<dyn crate::outbox::OutboxSink>> = vec![std::sync::Arc::new(
             crate::webhooks::WebhookSink::new(webhooks.clone()),
         )];
         let dispatcher = crate::outbox::OutboxDispatcher::new(
@@ -200,6 +213,15 @@ impl Application {
         let (stream, stream_encoder) =
             crate::stream::StreamHub::start(&hub, crate::outbox::HUB_CAPACITY, shutdown.clone());
         background.push(("stream", stream_encoder));
+        let jobs = crate::jobs::connect(&config).await?;
+        let job_ctx = crate::jobs::JobContext {
+            config: std::sync::Arc::new(config.clone()),
+            store: store.clone(),
+            ml: ml.clone(),
+            ai: ai.clone(),
+            jobs: jobs.clone(),
+        };
+        background.extend(crate::jobs::start(&job_ctx, runs_jobs, "serve", &shutdown).await?);
         let rl = &config.rate_limit;
         let state = AppState::new(Inner {
             events,
@@ -222,6 +244,7 @@ impl Application {
             metrics,
             ai,
             webhooks,
+            jobs,
             hub,
             store,
             config,
@@ -364,12 +387,7 @@ impl Application {
                 "pipeline drained"
             ),
             Err(_) => {
-                let pending: Vec<&str> = self
-                    .background
-                    .iter()
-                    .filter(|(_, t)| !t.is_finished())
-                    .map(|(name, _)| *name)
-                    .collect();
+                let pending = unfinished(&self.background);
                 tracing::warn!(
                     grace_secs = grace.as_secs(),
                     http_finished = served.is_some(),
@@ -383,18 +401,7 @@ impl Application {
                 }
             }
         }
-        // Closing waits for connections still checked out; a request left running past the
-        // grace period may hold one, so this wait is bounded too.
-        if tokio::time::timeout(STORE_CLOSE_WAIT, self.state.store.close())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                wait_secs = STORE_CLOSE_WAIT.as_secs(),
-                "store close: connections still in use; exiting without waiting for them"
-            );
-        }
-        tracing::info!("stopped");
+        close_store(&self.state.store).await;
         match served {
             Some(Err(e)) => Err(e.into()),
             _ => Ok(()),
@@ -402,25 +409,31 @@ impl Application {
     }
 }
 
-/// Deletes events older than the retention period, hourly, until `shutdown`.
-async fn purge_old_events(
-    events: std::sync::Arc<dyn vigil_store::EventStore>,
-    days: u32,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let before = vigil_core::now() - chrono::Duration::days(i64::from(days));
-        match events.purge_events(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, days, "old events purged"),
-            Err(e) => tracing::warn!(error = %e, "event retention failed"),
-        }
+/// The last step of a shutdown (`vigil serve`, `vigil worker`): closes the store and logs
+/// `stopped`. Closing waits for connections still checked out; a request or job left
+/// running past the grace period may hold one, so this wait is bounded too.
+pub(crate) async fn close_store(store: &DynStore) {
+    if tokio::time::timeout(STORE_CLOSE_WAIT, store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            wait_secs = STORE_CLOSE_WAIT.as_secs(),
+            "store close: connections still in use; exiting without waiting for them"
+        );
     }
+    tracing::info!("stopped");
+}
+
+/// The names of the tasks still running.
+pub(crate) fn unfinished(
+    tasks: &[(&'static str, tokio::task::JoinHandle<()>)],
+) -> Vec<&'static str> {
+    tasks
+        .iter()
+        .filter(|(_, t)| !t.is_finished())
+        .map(|(name, _)| *name)
+        .collect()
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (inside

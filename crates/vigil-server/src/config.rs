@@ -150,6 +150,89 @@ impl Default for SyslogConfig {
     }
 }
 
+/// `[redis]`: scale-out. Without `url` one process does everything (in-process job queue,
+/// alert fan-out inside the process); with it, `vigil serve` replicas publish alert events
+/// over Redis pub/sub and hand jobs to `vigil worker` processes through Redis Streams.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:6379/0` (redacted when printed); empty: no Redis.
+    pub url: Secret,
+    /// Prefix of every key and channel (`{prefix}:jobs`, `{prefix}:{org}:alerts`), so
+    /// several Vigil deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::default(),
+            key_prefix: "vigil".into(),
+        }
+    }
+}
+
+/// `[jobs]`: background work (retention, ML retraining, AI auto-triage, webhook delivery).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Jobs one process runs at once.
+    pub concurrency: usize,
+    /// Runs of one job (the first included) before it goes to the dead letters.
+    pub max_attempts: u32,
+    /// Delay before the first retry, milliseconds; doubled for each later one.
+    pub backoff_base_ms: u64,
+    /// Longest delay between two runs of a job, seconds.
+    pub backoff_max_secs: u64,
+    /// A job taken by a worker and neither finished nor failed after this many seconds
+    /// (the worker died) is run again by another (Redis).
+    pub visibility_timeout_secs: u64,
+    /// Jobs the in-process queue holds (waiting and delayed) before enqueueing fails.
+    pub queue_capacity: usize,
+    /// Dead jobs kept for inspection (newest).
+    pub dead_letter_max: usize,
+    /// With `[redis] url`, `vigil serve` also runs jobs (else only `vigil worker` does).
+    /// Without Redis, `vigil serve` always runs them.
+    pub run_in_server: bool,
+    /// How often stored events older than `ingest.retention_days` are purged, seconds.
+    pub retention_interval_secs: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            max_attempts: 8,
+            backoff_base_ms: 1000,
+            backoff_max_secs: 600,
+            visibility_timeout_secs: 300,
+            queue_capacity: 100_000,
+            dead_letter_max: 10_000,
+            run_in_server: false,
+            retention_interval_secs: 3600,
+        }
+    }
+}
+
+/// `[worker]`: the `vigil worker` process (jobs from Redis).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Address of the worker's `/health` and `/metrics`.
+    pub host: String,
+    /// Port of the worker's `/health` and `/metrics`; 0 picks a free port.
+    pub port: u16,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8001,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -170,6 +253,9 @@ pub struct Config {
     pub ml: crate::ml::MlConfig,
     pub webhooks: crate::webhooks::WebhooksConfig,
     pub stream: crate::stream::StreamConfig,
+    pub redis: RedisConfig,
+    pub jobs: JobsConfig,
+    pub worker: WorkerConfig,
     pub outbox: crate::outbox::OutboxConfig,
 }
 
@@ -191,6 +277,9 @@ impl Default for Config {
             ml: crate::ml::MlConfig::default(),
             webhooks: crate::webhooks::WebhooksConfig::default(),
             stream: crate::stream::StreamConfig::default(),
+            redis: RedisConfig::default(),
+            jobs: JobsConfig::default(),
+            worker: WorkerConfig::default(),
             outbox: crate::outbox::OutboxConfig::default(),
         }
     }
@@ -546,6 +635,34 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let j = &self.jobs;
+        if j.concurrency == 0
+            || j.max_attempts == 0
+            || j.queue_capacity == 0
+            || j.visibility_timeout_secs == 0
+            || j.retention_interval_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "jobs: concurrency, max_attempts, queue_capacity, visibility_timeout_secs and retention_interval_secs must be at least 1".into(),
+            ));
+        }
+        let prefix = &self.redis.key_prefix;
+        if prefix.is_empty() || prefix.contains(['*', '?', '[', ']', ' ']) {
+            return Err(ConfigError::Invalid(format!(
+                "redis.key_prefix '{prefix}' must be non-empty, without spaces or glob characters (* ? [ ])"
+            )));
+        }
+        if !self.redis.url.is_empty() {
+            let url = self.redis.url.expose();
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
+                return Err(ConfigError::Invalid(
+                    "redis.url must start with redis://, rediss:// or unix://".into(),
+                ));
+            }
+        }
         if self.server.cors_origins.iter().any(|o| o.trim() == "*") {
             return Err(ConfigError::Invalid(
                 "server.cors_origins must list origins explicitly; '*' is not allowed with credentials"
@@ -627,6 +744,13 @@ impl Config {
             &["database", "url"],
             toml::Value::String(vigil_store::redact_url(&self.database_url())),
         );
+        if !self.redis.url.is_empty() {
+            set_path(
+                &mut v,
+                &["redis", "url"],
+                toml::Value::String(vigil_store::redact_url(self.redis.url.expose())),
+            );
+        }
         toml::to_string_pretty(&v).unwrap_or_default()
     }
 }
@@ -979,6 +1103,8 @@ mod tests {
                         "log.format" => "json".to_string(),
                         "ollama.provider" => "openai".to_string(),
                         "ingest.min_alert_level" => "critical".to_string(),
+                        "redis.url" => "redis://127.0.0.1:9/0".to_string(),
+                        "redis.key_prefix" => "vigil-from-env".to_string(),
                         k if k.ends_with(".url") => format!("http://127.0.0.1:9/{k}"),
                         k => format!("{k} from the environment, 32 bytes or more"),
                     };
@@ -1009,6 +1135,7 @@ mod tests {
                 "cortex.api_key",
                 "database.url",
                 "ollama.api_key",
+                "redis.url",
                 "thehive.api_key"
             ]
         );

@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod jobs;
 pub mod local_agent;
 pub mod metrics;
 pub mod middleware;
@@ -30,5 +31,6 @@ pub mod stream;
 pub mod syslog;
 pub mod telemetry;
 pub mod webhooks;
+pub mod worker;
 
 pub use app::{Application, BootstrapAdmin, bootstrap_admin, shutdown_signal};

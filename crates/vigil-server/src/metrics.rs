@@ -46,6 +46,12 @@ pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries_total";
 pub const WEBHOOK_DELIVERY_DURATION: &str = "webhook_delivery_duration_seconds";
 /// Gauge: live stream clients connected to this process, by `transport` (`websocket`, `sse`).
 pub const STREAM_CLIENTS: &str = "stream_clients";
+/// Counter: jobs run, by `kind` and `result` (`ok`, `retry`, `dead`).
+pub const JOBS_TOTAL: &str = "jobs_total";
+/// Histogram: time one job run took, by `kind`.
+pub const JOB_DURATION: &str = "job_duration_seconds";
+/// Gauge: jobs waiting, running and delayed for a retry (the whole queue, every process).
+pub const JOBS_PENDING: &str = "jobs_pending";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -135,6 +141,16 @@ fn describe() {
         WEBHOOK_DELIVERY_DURATION,
         Unit::Seconds,
         "Duration of one webhook attempt"
+    );
+    describe_counter!(JOBS_TOTAL, "Jobs run, by kind and result (ok, retry, dead)");
+    describe_histogram!(
+        JOB_DURATION,
+        Unit::Seconds,
+        "Time one job run took, by kind"
+    );
+    describe_gauge!(
+        JOBS_PENDING,
+        "Jobs waiting, running and delayed for a retry, whole queue"
     );
     describe_gauge!(
         OUTBOX_PENDING,

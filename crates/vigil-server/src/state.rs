@@ -41,6 +41,8 @@ pub struct Inner {
     /// The one shutdown signal of `vigil serve`; long-lived connections (the stream) end
     /// with it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Background jobs: in-process, or Redis Streams with `[redis] url` (`jobs/`).
+    pub jobs: Arc<dyn crate::jobs::JobQueue>,
     /// Dispatched alert events, for live stream clients (`outbox/hub.rs`).
     pub hub: Arc<crate::outbox::LiveHub>,
 }

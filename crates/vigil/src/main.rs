@@ -22,6 +22,7 @@ mod keys;
 mod ml;
 mod parse;
 mod rules;
+mod worker;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +42,9 @@ struct Cli {
 enum Command {
     /// Run the all-in-one server (API, auth, storage).
     Serve,
+    /// Run background jobs (webhook delivery, retention, ML retraining, AI auto-triage)
+    /// from the Redis queue, next to `vigil serve` replicas; needs `[redis] url`.
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -208,6 +212,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(load_config(cli.config.as_ref())?).await,
+        Command::Worker => worker::run(load_config(cli.config.as_ref())?).await,
         Command::User(cmd) => user(load_config(cli.config.as_ref())?, cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Hunt(_) | Command::Rules(_) => anyhow::bail!("handled before the runtime starts"),

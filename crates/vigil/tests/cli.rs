@@ -4,6 +4,8 @@
 mod hunt;
 #[path = "cli/rules.rs"]
 mod rules;
+#[path = "cli/scaleout.rs"]
+mod scaleout;
 #[path = "cli/shutdown.rs"]
 mod shutdown;
 #[path = "cli/webhooks.rs"]
@@ -69,6 +71,7 @@ fn config_check_redacts_secrets_and_names_unknown_keys() {
         &[
             ("THEHIVE_API_KEY", "hive-secret-value"),
             ("VIGIL_DATABASE__URL", "postgres://u:hunter2@db/vigil"),
+            ("VIGIL_REDIS__URL", "redis://:redis-pass-123@cache:6379/0"),
             ("API_PORT", "9100"),
         ],
     );
@@ -76,8 +79,11 @@ fn config_check_redacts_secrets_and_names_unknown_keys() {
     assert!(o.status.success(), "{err}");
     assert!(out.contains("port = 9100"), "{out}");
     assert!(out.contains("postgres://u:***@db/vigil"), "{out}");
+    assert!(out.contains("redis://:***@cache:6379/0"), "{out}");
     assert!(
-        !out.contains("hive-secret-value") && !out.contains("hunter2"),
+        !out.contains("hive-secret-value")
+            && !out.contains("hunter2")
+            && !out.contains("redis-pass-123"),
         "{out}"
     );
 

@@ -1,8 +1,8 @@
-//! Background jobs: auto-triage of new high and critical alerts, and the Loki forwarder.
-//! Both are off by default and stop with the server: on the shutdown signal each finishes
-//! the alert or page it is on and returns, before the store closes.
+//! Background work of the AI side: auto-triage of new high and critical alerts (one round,
+//! run by the periodic job `ai.auto_triage`) and the Loki forwarder (a loop of `vigil
+//! serve`). Both are off by default; the forwarder stops with the server: on the shutdown
+//! signal it finishes the page it is on and returns, before the store closes.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -16,7 +16,8 @@ use crate::metrics::LOKI_FORWARDED;
 /// Batches of 1000 events the forwarder pushes per organization and round.
 const MAX_PAGES: usize = 20;
 
-/// Starts the configured jobs.
+/// Starts the Loki forwarder when configured (auto-triage is the periodic job
+/// `ai.auto_triage`, see [`auto_triage_round`]).
 pub fn spawn(
     ai: &Ai,
     cfg: &crate::config::Config,
@@ -24,17 +25,6 @@ pub fn spawn(
     shutdown: &CancellationToken,
 ) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
     let mut tasks = Vec::new();
-    if cfg.ollama.auto_triage && ai.llm.is_some() {
-        tasks.push((
-            "auto-triage",
-            tokio::spawn(auto_triage(
-                ai.clone(),
-                store.clone(),
-                Duration::from_secs(cfg.ollama.auto_triage_interval_secs),
-                shutdown.clone(),
-            )),
-        ));
-    }
     if cfg.loki.forward
         && let Some(loki) = &ai.loki
     {
@@ -51,62 +41,45 @@ pub fn spawn(
     tasks
 }
 
-/// Triages open high and critical alerts created after the server started, once each.
-async fn auto_triage(ai: Ai, store: DynStore, every: Duration, shutdown: CancellationToken) {
-    let started = vigil_core::now();
-    let mut done: HashSet<uuid::Uuid> = HashSet::new();
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let orgs = match store.list_orgs().await {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(error = %e, "auto-triage: cannot list organizations");
+/// Triages the open high and critical alerts created since `since` that have no triage yet
+/// (the newest 50 per organization), once each: an alert with a stored triage is skipped,
+/// so running this twice does no extra model calls. Returns the triages stored; a model
+/// failure leaves the alert for the next round.
+pub async fn auto_triage_round(
+    ai: &Ai,
+    store: &DynStore,
+    since: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<usize> {
+    let mut stored = 0;
+    for org in store.list_orgs().await? {
+        let filter = AlertFilter {
+            severities: vec![Severity::High, Severity::Critical],
+            statuses: vec![AlertStatus::Open],
+            sort: AlertSortField::CreatedAt,
+            descending: true,
+            limit: 50,
+            ..Default::default()
+        };
+        let page = store.list_alerts(org.id, &filter).await?;
+        for a in page.items.into_iter().filter(|a| a.created_at >= since) {
+            if store
+                .list_triage(org.id, a.id)
+                .await?
+                .is_some_and(|t| !t.is_empty())
+            {
                 continue;
             }
-        };
-        for org in orgs {
-            let filter = AlertFilter {
-                severities: vec![Severity::High, Severity::Critical],
-                statuses: vec![AlertStatus::Open],
-                sort: AlertSortField::CreatedAt,
-                descending: true,
-                limit: 50,
-                ..Default::default()
-            };
-            let Ok(page) = store.list_alerts(org.id, &filter).await else {
-                continue;
-            };
-            for a in page.items.into_iter().filter(|a| a.created_at >= started) {
-                // A model call can take long: stop between alerts.
-                if shutdown.is_cancelled() {
-                    return;
+            match super::triage::triage_alert(ai, store, org.id, a.id, "auto-triage").await {
+                Ok(_) => {
+                    stored += 1;
+                    tracing::info!(alert = %a.id, "auto-triage stored");
                 }
-                if done.contains(&a.id) {
-                    continue;
-                }
-                match store.list_triage(org.id, a.id).await {
-                    Ok(Some(t)) if !t.is_empty() => {
-                        done.insert(a.id);
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(_) => continue,
-                }
-                match super::triage::triage_alert(&ai, &store, org.id, a.id, "auto-triage").await {
-                    Ok(_) => {
-                        done.insert(a.id);
-                        tracing::info!(alert = %a.id, "auto-triage stored");
-                    }
-                    // Tried again next round (the model may be back by then).
-                    Err(e) => tracing::warn!(alert = %a.id, error = %e, "auto-triage failed"),
-                }
+                // Tried again next round (the model may be back by then).
+                Err(e) => tracing::warn!(alert = %a.id, error = %e, "auto-triage failed"),
             }
         }
     }
+    Ok(stored)
 }
 
 /// The smallest UUIDv7 of instant `t`: every id generated at or after `t` sorts above it.

@@ -20,9 +20,11 @@
 
 mod dispatcher;
 mod hub;
+pub mod redis;
 
 pub use dispatcher::OutboxDispatcher;
 pub use hub::{Fanout, LiveHub, LocalFanout, OutboxSink};
+pub use redis::{RedisFanout, RedisSubscriber};
 
 use serde::{Deserialize, Serialize};
 

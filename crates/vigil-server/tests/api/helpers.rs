@@ -108,8 +108,13 @@ pub struct TestApp {
     pub hub: std::sync::Arc<vigil_server::outbox::LiveHub>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
-    // Last: dropped after the server was told to stop.
-    _db: TestDb,
+    /// The hub this server's stream clients would subscribe to.
+    pub hub: std::sync::Arc<vigil_server::outbox::LiveHub>,
+    /// The database URL (replicas share it).
+    pub db_url: String,
+    // Last: dropped after the server was told to stop (`None`: a replica, which shares
+    // the first server's database).
+    _db: Option<TestDb>,
 }
 
 /// A server with the test defaults (rate limiting off).
@@ -123,13 +128,28 @@ pub async fn spawn_app_with(
     configure: impl FnOnce(&mut Config),
 ) -> Option<TestApp> {
     let db = TestDb::new(backend).await?;
+    let url = db.url.clone();
+    Some(spawn_on(backend, Some(db), url, configure).await)
+}
+
+/// Another server on the database of `first` (a replica), configured like a test server.
+pub async fn spawn_replica(first: &TestApp, configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_on(first.backend, None, first.db_url.clone(), configure).await
+}
+
+async fn spawn_on(
+    backend: Backend,
+    db: Option<TestDb>,
+    db_url: String,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let data_dir = std::env::temp_dir().join(format!("vigil-api-test-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&data_dir).expect("create data dir");
     let mut config = Config {
         data_dir: data_dir.clone(),
         ..Config::default()
     };
-    config.database.url = Secret::new(db.url.clone());
+    config.database.url = Secret::new(db_url.clone());
     config.database.max_connections = 4;
     config.server.port = 0;
     config.server.host = "127.0.0.1".into();
@@ -152,7 +172,7 @@ pub async fn spawn_app_with(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("http client");
-    Some(TestApp {
+    TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         store,
@@ -163,8 +183,10 @@ pub async fn spawn_app_with(
         hub,
         shutdown: Some(tx),
         server: Some(server),
+        hub,
+        db_url,
         _db: db,
-    })
+    }
 }
 
 impl Drop for TestApp {
@@ -346,6 +368,16 @@ impl TestApp {
     pub async fn login_ok(&self, username: &str, password: &str) -> Session {
         let r = self.login(username, password).await;
         Session::from_body(r.ok(200))
+    }
+
+    /// The id of organization `default` (the bootstrap admin's).
+    pub async fn default_org(&self) -> Uuid {
+        let org = self
+            .store
+            .get_org_by_name("default")
+            .await
+            .expect("read orgs");
+        org.expect("org default").id
     }
 
     pub async fn admin(&self) -> Session {
@@ -538,4 +570,76 @@ pub async fn metric(app: &TestApp, name: &str) -> Option<f64> {
         let (k, v) = l.split_once(' ')?;
         (k == name).then(|| v.trim().parse().ok()).flatten()
     })
+}
+
+/// A key prefix of its own on the test Redis (`VIGIL_TEST_REDIS_URL`, default
+/// `redis://127.0.0.1:6379`); its keys are deleted when dropped. `None` (with a message)
+/// when Redis is not reachable, a panic instead when `CI=true`.
+pub struct TestRedis {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl TestRedis {
+    pub fn new() -> Option<Self> {
+        let url = std::env::var("VIGIL_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let reachable = redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection_with_timeout(std::time::Duration::from_secs(2)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+        if let Err(e) = reachable {
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                panic!("CI=true and Redis is not reachable at {url}: {e}");
+            }
+            eprintln!("skipped: Redis not reachable at {url} ({e}); set VIGIL_TEST_REDIS_URL");
+            return None;
+        }
+        Some(Self {
+            url,
+            prefix: format!("vigil-test-{}", Uuid::new_v4().simple()),
+        })
+    }
+
+    /// Every key under this prefix.
+    pub fn keys(&self) -> Vec<String> {
+        let Ok(mut c) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+        else {
+            return Vec::new();
+        };
+        redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query(&mut c)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let keys = self.keys();
+        if keys.is_empty() {
+            return;
+        }
+        if let Ok(mut c) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection()) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut c);
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, failing the test after `secs`.
+pub async fn poll_until<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

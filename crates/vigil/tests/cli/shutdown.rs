@@ -28,8 +28,8 @@ pub(crate) fn free_port() -> u16 {
 /// A running `vigil serve` whose stdout (JSON log lines) is collected as it comes, so a
 /// chatty server never blocks on a full pipe.
 pub(crate) struct Server {
-    child: Child,
-    port: u16,
+    pub(crate) child: Child,
+    pub(crate) port: u16,
     log: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
@@ -45,11 +45,23 @@ impl Server {
     /// Starts `vigil --config <dir>/vigil.toml serve` with `toml` (which must set the port)
     /// and waits for `/health`.
     pub(crate) fn start(dir: &Path, port: u16, toml: &str, env: &[(&str, &str)]) -> Server {
+        Self::start_command(dir, "serve", port, toml, env)
+    }
+
+    /// Starts `vigil --config <dir>/vigil.toml COMMAND` (`serve`, `worker`) and waits for
+    /// `/health` on `port`.
+    pub(crate) fn start_command(
+        dir: &Path,
+        command: &str,
+        port: u16,
+        toml: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let config = dir.join("vigil.toml");
         std::fs::write(&config, toml).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
         c.current_dir(dir)
-            .args(["--config", config.to_str().unwrap(), "serve"])
+            .args(["--config", config.to_str().unwrap(), command])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("VIGIL_DATA_DIR", dir.join("data"))
@@ -61,7 +73,7 @@ impl Server {
         for (k, v) in env {
             c.env(k, v);
         }
-        let mut child = c.spawn().expect("start vigil serve");
+        let mut child = c.spawn().expect("start vigil");
         let stdout = child.stdout.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let reader = std::thread::spawn({
@@ -81,14 +93,14 @@ impl Server {
         let client = reqwest::blocking::Client::new();
         let ready = wait_for(60, || {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("vigil serve exited early: {status}");
+                panic!("vigil {command} exited early: {status}");
             }
             client
                 .get(format!("http://127.0.0.1:{port}/health"))
                 .send()
                 .is_ok_and(|r| r.status().is_success())
         });
-        assert!(ready, "vigil serve did not answer /health");
+        assert!(ready, "vigil {command} did not answer /health");
         server
     }
 
@@ -120,7 +132,7 @@ impl Server {
     }
 
     /// A counter from `/metrics`, 0 when absent.
-    fn metric(&self, series: &str) -> u64 {
+    pub(super) fn metric(&self, series: &str) -> u64 {
         let text = reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", self.port))
             .and_then(|r| r.text())
             .unwrap_or_default();
