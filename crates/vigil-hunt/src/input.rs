@@ -219,13 +219,12 @@ pub(crate) fn compact_json(text: &str) -> String {
 /// range, so one large file is read by several threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Part {
-    Whole,
+    /// The whole file; an EVTX file's chunks rendered by this many threads (the evtx crate's
+    /// pool) while the caller's thread evaluates the records.
+    Whole { evtx_threads: usize },
     /// Lines starting at or after `start` and before `end`; their numbers are counted from
     /// the first line of the part (the caller adds the lines of the parts before).
-    Lines {
-        start: u64,
-        end: u64,
-    },
+    Lines { start: u64, end: u64 },
 }
 
 /// What reading a part found out about it.
@@ -244,7 +243,13 @@ pub fn read_events(
     on_event: &mut dyn FnMut(u64, InputEvent<'_>),
     errors: &mut Vec<Error>,
 ) {
-    read_part(path, kind, Part::Whole, on_event, errors);
+    read_part(
+        path,
+        kind,
+        Part::Whole { evtx_threads: 1 },
+        on_event,
+        errors,
+    );
 }
 
 /// [`read_events`] for a part of the file.
@@ -261,7 +266,13 @@ pub(crate) fn read_part(
     };
     match kind {
         InputKind::Evtx => match evtx::EvtxParser::from_path(path) {
-            Ok(parser) => read_evtx(path, parser, on_event, errors),
+            Ok(parser) => {
+                let threads = match part {
+                    Part::Whole { evtx_threads } => evtx_threads,
+                    Part::Lines { .. } => 1,
+                };
+                read_evtx(path, parser, threads, on_event, errors)
+            }
             Err(e) => errors.push(not_evtx(path, e)),
         },
         InputKind::Capture => read_capture(path, on_event, errors),
@@ -275,7 +286,7 @@ pub(crate) fn read_part(
             };
             let received = modified(&file);
             let limit = match part {
-                Part::Whole => None,
+                Part::Whole { .. } => None,
                 Part::Lines { start, end } => match seek_to_line(&mut file, start) {
                     Ok(at) => Some(end.saturating_sub(at)),
                     Err(e) => {
@@ -335,7 +346,7 @@ pub fn read_events_from_bytes(
 ) {
     match kind {
         InputKind::Evtx => match evtx::EvtxParser::from_buffer(data.to_vec()) {
-            Ok(parser) => read_evtx(path, parser, on_event, errors),
+            Ok(parser) => read_evtx(path, parser, 1, on_event, errors),
             Err(e) => errors.push(not_evtx(path, e)),
         },
         InputKind::Capture => errors.push(Error::Parse {
@@ -791,16 +802,19 @@ fn not_evtx(path: &Path, e: evtx::err::EvtxError) -> Error {
     }
 }
 
-/// The records of an EVTX file; a damaged chunk or record is reported and the rest read.
+/// The records of an EVTX file, chunks rendered by `threads` threads; a damaged chunk or
+/// record is reported and the rest read.
 fn read_evtx<T: std::io::Read + std::io::Seek>(
     path: &Path,
     parser: evtx::EvtxParser<T>,
+    threads: usize,
     on_event: &mut dyn FnMut(u64, InputEvent<'_>),
     errors: &mut Vec<Error>,
 ) {
-    // One thread per file: the hunt already reads files in parallel.
+    // One thread per file when the hunt has files enough for its threads; a large file
+    // alone gets the threads it would leave idle, to render its chunks (in record order).
     let settings = evtx::ParserSettings::new()
-        .num_threads(1)
+        .num_threads(threads.max(1))
         .separate_json_attributes(false);
     let mut parser = parser.with_configuration(settings);
     // Records rendered as JSON text by the evtx crate, parsed once by the engine's parser

@@ -598,11 +598,7 @@ impl<'r> Hunter<'r> {
             bytes: sizes.iter().sum(),
         });
         let units = self.units(&files, &sizes);
-        let threads = match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        }
-        .clamp(1, units.len().max(1));
+        let threads = self.thread_count().clamp(1, units.len().max(1));
         hunt.threads = threads;
         // Each file's place in path order (the order of matches at the same time).
         let mut by_path: Vec<usize> = (0..files.len()).collect();
@@ -746,7 +742,7 @@ impl<'r> Hunter<'r> {
             if InputKind::of(path) != InputKind::JsonLines || size <= self.part_bytes {
                 units.push(Unit {
                     file,
-                    part: Part::Whole,
+                    part: Part::Whole { evtx_threads: 1 },
                 });
                 continue;
             }
@@ -766,14 +762,39 @@ impl<'r> Hunter<'r> {
                 });
             }
         }
+        // Fewer units than threads: EVTX files share the idle threads to render their chunks.
+        let threads = self.thread_count();
+        let evtx = units
+            .iter()
+            .filter(|u| InputKind::of(&files[u.file]) == InputKind::Evtx)
+            .count();
+        if units.len() < threads && evtx > 0 {
+            let spare = (threads - units.len()) / evtx;
+            for u in &mut units {
+                if InputKind::of(&files[u.file]) == InputKind::Evtx {
+                    u.part = Part::Whole {
+                        evtx_threads: 1 + spare,
+                    };
+                }
+            }
+        }
         units
+    }
+
+    /// Threads asked for: [`Hunter::threads`], or one per core.
+    fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
     }
 
     /// Hunts one file, whatever its name, adding to `hunt` (without correlations, which need
     /// the whole hunt: see [`Hunter::hunt`]); its matches in file order.
     pub fn hunt_file(&self, path: &Path, hunt: &mut Hunt<'r>) {
         let mut store = Store::new(usize::MAX);
-        let file = self.hunt_unit_guarded(path, Part::Whole, (0, 0, 0), &self.plan(), &mut store);
+        let whole = Part::Whole { evtx_threads: 1 };
+        let file = self.hunt_unit_guarded(path, whole, (0, 0, 0), &self.plan(), &mut store);
         hunt.min_level = Some(self.min_level);
         hunt.rules = self.ruleset.rules();
         hunt.files += 1;

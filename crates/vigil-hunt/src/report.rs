@@ -169,14 +169,12 @@ pub fn write_table_from<'r>(
             table.colour_last(1, level_colour(level));
         }
     };
-    let mut rows = 0;
-    for hit in hits {
+    for (rows, hit) in hits.into_iter().enumerate() {
         let hit = hit?;
         if rows > 0 && rows % TABLE_BLOCK == 0 {
             table.write(out)?;
             table = Table::default();
         }
-        rows += 1;
         let rule = hit.rule.rule();
         let details = hit
             .key_fields()

@@ -95,12 +95,12 @@ impl Store {
     pub fn push(&mut self, kept: Kept) {
         self.bytes += kept.size();
         self.kept.push(kept);
-        if self.bytes > self.budget {
-            if let Err(e) = self.spill() {
-                // Disk full or no temporary directory: keep going in memory, and say so.
-                self.budget = usize::MAX;
-                self.error = Some(e);
-            }
+        // Disk full or no temporary directory: keep going in memory, and say so.
+        if self.bytes > self.budget
+            && let Err(e) = self.spill()
+        {
+            self.budget = usize::MAX;
+            self.error = Some(e);
         }
     }
 
