@@ -175,9 +175,9 @@ impl<'a> InputEvent<'a> {
         }
     }
 
-    /// The event's JSON text on one line: the text it was parsed from with the whitespace
-    /// between tokens left out (so a pretty-printed `.json` event is one line of JSON lines
-    /// output), or the `Value` serialised.
+    /// The event's JSON text on one line: the text it was parsed from (a pretty-printed
+    /// `.json` event without the whitespace between its tokens, so it is one line of JSON
+    /// lines output), or the `Value` serialised.
     pub fn one_line(&self) -> String {
         match *self {
             InputEvent::Parsed { text, .. } => compact_json(text),
@@ -186,13 +186,13 @@ impl<'a> InputEvent<'a> {
     }
 }
 
-/// `text` (valid JSON) without whitespace outside strings; the rest byte for byte.
+/// `text` (valid JSON) as it is when it is on one line (JSON lines, EVTX records), else
+/// without whitespace outside strings and the rest byte for byte.
 pub(crate) fn compact_json(text: &str) -> String {
     let bytes = text.as_bytes();
     let spaced = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
-    // Most texts (JSON lines, EVTX records) have no whitespace outside strings: a quick look
-    // for any whitespace at all decides.
-    if !bytes.iter().any(spaced) {
+    // A line break is never inside a JSON string (control characters are escaped there).
+    if memchr::memchr2(b'\n', b'\r', bytes).is_none() {
         return text.to_string();
     }
     let mut out = Vec::with_capacity(bytes.len());
@@ -365,8 +365,10 @@ pub fn read_events_from_bytes(
 /// serde_json's account of why `text` is not JSON (the engine's parser accepts what
 /// serde_json accepts, and serde_json's messages are the ones users know), and the line of
 /// `text` it is on (1-based); the engine parser's own when serde_json finds nothing wrong.
+/// Only for texts that failed: parsed into a `Value`, whose recursion limit `IgnoredAny`
+/// does not have.
 fn json_error(text: &str, engine: serde_json::Error) -> (String, usize) {
-    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+    match serde_json::from_str::<Json>(text) {
         Err(e) => (e.to_string(), e.line().max(1)),
         Ok(_) => (engine.to_string(), 1),
     }
