@@ -167,6 +167,33 @@ impl<'a> InputEvent<'a> {
         }
     }
 
+    /// The event's time as written ([`event_time`](crate::event_time)'s answer, read from
+    /// the node table for a parsed event).
+    pub fn time(&self) -> Option<String> {
+        let event = match *self {
+            InputEvent::Parsed { event, .. } => event,
+            InputEvent::Value(value) => return crate::event_time(value),
+        };
+        if let Some(t) = event
+            .str_at(&[
+                "Event",
+                "System",
+                "TimeCreated",
+                "#attributes",
+                "SystemTime",
+            ])
+            .or_else(|| event.str_at(&["Event", "System", "TimeCreated_attributes", "SystemTime"]))
+        {
+            return Some(t.to_string());
+        }
+        crate::TIME_FIELDS
+            .iter()
+            .find_map(|k| match event.str_at(&[k]) {
+                Some(s) => Some(s.to_string()),
+                None => event.number_at(&[k]).map(|n| n.to_string()),
+            })
+    }
+
     /// The event as a `serde_json::Value`: for tests and tools, not the hunt's path.
     pub fn to_value(&self) -> serde_json::Result<Json> {
         match *self {

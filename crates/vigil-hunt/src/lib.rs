@@ -883,7 +883,7 @@ impl<'r> Hunter<'r> {
             // The time is needed for every event only when a range is given.
             let mut time: Option<Option<String>> = None;
             if bounded {
-                let t = input_time(&input);
+                let t = input.time();
                 let at = t.as_deref().and_then(parse_event_time);
                 if !at.is_some_and(|at| self.range.contains(at)) {
                     unit.out_of_range += 1;
@@ -897,7 +897,7 @@ impl<'r> Hunter<'r> {
             if matched.is_empty() {
                 return;
             }
-            let time = time.unwrap_or_else(|| input_time(&input));
+            let time = time.unwrap_or_else(|| input.time());
             let at = time.as_deref().and_then(parse_event_time);
             let mut referenced = Vec::new();
             let mut shown = Vec::new();
@@ -1024,31 +1024,8 @@ fn capped(events: &[Contribution]) -> impl Iterator<Item = &Contribution> {
 }
 
 /// Where [`event_time`] looks, in order, after the Windows event time.
-const TIME_FIELDS: [&str; 6] = ["@timestamp", "timestamp", "time", "ts", "UtcTime", "date"];
-
-/// The time of an event as a reader gave it ([`event_time`]'s, for either kind of event).
-fn input_time(input: &InputEvent<'_>) -> Option<String> {
-    let event = match input {
-        InputEvent::Parsed { event, .. } => event,
-        InputEvent::Value(value) => return event_time(value),
-    };
-    if let Some(t) = event
-        .str_at(&[
-            "Event",
-            "System",
-            "TimeCreated",
-            "#attributes",
-            "SystemTime",
-        ])
-        .or_else(|| event.str_at(&["Event", "System", "TimeCreated_attributes", "SystemTime"]))
-    {
-        return Some(t.to_string());
-    }
-    TIME_FIELDS.iter().find_map(|k| match event.str_at(&[k]) {
-        Some(s) => Some(s.to_string()),
-        None => event.number_at(&[k]).map(|n| n.to_string()),
-    })
-}
+pub(crate) const TIME_FIELDS: [&str; 6] =
+    ["@timestamp", "timestamp", "time", "ts", "UtcTime", "date"];
 
 /// The time of an event: `System.TimeCreated.SystemTime` for Windows events, else the first of
 /// a few common time fields.
