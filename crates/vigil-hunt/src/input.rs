@@ -206,23 +206,34 @@ impl<'a> InputEvent<'a> {
     /// `.json` event without the whitespace between its tokens, so it is one line of JSON
     /// lines output), or the `Value` serialised.
     pub fn one_line(&self) -> String {
+        let mut out = Vec::new();
+        self.write_one_line(&mut out);
+        // Written from a `str`, or by serde_json: UTF-8.
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// [`InputEvent::one_line`] appended to `out` (a buffer the caller reuses).
+    pub fn write_one_line(&self, out: &mut Vec<u8>) {
         match *self {
-            InputEvent::Parsed { text, .. } => compact_json(text),
-            InputEvent::Value(value) => value.to_string(),
+            InputEvent::Parsed { text, .. } => compact_json(text, out),
+            // Writing a `Value` to a `Vec` cannot fail.
+            InputEvent::Value(value) => {
+                let _ = serde_json::to_writer(&mut *out, value);
+            }
         }
     }
 }
 
-/// `text` (valid JSON) as it is when it is on one line (JSON lines, EVTX records), else
-/// without whitespace outside strings and the rest byte for byte.
-pub(crate) fn compact_json(text: &str) -> String {
+/// Appends `text` (valid JSON) to `out` as it is when it is on one line (JSON lines, EVTX
+/// records), else without whitespace outside strings and the rest byte for byte.
+fn compact_json(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
     let spaced = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     // A line break is never inside a JSON string (control characters are escaped there).
     if memchr::memchr2(b'\n', b'\r', bytes).is_none() {
-        return text.to_string();
+        return out.extend_from_slice(bytes);
     }
-    let mut out = Vec::with_capacity(bytes.len());
     let (mut in_string, mut escaped) = (false, false);
     for &b in bytes {
         if in_string {
@@ -238,8 +249,6 @@ pub(crate) fn compact_json(text: &str) -> String {
             out.push(b);
         }
     }
-    // Whitespace is ASCII and was only dropped between tokens: still UTF-8.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A part of a file to read: all of it, or (JSON lines) the lines that start in a byte

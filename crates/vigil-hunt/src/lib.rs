@@ -53,7 +53,7 @@ pub use input::{
     InputEvent, InputKind, MAX_LINE_BYTES, expand_inputs, read_events, read_events_from_bytes,
 };
 pub use spill::HitStream;
-use spill::{Kept, Key, Store};
+use spill::{Key, Store};
 pub use time::{TimeRange, parse_event_time, parse_time_bound};
 
 /// Errors of a hunt. Per-file and per-line errors are collected in [`Hunt::errors`]; the
@@ -920,21 +920,17 @@ impl<'r> Hunter<'r> {
             if shown.is_empty() && referenced.is_empty() {
                 return;
             }
-            let text: Arc<str> = Arc::from(input.one_line());
             if !referenced.is_empty() {
                 unit.candidates.push(Candidate {
                     time: at.map(|t| t.timestamp_millis()),
                     record,
                     rules: referenced,
-                    event: Arc::clone(&text),
+                    event: Arc::from(input.one_line()),
                 });
             }
             if !shown.is_empty() {
-                store.push(Kept {
-                    key: Key::new(at, time.as_deref(), place, record),
-                    rules: shown,
-                    text,
-                });
+                let key = Key::new(at, time.as_deref(), place, record);
+                store.push(key, shown, |buf| input.write_one_line(buf));
             }
         };
         let read = input::read_part(
