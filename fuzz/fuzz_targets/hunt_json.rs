@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use vigil_detect::{PipelineSet, Ruleset, builtin_rules};
-use vigil_hunt::{InputKind, event_time, parse_event_time, read_events_from_bytes};
+use vigil_hunt::{InputKind, parse_event_time, read_events_from_bytes};
 
 fn ruleset() -> &'static Ruleset {
     static R: OnceLock<Ruleset> = OnceLock::new();
@@ -23,8 +23,9 @@ fuzz_target!(|data: &[u8]| {
         InputKind::Json,
         data,
         &mut |_, event| {
-            let _ = rules.matches(&event).count();
-            let _ = event_time(&event).as_deref().and_then(parse_event_time);
+            let _ = rules.matches(event.event()).count();
+            let _ = event.time().as_deref().and_then(parse_event_time);
+            let _ = event.one_line();
         },
         &mut errors,
     );

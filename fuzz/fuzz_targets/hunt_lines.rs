@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
             kind,
             data,
             &mut |_, event| {
-                let _ = rules.matches(&event).count();
+                let _ = rules.matches(event.event()).count();
             },
             &mut errors,
         );

@@ -260,7 +260,7 @@ impl<'a> JsonEvent<'a> {
     }
 
     /// A number node's value (`None` for other nodes).
-    fn number_at(&self, i: usize) -> Option<Number> {
+    fn number_at_node(&self, i: usize) -> Option<Number> {
         match self.table.nodes[i].value {
             Val::Uint(u) => Some(Number::from(u)),
             Val::Num(n) => self.table.numbers.get(n as usize).cloned(),
@@ -317,6 +317,32 @@ impl<'a> JsonEvent<'a> {
         }
         let r = range(&self.table.arena, s)?;
         self.lowered().arena.get(r)
+    }
+
+    /// The node at `path` (member names from the root, each the last one written, as
+    /// `serde_json::Value::pointer` finds them in objects).
+    fn node_at(&self, path: &[&str]) -> Option<usize> {
+        path.iter()
+            .try_fold(self.root()?, |node, key| self.get(node, key))
+    }
+
+    /// The string at `path` (member names from the root), when there is one: reads a
+    /// document's time or a field as written, without the engine's field resolution.
+    ///
+    /// ```
+    /// let event = vigil_detect::JsonEvent::parse(r#"{"a":{"b":"x","n":2}}"#)?;
+    /// assert_eq!(event.str_at(&["a", "b"]), Some("x"));
+    /// assert_eq!(event.str_at(&["a", "n"]), None);
+    /// assert_eq!(event.number_at(&["a", "n"]), Some(2.into()));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn str_at(&self, path: &[&str]) -> Option<&str> {
+        self.as_str(self.node_at(path)?)
+    }
+
+    /// The number at `path` (member names from the root), as `serde_json` reads it.
+    pub fn number_at(&self, path: &[&str]) -> Option<Number> {
+        self.number_at_node(self.node_at(path)?)
     }
 
     /// The root node (none for an empty table).
@@ -472,7 +498,7 @@ impl<'a> JsonEvent<'a> {
         match &self.table.nodes[i].value {
             Val::Str(t) => FieldValue::Str(Cow::Borrowed(self.text(*t))),
             Val::Uint(_) | Val::Num(_) => self
-                .number_at(i)
+                .number_at_node(i)
                 .map_or(FieldValue::Null, |n| crate::event::number_value(&n)),
             Val::Bool(b) => FieldValue::Bool(*b),
             Val::Null => FieldValue::Null,
@@ -489,7 +515,7 @@ impl<'a> JsonEvent<'a> {
         match &self.table.nodes[i].value {
             Val::Null => Json::Null,
             Val::Bool(b) => Json::Bool(*b),
-            Val::Uint(_) | Val::Num(_) => self.number_at(i).map_or(Json::Null, Json::Number),
+            Val::Uint(_) | Val::Num(_) => self.number_at_node(i).map_or(Json::Null, Json::Number),
             Val::Str(t) => Json::String(self.text(*t).to_string()),
             Val::Arr => Json::Array(self.children(i).map(|c| self.to_value(c)).collect()),
             Val::Obj => Json::Object(
@@ -532,7 +558,7 @@ impl<'a> JsonEvent<'a> {
             |f: &mut dyn FnMut(Cow<'s, str>) -> bool, i: usize| match self.table.nodes[i].value {
                 Val::Str(t) => f(Cow::Borrowed(self.text(t))),
                 Val::Uint(_) | Val::Num(_) => self
-                    .number_at(i)
+                    .number_at_node(i)
                     .is_some_and(|n| f(Cow::Owned(n.to_string()))),
                 _ => false,
             };

@@ -5,7 +5,16 @@ use std::io::{self, Write};
 
 use vigil_detect::Level;
 
-use crate::{Hunt, level_name};
+use crate::{Hit, Hunt, level_name};
+
+/// Matches to write: [`Hunt::hits`], or a [`HitStream`](crate::HitStream).
+fn held<'a, 'r>(hunt: &'a Hunt<'r>) -> impl Iterator<Item = io::Result<Hit<'r>>> + 'a {
+    hunt.hits.iter().cloned().map(Ok)
+}
+
+/// A table of more rows than this is written in blocks of this many rows, each aligned on its
+/// own, so a hunt with millions of matches is not held in memory to be printed.
+const TABLE_BLOCK: usize = 10_000;
 
 /// Column widths of the table; longer values are cut with `…`.
 const TITLE_WIDTH: usize = 48;
@@ -142,13 +151,30 @@ pub fn write_table(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
 /// correlation match (its last event's place, `+N` more). `colour` colours the level
 /// (ANSI escapes: for terminals only).
 pub fn write_table_with(hunt: &Hunt<'_>, colour: bool, out: &mut dyn Write) -> io::Result<()> {
-    let mut table = Table::new(&["TIME", "LEVEL", "RULE", "RULE ID", "FILE:RECORD", "DETAILS"]);
+    write_table_from(hunt, held(hunt), colour, out)
+}
+
+/// [`write_table_with`] with the matches from `hits` (a [`HitStream`](crate::HitStream)):
+/// past [`TABLE_BLOCK`] rows, each block of rows is aligned on its own.
+pub fn write_table_from<'r>(
+    hunt: &Hunt<'r>,
+    hits: impl IntoIterator<Item = io::Result<Hit<'r>>>,
+    colour: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    const HEADER: [&str; 6] = ["TIME", "LEVEL", "RULE", "RULE ID", "FILE:RECORD", "DETAILS"];
+    let mut table = Table::new(&HEADER);
     let level_cell = |table: &mut Table, level: Level| {
         if colour {
             table.colour_last(1, level_colour(level));
         }
     };
-    for hit in &hunt.hits {
+    for (rows, hit) in hits.into_iter().enumerate() {
+        let hit = hit?;
+        if rows > 0 && rows % TABLE_BLOCK == 0 {
+            table.write(out)?;
+            table = Table::default();
+        }
         let rule = hit.rule.rule();
         let details = hit
             .key_fields()
@@ -210,13 +236,23 @@ fn csv_field(text: &str) -> String {
 /// holds the key fields as `name=value` separated by spaces (the correlation's count and
 /// group for correlation matches).
 pub fn write_csv(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
+    write_csv_from(hunt, held(hunt), out)
+}
+
+/// [`write_csv`] with the matches from `hits` (a [`HitStream`](crate::HitStream)).
+pub fn write_csv_from<'r>(
+    hunt: &Hunt<'r>,
+    hits: impl IntoIterator<Item = io::Result<Hit<'r>>>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut row = |fields: [&str; 8]| -> io::Result<()> {
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.write_all(line.join(",").as_bytes())?;
         out.write_all(b"\r\n")
     };
     row(CSV_HEADER)?;
-    for hit in &hunt.hits {
+    for hit in hits {
+        let hit = hit?;
         let rule = hit.rule.rule();
         let details = hit
             .key_fields()
@@ -253,10 +289,19 @@ pub fn write_csv(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-/// One JSON object per hit and line ([`Hit::to_json`](crate::Hit::to_json)).
+/// One JSON object per hit and line ([`Hit::write_json`]: the event as its text was read).
 pub fn write_json_lines(hunt: &Hunt<'_>, out: &mut dyn Write) -> io::Result<()> {
-    for hit in &hunt.hits {
-        serde_json::to_writer(&mut *out, &hit.to_json())?;
+    write_json_lines_from(hunt, held(hunt), out)
+}
+
+/// [`write_json_lines`] with the matches from `hits` (a [`HitStream`](crate::HitStream)).
+pub fn write_json_lines_from<'r>(
+    hunt: &Hunt<'r>,
+    hits: impl IntoIterator<Item = io::Result<Hit<'r>>>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    for hit in hits {
+        hit?.write_json(out)?;
         out.write_all(b"\n")?;
     }
     for c in &hunt.correlations {
@@ -308,7 +353,7 @@ pub fn write_summary(hunt: &Hunt<'_>, rules: RuleCounts, out: &mut dyn Write) ->
         hunt.bytes as f64 / (1024.0 * 1024.0),
         hunt.threads,
         hunt.events,
-        hunt.hits.len(),
+        hunt.matches,
         hidden_note(hunt),
         hunt.correlations.len()
     )?;

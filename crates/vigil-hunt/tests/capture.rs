@@ -55,7 +55,7 @@ fn hunting_a_pcap_finds_a_dns_query_an_http_request_and_a_flow() {
         .find(|h| h.rule.rule().title == "Ad network lookup")
         .unwrap();
     assert_eq!(
-        dns.event["dns"]["question"]["name"],
+        dns.event.to_value()["dns"]["question"]["name"],
         "pagead2.googlesyndication.com"
     );
     assert_eq!(dns.location.path, pcap);

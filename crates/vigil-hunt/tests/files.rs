@@ -218,7 +218,9 @@ fn json_arrays_stream_and_keep_the_events_before_an_error() {
         Path::new("x.json"),
         vigil_hunt::InputKind::Json,
         bytes.as_bytes(),
-        &mut |record, event| records.push((record, event)),
+        &mut |record, event| {
+            records.push((record, event.to_value().unwrap_or_else(|e| panic!("{e}"))))
+        },
         &mut errors,
     );
     let numbers: Vec<u64> = records.iter().map(|(r, _)| *r).collect();

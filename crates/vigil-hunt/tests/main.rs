@@ -3,3 +3,4 @@
 mod capture;
 mod files;
 mod shared_data;
+mod streaming;

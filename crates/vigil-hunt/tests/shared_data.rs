@@ -16,12 +16,12 @@ const MIN_PASSING_JSON: usize = 117;
 
 const RULE_DIRS: [&str; 3] = ["rules", "rules-emerging-threats", "rules-threat-hunting"];
 
-fn sigma_dir() -> Option<PathBuf> {
+pub(crate) fn sigma_dir() -> Option<PathBuf> {
     vigil_testdata::path("sigma")
 }
 
 /// The whole pack through the Windows pipeline, loaded once for all tests of this module.
-fn ruleset(sigma: &Path) -> &'static Ruleset {
+pub(crate) fn ruleset(sigma: &Path) -> &'static Ruleset {
     static RULESET: OnceLock<Ruleset> = OnceLock::new();
     RULESET.get_or_init(|| {
         let mut all = LoadReport::default();
@@ -190,13 +190,13 @@ fn evtx_records_read_as_the_regression_json() {
         vigil_hunt::read_events(
             evtx,
             InputKind::Evtx,
-            &mut |_, e| from_evtx.push(e),
+            &mut |_, e| from_evtx.push(e.to_value().unwrap_or_else(|e| panic!("{e}"))),
             &mut errors,
         );
         vigil_hunt::read_events(
             json,
             InputKind::Json,
-            &mut |_, e| from_json.push(e),
+            &mut |_, e| from_json.push(e.to_value().unwrap_or_else(|e| panic!("{e}"))),
             &mut errors,
         );
         assert!(errors.is_empty(), "{errors:?}");

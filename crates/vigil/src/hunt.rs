@@ -196,7 +196,9 @@ fn run(args: HuntArgs) -> anyhow::Result<usize> {
         .map_err(flat)?
         .min_level(args.min_level.into());
     let (mut done, mut total) = (0, 0);
-    let hunt = hunter.hunt(&args.inputs, |p| match p {
+    // Matches come as a stream in time order, merged from memory and from sorted runs on
+    // disk: memory stays bounded whatever the input size.
+    let (hunt, hits) = hunter.hunt_stream(&args.inputs, |p| match p {
         Progress::Planned { files, bytes } => {
             total = files;
             bar.set_length(bytes);
@@ -235,15 +237,15 @@ fn run(args: HuntArgs) -> anyhow::Result<usize> {
         match output {
             Output::Json | Output::Csv => {
                 if output == Output::Json {
-                    report::write_json_lines(&hunt, &mut out)?;
+                    report::write_json_lines_from(&hunt, hits, &mut out)?;
                 } else {
-                    report::write_csv(&hunt, &mut out)?;
+                    report::write_csv_from(&hunt, hits, &mut out)?;
                 }
                 out.flush()?;
                 report::write_summary(&hunt, counts, &mut std::io::stderr())
             }
             Output::Table => {
-                report::write_table_with(&hunt, colour, &mut out)?;
+                report::write_table_from(&hunt, hits, colour, &mut out)?;
                 writeln!(out)?;
                 report::write_summary(&hunt, counts, &mut out)?;
                 out.flush()
