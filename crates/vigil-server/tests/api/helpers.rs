@@ -108,8 +108,6 @@ pub struct TestApp {
     pub hub: std::sync::Arc<vigil_server::outbox::LiveHub>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
-    /// The hub this server's stream clients would subscribe to.
-    pub hub: std::sync::Arc<vigil_server::outbox::LiveHub>,
     /// The database URL (replicas share it).
     pub db_url: String,
     // Last: dropped after the server was told to stop (`None`: a replica, which shares
@@ -183,7 +181,6 @@ async fn spawn_on(
         hub,
         shutdown: Some(tx),
         server: Some(server),
-        hub,
         db_url,
         _db: db,
     }
