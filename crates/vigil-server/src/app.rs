@@ -171,6 +171,8 @@ impl Application {
         } else {
             None
         };
+        // Before any loop that records metrics (the outbox dispatcher's first round).
+        let metrics = crate::metrics::install();
         let webhooks = crate::webhooks::Webhooks::new(&store, &config.webhooks, &secret)?;
         webhooks.sync_config_endpoints(&store).await?;
         let scheduler = crate::webhooks::scheduler::Scheduler::new(
@@ -212,7 +214,7 @@ impl Application {
             sessions: crate::state::SessionCache::new(Duration::from_secs(
                 config.auth.session_cache_secs,
             )),
-            metrics: crate::metrics::install(),
+            metrics,
             ai,
             webhooks,
             hub,

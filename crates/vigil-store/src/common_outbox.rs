@@ -91,6 +91,15 @@ impl crate::OutboxStore for StoreImpl {
         limit: u32,
         lease: std::time::Duration,
     ) -> Result<Vec<vigil_core::AlertEvent>> {
+        // Most polls find nothing: a read answers that without taking the writer (SQLite's
+        // one writer is alert creation's too).
+        let any: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM outbox WHERE dispatched_at IS NULL LIMIT 1")
+                .fetch_optional(&self.read)
+                .await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
         let now = vigil_core::now();
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         // PostgreSQL: a row another dispatcher is claiming right now is skipped, not waited

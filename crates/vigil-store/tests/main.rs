@@ -1354,6 +1354,7 @@ async fn ml_features_and_models_are_versioned_per_org(db: &TestDb) {
     );
 }
 mod ai;
+mod outbox;
 
 fn alert_titled(title: &str, description: &str) -> NewAlert {
     NewAlert::parse(

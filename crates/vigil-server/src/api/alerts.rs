@@ -1,5 +1,6 @@
 //! `/api/v1/alerts`: list with filters and pagination, create, lifecycle (status, ack,
-//! close, bulk), audit history.
+//! close, bulk, severity, assignee), audit history. Every change also writes its outbox
+//! event in the same transaction (`vigil_store::outbox`).
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -10,7 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use vigil_core::{
     Alert, AlertFilter, AlertHistoryEntry, AlertInput, AlertPage, AlertSortField, AlertStatus,
-    AttackTechniqueId, NewAlert, Role,
+    AttackTechniqueId, NewAlert, Role, Severity,
 };
 use vigil_store::AlertChange;
 
@@ -27,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_alert))
         .routes(routes!(update_status))
         .routes(routes!(acknowledge))
+        .routes(routes!(update_severity))
+        .routes(routes!(update_assignee))
         .routes(routes!(close))
         .routes(routes!(history))
 }
@@ -404,6 +407,76 @@ async fn acknowledge(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<axum::Json<Alert>> {
     change(&state, &user, id, AlertChange::Acknowledge).await
+}
+
+/// Body of a severity change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityRequest {
+    /// low, medium, high or critical.
+    pub severity: Severity,
+}
+
+/// Change an alert's severity (any status; the same severity changes nothing). Audited in
+/// the alert's history; raises an `alert.severity_changed` event.
+#[utoipa::path(patch, path = "/alerts/{id}/severity", tag = "alerts", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = SeverityRequest,
+    responses((status = 200, body = Alert), (status = 422, body = ErrorBody, description = "severity missing or invalid"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_severity(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<SeverityRequest>,
+) -> ApiResult<axum::Json<Alert>> {
+    change(
+        &state,
+        &user,
+        id,
+        AlertChange::Severity { to: req.severity },
+    )
+    .await
+}
+
+/// Body of an assignment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssigneeRequest {
+    /// User name of an enabled user of the organization; `null` unassigns.
+    pub assignee: Option<String>,
+}
+
+/// Assign an alert to a user of the organization, or unassign it (`assignee: null`).
+/// Audited in the alert's history; raises an `alert.assigned` event.
+#[utoipa::path(patch, path = "/alerts/{id}/assignee", tag = "alerts", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = AssigneeRequest,
+    responses((status = 200, body = Alert), (status = 400, body = ErrorBody, description = "unknown or disabled user"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "malformed body")))]
+async fn update_assignee(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<AssigneeRequest>,
+) -> ApiResult<axum::Json<Alert>> {
+    user.require(Role::Analyst)?;
+    if let Some(name) = &req.assignee {
+        // Another organization's user is as unknown as a missing one.
+        let known = state
+            .store
+            .get_user_by_username(name)
+            .await?
+            .filter(|u| u.org_id == user.org_id && !u.disabled);
+        if known.is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_assignee",
+                format!(
+                    "'{}' is not an enabled user of this organization",
+                    name.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+    }
+    change(&state, &user, id, AlertChange::Assign { to: req.assignee }).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -34,6 +34,8 @@ pub mod webhooks;
         Authenticate with POST /api/v1/auth/login and send `Authorization: Bearer <access_token>`. \
         Errors are `{\"error\":{\"code\":\"...\",\"message\":\"...\"}}`."),
     modifiers(&BearerAuth),
+    // The alert event every webhook and stream frame carries (schema v1).
+    components(schemas(vigil_core::AlertEvent, vigil_core::AlertEventKind, vigil_core::AlertFieldChange)),
     tags(
         (name = "alerts", description = "Alerts and their lifecycle"),
         (name = "auth", description = "Login, tokens, sessions"),

@@ -48,6 +48,10 @@ pub struct LocalFanout(pub Arc<LiveHub>);
 #[async_trait::async_trait]
 impl Fanout for LocalFanout {
     async fn publish(&self, events: &[AlertEvent]) -> anyhow::Result<()> {
+        // Nobody listening (no stream client): no copies to make.
+        if self.0.receivers() == 0 {
+            return Ok(());
+        }
         for e in events {
             self.0.deliver(Arc::new(e.clone()));
         }

@@ -104,6 +104,8 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
     pub syslog: vigil_server::app::SyslogAddrs,
+    /// The hub the server's outbox dispatcher delivers alert events into.
+    pub hub: std::sync::Arc<vigil_server::outbox::LiveHub>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     // Last: dropped after the server was told to stop.
@@ -141,6 +143,7 @@ pub async fn spawn_app_with(
     let port = app.port();
     let store = app.store();
     let syslog = app.syslog_addrs();
+    let hub = app.hub();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -157,6 +160,7 @@ pub async fn spawn_app_with(
         data_dir,
         client,
         syslog,
+        hub,
         shutdown: Some(tx),
         server: Some(server),
         _db: db,

@@ -16,6 +16,7 @@ mod ingest_limits;
 mod loki_syslog;
 mod ml;
 mod org_isolation;
+mod outbox;
 mod rate_limit;
 mod rbac;
 mod search;

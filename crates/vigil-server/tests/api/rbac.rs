@@ -83,6 +83,20 @@ fn cases() -> Vec<Case> {
             [403, 200, 200, 401],
         ),
         c(
+            "patch severity",
+            Method::PATCH,
+            "/api/v1/alerts/{alert}/severity",
+            Some(json!({ "severity": "critical" })),
+            [403, 200, 200, 401],
+        ),
+        c(
+            "patch assignee",
+            Method::PATCH,
+            "/api/v1/alerts/{alert}/assignee",
+            Some(json!({ "assignee": "admin" })),
+            [403, 200, 200, 401],
+        ),
+        c(
             "ack",
             Method::POST,
             "/api/v1/alerts/{alert}/ack",
