@@ -380,23 +380,37 @@ impl crate::webhooks::WebhookStore for StoreImpl {
         lease: std::time::Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<Uuid>> {
-        Ok(sqlx::query_scalar(&format!(
-            "UPDATE webhook_deliveries SET status = 'delivering', lease_until = $1, leased_by = $2 \
-             WHERE id IN (SELECT d.id FROM webhook_deliveries d WHERE d.endpoint_id = $3 \
-               AND d.status IN ('pending', 'delivering') AND d.next_attempt_at <= $4 \
-               AND (d.lease_until IS NULL OR d.lease_until < $4) \
-               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint_id = d.endpoint_id \
-                 AND p.alert_id = d.alert_id AND p.seq < d.seq AND p.status IN ('pending', 'delivering')) \
-               ORDER BY d.next_attempt_at, d.seq LIMIT $5{WH_SKIP_LOCKED}) \
-             RETURNING id"
-        ))
-        .bind(wh_lease_until(now, lease))
-        .bind(owner)
-        .bind(endpoint)
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(self.writer())
-        .await?)
+        // Two passes, each in the order of the (endpoint, status, next_attempt_at) index so
+        // the LIMIT stops early instead of sorting every waiting row: leases whose owner died,
+        // then due pending rows.
+        let mut claimed: Vec<Uuid> = Vec::new();
+        for which in [
+            "d.status = 'delivering' AND d.lease_until < $4",
+            "d.status = 'pending' AND d.next_attempt_at <= $4 \
+             AND (d.lease_until IS NULL OR d.lease_until < $4)",
+        ] {
+            let room = i64::from(limit) - claimed.len() as i64;
+            if room <= 0 {
+                break;
+            }
+            let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
+                "UPDATE webhook_deliveries SET status = 'delivering', lease_until = $1, leased_by = $2 \
+                 WHERE id IN (SELECT d.id FROM webhook_deliveries d WHERE d.endpoint_id = $3 AND {which} \
+                   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint_id = d.endpoint_id \
+                     AND p.alert_id = d.alert_id AND p.seq < d.seq AND p.status IN ('pending', 'delivering')) \
+                   ORDER BY d.next_attempt_at LIMIT $5{WH_SKIP_LOCKED}) \
+                 RETURNING id"
+            ))
+            .bind(wh_lease_until(now, lease))
+            .bind(owner)
+            .bind(endpoint)
+            .bind(now)
+            .bind(room)
+            .fetch_all(self.writer())
+            .await?;
+            claimed.extend(ids);
+        }
+        Ok(claimed)
     }
 
     async fn lease_delivery(

@@ -27,6 +27,7 @@ both!(
     a_hanging_endpoint_does_not_delay_a_healthy_one,
     ssrf_guard_refuses_internal_destinations,
     endpoints_are_admin_only_and_stay_in_their_org,
+    changes_of_one_alert_arrive_in_order,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -576,4 +577,66 @@ async fn endpoints_are_admin_only_and_stay_in_their_org(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 204);
+}
+
+async fn changes_of_one_alert_arrive_in_order(backend: Backend) {
+    // The failed first attempt waits 0.5 to 1 s: time for the later changes to overtake it
+    // if nothing held them back.
+    let Some(app) = app(backend, |c| c.webhooks.retry_base_ms = 1000).await else {
+        return;
+    };
+    let admin = app.admin().await.access;
+    // The first request fails: the alert's later changes must wait for its retry.
+    let rx = WebhookReceiver::start(|r| {
+        if r.index == 0 {
+            Reply::Status(503)
+        } else {
+            Reply::Status(200)
+        }
+    })
+    .await;
+    let (ep, secret) = endpoint(&app, &admin, json!({"name": "ordered", "url": rx.url})).await;
+    let alert = app.alert(&admin, "changes in order", "medium").await;
+    let id = id_of(&alert);
+    app.post(&format!("/api/v1/alerts/{id}/ack"), &admin, &json!({}))
+        .await
+        .ok(200);
+    app.patch(
+        &format!("/api/v1/alerts/{id}/severity"),
+        &admin,
+        &json!({"severity": "critical"}),
+    )
+    .await
+    .ok(200);
+    app.post(
+        &format!("/api/v1/alerts/{id}/close"),
+        &admin,
+        &json!({"resolution_notes": "done"}),
+    )
+    .await
+    .ok(200);
+    wait_log(&app, &admin, &ep, "four delivered", |l| {
+        l.len() == 4 && l.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    let got = rx.received();
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "alert.created",
+            "alert.created",
+            "alert.status_changed",
+            "alert.severity_changed",
+            "alert.closed"
+        ],
+        "a later change overtook the failed one"
+    );
+    let last = got[4].json();
+    assert_eq!(last["alert"]["status"], "closed");
+    assert_eq!(last["alert"]["severity"], "critical");
+    verify_all(&secret, &got);
 }
