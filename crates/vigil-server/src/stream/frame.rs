@@ -54,8 +54,9 @@ pub enum ServerFrame {
     Ready { cursor: String },
     /// Answer to a client `ping` message.
     Pong,
-    /// A client message was refused (`invalid_message`, `invalid_filter`); the connection
-    /// and the previous subscription stay.
+    /// A client message was refused (`invalid_message`, `invalid_filter`, `busy`: subscribe
+    /// messages sent faster than they are served); the connection and the previous
+    /// subscription stay.
     Error { code: &'static str, message: String },
     /// SSE only, last: why the stream ends (WebSocket sends a close frame with the same
     /// code and reason).

@@ -38,12 +38,16 @@ pub(crate) async fn serve(
             },
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(text))) => match handle(&text, &mut after) {
-                    Ok(Some(control)) => {
-                        if channels.control.send(control).await.is_err() {
-                            break None;
-                        }
-                        continue;
-                    }
+                    // Never waits: the pump may itself be waiting for this writer (a replay
+                    // filling the queue), so a full control queue refuses the message.
+                    Ok(Some(control)) => match channels.control.try_send(control) {
+                        Ok(()) => continue,
+                        Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Message::Text(
+                            refused("busy", "wait for ready before subscribing again".into())
+                                .to_text(),
+                        ),
+                        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break None,
+                    },
                     Ok(None) => Message::Text(ServerFrame::Pong.to_text()),
                     Err(frame) => Message::Text(frame.to_text()),
                 },
