@@ -792,7 +792,7 @@ impl<'r> Hunter<'r> {
     /// Hunts one file, whatever its name, adding to `hunt` (without correlations, which need
     /// the whole hunt: see [`Hunter::hunt`]); its matches in file order.
     pub fn hunt_file(&self, path: &Path, hunt: &mut Hunt<'r>) {
-        let mut store = Store::new(usize::MAX);
+        let mut store = Store::new(self.memory);
         let whole = Part::Whole { evtx_threads: 1 };
         let file = self.hunt_unit_guarded(path, whole, (0, 0, 0), &self.plan(), &mut store);
         hunt.min_level = Some(self.min_level);

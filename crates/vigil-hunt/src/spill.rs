@@ -68,6 +68,9 @@ struct Held {
     text: std::ops::Range<usize>,
 }
 
+/// The most a [`Store`] reserves for its texts up front (a budget may be unbounded).
+const MAX_RESERVE: usize = 256 << 20;
+
 /// A worker's matches: in memory up to `budget` bytes, then in sorted runs on disk. The
 /// events' texts go to one buffer, kept (emptied) from one run to the next: no allocation
 /// per match, and no fresh pages for the system to clear after each run.
@@ -95,6 +98,13 @@ impl Store {
 
     /// Keeps a match; `text` appends the event's text to the buffer it is given.
     pub fn push(&mut self, key: Key, rules: Vec<u32>, text: impl FnOnce(&mut Vec<u8>)) {
+        if self.arena.capacity() == 0 {
+            // Room for a run's texts at once: a buffer that doubles as it fills would be
+            // copied and its fresh pages cleared by the system at every doubling, and end
+            // up to twice the budget.
+            self.arena
+                .reserve_exact(self.budget.min(MAX_RESERVE) + (64 << 10));
+        }
         let start = self.arena.len();
         text(&mut self.arena);
         let end = self.arena.len();
