@@ -129,6 +129,21 @@ fn wh_lease_until(now: DateTime<Utc>, lease: std::time::Duration) -> DateTime<Ut
 }
 
 impl StoreImpl {
+    /// Endpoints matching `cond` (SQL after WHERE; `$1` is `org` when given), from the readers.
+    async fn wh_endpoints_where(
+        &self,
+        cond: &str,
+        org: Option<Uuid>,
+    ) -> Result<Vec<crate::webhooks::WebhookEndpoint>> {
+        let sql = format!("SELECT {WH_ENDPOINT_COLS} FROM webhook_endpoints WHERE {cond}");
+        let mut q = sqlx::query_as::<_, WhEndpointRow>(&sql);
+        if let Some(org) = org {
+            q = q.bind(org);
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
     async fn wh_endpoint(&self, org: Uuid, id: Uuid) -> Result<crate::webhooks::WebhookEndpoint> {
         let row: Option<WhEndpointRow> = sqlx::query_as(&format!(
             "SELECT {WH_ENDPOINT_COLS} FROM webhook_endpoints WHERE org_id = $1 AND id = $2"
@@ -181,13 +196,7 @@ impl crate::webhooks::WebhookStore for StoreImpl {
     }
 
     async fn list_endpoints(&self, org: Uuid) -> Result<Vec<crate::webhooks::WebhookEndpoint>> {
-        let rows: Vec<WhEndpointRow> = sqlx::query_as(&format!(
-            "SELECT {WH_ENDPOINT_COLS} FROM webhook_endpoints WHERE org_id = $1 ORDER BY name"
-        ))
-        .bind(org)
-        .fetch_all(&self.read)
-        .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
+        self.wh_endpoints_where("org_id = $1 ORDER BY name", Some(org)).await
     }
 
     async fn get_endpoint(
@@ -218,12 +227,7 @@ impl crate::webhooks::WebhookStore for StoreImpl {
     }
 
     async fn enabled_endpoints(&self) -> Result<Vec<crate::webhooks::WebhookEndpoint>> {
-        let rows: Vec<WhEndpointRow> = sqlx::query_as(&format!(
-            "SELECT {WH_ENDPOINT_COLS} FROM webhook_endpoints WHERE enabled ORDER BY org_id, name"
-        ))
-        .fetch_all(&self.read)
-        .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
+        self.wh_endpoints_where("enabled ORDER BY org_id, name", None).await
     }
 
     async fn update_endpoint(
