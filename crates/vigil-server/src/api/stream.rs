@@ -178,6 +178,11 @@ async fn stream(
             Ok(ws
                 .protocols([PROTOCOL])
                 .max_message_size(crate::stream::ws::MAX_CLIENT_MESSAGE)
+                // Clients send a few small messages; the 128 KiB default read buffer was
+                // most of a connection's memory (`vigil bench stream`). Every frame is
+                // flushed by itself, so the write buffer need not hold more than one.
+                .read_buffer_size(crate::stream::ws::READ_BUFFER)
+                .write_buffer_size(0)
                 .on_failed_upgrade(
                     |e| tracing::info!(error = %e, "stream: WebSocket upgrade failed"),
                 )

@@ -13,6 +13,8 @@ use crate::state::AppState;
 
 /// Largest client message read; a subscribe message is far smaller.
 pub(crate) const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Read buffer of a connection (grows for a larger message, up to the maximum).
+pub(crate) const READ_BUFFER: usize = 4 * 1024;
 
 /// Serves one upgraded connection until either side ends it. `after`: the URL's
 /// `?after=`, used by the first `subscribe` that names none.
