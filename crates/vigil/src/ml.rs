@@ -1,14 +1,17 @@
 //! `vigil ml fit|score`: train an Isolation Forest on a CSV file and score another one, to
-//! evaluate the detector on one's own data. The work is `vigil_ml`'s.
+//! evaluate the detector on one's own data. The work is `vigil_ml`'s: the CSV is read
+//! straight into one row-major buffer and scored in blocks by the forest's batched
+//! `score_samples`, on `-j` threads (a rayon pool of that size; `-j 1` is one thread).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use rayon::prelude::*;
 use vigil_ml::csv::Dataset;
 use vigil_ml::eval::{average_precision, roc_auc};
-use vigil_ml::{Contamination, ForestParams, MaxFeatures, MaxSamples, Model};
+use vigil_ml::{Contamination, ForestParams, Matrix, MaxFeatures, MaxSamples, Model};
 
 #[derive(Subcommand)]
 pub enum MlCmd {
@@ -48,6 +51,10 @@ pub struct FitArgs {
     /// Seed: the same data and seed give the same model.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Threads for reading the CSV and growing trees (default: one per core). The model is
+    /// the same whatever the number.
+    #[arg(long, short = 'j', value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -62,13 +69,30 @@ pub struct ScoreArgs {
     /// Label column for ROC AUC / average precision (default: `label` when present).
     #[arg(long, value_name = "NAME")]
     label_column: Option<String>,
+    /// Threads for reading the CSV, scoring and writing (default: one per core). Scores
+    /// are the same floats whatever the number.
+    #[arg(long, short = 'j', value_name = "N")]
+    threads: Option<usize>,
 }
 
 pub fn run(cmd: MlCmd) -> anyhow::Result<()> {
-    match cmd {
+    let threads = match &cmd {
+        MlCmd::Fit(a) => a.threads,
+        MlCmd::Score(a) => a.threads,
+    };
+    if threads == Some(0) {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    // 0 = rayon's default, one thread per core.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .thread_name(|i| format!("vigil-ml-{i}"))
+        .build()
+        .context("cannot start the worker threads")?;
+    pool.install(|| match cmd {
         MlCmd::Fit(a) => fit(a),
         MlCmd::Score(a) => score(a),
-    }
+    })
 }
 
 fn report(scores: &[f64], labels: Option<&Vec<bool>>) -> anyhow::Result<()> {
@@ -124,9 +148,7 @@ fn score(a: ScoreArgs) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
     let model = Model::from_bytes(&bytes).with_context(|| format!("{}", a.model.display()))?;
-    let text = std::fs::read_to_string(&a.csv)
-        .with_context(|| format!("cannot read {}", a.csv.display()))?;
-    let data = Dataset::parse(&text, a.label_column.as_deref())
+    let data = Dataset::read(&a.csv, a.label_column.as_deref())
         .with_context(|| format!("{}", a.csv.display()))?;
     // Columns by name, in the model's order.
     let order: Vec<usize> = model
@@ -150,19 +172,60 @@ fn score(a: ScoreArgs) -> anyhow::Result<()> {
             model.feature_names.join(", ")
         );
     }
-    let threshold = model.threshold();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let x = in_order(data.x, &order)?;
+    // scikit-learn's `score_samples` is minus the anomaly score: negating it back gives
+    // the very float `anomaly_score` gives for the row alone.
+    let mut scores = model.forest.score_samples(&x)?;
+    drop(x);
+    scores.par_iter_mut().for_each(|s| *s = -*s);
+    write_scores(&scores, model.threshold())?;
+    report(&scores, data.labels.as_ref())
+}
+
+/// `x` with its columns in `order` (the model's); `x` itself when they already are.
+fn in_order(x: Matrix, order: &[usize]) -> anyhow::Result<Matrix> {
+    if order.iter().enumerate().all(|(i, &c)| i == c) {
+        return Ok(x);
+    }
+    let mut data = vec![0.0; x.n_rows() * order.len()];
+    data.par_chunks_mut(order.len())
+        .enumerate()
+        .for_each(|(i, out)| {
+            let row = x.row(i);
+            for (slot, &col) in out.iter_mut().zip(order) {
+                *slot = row[col];
+            }
+        });
+    Ok(Matrix::new(order.len(), data)?)
+}
+
+/// Rows formatted per thread at a time: the text of a window of them is held at once.
+const WRITE_CHUNK: usize = 32 * 1024;
+
+/// Prints `row,score,anomalous` for every score, formatting chunks of rows in parallel
+/// and writing them in order.
+fn write_scores(scores: &[f64], threshold: f64) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     writeln!(out, "row,score,anomalous")?;
-    let mut scores = Vec::with_capacity(data.x.n_rows());
-    let mut x = vec![0.0; order.len()];
-    for (i, row) in data.x.rows().enumerate() {
-        for (slot, &col) in x.iter_mut().zip(&order) {
-            *slot = row[col];
+    let window = WRITE_CHUNK * rayon::current_num_threads();
+    for (w, rows) in scores.chunks(window).enumerate() {
+        let texts: Vec<Vec<u8>> = rows
+            .par_chunks(WRITE_CHUNK)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let first = w * window + c * WRITE_CHUNK + 1;
+                let mut text = Vec::with_capacity(chunk.len() * 32);
+                for (i, &s) in chunk.iter().enumerate() {
+                    // Writing to a Vec cannot fail.
+                    let _ = writeln!(text, "{},{s},{}", first + i, s > threshold);
+                }
+                text
+            })
+            .collect();
+        for t in texts {
+            out.write_all(&t)?;
         }
-        let s = model.forest.anomaly_score(&x)?;
-        scores.push(s);
-        writeln!(out, "{},{s},{}", i + 1, s > threshold)?;
     }
     out.flush()?;
-    report(&scores, data.labels.as_ref())
+    Ok(())
 }
