@@ -34,6 +34,8 @@ fn migrator() -> &'static Migrator {
 pub struct PgStore {
     read: Pool<Db>,
     write: Pool<Db>,
+    /// Alert creations, written by the group commit tasks (`common.rs`).
+    creates: GroupCommit,
 }
 
 impl PgStore {
@@ -45,8 +47,17 @@ impl PgStore {
             .await?;
         Ok(Self {
             read: pool.clone(),
+            creates: GroupCommit::start(pool.clone(), Self::group_committers(max_connections)),
             write: pool,
         })
+    }
+
+    /// Alert-creation transactions in flight at once for a pool of `max_connections`:
+    /// PostgreSQL has many writers, so several group commits overlap, each carrying what
+    /// queued while the others committed; half the pool (1 to 8), so reads and the ingest
+    /// path keep connections.
+    pub fn group_committers(max_connections: u32) -> usize {
+        (max_connections / 2).clamp(1, 8) as usize
     }
 }
 
@@ -54,13 +65,6 @@ impl PgStore {
     /// Only SQLite has a file to lose.
     fn check_file(&self) -> Result<()> {
         Ok(())
-    }
-
-    async fn create_alert_impl(&self, p: PendingAlert) -> Result<Alert> {
-        insert_alerts(&self.write, vec![p])
-            .await
-            .pop()
-            .unwrap_or(Err(Error::NotFound))
     }
 }
 
