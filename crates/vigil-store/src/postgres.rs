@@ -62,6 +62,42 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// Creates an empty database `name` (letters, digits and `_` only) on the server
+    /// `admin_url` connects to, and returns its URL (for benchmarks and tests).
+    pub async fn create_database(admin_url: &str, name: &str) -> Result<String> {
+        use sqlx::Connection;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Error::Config(format!("bad database name '{name}'")));
+        }
+        let Some((base, _)) = admin_url.rsplit_once('/') else {
+            return Err(Error::Config(format!(
+                "'{}' must end in /DATABASE",
+                crate::redact_url(admin_url)
+            )));
+        };
+        let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok(format!("{base}/{name}"))
+    }
+
+    /// Drops database `name` (made by [`create_database`](Self::create_database)) and
+    /// ends its sessions.
+    pub async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
+        use sqlx::Connection;
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Error::Config(format!("bad database name '{name}'")));
+        }
+        let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+
     /// Only SQLite has a file to lose.
     fn check_file(&self) -> Result<()> {
         Ok(())
