@@ -9,6 +9,9 @@
 //! or a non-ASCII byte takes the general path (`split_record`), with the same result. With
 //! more than one thread in the current rayon pool the body is cut at line ends into one
 //! range per thread, parsed in parallel and joined in order; errors still name the line.
+//! Files are read a block of lines at a time ([`CsvBlocks`], ~4 MiB of text per thread):
+//! `vigil ml score` scores and writes each block before reading the next, so its memory
+//! does not grow with the file; [`Dataset::read`] collects the blocks.
 
 use std::path::Path;
 
@@ -143,13 +146,36 @@ fn not_utf8(line: usize) -> Error {
     }
 }
 
-/// What every row is checked against.
-struct Layout<'a> {
-    names: &'a [String],
+/// What every row is checked against, and where its values go.
+#[derive(Debug, Clone)]
+struct Layout {
+    names: Vec<String>,
     label_idx: Option<usize>,
+    /// Where column `i`'s value goes in a row (unused for the label column).
+    slot: Vec<usize>,
+    /// Values per row.
+    width: usize,
 }
 
-impl Layout<'_> {
+impl Layout {
+    /// Columns in file order, the label column left out.
+    fn new(names: Vec<String>, label_idx: Option<usize>) -> Self {
+        let mut next = 0;
+        let slot = (0..names.len())
+            .map(|i| {
+                let s = next;
+                next += usize::from(Some(i) != label_idx);
+                s
+            })
+            .collect();
+        Self {
+            width: names.len() - usize::from(label_idx.is_some()),
+            names,
+            label_idx,
+            slot,
+        }
+    }
+
     fn wrong_count(&self, line: usize, fields: usize) -> Error {
         Error::Csv {
             line,
@@ -157,13 +183,13 @@ impl Layout<'_> {
         }
     }
 
-    /// One field of row `no`: a label, or a finite number appended to `data`.
+    /// Field `i` of row `no`: a label, or a finite number written into the row.
     fn field(
         &self,
         no: usize,
         i: usize,
         f: &str,
-        data: &mut Vec<f64>,
+        row: &mut [f64],
         labels: &mut Vec<bool>,
     ) -> Result<()> {
         if Some(i) == self.label_idx {
@@ -183,7 +209,7 @@ impl Layout<'_> {
                 message: format!("column '{}': '{f}' is not finite", self.names[i]),
             });
         }
-        data.push(v);
+        row[self.slot[i]] = v;
         Ok(())
     }
 
@@ -195,6 +221,9 @@ impl Layout<'_> {
         data: &mut Vec<f64>,
         labels: &mut Vec<bool>,
     ) -> Result<()> {
+        let start = data.len();
+        data.resize(start + self.width, 0.0);
+        let row = &mut data[start..];
         if !line.is_ascii() || line.contains(&b'"') {
             let line = std::str::from_utf8(line).map_err(|_| not_utf8(no))?;
             let fields = split_record(line, no)?;
@@ -202,18 +231,18 @@ impl Layout<'_> {
                 return Err(self.wrong_count(no, fields.len()));
             }
             for (i, f) in fields.iter().enumerate() {
-                self.field(no, i, f, data, labels)?;
+                self.field(no, i, f, row, labels)?;
             }
             return Ok(());
         }
+        // ASCII, so UTF-8.
+        let line = std::str::from_utf8(line).map_err(|_| not_utf8(no))?;
         let mut n = 0;
-        for (i, f) in line.split(|&b| b == b',').enumerate() {
+        for (i, f) in line.split(',').enumerate() {
             if i >= self.names.len() {
-                return Err(self.wrong_count(no, line.split(|&b| b == b',').count()));
+                return Err(self.wrong_count(no, line.split(',').count()));
             }
-            // ASCII, so UTF-8.
-            let f = std::str::from_utf8(f).map_err(|_| not_utf8(no))?;
-            self.field(no, i, f, data, labels)?;
+            self.field(no, i, f, row, labels)?;
             n = i + 1;
         }
         if n != self.names.len() {
@@ -224,19 +253,38 @@ impl Layout<'_> {
 
     /// Rows of `bytes` (whole lines), the first numbered `first_no`.
     fn rows(&self, bytes: &[u8], first_no: usize) -> Result<(Vec<f64>, Vec<bool>)> {
-        let features = self.names.len() - usize::from(self.label_idx.is_some());
-        // A guess at the row count from the first line's length, to grow the buffer rarely;
-        // never more rows than the bytes could hold (a digit and a separator per field).
-        let most = bytes.len() / (2 * self.names.len()) + 1;
-        let guess = bytes
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(1, |l| bytes.len() / (l + 1) + 1)
-            .min(most);
-        let mut data = Vec::with_capacity(guess.saturating_mul(features));
-        let mut labels = Vec::with_capacity(if self.label_idx.is_some() { guess } else { 0 });
+        // Room for every line, counted (a vectorized pass): the buffer never grows.
+        let lines_in = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+        let mut data = Vec::with_capacity(lines_in * self.width);
+        let mut labels = Vec::with_capacity(if self.label_idx.is_some() {
+            lines_in
+        } else {
+            0
+        });
         for (no, line) in lines(bytes, first_no) {
             self.row(no, line, &mut data, &mut labels)?;
+        }
+        Ok((data, labels))
+    }
+
+    /// Rows of `bytes` (whole lines) on the current rayon pool's threads: one range of
+    /// lines per thread, joined in order.
+    fn rows_parallel(&self, bytes: &[u8], first_no: usize) -> Result<(Vec<f64>, Vec<bool>)> {
+        let threads = rayon::current_num_threads();
+        // Small inputs are not worth a thread each.
+        if threads == 1 || bytes.len() < 1 << 18 {
+            return self.rows(bytes, first_no);
+        }
+        let parts: Vec<(Vec<f64>, Vec<bool>)> = split_at_lines(bytes, threads, first_no)
+            .into_par_iter()
+            .map(|(c, no)| self.rows(c, no))
+            .collect::<Result<_>>()?;
+        let values = parts.iter().map(|(d, _)| d.len()).sum();
+        let mut data = Vec::with_capacity(values);
+        let mut labels = Vec::new();
+        for (d, l) in parts {
+            data.extend_from_slice(&d);
+            labels.extend_from_slice(&l);
         }
         Ok((data, labels))
     }
@@ -264,6 +312,63 @@ fn split_at_lines(bytes: &[u8], n: usize, first_no: usize) -> Vec<(&[u8], usize)
     out
 }
 
+/// The header of a CSV text whose first non-blank line is `header` (line `hl`): the layout
+/// of its rows and the feature names.
+fn layout_of(header: &[u8], hl: usize, label_column: Option<&str>) -> Result<Layout> {
+    let header = std::str::from_utf8(header).map_err(|_| not_utf8(hl))?;
+    let names: Vec<String> = split_record(header, hl)?
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .collect();
+    let label_idx = match label_column {
+        Some(l) => Some(
+            names
+                .iter()
+                .position(|n| n == l)
+                .ok_or_else(|| Error::Csv {
+                    line: hl,
+                    message: format!("no column named '{l}' (columns: {})", names.join(", ")),
+                })?,
+        ),
+        None => names.iter().position(|n| n == DEFAULT_LABEL_COLUMN),
+    };
+    if names.len() == usize::from(label_idx.is_some()) {
+        return Err(Error::Csv {
+            line: hl,
+            message: "no feature columns".into(),
+        });
+    }
+    Ok(Layout::new(names, label_idx))
+}
+
+/// Where the line after `line` (a slice of `bytes`) starts.
+fn after_line(bytes: &[u8], line: &[u8]) -> usize {
+    let end = line.as_ptr() as usize - bytes.as_ptr() as usize + line.len();
+    bytes[end..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |p| end + p + 1)
+}
+
+fn no_data(line: usize) -> Error {
+    Error::Csv {
+        line,
+        message: "no data rows".into(),
+    }
+}
+
+impl Layout {
+    fn feature_names(&self) -> Vec<String> {
+        let mut out = vec![String::new(); self.width];
+        for (i, n) in self.names.iter().enumerate() {
+            if Some(i) != self.label_idx {
+                out[self.slot[i]] = n.clone();
+            }
+        }
+        out
+    }
+}
+
 impl Dataset {
     /// Parses CSV text; `label_column` (which must exist), or else a column named
     /// [`DEFAULT_LABEL_COLUMN`] if there is one, becomes the labels.
@@ -280,97 +385,232 @@ impl Dataset {
                 message: "no header row".into(),
             });
         };
-        let header_str = std::str::from_utf8(header).map_err(|_| not_utf8(hl))?;
-        let names: Vec<String> = split_record(header_str, hl)?
-            .into_iter()
-            .map(|s| s.trim().to_owned())
-            .collect();
-        let label_idx = match label_column {
-            Some(l) => Some(
-                names
-                    .iter()
-                    .position(|n| n == l)
-                    .ok_or_else(|| Error::Csv {
-                        line: hl,
-                        message: format!("no column named '{l}' (columns: {})", names.join(", ")),
-                    })?,
-            ),
-            None => names.iter().position(|n| n == DEFAULT_LABEL_COLUMN),
-        };
-        let feature_names: Vec<String> = names
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != label_idx)
-            .map(|(_, n)| n.clone())
-            .collect();
-        if feature_names.is_empty() {
-            return Err(Error::Csv {
-                line: hl,
-                message: "no feature columns".into(),
-            });
-        }
-        // The body starts after the header's line end.
-        let header_end = header.as_ptr() as usize - bytes.as_ptr() as usize + header.len();
-        let body_start = bytes[header_end..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(bytes.len(), |p| header_end + p + 1);
-        let body = &bytes[body_start..];
-        let layout = Layout {
-            names: &names,
-            label_idx,
-        };
-        let threads = rayon::current_num_threads();
-        // Small inputs are not worth a thread each.
-        let chunks = if threads > 1 && body.len() > 1 << 20 {
-            split_at_lines(body, threads, hl + 1)
-        } else {
-            vec![(body, hl + 1)]
-        };
-        let mut parts: Vec<(Vec<f64>, Vec<bool>)> = if chunks.len() > 1 {
-            chunks
-                .into_par_iter()
-                .map(|(c, no)| layout.rows(c, no))
-                .collect::<Result<_>>()?
-        } else {
-            chunks
-                .into_iter()
-                .map(|(c, no)| layout.rows(c, no))
-                .collect::<Result<_>>()?
-        };
-        let (data, labels) = if parts.len() == 1 {
-            parts.pop().unwrap_or_default()
-        } else {
-            let rows: usize = parts.iter().map(|(d, _)| d.len()).sum();
-            let mut data = Vec::with_capacity(rows);
-            let mut labels = Vec::new();
-            for (d, l) in parts {
-                data.extend_from_slice(&d);
-                labels.extend_from_slice(&l);
-            }
-            (data, labels)
-        };
+        let layout = layout_of(header, hl, label_column)?;
+        let body = &bytes[after_line(bytes, header)..];
+        let (data, labels) = layout.rows_parallel(body, hl + 1)?;
         if data.is_empty() {
-            return Err(Error::Csv {
-                line: hl,
-                message: "no data rows".into(),
-            });
+            return Err(no_data(hl));
         }
-        let x = Matrix::new(feature_names.len(), data)?;
         Ok(Self {
-            feature_names,
-            x,
-            labels: label_idx.map(|_| labels),
+            feature_names: layout.feature_names(),
+            x: Matrix::new(layout.width, data)?,
+            labels: layout.label_idx.map(|_| labels),
         })
     }
 
-    /// Reads and parses a CSV file.
+    /// Reads and parses a CSV file, a block at a time ([`CsvBlocks`]): the file's text is
+    /// never held whole.
     pub fn read(path: &Path, label_column: Option<&str>) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        let mut blocks = CsvBlocks::open(path, label_column)?;
+        let file_len = std::fs::metadata(path).map_or(0, |m| m.len() as usize);
+        let width = blocks.layout.width;
+        let (mut data, mut labels) = (Vec::new(), Vec::new());
+        while let Some(b) = blocks.next_block()? {
+            if data.is_empty() && blocks.bytes_read > 0 {
+                // Room for the whole file at the first block's bytes per row (+2 %).
+                let rows = b.x.n_rows() as f64 * file_len as f64 / blocks.bytes_read as f64;
+                data.reserve((rows * 1.02) as usize * width);
+            }
+            data.extend_from_slice(b.x.as_slice());
+            labels.extend(b.labels.into_iter().flatten());
+        }
+        Ok(Self {
+            feature_names: blocks.feature_names(),
+            x: Matrix::new(width, data)?,
+            labels: blocks.layout.label_idx.map(|_| labels),
+        })
+    }
+}
+
+/// Bytes of text parsed per thread in one [`CsvBlocks::next_block`].
+const BLOCK_BYTES_PER_THREAD: usize = 4 << 20;
+
+/// Rows read from a file of any size a block at a time, so memory stays bounded: the header
+/// first, then blocks of whole lines (about 4 MiB of text per thread of the current rayon
+/// pool), each parsed in parallel into one row-major buffer. Errors name the line.
+pub struct CsvBlocks<R> {
+    reader: R,
+    /// For error messages.
+    path: String,
+    layout: Layout,
+    /// Text read but not parsed yet: whole lines from `next_no` on, then a partial one.
+    buf: Vec<u8>,
+    next_no: usize,
+    header_line: usize,
+    eof: bool,
+    rows: usize,
+    /// Bytes of text parsed so far.
+    bytes_read: usize,
+    /// Bytes of text per thread in a block.
+    block_bytes: usize,
+}
+
+/// Rows of a [`CsvBlocks`].
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// Features in the order of [`CsvBlocks::feature_names`].
+    pub x: Matrix,
+    /// `true` = anomalous; when the file has a label column.
+    pub labels: Option<Vec<bool>>,
+}
+
+impl CsvBlocks<std::fs::File> {
+    /// Opens a CSV file and reads its header.
+    pub fn open(path: &Path, label_column: Option<&str>) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|source| Error::Io {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse_bytes(&bytes, label_column)
+        Self::new(file, path.display().to_string(), label_column)
+    }
+}
+
+impl<R: std::io::Read> CsvBlocks<R> {
+    /// Reads the header from `reader` (`path` names it in errors).
+    pub fn new(reader: R, path: String, label_column: Option<&str>) -> Result<Self> {
+        let mut me = Self {
+            reader,
+            path,
+            layout: Layout::new(vec![String::new()], None),
+            buf: Vec::new(),
+            next_no: 1,
+            header_line: 1,
+            eof: false,
+            rows: 0,
+            bytes_read: 0,
+            block_bytes: BLOCK_BYTES_PER_THREAD,
+        };
+        loop {
+            let complete = me.complete_lines();
+            let found = lines(&me.buf[..complete], 1)
+                .next()
+                .map(|(hl, header)| {
+                    layout_of(header, hl, label_column)
+                        .map(|l| (hl, l, after_line(&me.buf, header)))
+                })
+                .transpose()?;
+            if let Some((hl, layout, body)) = found {
+                me.layout = layout;
+                me.buf.drain(..body);
+                (me.header_line, me.next_no) = (hl, hl + 1);
+                return Ok(me);
+            }
+            if me.eof {
+                return Err(Error::Csv {
+                    line: 1,
+                    message: "no header row".into(),
+                });
+            }
+            me.fill(me.block_bytes)?;
+        }
+    }
+
+    /// Feature names in the order rows give them (file order, or [`set_order`](Self::set_order)'s).
+    pub fn feature_names(&self) -> Vec<String> {
+        self.layout.feature_names()
+    }
+
+    /// Whether rows come with labels.
+    pub fn has_labels(&self) -> bool {
+        self.layout.label_idx.is_some()
+    }
+
+    /// Puts the features in another order: `order[k]` is the index, among the feature
+    /// names in file order, of the `k`-th value of every row. Must be a permutation.
+    pub fn set_order(&mut self, order: &[usize]) -> Result<()> {
+        let identity = Layout::new(self.layout.names.clone(), self.layout.label_idx);
+        let mut seen = vec![false; identity.width];
+        if order.len() != identity.width
+            || order
+                .iter()
+                .any(|&f| f >= seen.len() || std::mem::replace(&mut seen[f], true))
+        {
+            return Err(Error::param("order", "not a permutation of the features"));
+        }
+        let mut slot = identity.slot.clone();
+        for (i, s) in slot.iter_mut().enumerate() {
+            if Some(i) != identity.label_idx {
+                // Position `k` holds file feature `order[k]`.
+                *s = order
+                    .iter()
+                    .position(|&f| f == identity.slot[i])
+                    .unwrap_or(*s);
+            }
+        }
+        self.layout = Layout { slot, ..identity };
+        Ok(())
+    }
+
+    /// The next block of rows; None after the last. A file without rows is an error.
+    pub fn next_block(&mut self) -> Result<Option<Block>> {
+        let want = rayon::current_num_threads() * self.block_bytes;
+        loop {
+            while !self.eof && self.buf.len() < want {
+                self.fill(want - self.buf.len())?;
+            }
+            let mut end = self.complete_lines();
+            while end == 0 && !self.eof {
+                // One line longer than a block.
+                self.fill(want)?;
+                end = self.complete_lines();
+            }
+            if end == 0 {
+                return if self.rows == 0 {
+                    Err(no_data(self.header_line))
+                } else {
+                    Ok(None)
+                };
+            }
+            let text = &self.buf[..end];
+            let (data, labels) = self.layout.rows_parallel(text, self.next_no)?;
+            self.next_no += text.iter().filter(|&&b| b == b'\n').count();
+            self.bytes_read += end;
+            self.buf.drain(..end);
+            if data.is_empty() {
+                // Only blank lines.
+                continue;
+            }
+            let x = Matrix::new(self.layout.width, data)?;
+            self.rows += x.n_rows();
+            return Ok(Some(Block {
+                x,
+                labels: self.has_labels().then_some(labels),
+            }));
+        }
+    }
+
+    /// Bytes of `buf` that are whole lines (all of it at the end of the input).
+    fn complete_lines(&self) -> usize {
+        if self.eof {
+            self.buf.len()
+        } else {
+            self.buf
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+        }
+    }
+
+    /// Reads up to `n` more bytes.
+    fn fill(&mut self, n: usize) -> Result<()> {
+        let len = self.buf.len();
+        self.buf.resize(len + n.max(1), 0);
+        let got = loop {
+            match self.reader.read(&mut self.buf[len..]) {
+                Ok(g) => break g,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    self.buf.truncate(len);
+                    return Err(Error::Io {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            }
+        };
+        self.buf.truncate(len + got);
+        self.eof |= got == 0;
+        Ok(())
     }
 }
 
@@ -471,5 +711,60 @@ mod tests {
         assert!(e.contains("3 fields, the header has 2"), "{e}");
         assert!(Dataset::parse_bytes(b"a,b\n1,\xff\n", None).is_err());
         assert!(Dataset::parse("", None).is_err());
+    }
+
+    /// Blocks of `block_bytes` text per thread over `text`.
+    fn blocks(text: &str, label: Option<&str>, block_bytes: usize) -> Result<Vec<Block>> {
+        let mut b = CsvBlocks::new(text.as_bytes(), "t.csv".into(), label)?;
+        b.block_bytes = block_bytes;
+        std::iter::from_fn(|| b.next_block().transpose()).collect()
+    }
+
+    #[test]
+    fn blocks_give_the_rows_of_a_whole_parse_in_any_block_size() {
+        let text = big(3_000);
+        let whole = Dataset::parse(&text, None).unwrap();
+        for size in [1, 7, 100, 4096, 1 << 20] {
+            let blocks = blocks(&text, None, size).unwrap();
+            let rows: Vec<f64> = blocks
+                .iter()
+                .flat_map(|b| b.x.as_slice().to_vec())
+                .collect();
+            let labels: Vec<bool> = blocks
+                .iter()
+                .flat_map(|b| b.labels.clone().unwrap())
+                .collect();
+            assert_eq!(rows, whole.x.as_slice(), "block size {size}");
+            assert_eq!(Some(labels), whole.labels);
+        }
+        // A bad value in a later block names its line.
+        let bad = format!("{text}1,oops,0\n");
+        let lines = bad.lines().count();
+        let e = blocks(&bad, None, 100).unwrap_err().to_string();
+        assert!(e.contains(&format!("line {lines}")), "{e}");
+        // No header, no rows.
+        for (t, want) in [
+            ("", "no header"),
+            ("\n \n", "no header"),
+            ("a,b\n", "no data"),
+            ("a,b\n\n\n", "no data"),
+        ] {
+            let e = blocks(t, None, 1).unwrap_err().to_string();
+            assert!(e.contains(want), "{t:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn blocks_put_the_columns_in_the_order_asked() {
+        let mut b =
+            CsvBlocks::new(&b"x,label,y,z\n1,0,2,3\n4,1,5,6"[..], "t.csv".into(), None).unwrap();
+        assert_eq!(b.feature_names(), ["x", "y", "z"]);
+        assert!(b.set_order(&[0, 0, 1]).is_err() && b.set_order(&[0, 1]).is_err());
+        b.set_order(&[2, 0, 1]).unwrap();
+        assert_eq!(b.feature_names(), ["z", "x", "y"]);
+        let block = b.next_block().unwrap().unwrap();
+        assert_eq!(block.x.as_slice(), [3.0, 1.0, 2.0, 6.0, 4.0, 5.0]);
+        assert_eq!(block.labels, Some(vec![false, true]));
+        assert!(b.next_block().unwrap().is_none());
     }
 }

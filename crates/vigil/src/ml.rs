@@ -1,7 +1,9 @@
 //! `vigil ml fit|score`: train an Isolation Forest on a CSV file and score another one, to
-//! evaluate the detector on one's own data. The work is `vigil_ml`'s: the CSV is read
-//! straight into one row-major buffer and scored in blocks by the forest's batched
-//! `score_samples`, on `-j` threads (a rayon pool of that size; `-j 1` is one thread).
+//! evaluate the detector on one's own data. The work is `vigil_ml`'s: `score` reads the CSV
+//! a block of lines at a time (`CsvBlocks`: straight into a row-major buffer, columns put in
+//! the model's order as they are parsed), scores each block with the forest's batched
+//! `score_samples` and writes it before reading the next, so memory does not grow with the
+//! file; all on `-j` threads (a rayon pool of that size; `-j 1` is one thread).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,9 +11,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use rayon::prelude::*;
-use vigil_ml::csv::Dataset;
+use vigil_ml::csv::{CsvBlocks, Dataset};
 use vigil_ml::eval::{average_precision, roc_auc};
-use vigil_ml::{Contamination, ForestParams, Matrix, MaxFeatures, MaxSamples, Model};
+use vigil_ml::{Contamination, ForestParams, MaxFeatures, MaxSamples, Model};
 
 #[derive(Subcommand)]
 pub enum MlCmd {
@@ -148,84 +150,79 @@ fn score(a: ScoreArgs) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
     let model = Model::from_bytes(&bytes).with_context(|| format!("{}", a.model.display()))?;
-    let data = Dataset::read(&a.csv, a.label_column.as_deref())
-        .with_context(|| format!("{}", a.csv.display()))?;
+    let csv = || format!("{}", a.csv.display());
+    let mut blocks = CsvBlocks::open(&a.csv, a.label_column.as_deref()).with_context(csv)?;
+    let columns = blocks.feature_names();
     // Columns by name, in the model's order.
     let order: Vec<usize> = model
         .feature_names
         .iter()
         .map(|n| {
-            data.feature_names
+            columns
                 .iter()
                 .position(|c| c == n)
                 .with_context(|| format!("{}: no column '{n}' the model needs", a.csv.display()))
         })
         .collect::<anyhow::Result<_>>()?;
-    if let Some(extra) = data
-        .feature_names
-        .iter()
-        .find(|c| !model.feature_names.contains(c))
-    {
+    if let Some(extra) = columns.iter().find(|c| !model.feature_names.contains(c)) {
         anyhow::bail!(
             "{}: column '{extra}' is not a feature of the model ({})",
             a.csv.display(),
             model.feature_names.join(", ")
         );
     }
-    let x = in_order(data.x, &order)?;
-    // scikit-learn's `score_samples` is minus the anomaly score: negating it back gives
-    // the very float `anomaly_score` gives for the row alone.
-    let mut scores = model.forest.score_samples(&x)?;
-    drop(x);
-    scores.par_iter_mut().for_each(|s| *s = -*s);
-    write_scores(&scores, model.threshold())?;
-    report(&scores, data.labels.as_ref())
-}
-
-/// `x` with its columns in `order` (the model's); `x` itself when they already are.
-fn in_order(x: Matrix, order: &[usize]) -> anyhow::Result<Matrix> {
-    if order.iter().enumerate().all(|(i, &c)| i == c) {
-        return Ok(x);
-    }
-    let mut data = vec![0.0; x.n_rows() * order.len()];
-    data.par_chunks_mut(order.len())
-        .enumerate()
-        .for_each(|(i, out)| {
-            let row = x.row(i);
-            for (slot, &col) in out.iter_mut().zip(order) {
-                *slot = row[col];
-            }
-        });
-    Ok(Matrix::new(order.len(), data)?)
-}
-
-/// Rows formatted per thread at a time: the text of a window of them is held at once.
-const WRITE_CHUNK: usize = 32 * 1024;
-
-/// Prints `row,score,anomalous` for every score, formatting chunks of rows in parallel
-/// and writing them in order.
-fn write_scores(scores: &[f64], threshold: f64) -> anyhow::Result<()> {
+    blocks.set_order(&order).with_context(csv)?;
+    let threshold = model.threshold();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     writeln!(out, "row,score,anomalous")?;
-    let window = WRITE_CHUNK * rayon::current_num_threads();
-    for (w, rows) in scores.chunks(window).enumerate() {
-        let texts: Vec<Vec<u8>> = rows
-            .par_chunks(WRITE_CHUNK)
-            .enumerate()
-            .map(|(c, chunk)| {
-                let first = w * window + c * WRITE_CHUNK + 1;
-                let mut text = Vec::with_capacity(chunk.len() * 32);
-                for (i, &s) in chunk.iter().enumerate() {
-                    // Writing to a Vec cannot fail.
-                    let _ = writeln!(text, "{},{s},{}", first + i, s > threshold);
-                }
-                text
-            })
-            .collect();
-        for t in texts {
-            out.write_all(&t)?;
+    // Scores are kept only for the evaluation at the end.
+    let mut labelled: Option<(Vec<f64>, Vec<bool>)> = blocks.has_labels().then(Default::default);
+    let mut first_row = 1;
+    while let Some(block) = blocks.next_block().with_context(csv)? {
+        // scikit-learn's `score_samples` is minus the anomaly score: negating it back gives
+        // the very float `anomaly_score` gives for the row alone.
+        let mut scores = model.forest.score_samples(&block.x)?;
+        scores.par_iter_mut().for_each(|s| *s = -*s);
+        write_scores(&mut out, first_row, &scores, threshold)?;
+        first_row += scores.len();
+        if let (Some((all, labels)), Some(l)) = (&mut labelled, block.labels) {
+            all.extend_from_slice(&scores);
+            labels.extend(l);
         }
     }
     out.flush()?;
+    match labelled {
+        Some((scores, labels)) => report(&scores, Some(&labels)),
+        None => Ok(()),
+    }
+}
+
+/// Rows formatted by one thread at a time.
+const WRITE_CHUNK: usize = 16 * 1024;
+
+/// Prints `row,score,anomalous` for rows `first..` of `scores`, formatting chunks of
+/// rows in parallel and writing them in order.
+fn write_scores(
+    out: &mut impl Write,
+    first: usize,
+    scores: &[f64],
+    threshold: f64,
+) -> anyhow::Result<()> {
+    let texts: Vec<Vec<u8>> = scores
+        .par_chunks(WRITE_CHUNK)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let first = first + c * WRITE_CHUNK;
+            let mut text = Vec::with_capacity(chunk.len() * 32);
+            for (i, &s) in chunk.iter().enumerate() {
+                // Writing to a Vec cannot fail.
+                let _ = writeln!(text, "{},{s},{}", first + i, s > threshold);
+            }
+            text
+        })
+        .collect();
+    for t in texts {
+        out.write_all(&t)?;
+    }
     Ok(())
 }
