@@ -219,6 +219,11 @@ impl Matrix {
         &self.data[i * self.n_features..(i + 1) * self.n_features]
     }
 
+    /// Every value, row after row.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.data
+    }
+
     pub fn rows(&self) -> impl ExactSizeIterator<Item = &[f64]> + '_ {
         self.data.chunks_exact(self.n_features)
     }

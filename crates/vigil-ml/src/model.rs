@@ -157,6 +157,22 @@ impl Model {
     pub fn verdict(&self, x: &[f64], top: usize) -> Result<Verdict> {
         check_vector(self.forest.n_features, x)?;
         let score = self.forest.anomaly_score_unchecked(x);
+        Ok(self.explain(x, score, top))
+    }
+
+    /// [`verdict`](Self::verdict) for every row of `x`, scored in one batch on the calling
+    /// thread (the forest's block scoring: the same scores as one row at a time).
+    pub fn verdicts(&self, x: &Matrix, top: usize) -> Result<Vec<Verdict>> {
+        let scores = self.forest.score_samples_serial(x)?;
+        Ok(x.rows()
+            .zip(scores)
+            // `score_samples` is minus the anomaly score.
+            .map(|(row, s)| self.explain(row, -s, top))
+            .collect())
+    }
+
+    /// The verdict on `x` given its anomaly score.
+    fn explain(&self, x: &[f64], score: f64, top: usize) -> Verdict {
         let mut unusual: Vec<Deviation> = x
             .iter()
             .enumerate()
@@ -173,12 +189,12 @@ impl Model {
             .is_some_and(|d| d.deviation.abs() >= OUT_OF_RANGE_DEVIATION);
         unusual.truncate(top);
         let threshold = self.threshold();
-        Ok(Verdict {
+        Verdict {
             score,
             threshold,
             anomalous: score > threshold || (score >= threshold && far),
             unusual,
-        })
+        }
     }
 
     fn validate(&self) -> Result<()> {
@@ -448,5 +464,28 @@ mod tests {
         assert!(beyond.score >= edge.score && beyond.anomalous);
         assert_eq!(v.unusual[0].feature, "b");
         assert!(m.verdict(&[1.0], 1).is_err());
+    }
+
+    #[test]
+    fn verdicts_of_a_batch_equal_one_verdict_per_row() {
+        let m = model();
+        let rows: Vec<Vec<f64>> = (0..700)
+            .map(|i| match i % 3 {
+                // Rows like the training data, and rows far from it.
+                0 => vec![(i % 17) as f64, (i % 5) as f64 * 2.0],
+                _ => vec![(i * 7 % 40) as f64 - 10.0, (i % 13) as f64 * 31.0],
+            })
+            .collect();
+        let x = Matrix::from_rows(2, &rows).unwrap();
+        let batch = m.verdicts(&x, 2).unwrap();
+        assert_eq!(batch.len(), rows.len());
+        for (r, v) in rows.iter().zip(&batch) {
+            assert_eq!(&m.verdict(r, 2).unwrap(), v);
+        }
+        assert!(batch.iter().any(|v| v.anomalous) && batch.iter().any(|v| !v.anomalous));
+        assert!(
+            m.verdicts(&Matrix::from_rows(1, &[vec![1.0]]).unwrap(), 1)
+                .is_err()
+        );
     }
 }

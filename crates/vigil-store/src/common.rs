@@ -458,6 +458,78 @@ pub(crate) async fn insert_alerts(
     }
 }
 
+/// One alert creation waiting for a group commit.
+struct CreateRequest {
+    alert: PendingAlert,
+    reply: tokio::sync::oneshot::Sender<Result<Alert>>,
+}
+
+/// Most alerts one group commit writes.
+const GROUP_COMMIT_MAX: usize = 512;
+
+/// Group commit for alert creation, on both backends: concurrent `create_alert` calls are
+/// queued and written together in one transaction (`insert_alerts`: each item still
+/// succeeds or fails on its own, a conflicting `alert_id` fails only its own caller), so a
+/// burst costs one COMMIT (one WAL fsync / one round trip per statement) instead of one per
+/// alert. Under no load a batch is a single alert and nothing waits. `committers` tasks take
+/// batches from one queue: SQLite has one writer, PostgreSQL commits several at once.
+#[derive(Clone)]
+struct GroupCommit(tokio::sync::mpsc::Sender<CreateRequest>);
+
+impl GroupCommit {
+    fn start(
+        pool: Pool<Db>,
+        committers: usize,
+        outbox: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..committers.max(1) {
+            tokio::spawn(Self::committer(pool.clone(), rx.clone(), outbox.clone()));
+        }
+        Self(tx)
+    }
+
+    /// Takes what is queued (up to [`GROUP_COMMIT_MAX`]), writes it, answers each caller;
+    /// while it writes, the next committer takes the queue. Ends when the store is dropped.
+    async fn committer(
+        pool: Pool<Db>,
+        rx: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<CreateRequest>>>,
+        outbox: std::sync::Arc<tokio::sync::Notify>,
+    ) {
+        loop {
+            let batch = {
+                let mut rx = rx.lock().await;
+                let Some(first) = rx.recv().await else { return };
+                let mut batch = vec![first];
+                while batch.len() < GROUP_COMMIT_MAX {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                batch
+            };
+            let (items, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|r| (r.alert, r.reply)).unzip();
+            let results = insert_alerts(&pool, items, &outbox).await;
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    async fn create(&self, alert: PendingAlert) -> Result<Alert> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.0
+            .send(CreateRequest { alert, reply })
+            .await
+            .map_err(|_| Error::Config("the alert writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Config("the alert writer has stopped".into()))?
+    }
+}
+
 /// Raises each detection as a new alert, or folds it into the open alert with its dedup
 /// key raised within `window`, inside `tx`, with an outbox row each (`alert.created` or
 /// `alert.folded`, the alert as the fold left it). The caller wakes the outbox notifier
@@ -1005,7 +1077,7 @@ impl Store for StoreImpl {
     }
 
     async fn create_alert(&self, org: Uuid, a: NewAlert, actor: &str) -> Result<Alert> {
-        self.create_alert_impl(PendingAlert::new(org, a, actor)).await
+        self.creates.create(PendingAlert::new(org, a, actor)).await
     }
 
     async fn insert_alerts_bulk(&self, org: Uuid, alerts: Vec<NewAlert>) -> Result<u64> {

@@ -41,56 +41,12 @@ fn migrator() -> &'static Migrator {
 pub struct SqliteStore {
     read: Pool<Db>,
     write: Pool<Db>,
-    creates: tokio::sync::mpsc::Sender<CreateRequest>,
+    /// Alert creations, written by the group commit task (`common.rs`).
+    creates: GroupCommit,
     /// The database file opened at start (`None` in memory).
     file: Option<FileId>,
     /// Woken after a commit that wrote outbox rows.
     outbox_notify: std::sync::Arc<tokio::sync::Notify>,
-}
-
-struct CreateRequest {
-    alert: PendingAlert,
-    reply: tokio::sync::oneshot::Sender<Result<Alert>>,
-}
-
-/// Most alerts one group commit writes.
-const GROUP_COMMIT_MAX: usize = 512;
-
-/// Group commit: SQLite has one writer, so concurrent alert creations are collected and
-/// written in one transaction (each still succeeds or fails on its own). Under no load a
-/// batch is a single alert and nothing waits.
-async fn group_commit(
-    pool: Pool<Db>,
-    mut rx: tokio::sync::mpsc::Receiver<CreateRequest>,
-    outbox: std::sync::Arc<tokio::sync::Notify>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < GROUP_COMMIT_MAX {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        let (items, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|r| (r.alert, r.reply)).unzip();
-        let results = insert_alerts(&pool, items, &outbox).await;
-        for (reply, result) in replies.into_iter().zip(results) {
-            let _ = reply.send(result);
-        }
-    }
-}
-
-impl SqliteStore {
-    async fn create_alert_impl(&self, p: PendingAlert) -> Result<Alert> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.creates
-            .send(CreateRequest { alert: p, reply })
-            .await
-            .map_err(|_| Error::Config("the alert writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::Config("the alert writer has stopped".into()))?
-    }
 }
 
 impl SqliteStore {
@@ -163,9 +119,9 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts.read_only(true))
             .await?;
-        let (creates, rx) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT_MAX);
         let outbox_notify = std::sync::Arc::<tokio::sync::Notify>::default();
-        tokio::spawn(group_commit(write.clone(), rx, outbox_notify.clone()));
+        // One committer: SQLite has one writer.
+        let creates = GroupCommit::start(write.clone(), 1, outbox_notify.clone());
         Ok(Self {
             read,
             write,

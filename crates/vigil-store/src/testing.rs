@@ -9,8 +9,6 @@
 
 use std::path::PathBuf;
 
-use sqlx::Connection;
-
 use crate::{Backend, DynStore};
 
 /// Server the PostgreSQL tests use.
@@ -49,14 +47,9 @@ impl TestDb {
             Backend::Postgres => {
                 let admin_url = pg_admin_url();
                 let name = format!("vigil_test_{suffix}");
-                match sqlx::PgConnection::connect(&admin_url).await {
-                    Ok(mut conn) => {
-                        sqlx::query(&format!("CREATE DATABASE {name}"))
-                            .execute(&mut conn)
-                            .await
-                            .expect("create test database");
-                        let _ = conn.close().await;
-                    }
+                let url = match crate::PgStore::create_database(&admin_url, &name).await {
+                    Ok(url) => url,
+                    Err(e @ crate::Error::Config(_)) => panic!("VIGIL_TEST_PG_URL: {e}"),
                     Err(e) if !in_ci() => {
                         eprintln!(
                             "skipped: PostgreSQL not reachable at {} ({e}); set VIGIL_TEST_PG_URL",
@@ -68,10 +61,6 @@ impl TestDb {
                         "CI=true and PostgreSQL is not reachable at {}: {e}",
                         crate::redact_url(&admin_url)
                     ),
-                }
-                let url = match admin_url.rsplit_once('/') {
-                    Some((base, _)) => format!("{base}/{name}"),
-                    None => panic!("VIGIL_TEST_PG_URL must end in /DATABASE"),
                 };
                 (url, Cleanup::PgDatabase { admin_url, name })
             }
@@ -101,13 +90,7 @@ impl Drop for TestDb {
                         .build()
                         .expect("runtime");
                     rt.block_on(async move {
-                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-                            let _ = sqlx::query(&format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            ))
-                            .execute(&mut c)
-                            .await;
-                        }
+                        let _ = crate::PgStore::drop_database(&admin_url, &name).await;
                     });
                 })
                 .join();

@@ -672,6 +672,94 @@ async fn concurrent_creates_each_get_their_own_result(db: &TestDb) {
     assert_eq!(db.store.list_alerts(org, &f).await.unwrap().total, 101);
 }
 
+/// PostgreSQL's alert creation is a group commit too: creates queued while every committer
+/// is busy (here: waiting on a table lock) go in together, in one transaction (one
+/// `created_at`), and a conflicting `alert_id` among them fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_group_commit_writes_queued_creates_together_and_fails_only_the_conflict() {
+    use sqlx::Connection;
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let org = db.store.create_org("o").await.unwrap().id;
+    let now = vigil_core::now();
+    db.store
+        .create_alert(org, new_alert(0, now), "first")
+        .await
+        .unwrap();
+    let mut lock = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("LOCK TABLE alerts IN SHARE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    const N: usize = 60;
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 1..=N {
+        let (store, started) = (db.store.clone(), started.clone());
+        let mut a = new_alert(i, now);
+        if i == N / 2 {
+            a.alert_id = "A-0".into();
+        }
+        tasks.push(tokio::spawn(async move {
+            started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            store.create_alert(org, a, "racer").await
+        }));
+    }
+    // Every committer holds a batch and waits on the lock; the rest queue behind them.
+    let committers = PgStore::group_committers(4) as i64;
+    let mut probe = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut probe)
+        .await
+        .unwrap();
+        if waiting == committers && started.load(std::sync::atomic::Ordering::SeqCst) == N {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out: {waiting} of {committers} committers waiting on the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+    let mut created = std::collections::HashSet::new();
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(a) => {
+                assert_eq!(db.store.get_alert(org, a.id).await.unwrap().unwrap(), a);
+                created.insert(a.created_at);
+            }
+            Err(Error::Conflict(m)) => {
+                assert!(m.contains("A-0"), "{m}");
+                conflicts += 1;
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(conflicts, 1);
+    // One transaction per committer's held batch, one for the queue behind them (and at
+    // most one more for a create that was still on its way to the queue).
+    assert!(
+        created.len() as i64 <= committers + 2,
+        "{} transactions for {} creates",
+        created.len(),
+        N - 1
+    );
+    let f = AlertFilter {
+        exact_total: true,
+        ..filter()
+    };
+    assert_eq!(db.store.list_alerts(org, &f).await.unwrap().total, N as u64);
+}
+
 fn token(org: Uuid, hash: &[u8], expires_in: Duration) -> NewEnrollmentToken {
     NewEnrollmentToken {
         org_id: org,

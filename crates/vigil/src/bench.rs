@@ -1,6 +1,7 @@
-//! `vigil bench api`: seeds a throwaway SQLite database with many alerts, starts the real
-//! server on loopback and measures, over HTTP, the latency of filtered paginated listings
-//! and the throughput of alert creation.
+//! `vigil bench api`: seeds a throwaway database (a SQLite file, or with `--postgres` a
+//! fresh PostgreSQL database) with many alerts, starts the real server on loopback and
+//! measures, over HTTP, the latency of filtered paginated listings and the throughput of
+//! alert creation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,7 @@ use vigil_server::config::{Config, Secret};
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
-    /// Alert API latency and throughput over HTTP against SQLite (or --database-url).
+    /// Alert API latency and throughput over HTTP against SQLite (or --postgres, --database-url).
     Api(ApiBench),
     /// Ingestion throughput: HTTP + parsing + detection + storage, built-in rules, SQLite.
     Ingest(crate::bench_ingest::IngestBench),
@@ -38,9 +39,14 @@ pub struct ApiBench {
     #[arg(long, default_value_t = 32)]
     concurrency: u64,
     /// Database to use instead of a temporary SQLite file (it must be empty).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "postgres")]
     database_url: Option<String>,
-    /// Keep the temporary directory (database) afterwards.
+    /// Run on PostgreSQL: a fresh database is created on the server this URL reaches
+    /// (default `postgres://postgres@127.0.0.1:5432/postgres`) and dropped afterwards.
+    #[arg(long, value_name = "ADMIN_URL", num_args = 0..=1,
+          default_missing_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres: Option<String>,
+    /// Keep the temporary directory or PostgreSQL database afterwards.
     #[arg(long)]
     keep: bool,
 }
@@ -164,6 +170,21 @@ async fn api(b: ApiBench) -> anyhow::Result<()> {
     cfg.log.level = "warn".into();
     if let Some(u) = &b.database_url {
         cfg.database.url = Secret::new(u.clone());
+    }
+    // (admin URL, database name) of a database this run made.
+    let mut made = None;
+    if let Some(admin) = &b.postgres {
+        let name = format!("vigil_bench_{}", uuid::Uuid::new_v4().simple());
+        let url = vigil_store::PgStore::create_database(admin, &name)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot create a database on {}",
+                    vigil_store::redact_url(admin)
+                )
+            })?;
+        cfg.database.url = Secret::new(url);
+        made = Some((admin.clone(), name));
     }
     let admin_pw = vigil_server::auth::random_token();
     println!(
@@ -387,8 +408,14 @@ async fn api(b: ApiBench) -> anyhow::Result<()> {
     server.await??;
     if b.keep {
         println!("kept {}", dir.display());
+        if let Some((_, name)) = &made {
+            println!("kept PostgreSQL database {name}");
+        }
     } else {
         let _ = std::fs::remove_dir_all(&dir);
+        if let Some((admin, name)) = &made {
+            vigil_store::PgStore::drop_database(admin, name).await?;
+        }
     }
     Ok(())
 }

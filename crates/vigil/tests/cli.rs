@@ -753,6 +753,96 @@ fn ml_fit_then_score_a_labelled_csv() {
     assert_eq!(text(&o2).0, out);
 }
 
+/// `vigil ml score` scores in blocks on `-j` threads: every thread count, and columns in
+/// another order than the model's, print the very floats the forest gives one row at a time.
+#[test]
+fn ml_score_in_batches_equals_one_row_at_a_time_on_any_thread_count() {
+    let dir = tmp();
+    let csv = ml_fixture();
+    let model = dir.0.join("m.bin");
+    let o = vigil(
+        &dir.0,
+        &[
+            "ml",
+            "fit",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "-j",
+            "1",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let m = vigil_ml::Model::from_bytes(&std::fs::read(&model).unwrap()).unwrap();
+    let data = vigil_ml::csv::Dataset::read(&csv, None).unwrap();
+    let want: Vec<String> = data
+        .x
+        .rows()
+        .enumerate()
+        .map(|(i, r)| {
+            let s = m.forest.anomaly_score(r).unwrap();
+            format!("{},{s},{}", i + 1, s > m.threshold())
+        })
+        .collect();
+    // The same file with its columns reversed (label first).
+    let text_in = std::fs::read_to_string(&csv).unwrap();
+    let reversed: String = text_in
+        .lines()
+        .map(|l| l.split(',').rev().collect::<Vec<_>>().join(",") + "\n")
+        .collect();
+    let rev = dir.0.join("reversed.csv");
+    std::fs::write(&rev, reversed).unwrap();
+    for (file, threads) in [(&csv, "1"), (&csv, "3"), (&rev, "1"), (&rev, "2")] {
+        let o = vigil(
+            &dir.0,
+            &[
+                "ml",
+                "score",
+                "--model",
+                model.to_str().unwrap(),
+                "--csv",
+                file.to_str().unwrap(),
+                "-j",
+                threads,
+            ],
+            &[],
+        );
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{err}");
+        let got: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(got, want, "{} -j {threads}", file.display());
+    }
+    // The same model whatever the thread count.
+    let again = dir.0.join("again.bin");
+    let o = vigil(
+        &dir.0,
+        &[
+            "ml",
+            "fit",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+            "-j",
+            "3",
+        ],
+        &[],
+    );
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+    let o = vigil(
+        &dir.0,
+        &["ml", "score", "--model", "x", "--csv", "y", "-j", "0"],
+        &[],
+    );
+    assert!(!o.status.success() && text(&o).1.contains("at least 1"));
+}
+
 /// Regression: `ml fit` without `--label-column` trained on the `label` column, and
 /// `ml score` (which leaves `label` out by default) then refused the file.
 #[test]

@@ -12,6 +12,9 @@
 //! worker.rs: flush idle windows · retrain on schedule · purge old vectors
 //! ```
 //!
+//! Vectors closed together (one ingest batch, one flush) are scored together: one batch
+//! per model through the forest's block scoring (`MlEngine::score_batch`).
+//!
 //! Cold start: with no model for an entity nor its organization, nothing is scored as
 //! anomalous (`ml_predictions_total{prediction="no_model"}` counts them) and
 //! `GET /api/v1/ml/health` says `cold_start: true`.
@@ -221,40 +224,92 @@ impl MlEngine {
             .model
             .verdict(values, self.config.explain_top.max(1))
             .ok()?;
-        let prediction = if verdict.anomalous {
-            "anomaly"
-        } else {
-            "normal"
-        };
-        metrics::counter!(ML_PREDICTIONS, "model" => set.as_str(), "prediction" => prediction)
-            .increment(1);
+        count_prediction(set, &verdict);
         Some(Scored { verdict, model })
     }
 
-    fn handle(&self, org: Uuid, sample: Sample, doc: Option<&Json>, out: &mut MlOutput) {
-        if sample.set == FeatureSet::Flow && !self.config.score_flows {
-            return;
+    /// Scores one organization's vectors in batches: the vectors that meet the same model
+    /// are scored together by one `Model::verdicts` call (the forest's block scoring, the
+    /// same floats as one at a time). Per vector as [`score`](Self::score): None when no
+    /// model applies or the vector does not fit it.
+    pub fn score_batch(&self, org: Uuid, samples: &[&Sample]) -> Vec<Option<Scored>> {
+        let mut out: Vec<Option<Scored>> = samples.iter().map(|_| None).collect();
+        // The models met, in order, each with the vectors it scores.
+        let mut groups: Vec<(Arc<Loaded>, Vec<usize>)> = Vec::new();
+        let mut group_of: HashMap<*const Loaded, usize> = HashMap::new();
+        for (i, s) in samples.iter().enumerate() {
+            let Some(model) = self.model_for(org, s.set, Some(&s.entity)) else {
+                metrics::counter!(ML_PREDICTIONS, "model" => s.set.as_str(), "prediction" => "no_model")
+                    .increment(1);
+                continue;
+            };
+            if vigil_ml::forest::check_vector(model.model.forest.n_features, &s.values).is_err() {
+                continue;
+            }
+            let g = *group_of.entry(Arc::as_ptr(&model)).or_insert_with(|| {
+                groups.push((model.clone(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(i);
         }
-        if let Some(s) = self.score(org, sample.set, Some(&sample.entity), &sample.values)
-            && s.verdict.anomalous
-            && let Some(d) = self.detection(&sample, &s, doc)
-        {
-            out.detections.push(d);
+        let top = self.config.explain_top.max(1);
+        for (model, rows) in groups {
+            let d = model.model.forest.n_features;
+            let mut data = Vec::with_capacity(rows.len() * d);
+            for &i in &rows {
+                data.extend_from_slice(&samples[i].values);
+            }
+            let verdicts = Matrix::new(d, data).and_then(|x| model.model.verdicts(&x, top));
+            let verdicts = match verdicts {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, %org, "ml vectors could not be scored");
+                    continue;
+                }
+            };
+            for (i, verdict) in rows.into_iter().zip(verdicts) {
+                count_prediction(samples[i].set, &verdict);
+                out[i] = Some(Scored {
+                    verdict,
+                    model: model.clone(),
+                });
+            }
         }
-        out.rows.push(NewFeatureRow {
-            feature_set: sample.set.as_str().to_owned(),
-            entity: sample.entity,
-            window_start: sample.start,
-            values: sample.values,
-        });
+        out
+    }
+
+    /// Scores closed windows and flow vectors in one batch; returns the alerts to raise
+    /// and the vectors to store, in the order of `closed`.
+    fn handle_all(&self, org: Uuid, closed: Vec<(Sample, Option<&Json>)>) -> MlOutput {
+        let mut out = MlOutput::default();
+        let closed: Vec<(Sample, Option<&Json>)> = closed
+            .into_iter()
+            .filter(|(s, _)| s.set != FeatureSet::Flow || self.config.score_flows)
+            .collect();
+        let samples: Vec<&Sample> = closed.iter().map(|(s, _)| s).collect();
+        let scored = self.score_batch(org, &samples);
+        for ((sample, doc), scored) in closed.into_iter().zip(scored) {
+            if let Some(s) = scored
+                && s.verdict.anomalous
+                && let Some(d) = self.detection(&sample, &s, doc)
+            {
+                out.detections.push(d);
+            }
+            out.rows.push(NewFeatureRow {
+                feature_set: sample.set.as_str().to_owned(),
+                entity: sample.entity,
+                window_start: sample.start,
+                values: sample.values,
+            });
+        }
+        out
     }
 
     /// Feeds a batch of one organization's events; returns the alerts to raise and the
     /// vectors to store.
     pub fn observe_batch(&self, org: Uuid, docs: &[Json]) -> MlOutput {
-        let mut out = MlOutput::default();
         if !self.config.enabled {
-            return out;
+            return MlOutput::default();
         }
         let mut closed = Vec::new();
         {
@@ -266,10 +321,7 @@ impl MlEngine {
                 }
             }
         }
-        for (s, doc) in closed {
-            self.handle(org, s, doc, &mut out);
-        }
-        out
+        self.handle_all(org, closed)
     }
 
     /// Closes windows that ended before `before`, per organization.
@@ -278,12 +330,14 @@ impl MlEngine {
             let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
             w.flush(before)
         };
-        let mut by_org: HashMap<Uuid, MlOutput> = HashMap::new();
+        let mut by_org: HashMap<Uuid, Vec<(Sample, Option<&Json>)>> = HashMap::new();
         for (org, s) in closed {
-            let out = by_org.entry(org).or_default();
-            self.handle(org, s, None, out);
+            by_org.entry(org).or_default().push((s, None));
         }
         by_org
+            .into_iter()
+            .map(|(org, closed)| (org, self.handle_all(org, closed)))
+            .collect()
     }
 
     /// Stores what one batch or flush produced: vectors, then alerts.
@@ -538,6 +592,16 @@ impl MlEngine {
             samples = stored.sample_count, secs, "ml model trained");
         Ok(Some(ModelInfo::of(&stored)))
     }
+}
+
+fn count_prediction(set: FeatureSet, verdict: &Verdict) {
+    let prediction = if verdict.anomalous {
+        "anomaly"
+    } else {
+        "normal"
+    };
+    metrics::counter!(ML_PREDICTIONS, "model" => set.as_str(), "prediction" => prediction)
+        .increment(1);
 }
 
 fn fmt(v: f64) -> String {

@@ -10,6 +10,7 @@ both!(
     concurrent_status_changes_apply_once,
     concurrent_duplicate_alert_ids_conflict,
     concurrent_acks_record_one_actor,
+    a_taken_alert_id_among_concurrent_creates_fails_alone,
 );
 
 const N: usize = 8;
@@ -183,4 +184,40 @@ async fn concurrent_acks_record_one_actor(app: &TestApp) {
         vec!["created", "acknowledged_by", "status"],
         "{h:#}"
     );
+}
+
+/// Creates arriving together are written by one group commit (SQLite and PostgreSQL): the
+/// one whose `alert_id` is taken answers 409, every other one 201 and is stored.
+async fn a_taken_alert_id_among_concurrent_creates_fails_alone(app: &TestApp) {
+    let admin = app.admin().await;
+    app.create_alert(
+        &admin.access,
+        json!({ "alert_id": "TAKEN-1", "title": "first", "severity": "low" }),
+    )
+    .await;
+    const M: usize = 40;
+    let reqs = (0..M)
+        .map(|i| {
+            let alert_id = if i == M / 2 { "TAKEN-1".to_owned() } else { format!("GC-{i}") };
+            app.client
+                .post(app.url("/api/v1/alerts"))
+                .bearer_auth(&admin.access)
+                .json(&json!({ "alert_id": alert_id, "title": format!("group {i}"), "severity": "high", "tags": ["gc"] }))
+        })
+        .collect();
+    let rs = concurrently(reqs).await;
+    for (i, r) in rs.iter().enumerate() {
+        if i == M / 2 {
+            r.err(409, "conflict");
+        } else {
+            assert_eq!(r.status, 201, "{i}: {}", r.text);
+            assert_eq!(r.body["alert_id"], format!("GC-{i}"));
+        }
+    }
+    let page = app
+        .get("/api/v1/alerts?tag=gc&limit=100", &admin.access)
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(page["total"], M - 1, "{page}");
 }
