@@ -790,7 +790,8 @@ impl<'r> Hunter<'r> {
     }
 
     /// Hunts one file, whatever its name, adding to `hunt` (without correlations, which need
-    /// the whole hunt: see [`Hunter::hunt`]); its matches in file order.
+    /// the whole hunt: see [`Hunter::hunt`]); its matches after those already there, in
+    /// [`Hunt::hits`]'s order among themselves.
     pub fn hunt_file(&self, path: &Path, hunt: &mut Hunt<'r>) {
         let mut store = Store::new(self.memory);
         let whole = Part::Whole { evtx_threads: 1 };
