@@ -372,6 +372,18 @@ impl crate::webhooks::WebhookStore for StoreImpl {
         .await?)
     }
 
+    async fn leased_deliveries(&self, endpoint: Uuid, now: DateTime<Utc>) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = $1 \
+             AND status = 'delivering' AND lease_until >= $2",
+        )
+        .bind(endpoint)
+        .bind(now)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn claim_deliveries(
         &self,
         endpoint: Uuid,
