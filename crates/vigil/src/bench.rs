@@ -21,6 +21,8 @@ pub enum BenchCmd {
     Ingest(crate::bench_ingest::IngestBench),
     /// Live stream: alert-to-frame latency with many WebSocket clients, memory per client.
     Stream(crate::bench_stream::StreamBench),
+    /// Job queue throughput with a no-op handler: in-process, and Redis with --redis.
+    Jobs(crate::bench_jobs::JobsBench),
 }
 
 #[derive(Args)]
@@ -50,6 +52,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Api(b) => api(b).await,
         BenchCmd::Ingest(b) => crate::bench_ingest::run(b).await,
         BenchCmd::Stream(b) => crate::bench_stream::run(b).await,
+        BenchCmd::Jobs(b) => crate::bench_jobs::run(b).await,
     }
 }
 
