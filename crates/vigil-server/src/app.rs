@@ -204,7 +204,7 @@ impl Application {
                 &config.redis.key_prefix,
             ))
         };
-                let sinks: Vec<std::sync::Arc<dyn crate::outbox::OutboxSink>> = vec![std::sync::Arc::new(
+        let sinks: Vec<std::sync::Arc<dyn crate::outbox::OutboxSink>> = vec![std::sync::Arc::new(
             crate::webhooks::WebhookSink::new(webhooks.clone()),
         )];
         let dispatcher = crate::outbox::OutboxDispatcher::new(

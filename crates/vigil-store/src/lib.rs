@@ -48,12 +48,12 @@ pub use ml::{MlStore, NewFeatureRow, NewModel, StoredModel};
 pub use outbox::OutboxStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use stream::{NewStreamTicket, StreamStore, StreamTicket};
 pub use webhooks::{
     NewWebhookDelivery, NewWebhookEndpoint, WebhookAttemptContext, WebhookAttemptLog,
     WebhookAttemptRecord, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint,
     WebhookEndpointUpdate, WebhookNext, WebhookStore,
 };
-pub use stream::{NewStreamTicket, StreamStore, StreamTicket};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

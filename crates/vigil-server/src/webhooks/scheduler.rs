@@ -143,7 +143,10 @@ impl DeliverySubmit for JobSubmit {
 
     async fn submit(&self, job: DeliveryJob) -> anyhow::Result<()> {
         self.jobs
-            .enqueue(crate::jobs::handlers::WEBHOOK_DELIVER, serde_json::to_value(&job)?)
+            .enqueue(
+                crate::jobs::handlers::WEBHOOK_DELIVER,
+                serde_json::to_value(&job)?,
+            )
             .await
     }
 }
