@@ -208,7 +208,7 @@ fn alerts_of_replica_a_reach_a_stream_on_b_and_each_webhook_is_delivered_once() 
     assert_eq!(status, 200, "{t}");
     let ticket = t["ticket"].as_str().unwrap().to_owned();
     let framed: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let client = rt.block_on(async {
+    let mut ws = rt.block_on(async {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!(
             "ws://127.0.0.1:{pb}/api/v1/stream?ticket={ticket}"
         ))
@@ -225,8 +225,11 @@ fn alerts_of_replica_a_reach_a_stream_on_b_and_each_webhook_is_delivered_once() 
                 break;
             }
         }
+        ws
+    });
+    let client = rt.spawn({
         let framed = framed.clone();
-        tokio::spawn(async move {
+        async move {
             while let Some(Ok(m)) = ws.next().await {
                 let Message::Text(t) = m else { continue };
                 let f: Value = serde_json::from_str(t.as_str()).unwrap();
@@ -236,7 +239,7 @@ fn alerts_of_replica_a_reach_a_stream_on_b_and_each_webhook_is_delivered_once() 
                     framed.lock().unwrap().insert(id.to_owned());
                 }
             }
-        })
+        }
     });
 
     let mut created = HashSet::new();
