@@ -411,6 +411,29 @@ impl crate::webhooks::WebhookStore for StoreImpl {
         .await?)
     }
 
+    async fn transfer_lease(
+        &self,
+        id: Uuid,
+        from: &str,
+        to: &str,
+        lease: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let moved = sqlx::query(
+            "UPDATE webhook_deliveries SET leased_by = $1, lease_until = $2 \
+             WHERE id = $3 AND status = 'delivering' AND leased_by = $4 AND lease_until >= $5",
+        )
+        .bind(to)
+        .bind(wh_lease_until(now, lease))
+        .bind(id)
+        .bind(from)
+        .bind(now)
+        .execute(self.writer())
+        .await?
+        .rows_affected();
+        Ok(moved == 1)
+    }
+
     async fn lease_delivery(
         &self,
         id: Uuid,

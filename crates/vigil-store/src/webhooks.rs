@@ -236,6 +236,18 @@ pub trait WebhookStore: Send + Sync + 'static {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<Uuid>>;
+    /// Moves a live lease from `from` to `to` (extended to `now + lease`); `false` when
+    /// `from` no longer holds a live lease on an unfinished delivery. A job takes its claim
+    /// over this way, so a second run of the same job (the queue handing it out again while
+    /// the first still runs) finds the lease gone and does nothing.
+    async fn transfer_lease(
+        &self,
+        id: Uuid,
+        from: &str,
+        to: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Leases one delivery to `owner` if it is due or already leased to `owner` (a job
     /// handler's entry point). `None`: finished, or leased by someone else.
     async fn lease_delivery(

@@ -126,7 +126,7 @@ pub struct WebhooksBench {
     /// Alerts created (one delivery each).
     #[arg(long, default_value_t = 5_000)]
     alerts: usize,
-    /// `webhooks.max_concurrency_per_endpoint`.
+    /// `webhooks.max_concurrency_per_endpoint` (and the worker's `jobs.concurrency`).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// An empty PostgreSQL database for `vigil serve` + `vigil worker` (needs --redis).
@@ -135,6 +135,9 @@ pub struct WebhooksBench {
     /// The Redis of the job queue (needs --database-url).
     #[arg(long, requires = "database_url")]
     redis: Option<String>,
+    /// Keep the temporary directory (configs, logs) afterwards.
+    #[arg(long)]
+    keep: bool,
 }
 
 /// The receiver's tally: distinct webhook ids, and the gate its requests wait at.
@@ -192,8 +195,9 @@ pub async fn webhooks(b: WebhooksBench) -> anyhow::Result<()> {
     let webhooks = format!(
         "[outbox]\npoll_ms = 50\n[webhooks]\nallow_private_destinations = true\npoll_ms = 100\n\
          max_concurrency_per_endpoint = {}\n[[webhooks.endpoints]]\norg = \"default\"\n\
-         name = \"bench\"\nurl = {url:?}\nsecret = {secret:?}\ntimeout_secs = 60\n",
-        b.concurrency
+         name = \"bench\"\nurl = {url:?}\nsecret = {secret:?}\ntimeout_secs = 60\n\
+         [jobs]\nconcurrency = {}\n",
+        b.concurrency, b.concurrency
     );
     let password = vigil_server::auth::random_token();
     let prefix = format!("vigil-bench-{}", uuid::Uuid::new_v4().simple());
@@ -291,6 +295,10 @@ pub async fn webhooks(b: WebhooksBench) -> anyhow::Result<()> {
     if let Some(url) = &b.redis {
         delete_keys(url, &prefix).await?;
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if b.keep {
+        println!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }

@@ -19,8 +19,8 @@ pub const ML_RETRAIN: &str = "ml.retrain";
 /// before it are left alone.
 pub const AI_AUTO_TRIAGE: &str = "ai.auto_triage";
 /// One attempt of a claimed webhook delivery, then more of its endpoint's due deliveries.
-/// Payload: [`crate::webhooks::DeliveryJob`]. A job whose delivery is finished or leased to
-/// another owner does nothing.
+/// Payload: [`crate::webhooks::DeliveryJob`]. A job whose delivery is finished, or no longer
+/// under the claim's live lease, does nothing.
 pub const WEBHOOK_DELIVER: &str = "webhook.deliver";
 
 /// Deliveries a `webhook.deliver` job makes after its own, at most (and for at most
@@ -172,8 +172,28 @@ impl JobHandler for WebhookDeliver {
         let d: crate::webhooks::DeliveryJob =
             serde_json::from_value(job.payload.clone()).map_err(JobError::fatal)?;
         let webhooks = &self.0.webhooks;
+        // This run takes the claim over under an owner of its own: a run of the same job
+        // started while this one is still going (the queue's visibility timeout) finds the
+        // claim's owner gone and does nothing; so does a run after the lease ran out (the
+        // scheduler claims the delivery again).
+        let run_owner = format!("{}:{}", d.lease_owner, uuid::Uuid::new_v4().simple());
+        let taken = webhooks
+            .store()
+            .transfer_lease(
+                d.delivery_id,
+                &d.lease_owner,
+                &run_owner,
+                webhooks.job_lease(),
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(JobError::retry)?;
+        if !taken {
+            tracing::debug!(delivery = %d.delivery_id, "webhook delivery no longer leased to this job; nothing to do");
+            return Ok(());
+        }
         let outcome = webhooks
-            .deliver_one(d.delivery_id, &d.lease_owner)
+            .deliver_one(d.delivery_id, &run_owner)
             .await
             .map_err(JobError::retry)?;
         if outcome.delivered() {

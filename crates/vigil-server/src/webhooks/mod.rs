@@ -210,6 +210,12 @@ impl Webhooks {
         self.timeout_of(e) + LEASE_MARGIN
     }
 
+    /// The lease a job takes when it does not know the endpoint: the longest timeout allowed
+    /// plus the margin.
+    pub fn job_lease(&self) -> Duration {
+        Duration::from_secs(config::MAX_TIMEOUT_SECS) + LEASE_MARGIN
+    }
+
     /// Checks a URL before it is saved (scheme, host, SSRF guard).
     pub async fn check_destination(
         &self,
@@ -225,7 +231,7 @@ impl Webhooks {
         let now = Utc::now();
         // A job taking a fresh lease does not know the endpoint's timeout yet: the longest
         // allowed. A claim by the scheduler (same owner) keeps its own, if longer.
-        let lease = Duration::from_secs(config::MAX_TIMEOUT_SECS) + LEASE_MARGIN;
+        let lease = self.job_lease();
         let Some(ctx) = store.lease_delivery(id, owner, lease, now).await? else {
             return Ok(DeliverOutcome::Skipped);
         };
@@ -246,7 +252,7 @@ impl Webhooks {
         budget: Duration,
     ) -> anyhow::Result<usize> {
         let started = tokio::time::Instant::now();
-        let lease = Duration::from_secs(config::MAX_TIMEOUT_SECS) + LEASE_MARGIN;
+        let lease = self.job_lease();
         let mut made = 0;
         while made < max && started.elapsed() < budget {
             let owner = format!("chain:{}", Uuid::new_v4().simple());
