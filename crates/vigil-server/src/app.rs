@@ -174,10 +174,18 @@ impl Application {
         let metrics = crate::metrics::install();
         let webhooks = crate::webhooks::Webhooks::new(&store, &config.webhooks, &secret)?;
         webhooks.sync_config_endpoints(&store).await?;
-        let scheduler = crate::webhooks::scheduler::Scheduler::new(
-            webhooks.clone(),
-            std::sync::Arc::new(crate::webhooks::LocalSubmit::new(webhooks.clone())),
-        );
+        let jobs = crate::jobs::connect(&config).await?;
+        // With Redis, deliveries are `webhook.deliver` jobs (run by `vigil worker`).
+        let submit: std::sync::Arc<dyn crate::webhooks::DeliverySubmit> =
+            if config.redis.url.is_empty() {
+                std::sync::Arc::new(crate::webhooks::LocalSubmit::new(webhooks.clone()))
+            } else {
+                std::sync::Arc::new(crate::webhooks::JobSubmit::new(
+                    webhooks.clone(),
+                    jobs.clone(),
+                ))
+            };
+        let scheduler = crate::webhooks::scheduler::Scheduler::new(webhooks.clone(), submit);
         background.push(("webhooks", tokio::spawn(scheduler.run(shutdown.clone()))));
         let hub = std::sync::Arc::new(crate::outbox::LiveHub::new(crate::outbox::HUB_CAPACITY));
         // With Redis, events reach this hub through the subscriber like every replica's.
@@ -213,12 +221,12 @@ impl Application {
         let (stream, stream_encoder) =
             crate::stream::StreamHub::start(&hub, crate::outbox::HUB_CAPACITY, shutdown.clone());
         background.push(("stream", stream_encoder));
-        let jobs = crate::jobs::connect(&config).await?;
         let job_ctx = crate::jobs::JobContext {
             config: std::sync::Arc::new(config.clone()),
             store: store.clone(),
             ml: ml.clone(),
             ai: ai.clone(),
+            webhooks: webhooks.clone(),
             jobs: jobs.clone(),
         };
         background.extend(crate::jobs::start(&job_ctx, runs_jobs, "serve", &shutdown).await?);

@@ -80,6 +80,17 @@ impl Worker {
         let ml = crate::ml::MlEngine::start(config.ml.clone(), &store).await?;
         let ai = crate::ai::Ai::from_config(&config)?;
         let jobs = crate::jobs::connect(&config).await?;
+        // The same secret as the replicas: it opens the endpoints' sealed signing secrets.
+        if config.auth.jwt_secret.is_empty() {
+            tracing::warn!(
+                "auth.jwt_secret is not set: this worker's secret (in its data_dir) must equal the replicas' or webhook deliveries fail to open their signing secrets"
+            );
+        }
+        let secret = crate::auth::load_or_create_jwt_secret(
+            config.auth.jwt_secret.expose(),
+            &config.data_dir,
+        )?;
+        let webhooks = crate::webhooks::Webhooks::new(&store, &config.webhooks, &secret)?;
         let shutdown = CancellationToken::new();
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
         let ctx = JobContext {
@@ -87,6 +98,7 @@ impl Worker {
             store: store.clone(),
             ml,
             ai,
+            webhooks,
             jobs: jobs.clone(),
         };
         let tasks = crate::jobs::start(&ctx, true, "worker", &shutdown).await?;

@@ -376,6 +376,18 @@ impl crate::webhooks::WebhookStore for StoreImpl {
         .await?)
     }
 
+    async fn leased_deliveries(&self, endpoint: Uuid, now: DateTime<Utc>) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE endpoint_id = $1 \
+             AND status = 'delivering' AND lease_until >= $2",
+        )
+        .bind(endpoint)
+        .bind(now)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn claim_deliveries(
         &self,
         endpoint: Uuid,
@@ -415,6 +427,29 @@ impl crate::webhooks::WebhookStore for StoreImpl {
             claimed.extend(ids);
         }
         Ok(claimed)
+    }
+
+    async fn transfer_lease(
+        &self,
+        id: Uuid,
+        from: &str,
+        to: &str,
+        lease: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let moved = sqlx::query(
+            "UPDATE webhook_deliveries SET leased_by = $1, lease_until = $2 \
+             WHERE id = $3 AND status = 'delivering' AND leased_by = $4 AND lease_until >= $5",
+        )
+        .bind(to)
+        .bind(wh_lease_until(now, lease))
+        .bind(id)
+        .bind(from)
+        .bind(now)
+        .execute(self.writer())
+        .await?
+        .rows_affected();
+        Ok(moved == 1)
     }
 
     async fn lease_delivery(

@@ -221,6 +221,10 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn insert_deliveries(&self, deliveries: &[NewWebhookDelivery]) -> Result<u64>;
     /// Enabled endpoints with a delivery due at `now` (pending, or a lease run out).
     async fn due_endpoints(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>>;
+    /// Deliveries of an endpoint under a live lease at `now` (attempts claimed and not yet
+    /// recorded, in any process): what a job-queue submitter counts against the endpoint's
+    /// concurrency.
+    async fn leased_deliveries(&self, endpoint: Uuid, now: DateTime<Utc>) -> Result<u64>;
     /// Leases up to `limit` due deliveries of one endpoint to `owner`, oldest due first,
     /// skipping a delivery while an earlier change of the same alert is unfinished (per-alert
     /// order). Rows leased by another live owner are skipped.
@@ -232,6 +236,18 @@ pub trait WebhookStore: Send + Sync + 'static {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<Uuid>>;
+    /// Moves a live lease from `from` to `to` (extended to `now + lease`); `false` when
+    /// `from` no longer holds a live lease on an unfinished delivery. A job takes its claim
+    /// over this way, so a second run of the same job (the queue handing it out again while
+    /// the first still runs) finds the lease gone and does nothing.
+    async fn transfer_lease(
+        &self,
+        id: Uuid,
+        from: &str,
+        to: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Leases one delivery to `owner` if it is due or already leased to `owner` (a job
     /// handler's entry point). `None`: finished, or leased by someone else.
     async fn lease_delivery(

@@ -22,6 +22,10 @@ pub enum BenchCmd {
     Ingest(crate::bench_ingest::IngestBench),
     /// Live stream: alert-to-frame latency with many WebSocket clients, memory per client.
     Stream(crate::bench_stream::StreamBench),
+    /// Job queue throughput with a no-op handler: in-process, and Redis with --redis.
+    Jobs(crate::bench_jobs::JobsBench),
+    /// Webhook throughput to one endpoint with a fast receiver (deliveries/s).
+    Webhooks(crate::bench_jobs::WebhooksBench),
 }
 
 #[derive(Args)]
@@ -56,6 +60,8 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Api(b) => api(b).await,
         BenchCmd::Ingest(b) => crate::bench_ingest::run(b).await,
         BenchCmd::Stream(b) => crate::bench_stream::run(b).await,
+        BenchCmd::Jobs(b) => crate::bench_jobs::run(b).await,
+        BenchCmd::Webhooks(b) => crate::bench_jobs::webhooks(b).await,
     }
 }
 
@@ -144,6 +150,96 @@ pub(crate) async fn login(
         .as_str()
         .context("no access token")?
         .to_string())
+}
+
+/// A `vigil serve` or `vigil worker` child of this binary for a benchmark, killed on drop.
+pub(crate) struct Child {
+    pub _process: tokio::process::Child,
+    pub port: u16,
+    pub pid: u32,
+}
+
+impl Child {
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Starts `vigil <command>` (`serve` or `worker`) with its data, config and log in
+/// `dir/<name>*`, rate limits, the local agent and ML off, `extra` TOML appended, and waits
+/// until it answers (`/ready`; a worker's `/health`).
+pub(crate) async fn spawn_vigil(
+    dir: &std::path::Path,
+    name: &str,
+    command: &str,
+    extra: &str,
+    password: &str,
+) -> anyhow::Result<Child> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let section = if command == "worker" {
+        "worker"
+    } else {
+        "server"
+    };
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[{section}]\nport = {port}\n[rate_limit]\nenabled = false\n\
+             [ingest]\nlocal_agent = false\n[ml]\nenabled = false\n[log]\nlevel = \"warn\"\n{extra}",
+            dir.join(name).display().to_string()
+        ),
+    )?;
+    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+    let process = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("--config")
+        .arg(&config)
+        .arg(command)
+        .env("VIGIL_ADMIN_PASSWORD", password)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("start vigil {command}"))?;
+    let pid = process.id().context("child pid")?;
+    let child = Child {
+        _process: process,
+        port,
+        pid,
+    };
+    let ready = if command == "worker" {
+        "health"
+    } else {
+        "ready"
+    };
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{}/{ready}", child.base())).send().await
+            && r.status().is_success()
+        {
+            return Ok(child);
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "vigil {command} ({name}) not ready in 60 s: see {}",
+            dir.join(format!("{name}.log")).display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The TOML that puts benchmark processes on one PostgreSQL database and Redis (a key
+/// prefix of their own) with one JWT secret.
+pub(crate) fn shared_toml(database_url: &str, redis_url: &str, prefix: &str) -> String {
+    format!(
+        "[database]\nurl = {database_url:?}\n[redis]\nurl = {redis_url:?}\nkey_prefix = {prefix:?}\n\
+         [auth]\njwt_secret = {:?}\n",
+        vigil_server::auth::random_token()
+    )
 }
 
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {

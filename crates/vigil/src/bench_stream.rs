@@ -3,6 +3,10 @@
 //! alerts over HTTP at a fixed rate, and reports the alert-to-frame latency (from sending
 //! the `POST /api/v1/alerts` to each client receiving the frame) and the server's resident
 //! memory per connected client (RSS after connecting minus before, over the clients).
+//!
+//! With `--database-url` and `--redis`, two replicas run on that PostgreSQL database and
+//! Redis: alerts are created on replica A and the clients are connected to replica B, so
+//! the latency includes the Redis fan-out (the memory figure is replica B's).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +37,12 @@ pub struct StreamBench {
     /// Keep the temporary directory (database, server log) afterwards.
     #[arg(long)]
     keep: bool,
+    /// Across replicas: an empty PostgreSQL database for two replicas (needs --redis).
+    #[arg(long, requires = "redis")]
+    database_url: Option<String>,
+    /// Across replicas: the Redis they fan out through (needs --database-url).
+    #[arg(long, requires = "database_url")]
+    redis: Option<String>,
 }
 
 /// When each alert was sent (by its `alert_id` number): nanoseconds after `base`, 0 = not yet.
@@ -68,52 +78,34 @@ pub async fn run(b: StreamBench) -> anyhow::Result<()> {
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&dir)?;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
-    let config = dir.join("vigil.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\n[server]\nport = {port}\n[rate_limit]\nenabled = false\n\
-             [ingest]\nlocal_agent = false\n[ml]\nenabled = false\n[log]\nlevel = \"warn\"\n",
-            dir.display().to_string()
-        ),
-    )?;
     let password = vigil_server::auth::random_token();
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let mut server = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env("VIGIL_ADMIN_PASSWORD", &password)
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("start vigil serve")?;
-    let pid = server.id().context("server pid")?;
-    let base = format!("http://127.0.0.1:{port}");
+    let prefix = format!("vigil-bench-{}", uuid::Uuid::new_v4().simple());
+    let (server, receiver_side, what) = match (&b.database_url, &b.redis) {
+        (Some(db), Some(redis)) => {
+            let shared = crate::bench::shared_toml(db, redis, &prefix);
+            let a = crate::bench::spawn_vigil(&dir, "a", "serve", &shared, &password).await?;
+            let b = crate::bench::spawn_vigil(&dir, "b", "serve", &shared, &password).await?;
+            (
+                a,
+                Some(b),
+                "two replicas on PostgreSQL + Redis, clients on B, alerts to A",
+            )
+        }
+        _ => (
+            crate::bench::spawn_vigil(&dir, "server", "serve", "", &password).await?,
+            None,
+            "SQLite",
+        ),
+    };
+    let clients_of = receiver_side.as_ref().unwrap_or(&server);
+    let (port, pid) = (clients_of.port, clients_of.pid);
+    let base = server.base();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{base}/ready")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "server not ready in 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let token = login(&http, &base, &password).await?;
     println!(
-        "vigil bench stream: {} clients, {} alerts/s for {} s, server pid {pid} (SQLite)",
+        "vigil bench stream: {} clients, {} alerts/s for {} s, server pid {pid} ({what})",
         b.clients, b.rate, b.secs
     );
 
@@ -217,8 +209,10 @@ pub async fn run(b: StreamBench) -> anyhow::Result<()> {
         resyncs,
         missing
     );
-    let _ = server.start_kill();
-    let _ = server.wait().await;
+    drop((server, receiver_side));
+    if let Some(url) = &b.redis {
+        crate::bench_jobs::delete_keys(url, &prefix).await?;
+    }
     if b.keep {
         println!("kept {}", dir.display());
     } else {

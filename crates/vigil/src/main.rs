@@ -16,6 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod analyze;
 mod bench;
 mod bench_ingest;
+mod bench_jobs;
 mod bench_stream;
 mod hunt;
 mod keys;

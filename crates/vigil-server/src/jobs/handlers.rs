@@ -18,6 +18,15 @@ pub const ML_RETRAIN: &str = "ml.retrain";
 /// Triages new open high/critical alerts. Payload `{"since": RFC 3339}`: alerts created
 /// before it are left alone.
 pub const AI_AUTO_TRIAGE: &str = "ai.auto_triage";
+/// One attempt of a claimed webhook delivery, then more of its endpoint's due deliveries.
+/// Payload: [`crate::webhooks::DeliveryJob`]. A job whose delivery is finished, or no longer
+/// under the claim's live lease, does nothing.
+pub const WEBHOOK_DELIVER: &str = "webhook.deliver";
+
+/// Deliveries a `webhook.deliver` job makes after its own, at most (and for at most
+/// [`WEBHOOK_CHAIN_BUDGET`]).
+const WEBHOOK_CHAIN_MAX: usize = 256;
+const WEBHOOK_CHAIN_BUDGET: Duration = Duration::from_secs(5);
 
 /// What handlers may use; built by `vigil serve` and `vigil worker` alike.
 #[derive(Clone)]
@@ -26,6 +35,7 @@ pub struct JobContext {
     pub store: DynStore,
     pub ml: Arc<crate::ml::MlEngine>,
     pub ai: crate::ai::Ai,
+    pub webhooks: crate::webhooks::Webhooks,
     /// For handlers that enqueue follow-up jobs.
     pub jobs: Arc<dyn JobQueue>,
 }
@@ -36,6 +46,7 @@ pub fn handlers(ctx: &JobContext) -> Vec<Arc<dyn JobHandler>> {
         Arc::new(RetentionPurge(ctx.clone())),
         Arc::new(MlRetrain(ctx.clone())),
         Arc::new(AutoTriage(ctx.clone())),
+        Arc::new(WebhookDeliver(ctx.clone())),
     ]
 }
 
@@ -137,5 +148,64 @@ impl JobHandler for AutoTriage {
             .await
             .map(|_| ())
             .map_err(JobError::retry)
+    }
+}
+
+struct WebhookDeliver(JobContext);
+
+impl WebhookDeliver {
+    /// Well within the visibility timeout, so the queue does not hand the job to another
+    /// runner while it is still chaining.
+    fn chain_budget(&self) -> Duration {
+        let visibility = Duration::from_secs(self.0.config.jobs.visibility_timeout_secs);
+        WEBHOOK_CHAIN_BUDGET.min(visibility / 2)
+    }
+}
+
+#[async_trait]
+impl JobHandler for WebhookDeliver {
+    fn kind(&self) -> &'static str {
+        WEBHOOK_DELIVER
+    }
+
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let d: crate::webhooks::DeliveryJob =
+            serde_json::from_value(job.payload.clone()).map_err(JobError::fatal)?;
+        let webhooks = &self.0.webhooks;
+        // This run takes the claim over under an owner of its own: a run of the same job
+        // started while this one is still going (the queue's visibility timeout) finds the
+        // claim's owner gone and does nothing; so does a run after the lease ran out (the
+        // scheduler claims the delivery again).
+        let run_owner = format!("{}:{}", d.lease_owner, uuid::Uuid::new_v4().simple());
+        let taken = webhooks
+            .store()
+            .transfer_lease(
+                d.delivery_id,
+                &d.lease_owner,
+                &run_owner,
+                webhooks.job_lease(),
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(JobError::retry)?;
+        if !taken {
+            tracing::debug!(delivery = %d.delivery_id, "webhook delivery no longer leased to this job; nothing to do");
+            return Ok(());
+        }
+        let outcome = webhooks
+            .deliver_one(d.delivery_id, &run_owner)
+            .await
+            .map_err(JobError::retry)?;
+        if outcome.delivered() {
+            // The delivery itself is recorded: a failure here only leaves work to the
+            // scheduler, so it is logged, not retried.
+            if let Err(e) = webhooks
+                .deliver_due(d.endpoint_id, WEBHOOK_CHAIN_MAX, self.chain_budget())
+                .await
+            {
+                tracing::warn!(endpoint = %d.endpoint_id, error = %e, "further webhook deliveries of the endpoint left to the scheduler");
+            }
+        }
+        Ok(())
     }
 }

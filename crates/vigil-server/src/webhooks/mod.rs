@@ -40,7 +40,7 @@ use vigil_store::{
 };
 
 pub use config::{WebhookEndpointConfig, WebhooksConfig};
-pub use scheduler::{DeliveryJob, DeliverySubmit, LocalSubmit};
+pub use scheduler::{DeliveryJob, DeliverySubmit, JobSubmit, LocalSubmit};
 pub use secrets::SecretBox;
 pub use sink::{WebhookEvent, WebhookSink};
 
@@ -138,6 +138,19 @@ pub enum DeliverOutcome {
     },
 }
 
+impl DeliverOutcome {
+    /// Whether the attempt reached the receiver and was accepted.
+    pub fn delivered(&self) -> bool {
+        matches!(
+            self,
+            Self::Attempted {
+                next: WebhookNext::Delivered,
+                ..
+            }
+        )
+    }
+}
+
 impl Webhooks {
     pub fn new(
         store: &DynStore,
@@ -197,6 +210,12 @@ impl Webhooks {
         self.timeout_of(e) + LEASE_MARGIN
     }
 
+    /// The lease a job takes when it does not know the endpoint: the longest timeout allowed
+    /// plus the margin.
+    pub fn job_lease(&self) -> Duration {
+        Duration::from_secs(config::MAX_TIMEOUT_SECS) + LEASE_MARGIN
+    }
+
     /// Checks a URL before it is saved (scheme, host, SSRF guard).
     pub async fn check_destination(
         &self,
@@ -212,13 +231,45 @@ impl Webhooks {
         let now = Utc::now();
         // A job taking a fresh lease does not know the endpoint's timeout yet: the longest
         // allowed. A claim by the scheduler (same owner) keeps its own, if longer.
-        let lease = Duration::from_secs(config::MAX_TIMEOUT_SECS) + LEASE_MARGIN;
+        let lease = self.job_lease();
         let Some(ctx) = store.lease_delivery(id, owner, lease, now).await? else {
             return Ok(DeliverOutcome::Skipped);
         };
         let span = tracing::info_span!("webhook_delivery", delivery = %id, endpoint = %ctx.endpoint.id,
             event = %ctx.delivery.event_id, attempt = ctx.delivery.attempts + 1);
         tracing::Instrument::instrument(self.attempt(id, owner, ctx), span).await
+    }
+
+    /// Attempts more due deliveries of `endpoint`, one at a time, each under a lease of its
+    /// own, until none is due, one is not delivered, `max` were made or `budget` has
+    /// passed; returns how many.
+    /// A `webhook.deliver` job calls it after its own delivery, so a worker keeps its slot
+    /// of the endpoint busy without waiting for a replica's next scheduler round.
+    pub async fn deliver_due(
+        &self,
+        endpoint: Uuid,
+        max: usize,
+        budget: Duration,
+    ) -> anyhow::Result<usize> {
+        let started = tokio::time::Instant::now();
+        let lease = self.job_lease();
+        let mut made = 0;
+        while made < max && started.elapsed() < budget {
+            let owner = format!("chain:{}", Uuid::new_v4().simple());
+            let claimed = self
+                .0
+                .store
+                .claim_deliveries(endpoint, &owner, 1, lease, Utc::now())
+                .await?;
+            let Some(id) = claimed.first() else { break };
+            let outcome = self.deliver_one(*id, &owner).await?;
+            made += 1;
+            // A failing (or gone) endpoint waits for its backoff and the scheduler.
+            if !outcome.delivered() {
+                break;
+            }
+        }
+        Ok(made)
     }
 
     /// The attempt of a leased delivery, recorded.

@@ -3,6 +3,7 @@
 //! else's.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub struct DeliveryJob {
     pub delivery_id: Uuid,
     pub endpoint_id: Uuid,
-    /// The lease owner the claim was made for; the attempt runs under it.
+    /// The lease owner the claim was made for (one per scheduler round, so a job left over
+    /// from an earlier claim of the same delivery is a no-op); the attempt runs under it.
     pub lease_owner: String,
 }
 
@@ -29,7 +31,7 @@ pub struct DeliveryJob {
 #[async_trait::async_trait]
 pub trait DeliverySubmit: Send + Sync {
     /// Deliveries of `endpoint` this submitter takes now (the scheduler claims no more).
-    fn capacity(&self, endpoint: Uuid) -> usize;
+    async fn capacity(&self, endpoint: Uuid) -> usize;
     async fn submit(&self, job: DeliveryJob) -> anyhow::Result<()>;
 }
 
@@ -77,7 +79,7 @@ impl LocalSubmit {
 
 #[async_trait::async_trait]
 impl DeliverySubmit for LocalSubmit {
-    fn capacity(&self, endpoint: Uuid) -> usize {
+    async fn capacity(&self, endpoint: Uuid) -> usize {
         self.semaphore(endpoint)
             .available_permits()
             .min(self.total.available_permits())
@@ -102,12 +104,60 @@ impl DeliverySubmit for LocalSubmit {
     }
 }
 
+/// With a job queue (`[redis] url`): each claimed delivery becomes a `webhook.deliver` job
+/// that `vigil worker` runs ([`Webhooks::deliver_one`], then more of the endpoint's due
+/// deliveries: [`Webhooks::deliver_due`]). An endpoint gets at most
+/// `webhooks.max_concurrency_per_endpoint` deliveries under a live lease across every
+/// process, so one endpoint cannot flood the queue; the database lease stays the guard
+/// against delivering twice.
+pub struct JobSubmit {
+    webhooks: Webhooks,
+    jobs: Arc<dyn crate::jobs::JobQueue>,
+}
+
+impl JobSubmit {
+    pub fn new(webhooks: Webhooks, jobs: Arc<dyn crate::jobs::JobQueue>) -> Self {
+        Self { webhooks, jobs }
+    }
+}
+
+#[async_trait::async_trait]
+impl DeliverySubmit for JobSubmit {
+    async fn capacity(&self, endpoint: Uuid) -> usize {
+        let per_endpoint = self.webhooks.config().max_concurrency_per_endpoint;
+        match self
+            .webhooks
+            .store()
+            .leased_deliveries(endpoint, chrono::Utc::now())
+            .await
+        {
+            Ok(leased) => {
+                per_endpoint.saturating_sub(usize::try_from(leased).unwrap_or(usize::MAX))
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %endpoint, error = %e, "counting leased webhook deliveries failed; none submitted this round");
+                0
+            }
+        }
+    }
+
+    async fn submit(&self, job: DeliveryJob) -> anyhow::Result<()> {
+        self.jobs
+            .enqueue(
+                crate::jobs::handlers::WEBHOOK_DELIVER,
+                serde_json::to_value(&job)?,
+            )
+            .await
+    }
+}
+
 /// The claim loop of one process.
 pub struct Scheduler {
     webhooks: Webhooks,
     submit: Arc<dyn DeliverySubmit>,
-    /// Lease owner of this process's claims.
+    /// Lease owner of this process's claims, followed by the round number.
     owner: String,
+    rounds: AtomicU64,
 }
 
 impl Scheduler {
@@ -116,6 +166,7 @@ impl Scheduler {
             owner: format!("{}:{}", std::process::id(), Uuid::new_v4().simple()),
             webhooks,
             submit,
+            rounds: AtomicU64::new(0),
         }
     }
 
@@ -133,12 +184,17 @@ impl Scheduler {
             .into_iter()
             .map(|e| (e.id, e))
             .collect();
+        let owner = format!(
+            "{}:{}",
+            self.owner,
+            self.rounds.fetch_add(1, Ordering::Relaxed)
+        );
         let mut submitted = 0;
         for id in due {
             let Some(ep) = endpoints.get(&id) else {
                 continue;
             };
-            let free = self.submit.capacity(id);
+            let free = self.submit.capacity(id).await;
             if free == 0 {
                 continue;
             }
@@ -146,7 +202,7 @@ impl Scheduler {
             let claimed = store
                 .claim_deliveries(
                     id,
-                    &self.owner,
+                    &owner,
                     u32::try_from(free).unwrap_or(u32::MAX),
                     lease,
                     now,
@@ -157,7 +213,7 @@ impl Scheduler {
                     .submit(DeliveryJob {
                         delivery_id,
                         endpoint_id: id,
-                        lease_owner: self.owner.clone(),
+                        lease_owner: owner.clone(),
                     })
                     .await?;
                 submitted += 1;

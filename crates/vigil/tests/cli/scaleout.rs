@@ -3,10 +3,14 @@
 //! deleted at the end). Skipped with a message when either is unreachable, unless
 //! `CI=true`.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use vigil_integrations::testing::{Answer, good_analysis, ollama};
+use tokio_tungstenite::tungstenite::Message;
+use vigil_integrations::testing::{Answer, Reply, WebhookReceiver, good_analysis, ollama};
 use vigil_store::Backend;
 use vigil_store::testing::TestDb;
 
@@ -86,11 +90,19 @@ fn get(port: u16, path: &str, token: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().unwrap_or(Value::Null))
 }
 
-/// The replicas and the worker share everything but their ports and data directories.
-/// Auto-triage is the job under test: one tick a day, so the only run is the one enqueued
-/// when the first replica starts (before the alert exists nothing runs it: servers with
-/// Redis leave jobs to workers).
-fn common_config(db: &str, redis: &TestRedis, model_url: &str) -> String {
+fn post(port: u16, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    let r = http()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+}
+
+/// The replicas and the worker share everything but their ports and data directories;
+/// `extra` is appended (the sections a test is about).
+fn common_config(db: &str, redis: &TestRedis, extra: &str) -> String {
     format!(
         r#"
 [database]
@@ -113,17 +125,183 @@ enabled = false
 [ml]
 enabled = false
 
+[jobs]
+visibility_timeout_secs = 3
+{extra}
+"#,
+        redis.url, redis.prefix
+    )
+}
+
+/// Auto-triage is the job under test: one tick a day, so the only run is the one enqueued
+/// when the first replica starts (before the alert exists nothing runs it: servers with
+/// Redis leave jobs to workers).
+fn auto_triage_config(model_url: &str) -> String {
+    format!(
+        r#"
 [ollama]
 url = "{model_url}"
 model = "mistral"
 auto_triage = true
 auto_triage_interval_secs = 86400
-
-[jobs]
-visibility_timeout_secs = 3
-"#,
-        redis.url, redis.prefix
+"#
     )
+}
+
+/// Alerts created on replica A (a tenth of them on B) reach a WebSocket client of replica
+/// B (ticket from B) through Redis, and every alert's webhook event is delivered once
+/// across both replicas and the worker: the replicas claim deliveries and queue
+/// `webhook.deliver` jobs, the worker sends them.
+#[test]
+fn alerts_of_replica_a_reach_a_stream_on_b_and_each_webhook_is_delivered_once() {
+    const ALERTS: usize = 30;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(TestDb::new(Backend::Postgres)) else {
+        return;
+    };
+    let Some(redis) = TestRedis::new() else {
+        return;
+    };
+    let receiver = rt.block_on(WebhookReceiver::start(|_| Reply::Status(204)));
+    let secret = vigil_integrations::webhooks::WebhookSecret::generate().expose();
+    let common = common_config(
+        &db.url,
+        &redis,
+        &format!(
+            "[webhooks]\nallow_private_destinations = true\npoll_ms = 100\n\
+             [[webhooks.endpoints]]\norg = \"default\"\nname = \"receiver\"\n\
+             url = \"{}\"\nsecret = \"{secret}\"\ntimeout_secs = 5\n",
+            receiver.url
+        ),
+    );
+    let (da, db_dir, dw) = (tmp(), tmp(), tmp());
+    let (pa, pb, pw) = (free_port(), free_port(), free_port());
+    let a = Server::start_command(
+        &da.0,
+        "serve",
+        pa,
+        &format!("[server]\nport = {pa}\n{common}"),
+        &[],
+    );
+    let b = Server::start_command(
+        &db_dir.0,
+        "serve",
+        pb,
+        &format!("[server]\nport = {pb}\n{common}"),
+        &[],
+    );
+    let w = Server::start_command(
+        &dw.0,
+        "worker",
+        pw,
+        &format!("[worker]\nport = {pw}\n{common}"),
+        &[],
+    );
+
+    // The client of replica B: a ticket from B, then every alert frame's alert id.
+    let token = login(pb);
+    let (status, t) = post(pb, "/api/v1/stream/ticket", &token, &json!({}));
+    assert_eq!(status, 200, "{t}");
+    let ticket = t["ticket"].as_str().unwrap().to_owned();
+    let framed: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut ws = rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+            "ws://127.0.0.1:{pb}/api/v1/stream?ticket={ticket}"
+        ))
+        .await
+        .expect("WebSocket to replica B");
+        ws.send(Message::text(r#"{"type":"subscribe"}"#))
+            .await
+            .unwrap();
+        loop {
+            let m = ws.next().await.expect("stream open").unwrap();
+            if let Message::Text(t) = m
+                && serde_json::from_str::<Value>(t.as_str()).unwrap()["type"] == "ready"
+            {
+                break;
+            }
+        }
+        ws
+    });
+    let client = rt.spawn({
+        let framed = framed.clone();
+        async move {
+            while let Some(Ok(m)) = ws.next().await {
+                let Message::Text(t) = m else { continue };
+                let f: Value = serde_json::from_str(t.as_str()).unwrap();
+                if f["type"] == "alert"
+                    && let Some(id) = f["event"]["alert"]["id"].as_str()
+                {
+                    framed.lock().unwrap().insert(id.to_owned());
+                }
+            }
+        }
+    });
+
+    let mut created = HashSet::new();
+    for i in 0..ALERTS {
+        let port = if i % 10 == 9 { pb } else { pa };
+        let (status, alert) = post(
+            port,
+            "/api/v1/alerts",
+            &token,
+            &json!({ "title": format!("scale-out alert {i}"), "severity": "high" }),
+        );
+        assert_eq!(status, 201, "{alert}");
+        created.insert(alert["id"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        wait_for(60, || created.is_subset(&framed.lock().unwrap())),
+        "replica B's client got {} of the {ALERTS} alerts",
+        created.intersection(&framed.lock().unwrap()).count()
+    );
+
+    // Every delivery finished (none left to send), then each event was received once.
+    let (status, endpoints) = get(pa, "/api/v1/webhooks", &token);
+    assert_eq!(status, 200, "{endpoints}");
+    let endpoint = endpoints[0]["id"].as_str().unwrap().to_owned();
+    let delivered = || {
+        get(
+            pb,
+            &format!("/api/v1/webhooks/{endpoint}/deliveries?status=delivered&limit=500"),
+            &token,
+        )
+        .1["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert!(
+        wait_for(60, || delivered() == ALERTS),
+        "{} of {ALERTS} deliveries delivered",
+        delivered()
+    );
+    let received = receiver.received();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut alerts = HashSet::new();
+    for r in &received {
+        *by_id
+            .entry(r.header("webhook-id").unwrap().to_owned())
+            .or_default() += 1;
+        alerts.insert(r.json()["alert"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(alerts, created, "every alert's event reached the receiver");
+    assert!(
+        by_id.values().all(|&n| n == 1) && received.len() == ALERTS,
+        "{} requests for {} events: {by_id:?}",
+        received.len(),
+        by_id.len()
+    );
+    // The worker sent them: the replicas queued jobs and delivered nothing themselves.
+    let sent = |s: &Server| s.metric("webhook_deliveries_total{result=\"delivered\"}");
+    assert_eq!(sent(&w), ALERTS as u64);
+    assert_eq!((sent(&a), sent(&b)), (0, 0));
+    assert!(w.metric("jobs_total{kind=\"webhook.deliver\",result=\"ok\"}") >= 1);
+    client.abort();
+    drop((a, b, w));
 }
 
 #[test]
@@ -145,7 +323,7 @@ fn a_job_of_a_worker_killed_mid_run_is_retried_by_another_and_completes_once() {
         Duration::from_secs(300),
         good_analysis("true_positive"),
     ));
-    let common = common_config(&db.url, &redis, &model.url);
+    let common = common_config(&db.url, &redis, &auto_triage_config(&model.url));
     let env = [("VIGIL_ADMIN_PASSWORD", ADMIN_PW)];
 
     let (da, db_dir, dw1, dw2) = (tmp(), tmp(), tmp(), tmp());
