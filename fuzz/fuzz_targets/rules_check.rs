@@ -17,9 +17,9 @@ fn pipelines() -> &'static PipelineSet {
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let sources = vec![RuleSource::new("fuzz.yml", text)];
-    let lint = rules::lint(&sources, pipelines());
+    let lint = rules::lint(&sources, &[], pipelines());
     for f in &lint.findings {
         let _ = f.to_string();
     }
-    let _ = rules::test(&sources, pipelines());
+    let _ = rules::test(&sources, &[], pipelines());
 });
